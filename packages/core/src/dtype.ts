@@ -1,0 +1,50 @@
+/** The four element types a tensor can hold, and the rules for mixing them. */
+
+export type DType = "float32" | "float64" | "int32" | "bool";
+
+/** The typed array that stores each dtype. `bool` is one byte per element, 0 or 1. */
+export interface DataArrayOf {
+  float32: Float32Array;
+  float64: Float64Array;
+  int32: Int32Array;
+  bool: Uint8Array;
+}
+export type DataArray = DataArrayOf[DType];
+
+export const DTYPES = ["float32", "float64", "int32", "bool"] as const satisfies readonly DType[];
+
+const constructors = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int32: Int32Array,
+  bool: Uint8Array,
+} satisfies { [D in DType]: { new (n: number): DataArrayOf[D] } };
+
+/** A new zero-filled array of `n` elements for `dtype`. */
+export function allocate<D extends DType>(dtype: D, n: number): DataArrayOf[D] {
+  return new constructors[dtype](n) as DataArrayOf[D];
+}
+
+export function isFloat(dtype: DType): dtype is "float32" | "float64" {
+  return dtype === "float32" || dtype === "float64";
+}
+
+export function isDType(value: unknown): value is DType {
+  return typeof value === "string" && (DTYPES as readonly string[]).includes(value);
+}
+
+const rank: { [D in DType]: number } = { bool: 0, int32: 1, float32: 2, float64: 3 };
+
+/** The smallest dtype both operands fit in: bool < int32 < float32 < float64. */
+export function promoteTypes(a: DType, b: DType): DType {
+  return rank[a] >= rank[b] ? a : b;
+}
+
+/** The dtype of the typed array itself, for tensors built from typed arrays. */
+export function dtypeOfArray(array: ArrayBufferView): DType | undefined {
+  if (array instanceof Float32Array) return "float32";
+  if (array instanceof Float64Array) return "float64";
+  if (array instanceof Int32Array) return "int32";
+  if (array instanceof Uint8Array) return "bool";
+  return undefined;
+}

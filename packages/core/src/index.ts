@@ -1,0 +1,77 @@
+/**
+ * @focalgrad/core: tensors, reverse-mode autodiff, and the ops that focal losses and small conv
+ * nets are made of.
+ */
+
+export { type DataArray, DTYPES, type DType, isFloat, promoteTypes } from "./dtype.js";
+export { type GradientRule, grad, isGradEnabled, noGrad, valueAndGrad } from "./engine.js";
+export { add, div, maximum, minimum, mul, neg, pow, square, sub } from "./ops/arithmetic.js";
+export { cast } from "./ops/cast.js";
+export {
+  equal,
+  greater,
+  greaterEqual,
+  less,
+  lessEqual,
+  logicalAnd,
+  logicalNot,
+  logicalOr,
+  notEqual,
+} from "./ops/compare.js";
+export {
+  arange,
+  type CreationOptions,
+  full,
+  normal,
+  ones,
+  onesLike,
+  type RandomOptions,
+  type TensorOptions,
+  tensor,
+  uniform,
+  zeros,
+  zerosLike,
+} from "./ops/creation.js";
+export { bceWithLogits, binaryCrossEntropy } from "./ops/crossentropy.js";
+export {
+  abs,
+  clip,
+  exp,
+  log,
+  log1p,
+  logSigmoid,
+  relu,
+  sigmoid,
+  sign,
+  softplus,
+  sqrt,
+  tanh,
+} from "./ops/math.js";
+export { matmul } from "./ops/matmul.js";
+export {
+  logSoftmax,
+  logSumExp,
+  max,
+  mean,
+  min,
+  type ReduceOptions,
+  softmax,
+  sum,
+} from "./ops/reduce.js";
+export { argwhere, gather, gatherNd, scatterAdd, scatterNd, where } from "./ops/selection.js";
+export {
+  broadcastTo,
+  concat,
+  expandDims,
+  pad,
+  permute,
+  reshape,
+  slice,
+  squeeze,
+  stack,
+  transpose,
+} from "./ops/shape.js";
+export type { TensorLike } from "./ops/util.js";
+export { Generator } from "./random.js";
+export type { Shape } from "./shape.js";
+export { type NestedArray, Tensor } from "./tensor.js";

@@ -1,0 +1,94 @@
+/** Index kernels: gather along an axis, gatherNd, and their adjoints, scatter-add. */
+
+import type { DataArray } from "../dtype.js";
+
+/**
+ * out[o, i, n] = x[o, index[i], n] for x viewed as [outer, axisSize, inner].
+ * Indices are already checked to be in range.
+ */
+export function gatherAxis(
+  x: DataArray,
+  index: Int32Array,
+  outer: number,
+  axisSize: number,
+  inner: number,
+  out: DataArray,
+): void {
+  const k = index.length;
+  let o = 0;
+  for (let a = 0; a < outer; a++) {
+    const base = a * axisSize * inner;
+    for (let i = 0; i < k; i++) {
+      const from = base + index[i] * inner;
+      if (inner === 1) out[o++] = x[from];
+      else for (let j = 0; j < inner; j++) out[o++] = x[from + j];
+    }
+  }
+}
+
+/** The adjoint of `gatherAxis`: out[o, index[i], n] += updates[o, i, n]. Repeated indices add up. */
+export function scatterAddAxis(
+  updates: DataArray,
+  index: Int32Array,
+  outer: number,
+  axisSize: number,
+  inner: number,
+  out: DataArray,
+): void {
+  const k = index.length;
+  let u = 0;
+  for (let a = 0; a < outer; a++) {
+    const base = a * axisSize * inner;
+    for (let i = 0; i < k; i++) {
+      const to = base + index[i] * inner;
+      if (inner === 1) out[to] += updates[u++];
+      else for (let j = 0; j < inner; j++) out[to + j] += updates[u++];
+    }
+  }
+}
+
+/**
+ * Row offsets for gatherNd: the flat start of x[indices[r, 0], …, indices[r, m-1]] for every row r,
+ * given x's strides over the first m axes.
+ */
+export function ndOffsets(
+  indices: Int32Array,
+  rows: number,
+  m: number,
+  strides: readonly number[],
+): Int32Array {
+  const offsets = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let offset = 0;
+    for (let j = 0; j < m; j++) offset += indices[r * m + j] * strides[j];
+    offsets[r] = offset;
+  }
+  return offsets;
+}
+
+/** out[r, n] = x[offsets[r] + n] for `slice` contiguous elements per row. */
+export function gatherRows(x: DataArray, offsets: Int32Array, slice: number, out: DataArray): void {
+  let o = 0;
+  for (let r = 0; r < offsets.length; r++) {
+    const from = offsets[r];
+    if (slice === 1) out[o++] = x[from];
+    else {
+      for (let j = 0; j < slice; j++) out[o + j] = x[from + j];
+      o += slice;
+    }
+  }
+}
+
+/** The adjoint of `gatherRows`: out[offsets[r] + n] += updates[r, n]. */
+export function scatterAddRows(
+  updates: DataArray,
+  offsets: Int32Array,
+  slice: number,
+  out: DataArray,
+): void {
+  let u = 0;
+  for (let r = 0; r < offsets.length; r++) {
+    const to = offsets[r];
+    for (let j = 0; j < slice; j++) out[to + j] += updates[u++];
+  }
+}

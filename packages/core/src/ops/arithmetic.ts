@@ -1,0 +1,166 @@
+/** Binary arithmetic with NumPy broadcasting; either operand may be a plain number. */
+
+import { type DType, promoteTypes } from "../dtype.js";
+import { record } from "../engine.js";
+import { elementwise } from "../kernels/elementwise.js";
+import { broadcastShapes } from "../shape.js";
+import type { Tensor } from "../tensor.js";
+import { equal, greater, less } from "./compare.js";
+import { zerosLike } from "./creation.js";
+import { log } from "./math.js";
+import { where } from "./selection.js";
+import { checkNumeric, operandPair, type TensorLike } from "./util.js";
+
+/** @internal Checks, broadcasts and runs `expr` over two numeric operands. */
+export function binary(
+  op: string,
+  expr: string,
+  a: TensorLike,
+  b: TensorLike,
+  resultDtype: (promoted: DType) => DType = (d) => d,
+): [Tensor, Tensor, Tensor] {
+  const [x, y] = operandPair(op, a, b);
+  checkNumeric(op, "a", x);
+  checkNumeric(op, "b", y);
+  const shape = broadcastShapes(op, x.shape, y.shape);
+  return [elementwise(expr, [x, y], shape, resultDtype(promoteTypes(x.dtype, y.dtype))), x, y];
+}
+
+/**
+ * `a + b`, broadcasting.
+ *
+ * @example
+ * add(tensor([1, 2]), 10); // [11, 12]
+ */
+export function add(a: TensorLike, b: TensorLike): Tensor {
+  const [out, x, y] = binary("add", "a + b", a, b);
+  return record("add", out, [x, y], [(g) => g, (g) => g]);
+}
+
+/** `a - b`, broadcasting. @example sub(1, p) */
+export function sub(a: TensorLike, b: TensorLike): Tensor {
+  const [out, x, y] = binary("sub", "a - b", a, b);
+  return record("sub", out, [x, y], [(g) => g, (g) => neg(g)]);
+}
+
+/** `a * b`, broadcasting. @example mul(x, tensor([[2], [3]])) */
+export function mul(a: TensorLike, b: TensorLike): Tensor {
+  const [out, x, y] = binary("mul", "a * b", a, b);
+  return record("mul", out, [x, y], [(g) => mul(g, y), (g) => mul(g, x)]);
+}
+
+/** `a / b`, broadcasting; integer operands divide exactly into float32. @example div(x, 2) */
+export function div(a: TensorLike, b: TensorLike): Tensor {
+  const [out, x, y] = binary("div", "a / b", a, b, (d) => (d === "int32" ? "float32" : d));
+  return record("div", out, [x, y], [(g) => div(g, y), (g) => neg(div(mul(g, out), y))]);
+}
+
+/** `-x`. @example neg(tensor([1, -2])) // [-1, 2] */
+export function neg(x: Tensor): Tensor {
+  checkNumeric("neg", "x", x);
+  const out = elementwise("-a", [x], x.shape, x.dtype);
+  return record("neg", out, [x], [(g) => neg(g)]);
+}
+
+/**
+ * `x ** exponent`, for a number or a tensor exponent (broadcasting). The derivative of `x ** 0`
+ * is 0 everywhere, including at x = 0, so `gamma = 0` in a focal loss is plain cross-entropy.
+ * Small integer exponents are computed by multiplication, which is both faster and exact.
+ *
+ * @example
+ * pow(tensor([1, 2, 3]), 2);            // [1, 4, 9]
+ * pow(tensor([4, 9]), tensor([0.5]));   // [2, 3]
+ */
+export function pow(x: TensorLike, exponent: TensorLike): Tensor {
+  if (typeof exponent === "number" && typeof x !== "number") return powScalar(x, exponent);
+  const [out, base, e] = binary("pow", "Math.pow(a, b)", x, exponent, (d) =>
+    d === "int32" ? "float32" : d,
+  );
+  return record(
+    "pow",
+    out,
+    [base, e],
+    [
+      // Where the exponent is 0 the gradient is 0; the safe exponent keeps 0 * inf out of the graph.
+      (g) => {
+        const isZero = equal(e, 0);
+        return where(isZero, 0, mul(g, mul(e, pow(base, sub(where(isZero, 1, e), 1)))));
+      },
+      // d/de x^e = x^e log x; at x = 0 PyTorch's convention is 0 (for e >= 0), again kept NaN-free.
+      (g) => {
+        const isZero = equal(base, 0);
+        return where(isZero, 0, mul(g, mul(out, log(where(isZero, 1, base)))));
+      },
+    ],
+  );
+}
+
+function powExpression(k: number): string {
+  switch (k) {
+    case 0:
+      return "1";
+    case 1:
+      return "a";
+    case 2:
+      return "a * a";
+    case 3:
+      return "a * a * a";
+    case 4:
+      return "(a * a) * (a * a)";
+    case -1:
+      return "1 / a";
+    case 0.5:
+      return "Math.sqrt(a)";
+    default:
+      return `Math.pow(a, ${k})`;
+  }
+}
+
+function powScalar(x: Tensor, k: number): Tensor {
+  checkNumeric("pow", "x", x);
+  if (!Number.isFinite(k)) throw new Error(`pow: exponent must be a finite number, got ${k}`);
+  const dtype = x.dtype === "int32" && !(Number.isInteger(k) && k >= 0) ? "float32" : x.dtype;
+  const out = elementwise(powExpression(k), [x], x.shape, dtype);
+  return record("pow", out, [x], [(g) => (k === 0 ? zerosLike(g) : mul(g, mul(pow(x, k - 1), k)))]);
+}
+
+/** `x * x`. @example square(tensor([3])) // [9] */
+export function square(x: Tensor): Tensor {
+  checkNumeric("square", "x", x);
+  const out = elementwise("a * a", [x], x.shape, x.dtype);
+  return record("square", out, [x], [(g) => mul(g, mul(x, 2))]);
+}
+
+/**
+ * Elementwise maximum, broadcasting. Where `a == b` the gradient is split evenly between the two
+ * (PyTorch's rule), so that `maximum(x, x)` has gradient 1 in x.
+ *
+ * @example
+ * maximum(tensor([1, 5]), 3); // [3, 5]
+ */
+export function maximum(a: TensorLike, b: TensorLike): Tensor {
+  const [out, x, y] = binary("maximum", "(a >= b || a !== a) ? a : b", a, b);
+  return record(
+    "maximum",
+    out,
+    [x, y],
+    [(g) => extremumGrad(g, x, y, true), (g) => extremumGrad(g, y, x, true)],
+  );
+}
+
+/** Elementwise minimum, broadcasting; ties split the gradient evenly. @example minimum(p, 1) */
+export function minimum(a: TensorLike, b: TensorLike): Tensor {
+  const [out, x, y] = binary("minimum", "(a <= b || a !== a) ? a : b", a, b);
+  return record(
+    "minimum",
+    out,
+    [x, y],
+    [(g) => extremumGrad(g, x, y, false), (g) => extremumGrad(g, y, x, false)],
+  );
+}
+
+/** The share of `g` that reaches `self` in max(self, other) (or min): 1 where it wins, 1/2 on ties. */
+function extremumGrad(g: Tensor, self: Tensor, other: Tensor, isMax: boolean): Tensor {
+  const wins = isMax ? greater(self, other) : less(self, other);
+  return where(wins, g, where(equal(self, other), mul(g, 0.5), 0));
+}

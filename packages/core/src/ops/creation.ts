@@ -1,0 +1,267 @@
+/** Making tensors: from JavaScript values, constants, ranges and seeded random numbers. */
+
+import { allocate, type DataArray, type DType, dtypeOfArray, isDType } from "../dtype.js";
+import { Generator } from "../random.js";
+import { formatShape, type Shape, sizeOf } from "../shape.js";
+import { type NestedArray, Tensor } from "../tensor.js";
+
+export interface TensorOptions {
+  /** Required for flat arrays and typed arrays of rank other than 1; inferred from nested arrays. */
+  shape?: Shape;
+  /** Default: the typed array's own dtype, `bool` for booleans, else `float32`. */
+  dtype?: DType;
+  requiresGrad?: boolean;
+}
+
+type Values = NestedArray | readonly NestedArray[] | ArrayLike<number>;
+
+function checkShape(op: string, shape: Shape): void {
+  if (!Array.isArray(shape))
+    throw new Error(`${op}: shape must be an array of sizes, got ${typeof shape}`);
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) {
+      throw new Error(`${op}: shape ${formatShape(shape)} must hold non-negative integers`);
+    }
+  }
+}
+
+function checkDtype(op: string, dtype: unknown): asserts dtype is DType {
+  if (!isDType(dtype)) {
+    throw new Error(
+      `${op}: unknown dtype ${JSON.stringify(dtype)} (expected float32, float64, int32 or bool)`,
+    );
+  }
+}
+
+function inferShape(values: NestedArray): number[] {
+  const shape: number[] = [];
+  let level: NestedArray = values;
+  while (Array.isArray(level)) {
+    shape.push(level.length);
+    if (level.length === 0) break;
+    level = level[0];
+  }
+  return shape;
+}
+
+function flatten(
+  values: NestedArray,
+  shape: readonly number[],
+  out: (number | boolean)[],
+  depth = 0,
+): void {
+  if (depth === shape.length) {
+    if (Array.isArray(values))
+      throw new Error("tensor: nested arrays are ragged (deeper than the first element)");
+    out.push(values);
+    return;
+  }
+  if (!Array.isArray(values) || values.length !== shape[depth]) {
+    throw new Error(
+      `tensor: nested arrays are ragged: expected ${shape[depth]} elements at depth ${depth}, as in the first row`,
+    );
+  }
+  for (const v of values) flatten(v, shape, out, depth + 1);
+}
+
+/**
+ * A tensor from a number, nested arrays, a flat array with `shape`, or a typed array.
+ * Typed arrays of the tensor's dtype are used as they are, without a copy.
+ *
+ * @example
+ * tensor([[1, 2], [3, 4]]);                      // float32, shape [2, 2]
+ * tensor([0, 1, 1], { dtype: "int32" });
+ * tensor(new Float64Array(6), { shape: [2, 3], requiresGrad: true });
+ */
+export function tensor(values: Values, options: TensorOptions = {}): Tensor {
+  if (options.dtype !== undefined) checkDtype("tensor", options.dtype);
+  if (options.shape !== undefined) checkShape("tensor", options.shape);
+  let flat: ArrayLike<number | boolean>;
+  let shape: readonly number[];
+  let natural: DType = "float32";
+  if (ArrayBuffer.isView(values)) {
+    flat = values as ArrayLike<number>;
+    shape = options.shape ?? [flat.length];
+    natural = dtypeOfArray(values) ?? "float32";
+  } else if (typeof values === "number" || typeof values === "boolean") {
+    flat = [values];
+    shape = options.shape ?? [];
+    if (typeof values === "boolean") natural = "bool";
+  } else if (Array.isArray(values)) {
+    const nestedShape = inferShape(values as NestedArray);
+    const out: (number | boolean)[] = [];
+    flatten(values as NestedArray, nestedShape, out);
+    flat = out;
+    shape = options.shape ?? nestedShape;
+    if (out.length > 0 && typeof out[0] === "boolean") natural = "bool";
+  } else {
+    throw new Error(
+      `tensor: cannot make a tensor from ${typeof values}; pass a number, an array or a typed array`,
+    );
+  }
+  for (let i = 0; i < flat.length; i++) {
+    const v = flat[i];
+    if (typeof v !== "number" && typeof v !== "boolean") {
+      throw new Error(
+        `tensor: element ${i} is ${typeof v}; only numbers and booleans can be tensor elements`,
+      );
+    }
+  }
+  const dtype = options.dtype ?? natural;
+  if (sizeOf(shape) !== flat.length) {
+    throw new Error(
+      `tensor: ${flat.length} values do not fill shape ${formatShape(shape)} (${sizeOf(shape)} expected)`,
+    );
+  }
+  let data: DataArray;
+  if (ArrayBuffer.isView(values) && dtypeOfArray(values) === dtype)
+    data = values as unknown as DataArray;
+  else {
+    data = allocate(dtype, flat.length);
+    for (let i = 0; i < flat.length; i++)
+      data[i] = dtype === "bool" ? (flat[i] ? 1 : 0) : Number(flat[i]);
+  }
+  const t = new Tensor(data, shape, dtype);
+  if (options.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
+export interface CreationOptions {
+  dtype?: DType;
+  requiresGrad?: boolean;
+}
+
+/**
+ * A tensor of `shape` filled with `value`.
+ *
+ * @example
+ * full([2, 3], 0.5); // float32
+ */
+export function full(shape: Shape, value: number, options: CreationOptions = {}): Tensor {
+  checkShape("full", shape);
+  const dtype = options.dtype ?? "float32";
+  checkDtype("full", dtype);
+  const data = allocate(dtype, sizeOf(shape));
+  if (value !== 0) data.fill(value);
+  const t = new Tensor(data, shape, dtype);
+  if (options.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
+/** @example zeros([2, 3], { dtype: "float64" }) */
+export function zeros(shape: Shape, options: CreationOptions = {}): Tensor {
+  return full(shape, 0, options);
+}
+
+/** @example ones([4]) */
+export function ones(shape: Shape, options: CreationOptions = {}): Tensor {
+  return full(shape, 1, options);
+}
+
+/** Zeros of `like`'s shape and (by default) dtype. @example zerosLike(x) */
+export function zerosLike(like: Tensor, options: CreationOptions = {}): Tensor {
+  return full(like.shape, 0, { dtype: like.dtype, ...options });
+}
+
+/** Ones of `like`'s shape and (by default) dtype. @example onesLike(x) */
+export function onesLike(like: Tensor, options: CreationOptions = {}): Tensor {
+  return full(like.shape, 1, { dtype: like.dtype, ...options });
+}
+
+/**
+ * Evenly spaced values in [start, stop), like `numpy.arange`; `arange(n)` is 0 … n - 1.
+ * The dtype is int32 when all arguments are integers, else float32.
+ *
+ * @example
+ * arange(4);           // [0, 1, 2, 3], int32
+ * arange(0, 1, 0.25);  // [0, 0.25, 0.5, 0.75], float32
+ */
+export function arange(
+  start: number,
+  stop?: number,
+  step = 1,
+  options: CreationOptions = {},
+): Tensor {
+  if (stop === undefined) [start, stop] = [0, start];
+  for (const [name, v] of [
+    ["start", start],
+    ["stop", stop],
+    ["step", step],
+  ] as const) {
+    if (!Number.isFinite(v)) throw new Error(`arange: ${name} must be a finite number, got ${v}`);
+  }
+  if (step === 0) throw new Error("arange: step must not be 0");
+  const n = Math.max(0, Math.ceil((stop - start) / step));
+  const integral = Number.isInteger(start) && Number.isInteger(step);
+  const dtype = options.dtype ?? (integral ? "int32" : "float32");
+  checkDtype("arange", dtype);
+  const data = allocate(dtype, n);
+  for (let i = 0; i < n; i++) data[i] = start + i * step;
+  const t = new Tensor(data, [n], dtype);
+  if (options.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
+export interface RandomOptions extends CreationOptions {
+  /** A seed for a fresh generator; give this or `generator`. */
+  seed?: number;
+  /** A generator to draw from (its state advances), for sequences of reproducible draws. */
+  generator?: Generator;
+}
+
+function generatorFor(op: string, options: RandomOptions): Generator {
+  if (options.generator !== undefined) return options.generator;
+  if (options.seed !== undefined) return new Generator(options.seed);
+  throw new Error(`${op}: pass a seed or a generator, so that the draw is reproducible`);
+}
+
+function random(
+  op: string,
+  shape: Shape,
+  options: RandomOptions,
+  draw: (g: Generator) => number,
+): Tensor {
+  checkShape(op, shape);
+  const dtype = options.dtype ?? "float32";
+  if (dtype !== "float32" && dtype !== "float64") {
+    throw new Error(`${op}: dtype must be float32 or float64, got ${dtype}`);
+  }
+  const gen = generatorFor(op, options);
+  const data = allocate(dtype, sizeOf(shape));
+  for (let i = 0; i < data.length; i++) data[i] = draw(gen);
+  const t = new Tensor(data, shape, dtype);
+  if (options.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
+/**
+ * Uniform random values in [low, high) from a seeded generator.
+ *
+ * @example
+ * uniform([2, 2], { low: -1, high: 1, seed: 0 });
+ */
+export function uniform(
+  shape: Shape,
+  options: RandomOptions & { low?: number; high?: number } = {},
+): Tensor {
+  const low = options.low ?? 0;
+  const high = options.high ?? 1;
+  if (!(low <= high)) throw new Error(`uniform: low (${low}) must not exceed high (${high})`);
+  return random("uniform", shape, options, (g) => g.uniform(low, high));
+}
+
+/**
+ * Normal random values from a seeded generator.
+ *
+ * @example
+ * normal([3], { mean: 0, std: 0.01, generator: new Generator(1) });
+ */
+export function normal(
+  shape: Shape,
+  options: RandomOptions & { mean?: number; std?: number } = {},
+): Tensor {
+  const mean = options.mean ?? 0;
+  const std = options.std ?? 1;
+  if (!(std >= 0)) throw new Error(`normal: std must be >= 0, got ${std}`);
+  return random("normal", shape, options, (g) => g.normal(mean, std));
+}

@@ -1,0 +1,181 @@
+/** Reductions over axes (`sum mean max min logSumExp`) and the max-shifted `softmax`/`logSoftmax`. */
+
+import { allocate, type DType } from "../dtype.js";
+import { record } from "../engine.js";
+import { type ReduceKind, reduce as reduceKernel } from "../kernels/reduce.js";
+import { formatShape, normalizeAxes, type Shape, sizeOf } from "../shape.js";
+import { Tensor } from "../tensor.js";
+import { add, div, mul, sub } from "./arithmetic.js";
+import { cast } from "./cast.js";
+import { equal } from "./compare.js";
+import { exp, log } from "./math.js";
+import { broadcastTo, permute, reshape } from "./shape.js";
+import { checkFloat, checkNumeric, checkTensor } from "./util.js";
+
+export interface ReduceOptions {
+  /** The axis or axes to reduce (negative counts from the end); default: all. */
+  axis?: number | readonly number[];
+  /** Keep reduced axes with size 1, so the result broadcasts against the input. */
+  keepdims?: boolean;
+}
+
+/** The shape with reduced axes kept as 1. */
+function keptShape(shape: Shape, axes: readonly number[]): number[] {
+  return shape.map((d, i) => (axes.includes(i) ? 1 : d));
+}
+
+function resultShape(shape: Shape, axes: readonly number[], keepdims: boolean): number[] {
+  return keepdims ? keptShape(shape, axes) : shape.filter((_, i) => !axes.includes(i));
+}
+
+/** Runs a reduction kernel; reorders the axes first when the reduced ones are not one block. */
+function runReduce(
+  kind: ReduceKind,
+  x: Tensor,
+  axes: readonly number[],
+  dtype: DType,
+): Tensor["data"] {
+  const out = allocate(dtype, sizeOf(keptShape(x.shape, axes)));
+  const live = x.shape.flatMap((d, i) => (d === 1 ? [] : [i]));
+  const reducedLive = live.filter((i) => axes.includes(i));
+  const first = live.indexOf(reducedLive[0]);
+  const contiguous = reducedLive.every((a, k) => live[first + k] === a);
+  if (reducedLive.length === 0 || contiguous) {
+    const before = reducedLive.length === 0 ? x.rank : reducedLive[0];
+    const after = reducedLive.length === 0 ? x.rank : reducedLive[reducedLive.length - 1] + 1;
+    const outer = sizeOf(x.shape.slice(0, before));
+    const length = sizeOf(x.shape.slice(before, after));
+    reduceKernel(kind, x.data, outer, length, sizeOf(x.shape.slice(after)), out);
+  } else {
+    const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
+    const moved = permute(x, [...kept, ...axes]);
+    const outer = sizeOf(kept.map((i) => x.shape[i]));
+    reduceKernel(kind, moved.data, outer, x.size / Math.max(outer, 1), 1, out);
+  }
+  return out;
+}
+
+/** The gradient of a reduction, `g`, spread back over the input's shape. */
+function spread(g: Tensor, shape: Shape, axes: readonly number[]): Tensor {
+  return broadcastTo(reshape(g, keptShape(shape, axes)), shape);
+}
+
+/**
+ * Sum over `axis` (default all). Floats keep their dtype (accumulated in double precision);
+ * int32 and bool sum to int32.
+ *
+ * @example
+ * sum(tensor([[1, 2], [3, 4]]), { axis: 0 }); // [4, 6]
+ */
+export function sum(x: Tensor, options: ReduceOptions = {}): Tensor {
+  checkTensor("sum", "x", x);
+  const { axis, keepdims = false } = options;
+  const axes = normalizeAxes("sum", axis, x.rank);
+  const dtype: DType = x.dtype === "bool" ? "int32" : x.dtype;
+  const out = new Tensor(
+    runReduce("sum", x, axes, dtype),
+    resultShape(x.shape, axes, keepdims),
+    dtype,
+  );
+  return record("sum", out, [x], [(g) => spread(g, x.shape, axes)]);
+}
+
+/**
+ * Mean over `axis` (default all); floats only. The mean of no elements is NaN.
+ *
+ * @example
+ * mean(tensor([1, 2, 3, 4])); // 2.5
+ */
+export function mean(x: Tensor, options: ReduceOptions = {}): Tensor {
+  checkFloat("mean", "x", x);
+  const axes = normalizeAxes("mean", options.axis, x.rank);
+  const count = sizeOf(axes.map((a) => x.shape[a]));
+  return div(sum(x, { axis: axes, keepdims: options.keepdims }), count);
+}
+
+function extremum(op: "max" | "min", x: Tensor, options: ReduceOptions): Tensor {
+  checkNumeric(op, "x", x);
+  const axes = normalizeAxes(op, options.axis, x.rank);
+  for (const a of axes) {
+    if (x.shape[a] === 0)
+      throw new Error(`${op}: cannot reduce axis ${a} of size 0 (shape ${formatShape(x.shape)})`);
+  }
+  const kept = keptShape(x.shape, axes);
+  const out = new Tensor(
+    runReduce(op, x, axes, x.dtype),
+    resultShape(x.shape, axes, options.keepdims ?? false),
+    x.dtype,
+  );
+  return record(
+    op,
+    out,
+    [x],
+    [
+      (g) => {
+        // Ties share the gradient evenly (tf.reduce_max, torch.amax): mask / count of winners.
+        const winners = cast(equal(x, reshape(out, kept)), g.dtype);
+        const share = div(winners, sum(winners, { axis: axes, keepdims: true }));
+        return mul(spread(g, x.shape, axes), share);
+      },
+    ],
+  );
+}
+
+/**
+ * Maximum over `axis` (default all). Where several elements tie for the maximum, the gradient is
+ * shared evenly among them (as `tf.reduce_max` and `torch.amax`). NaN propagates.
+ *
+ * @example
+ * max(tensor([[1, 5], [7, 2]]), { axis: 1 }); // [5, 7]
+ */
+export function max(x: Tensor, options: ReduceOptions = {}): Tensor {
+  return extremum("max", x, options);
+}
+
+/** Minimum over `axis` (default all); ties share the gradient evenly, as in `max`. @example min(x, { axis: -1 }) */
+export function min(x: Tensor, options: ReduceOptions = {}): Tensor {
+  return extremum("min", x, options);
+}
+
+/**
+ * `log(sum(exp(x)))` over `axis`, computed max-shifted so that it neither overflows nor underflows.
+ *
+ * @example
+ * logSumExp(tensor([1000, 1000])); // 1000.693…
+ */
+export function logSumExp(x: Tensor, options: ReduceOptions = {}): Tensor {
+  checkFloat("logSumExp", "x", x);
+  const axes = normalizeAxes("logSumExp", options.axis, x.rank);
+  // The shift is a constant for the gradient (it cancels), so it is taken from the detached input.
+  const shift = max(x.detach(), { axis: axes, keepdims: true });
+  const finiteShift = new Tensor(
+    shift.data.map((v) => (Number.isFinite(v) ? v : 0)),
+    shift.shape,
+    shift.dtype,
+  );
+  const total = log(sum(exp(sub(x, finiteShift)), { axis: axes, keepdims: true }));
+  const out = add(total, finiteShift);
+  return options.keepdims ? out : reshape(out, resultShape(x.shape, axes, false));
+}
+
+/**
+ * `x - logSumExp(x)` along `axis` (default the last).
+ *
+ * @example
+ * logSoftmax(tensor([[1, 2, 3]])); // [[-2.41, -1.41, -0.41]]
+ */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  checkFloat("logSoftmax", "x", x);
+  return sub(x, logSumExp(x, { axis, keepdims: true }));
+}
+
+/**
+ * `exp(x) / sum(exp(x))` along `axis` (default the last), max-shifted.
+ *
+ * @example
+ * softmax(tensor([[1, 1]])); // [[0.5, 0.5]]
+ */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  checkFloat("softmax", "x", x);
+  return exp(logSoftmax(x, axis));
+}

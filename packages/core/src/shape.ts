@@ -1,0 +1,87 @@
+/** Shape arithmetic shared by ops and kernels: sizes, strides, broadcasting, axes. */
+
+export type Shape = readonly number[];
+
+export function sizeOf(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Row-major strides, in elements. */
+export function stridesOf(shape: Shape): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
+export function shapesEqual(a: Shape, b: Shape): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export function formatShape(shape: Shape): string {
+  return `[${shape.join(", ")}]`;
+}
+
+/** NumPy broadcasting of any number of shapes; throws naming `op` and every shape. */
+export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
+  const rank = Math.max(0, ...shapes.map((s) => s.length));
+  const out = new Array<number>(rank).fill(1);
+  for (const shape of shapes) {
+    const offset = rank - shape.length;
+    for (let i = 0; i < shape.length; i++) {
+      const d = shape[i];
+      const o = out[offset + i];
+      if (d === o || d === 1) continue;
+      if (o === 1) out[offset + i] = d;
+      else {
+        throw new Error(
+          `${op}: shapes ${shapes.map(formatShape).join(" and ")} cannot be broadcast together ` +
+            `(axis ${i - shape.length} has sizes ${o} and ${d}; each pair must be equal or 1)`,
+        );
+      }
+    }
+  }
+  return out;
+}
+
+/** Strides that read `shape` as if it were broadcast to `target`: 0 along broadcast axes. */
+export function broadcastStrides(shape: Shape, target: Shape): number[] {
+  const strides = stridesOf(shape);
+  const offset = target.length - shape.length;
+  const out = new Array<number>(target.length).fill(0);
+  for (let i = 0; i < shape.length; i++) out[offset + i] = shape[i] === 1 ? 0 : strides[i];
+  return out;
+}
+
+/** Resolves a possibly negative axis against `rank`, or throws naming `op`. */
+export function normalizeAxis(op: string, axis: number, rank: number): number {
+  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
+    throw new Error(
+      `${op}: axis ${axis} is out of range for a tensor of rank ${rank} (expected an integer in [${-rank}, ${rank - 1}])`,
+    );
+  }
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** Sorted, distinct, non-negative axes; `undefined` means every axis. */
+export function normalizeAxes(
+  op: string,
+  axis: number | readonly number[] | undefined,
+  rank: number,
+): number[] {
+  if (axis === undefined) return Array.from({ length: rank }, (_, i) => i);
+  const list = typeof axis === "number" ? [axis] : axis;
+  const out = list.map((a) => normalizeAxis(op, a, rank)).sort((a, b) => a - b);
+  for (let i = 1; i < out.length; i++) {
+    if (out[i] === out[i - 1])
+      throw new Error(`${op}: axis ${out[i]} is repeated in [${list.join(", ")}]`);
+  }
+  return out;
+}

@@ -1,0 +1,165 @@
+/** The tensor: a contiguous row-major typed array, its shape and dtype, and its place in the autodiff graph. */
+
+import { type DataArray, type DataArrayOf, type DType, isFloat } from "./dtype.js";
+import type { GraphNode } from "./engine.js";
+import { backward as runBackward } from "./engine.js";
+import { formatShape, type Shape, sizeOf } from "./shape.js";
+
+/** Nested JavaScript arrays, as `toArray()` returns them. */
+export type NestedArray = number | boolean | NestedArray[];
+
+export class Tensor<D extends DType = DType> {
+  /** The elements, row-major. Shared with views made by `reshape`, so treat it as read-only. */
+  readonly data: DataArrayOf[D];
+  readonly shape: Shape;
+  readonly dtype: D;
+  readonly size: number;
+  /** The accumulated gradient after `backward()`, on leaves that require gradients. */
+  grad: Tensor | null = null;
+  /** @internal The op that made this tensor, while the graph is alive. */
+  node: GraphNode | null = null;
+  private requires = false;
+
+  constructor(data: DataArray, shape: Shape, dtype: D) {
+    const size = sizeOf(shape);
+    if (data.length !== size) {
+      throw new Error(
+        `Tensor: ${data.length} elements do not fill shape ${formatShape(shape)} (${size} expected)`,
+      );
+    }
+    this.data = data as DataArrayOf[D];
+    this.shape = Object.freeze(shape.slice());
+    this.dtype = dtype;
+    this.size = size;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** Whether gradients flow to this tensor. Only floating-point leaves can be made to require them. */
+  get requiresGrad(): boolean {
+    return this.requires;
+  }
+
+  set requiresGrad(value: boolean) {
+    if (value && !isFloat(this.dtype)) {
+      throw new Error(
+        `requiresGrad: only float32 and float64 tensors can require gradients, got ${this.dtype}`,
+      );
+    }
+    if (this.node !== null && !value) {
+      throw new Error(
+        "requiresGrad: cannot turn off gradients of a tensor made by an op; use detach()",
+      );
+    }
+    this.requires = value;
+  }
+
+  /** Whether this tensor was created by the user rather than by a recorded op. */
+  get isLeaf(): boolean {
+    return this.node === null;
+  }
+
+  /** The single element as a JavaScript number (booleans as 0 or 1). */
+  item(): number {
+    if (this.size !== 1) {
+      throw new Error(
+        `item: only a tensor with exactly one element has an item, got shape ${formatShape(this.shape)}`,
+      );
+    }
+    return this.data[0];
+  }
+
+  /** The elements as nested arrays (booleans as `true`/`false`). */
+  toArray(): NestedArray {
+    const data = this.data;
+    const asValue = this.dtype === "bool" ? (i: number) => data[i] !== 0 : (i: number) => data[i];
+    if (this.rank === 0) return asValue(0);
+    const build = (axis: number, offset: number, stride: number): NestedArray[] => {
+      const n = this.shape[axis];
+      const inner = stride / n;
+      const out: NestedArray[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        out[i] =
+          axis === this.rank - 1 ? asValue(offset + i) : build(axis + 1, offset + i * inner, inner);
+      }
+      return out;
+    };
+    return build(0, 0, this.size);
+  }
+
+  /**
+   * Backpropagates from this tensor, accumulating into `.grad` of every leaf that requires gradients.
+   * A non-scalar tensor needs an explicit `upstream` gradient of its own shape.
+   *
+   * @example
+   * const x = tensor([1, 2, 3], { requiresGrad: true });
+   * sum(mul(x, x)).backward();
+   * x.grad; // [2, 4, 6]
+   */
+  backward(
+    upstream?: Tensor,
+    options: { retainGraph?: boolean; createGraph?: boolean } = {},
+  ): void {
+    runBackward(this, upstream, options);
+  }
+
+  /** The same values, cut off from the graph: no gradient flows through the result. Shares `data`. */
+  detach(): Tensor<D> {
+    return new Tensor(this.data, this.shape, this.dtype);
+  }
+
+  toString(): string {
+    const grad = this.requires ? ", requiresGrad=true" : "";
+    return `tensor(${formatValues(this)}, shape=${formatShape(this.shape)}, dtype=${this.dtype}${grad})`;
+  }
+}
+
+const edgeItems = 3;
+const summariseAbove = 1000;
+
+function formatValues(t: Tensor): string {
+  const summarise = t.size > summariseAbove;
+  const fmt = (v: number) => {
+    if (t.dtype === "bool") return v ? "true" : "false";
+    if (t.dtype === "int32") return String(v);
+    return Number.isInteger(v) && Math.abs(v) < 1e15
+      ? `${v}.`
+      : Number(v.toPrecision(6)).toString();
+  };
+  if (t.rank === 0) return fmt(t.data[0]);
+  const strides: number[] = [];
+  let s = 1;
+  for (let i = t.rank - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= t.shape[i];
+  }
+  const walk = (axis: number, offset: number, indent: string): string => {
+    const n = t.shape[axis];
+    const picks =
+      summarise && n > 2 * edgeItems
+        ? [...range(0, edgeItems), -1, ...range(n - edgeItems, n)]
+        : range(0, n);
+    const parts = picks.map((i) => {
+      if (i === -1) return "...";
+      return axis === t.rank - 1
+        ? fmt(t.data[offset + i])
+        : walk(axis + 1, offset + i * strides[axis], `${indent} `);
+    });
+    const sep = axis === t.rank - 1 ? ", " : `,\n${indent} `;
+    return `[${parts.join(sep)}]`;
+  };
+  return walk(0, 0, "       ");
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+
+/** @internal Wraps a fresh array as a tensor. */
+export function fromData<D extends DType>(data: DataArrayOf[D], shape: Shape, dtype: D): Tensor<D> {
+  return new Tensor(data, shape, dtype);
+}
+
+export type { DataArray };
