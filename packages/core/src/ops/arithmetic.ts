@@ -5,7 +5,7 @@ import { record } from "../engine.js";
 import { elementwise } from "../kernels/elementwise.js";
 import { broadcastShapes } from "../shape.js";
 import type { Tensor } from "../tensor.js";
-import { equal, greater, less } from "./compare.js";
+import { equal, greater, less, logicalAnd } from "./compare.js";
 import { zerosLike } from "./creation.js";
 import { log } from "./math.js";
 import { where } from "./selection.js";
@@ -81,10 +81,11 @@ export function pow(x: TensorLike, exponent: TensorLike): Tensor {
     out,
     [base, e],
     [
-      // Where the exponent is 0 the gradient is 0; the safe exponent keeps 0 * inf out of the graph.
+      // e · x^(e−1) is 0 wherever e = 0, but 0 · ∞ at x = e = 0: only that point is guarded, so
+      // that elsewhere the rule keeps its own derivative in e (x^(e−1), e.g. 1/x at e = 0).
       (g) => {
-        const isZero = equal(e, 0);
-        return where(isZero, 0, mul(g, mul(e, pow(base, sub(where(isZero, 1, e), 1)))));
+        const bothZero = logicalAnd(equal(e, 0), equal(base, 0));
+        return where(bothZero, 0, mul(g, mul(e, pow(base, sub(where(bothZero, 1, e), 1)))));
       },
       // d/de x^e = x^e log x; at x = 0 PyTorch's convention is 0 (for e >= 0), again kept NaN-free.
       (g) => {
