@@ -2,9 +2,11 @@ import { defineConfig } from "vitest/config";
 
 // One root config, one project per package. The "source" export condition points every
 // @focalgrad/* import at the TypeScript sources, so tests never need a build first.
+// The JSON report is what .ci/run reads its pass/fail counts from.
 export default defineConfig({
   resolve: { conditions: ["source"] },
   test: {
+    reporters: ["default", ["json", { outputFile: ".vitest-results.json" }]],
     projects: ["core", "losses", "examples"].map((name) => ({
       extends: true,
       test: { name, include: [`packages/${name}/test/**/*.test.ts`] },

@@ -26,6 +26,7 @@ import {
   checkTensor,
   describe,
   operandPair,
+  scalarTensor,
   type TensorLike,
 } from "./util.js";
 
@@ -36,12 +37,19 @@ import {
  * To select away a branch that would be infinite or NaN, make its *input* safe too ("double where"):
  * `where(ok, log(where(ok, x, 1)), 0)`, never `where(ok, log(x), 0)`, whose gradient is 0 * inf = NaN.
  *
+ * Two plain numbers give a float32 result (PyTorch's default dtype).
+ *
  * @example
  * where(equal(labels, 1), sub(1, p), p); // the seed's focal weight base
+ * where(equal(labels, 1), 0.25, 0.75);   // float32 alpha factor
  */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   checkBool("where", "cond", cond);
-  const [x, y] = operandPair("where", a, b);
+  // Two plain numbers make a float32 result, PyTorch's default dtype; pass a tensor for another.
+  const [x, y] =
+    typeof a === "number" && typeof b === "number"
+      ? [scalarTensor(a, "float32"), scalarTensor(b, "float32")]
+      : operandPair("where", a, b);
   const shape = broadcastShapes("where", cond.shape, x.shape, y.shape);
   const out = elementwise("a ? b : c", [cond, x, y], shape, promoteTypes(x.dtype, y.dtype));
   return record(
