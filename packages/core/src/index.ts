@@ -75,3 +75,21 @@ export type { TensorLike } from "./ops/util.js";
 export { Generator } from "./random.js";
 export type { Shape } from "./shape.js";
 export { type NestedArray, Tensor } from "./tensor.js";
+export {
+  avgPool2d,
+  type Conv2dOptions,
+  conv2d,
+  maxPool2d,
+  type Pair,
+  type Pool2dOptions,
+  type UpsampleOptions,
+  upsampleNearest2d,
+} from "./ops/conv.js";
+export {
+  type ConvGeometry,
+  type DenseBackend,
+  type Gemm,
+  getBackend,
+  javascriptBackend,
+  setBackend,
+} from "./kernels/backend.js";
