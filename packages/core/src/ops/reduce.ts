@@ -166,6 +166,7 @@ export function logSumExp(x: Tensor, options: ReduceOptions = {}): Tensor {
  */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   checkFloat("logSoftmax", "x", x);
+  normalizeAxes("logSoftmax", axis, x.rank); // so that a bad axis is reported under this op's name
   return sub(x, logSumExp(x, { axis, keepdims: true }));
 }
 
@@ -177,5 +178,6 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
  */
 export function softmax(x: Tensor, axis = -1): Tensor {
   checkFloat("softmax", "x", x);
+  normalizeAxes("softmax", axis, x.rank);
   return exp(logSoftmax(x, axis));
 }

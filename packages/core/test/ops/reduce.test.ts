@@ -1,0 +1,358 @@
+/** Tests of ops/reduce.ts: reductions over any axes, ties, NaN, stability, dtypes and errors. */
+
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  logSoftmax,
+  logSumExp,
+  max,
+  mean,
+  min,
+  mul,
+  type ReduceOptions,
+  reshape,
+  softmax,
+  sum,
+  type Tensor,
+  tensor,
+} from "../../src/index.js";
+import {
+  assertGradcheck,
+  assertGradgradcheck,
+  floatTensor,
+  shape,
+} from "../../src/testing/index.js";
+
+const runs = { numRuns: 100 };
+const f64 = (values: number[], requiresGrad = false) =>
+  tensor(values, { dtype: "float64", requiresGrad });
+const values = (t: Tensor | null) => Array.from(t!.data);
+const sizeOf = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+function squared(f: (x: Tensor) => Tensor) {
+  return (x: Tensor) => {
+    const y = f(x);
+    return mul(y, y);
+  };
+}
+
+/** Options naming no axis, one axis (maybe negative) or a set of axes, with or without keepdims. */
+function reduceOptions(rank: number): fc.Arbitrary<ReduceOptions> {
+  const all = Array.from({ length: rank }, (_, i) => i);
+  const axis = fc.oneof(
+    fc.constant(undefined),
+    ...(rank > 0 ? [fc.integer({ min: -rank, max: rank - 1 })] : []),
+    fc.shuffledSubarray(all),
+  );
+  return fc.record({ axis, keepdims: fc.boolean() });
+}
+
+/** A float64 tensor and reduce options for it. */
+const cases = shape({ maxSide: 3 }).chain((s) => fc.tuple(floatTensor(s), reduceOptions(s.length)));
+
+/** Distinct values (a grid step of 1/40 apart): no ties for max and min to split. */
+const untiedCases = shape({ maxSide: 3 }).chain((s) =>
+  fc.tuple(
+    fc
+      .uniqueArray(fc.integer({ min: -80, max: 80 }), {
+        minLength: sizeOf(s),
+        maxLength: sizeOf(s),
+      })
+      .map((v) =>
+        tensor(
+          Float64Array.from(v, (k) => k / 40),
+          { shape: s },
+        ),
+      ),
+    reduceOptions(s.length),
+  ),
+);
+
+describe("gradients (property, float64, random shapes and axes)", () => {
+  it("sum: first and second order", () => {
+    fc.assert(
+      fc.property(cases, ([x, options]) => {
+        assertGradcheck((y) => sum(y, options), [x]);
+        assertGradgradcheck(
+          squared((y) => sum(y, options)),
+          [x],
+        );
+      }),
+      runs,
+    );
+  });
+
+  it("mean: first and second order", () => {
+    fc.assert(
+      fc.property(cases, ([x, options]) => {
+        assertGradcheck((y) => mean(y, options), [x]);
+        assertGradgradcheck(
+          squared((y) => mean(y, options)),
+          [x],
+        );
+      }),
+      runs,
+    );
+  });
+
+  it("max and min without ties: first and second order", () => {
+    fc.assert(
+      fc.property(untiedCases, ([x, options]) => {
+        for (const op of [max, min]) {
+          assertGradcheck((y) => op(y, options), [x]);
+          assertGradgradcheck(
+            squared((y) => op(y, options)),
+            [x],
+          );
+        }
+      }),
+      runs,
+    );
+  });
+
+  it("logSumExp: first and second order", () => {
+    fc.assert(
+      fc.property(cases, ([x, options]) => {
+        assertGradcheck((y) => logSumExp(y, options), [x]);
+        assertGradgradcheck((y) => logSumExp(y, options), [x]);
+      }),
+      runs,
+    );
+  });
+
+  it("softmax and logSoftmax along any axis: first and second order", () => {
+    const withAxis = shape({ minRank: 1, maxSide: 3 }).chain((s) =>
+      fc.tuple(
+        floatTensor(s, { min: -3, max: 3 }),
+        fc.integer({ min: -s.length, max: s.length - 1 }),
+      ),
+    );
+    fc.assert(
+      fc.property(withAxis, ([x, axis]) => {
+        for (const op of [softmax, logSoftmax]) {
+          assertGradcheck((y) => op(y, axis), [x]);
+          assertGradgradcheck((y) => op(y, axis), [x]);
+        }
+      }),
+      runs,
+    );
+  });
+});
+
+describe("values", () => {
+  const grid = tensor([
+    [1, 2],
+    [3, 4],
+  ]);
+
+  it("sum over each axis, all axes, negative axes and with keepdims", () => {
+    expect(sum(grid).item()).toBe(10);
+    expect(sum(grid, { axis: 0 }).toArray()).toEqual([4, 6]);
+    expect(sum(grid, { axis: -1 }).toArray()).toEqual([3, 7]);
+    expect(sum(grid, { axis: 1, keepdims: true }).toArray()).toEqual([[3], [7]]);
+    expect(sum(grid, { axis: [0, 1], keepdims: true }).toArray()).toEqual([[10]]);
+    expect(sum(grid, { axis: [] }).toArray()).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
+  });
+
+  it("sums axes that are not next to each other", () => {
+    // x[i][j][k] = 6i + 2j + k over [2, 3, 2]; summing i and k leaves Σ_{i,k} = 8j + 14.
+    const x = reshape(tensor(Array.from({ length: 12 }, (_, i) => i)), [2, 3, 2]);
+    expect(sum(x, { axis: [0, 2] }).toArray()).toEqual([14, 22, 30]);
+    expect(sum(x, { axis: [2, 0], keepdims: true }).shape).toEqual([1, 3, 1]);
+    // max over i and k is at i = 1, k = 1: 6 + 2j + 1.
+    expect(max(x, { axis: [0, 2] }).toArray()).toEqual([7, 9, 11]);
+    expect(min(x, { axis: [0, 2] }).toArray()).toEqual([0, 2, 4]);
+  });
+
+  it("mean, max and min", () => {
+    expect(mean(tensor([1, 2, 3, 4])).item()).toBe(2.5);
+    expect(mean(grid, { axis: 0 }).toArray()).toEqual([2, 3]);
+    expect(
+      max(
+        tensor([
+          [1, 5],
+          [7, 2],
+        ]),
+        { axis: 1 },
+      ).toArray(),
+    ).toEqual([5, 7]);
+    expect(
+      min(
+        tensor([
+          [1, 5],
+          [7, 2],
+        ]),
+        { axis: 0 },
+      ).toArray(),
+    ).toEqual([1, 2]);
+    expect(max(tensor([-3, -1], { dtype: "int32" })).item()).toBe(-1);
+  });
+
+  it("logSumExp, softmax and logSoftmax by hand, without overflow", () => {
+    // log(e¹⁰⁰⁰ + e¹⁰⁰⁰) = 1000 + log 2.
+    expect(logSumExp(f64([1000, 1000])).item()).toBe(1000 + Math.LN2);
+    expect(logSumExp(f64([Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY])).item()).toBe(
+      Number.NEGATIVE_INFINITY,
+    );
+    expect(softmax(tensor([[1, 1]])).toArray()).toEqual([[0.5, 0.5]]);
+    // e⁰ / (e⁰ + e⁻¹⁰⁰⁰) = 1 exactly in floating point, and no NaN.
+    expect(values(softmax(f64([1000, 0])))).toEqual([1, 0]);
+    // log Σ e^(1,2,3) = 3 + log(1 + e⁻¹ + e⁻²).
+    const lse = 3 + Math.log(1 + Math.exp(-1) + Math.exp(-2));
+    const ls = values(logSoftmax(f64([1, 2, 3])));
+    [1 - lse, 2 - lse, 3 - lse].forEach((v, i) => {
+      expect(ls[i]).toBeCloseTo(v, 14);
+    });
+    // Along axis 0 of [[0, 0], [log 3, 0]]: column 0 is [1/4, 3/4], column 1 [1/2, 1/2].
+    const s = values(softmax(reshape(f64([0, 0, Math.log(3), 0]), [2, 2]), 0));
+    [0.25, 0.5, 0.75, 0.5].forEach((v, i) => {
+      expect(s[i]).toBeCloseTo(v, 15);
+    });
+  });
+});
+
+describe("ties and NaN", () => {
+  it("max and min share the gradient evenly among ties", () => {
+    const x = f64([1, 3, 3], true);
+    sum(max(x)).backward();
+    expect(values(x.grad)).toEqual([0, 0.5, 0.5]);
+
+    const y = tensor(
+      [
+        [2, 2],
+        [1, 5],
+      ],
+      { dtype: "float64", requiresGrad: true },
+    );
+    // Row 0 ties (1/2 each); row 1 has one winner.
+    sum(max(y, { axis: 1 })).backward();
+    expect(y.grad!.toArray()).toEqual([
+      [0.5, 0.5],
+      [0, 1],
+    ]);
+
+    const z = f64([4, 4, 4, 4], true);
+    sum(min(z)).backward();
+    expect(values(z.grad)).toEqual([0.25, 0.25, 0.25, 0.25]);
+
+    const w = f64([0, -2, -2], true);
+    sum(mul(min(w), 3)).backward();
+    expect(values(w.grad)).toEqual([0, 1.5, 1.5]);
+  });
+
+  it("max and min propagate NaN, along every path of the kernel", () => {
+    const nan = Number.NaN;
+    for (const op of [max, min]) {
+      expect(op(tensor([1, nan, 3])).item()).toBeNaN();
+      expect(op(tensor([nan, 1])).item()).toBeNaN();
+      // Along the last axis (inner = 1) and along axis 0 (inner > 1).
+      expect(
+        values(
+          op(
+            tensor([
+              [1, nan],
+              [2, 3],
+            ]),
+            { axis: 1 },
+          ),
+        ),
+      ).toEqual([nan, op === max ? 3 : 2]);
+      expect(
+        values(
+          op(
+            tensor([
+              [nan, 1],
+              [2, 3],
+            ]),
+            { axis: 0 },
+          ),
+        ),
+      ).toEqual([nan, op === max ? 3 : 1]);
+      expect(
+        values(
+          op(
+            tensor([
+              [2, 1],
+              [nan, 3],
+            ]),
+            { axis: 0 },
+          ),
+        ),
+      ).toEqual([nan, op === max ? 3 : 1]);
+    }
+  });
+});
+
+describe("dtypes", () => {
+  it("sum of bool counts into int32; int32 sums to int32; floats keep their dtype", () => {
+    const count = sum(tensor([true, false, true]));
+    expect(count.dtype).toBe("int32");
+    expect(count.item()).toBe(2);
+    expect(sum(tensor([[true], [true]]), { axis: 0 }).toArray()).toEqual([2]);
+    expect(sum(tensor([1, 2], { dtype: "int32" })).dtype).toBe("int32");
+    expect(sum(tensor([1, 2], { dtype: "float32" })).dtype).toBe("float32");
+    expect(mean(tensor([1, 2], { dtype: "float32" })).dtype).toBe("float32");
+    expect(logSumExp(tensor([1, 2], { dtype: "float32" })).dtype).toBe("float32");
+  });
+
+  it("sums float32 in double precision before rounding once", () => {
+    // 2²⁴ + 1 + 1 is exact in double; float32 steps of 1 would lose both ones (2²⁴ + 1 rounds down).
+    const x = tensor([2 ** 24, 1, 1], { dtype: "float32" });
+    expect(sum(x).item()).toBe(2 ** 24 + 2);
+  });
+
+  it("gradients come back in the input's dtype", () => {
+    const x = tensor([1, 3], { dtype: "float32", requiresGrad: true });
+    mean(x).backward();
+    expect(x.grad!.dtype).toBe("float32");
+    expect(values(x.grad)).toEqual([0.5, 0.5]);
+  });
+});
+
+describe("errors", () => {
+  const x = tensor([
+    [1, 2],
+    [3, 4],
+  ]);
+
+  it("bad axes name the op, the axis and the valid range", () => {
+    expect(() => sum(x, { axis: 2 })).toThrow(
+      "sum: axis 2 is out of range for a tensor of rank 2 (expected an integer in [-2, 1])",
+    );
+    expect(() => mean(x, { axis: -3 })).toThrow("mean: axis -3 is out of range");
+    expect(() => max(x, { axis: 0.5 })).toThrow("max: axis 0.5 is out of range");
+    expect(() => min(x, { axis: [0, -2] })).toThrow("min: axis 0 is repeated in [0, -2]");
+    expect(() => logSumExp(x, { axis: [5] })).toThrow("logSumExp: axis 5 is out of range");
+    expect(() => softmax(x, 2)).toThrow("softmax: axis 2 is out of range");
+    expect(() => logSoftmax(x, -3)).toThrow("logSoftmax: axis -3 is out of range");
+  });
+
+  it("dtypes: float-only reductions reject integers; max and min reject bool", () => {
+    const ints = tensor([1, 2], { dtype: "int32" });
+    expect(() => mean(ints)).toThrow("mean: x must be float32 or float64, got int32");
+    expect(() => logSumExp(ints)).toThrow("logSumExp: x must be float32 or float64, got int32");
+    expect(() => softmax(ints)).toThrow("softmax: x must be float32 or float64, got int32");
+    expect(() => logSoftmax(tensor([true]))).toThrow(
+      "logSoftmax: x must be float32 or float64, got bool",
+    );
+    expect(() => max(tensor([true]))).toThrow("max: x must be a numeric tensor, got bool");
+    expect(() => min(tensor([true]))).toThrow("min: x must be a numeric tensor, got bool");
+  });
+
+  it("max and min of an empty axis have no value", () => {
+    const empty = tensor([], { shape: [2, 0] });
+    expect(() => max(empty, { axis: 1 })).toThrow(
+      "max: cannot reduce axis 1 of size 0 (shape [2, 0])",
+    );
+    expect(() => min(empty)).toThrow("min: cannot reduce axis 1 of size 0");
+    expect(sum(empty, { axis: 1 }).toArray()).toEqual([0, 0]);
+  });
+
+  it("a number where a tensor is needed", () => {
+    expect(() => sum(3 as unknown as Tensor)).toThrow("sum: x must be a Tensor, got number");
+    expect(() => max([1] as unknown as Tensor)).toThrow("max: x must be a Tensor, got an array");
+  });
+});
