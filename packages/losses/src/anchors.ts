@@ -1,0 +1,136 @@
+/** The keras-retinanet target layout `[B, N, C + 1]` (labels, then the anchor state): checks and normalisers. */
+
+import { cast, equal, isFloat, maximum, reshape, slice, sum, type Tensor } from "@focalgrad/core";
+import { checkFloatArg, checkNumericArg, checkRank, checkTensorArg } from "./common.js";
+
+function shapeText(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}
+
+/**
+ * Checks `yTrue [B, N, C + 1]` against `yPred [B, N, C]` and, in one loop over `yTrue`'s data,
+ * that every anchor state is -1, 0 or 1 and (with `labelsInUnitInterval`) that the labels of every
+ * anchor that is not ignored lie in [0, 1]. Labels of ignored anchors are never read, so they may
+ * hold anything. Returns the number of columns `C` of `yPred`.
+ */
+export function checkAnchorTargets(
+  op: string,
+  yTrue: unknown,
+  yPred: unknown,
+  options: { predName?: string; predWhat: string; labelsInUnitInterval: boolean },
+): number {
+  const { predName = "yPred", predWhat, labelsInUnitInterval } = options;
+  const pred = checkFloatArg(op, predName, yPred, predWhat);
+  const target = checkNumericArg(op, "yTrue", yTrue);
+  checkRank(op, predName, pred, 3, "[batch, anchors, columns]");
+  checkRank(op, "yTrue", target, 3, "[batch, anchors, columns + 1 (anchor state)]");
+  const [batch, anchors, columns] = pred.shape;
+  if (columns < 1) {
+    throw new Error(
+      `${op}: ${predName} must have at least 1 column, got shape ${shapeText(pred.shape)}`,
+    );
+  }
+  if (target.shape[0] !== batch) {
+    throw new Error(
+      `${op}: yTrue and ${predName} must have the same batch size, got ${target.shape[0]} ` +
+        `(yTrue ${shapeText(target.shape)}) and ${batch} (${predName} ${shapeText(pred.shape)})`,
+    );
+  }
+  if (target.shape[1] !== anchors) {
+    throw new Error(
+      `${op}: yTrue and ${predName} must have the same number of anchors, got ${target.shape[1]} ` +
+        `(yTrue ${shapeText(target.shape)}) and ${anchors} (${predName} ${shapeText(pred.shape)})`,
+    );
+  }
+  if (target.shape[2] !== columns + 1) {
+    throw new Error(
+      `${op}: the last dimension of yTrue must be C + 1 = ${columns + 1} (the ${columns} columns ` +
+        `of ${predName}, then the anchor state), got ${target.shape[2]} (yTrue ${shapeText(target.shape)})`,
+    );
+  }
+  const data = target.data;
+  const stride = columns + 1;
+  for (let base = 0, anchor = 0; base < data.length; base += stride, anchor++) {
+    const state = data[base + columns];
+    if (state === -1) continue;
+    if (state !== 0 && state !== 1) {
+      throw new Error(
+        `${op}: the anchor state (last column of yTrue) must be -1 (ignore), 0 (background) or 1 (object), ` +
+          `got ${state} at [${Math.floor(anchor / anchors)}, ${anchor % anchors}]`,
+      );
+    }
+    if (!labelsInUnitInterval) continue;
+    for (let c = 0; c < columns; c++) {
+      const label = data[base + c];
+      if (!(label >= 0 && label <= 1)) {
+        throw new Error(
+          `${op}: the labels of yTrue must lie in [0, 1] for every anchor that is not ignored, ` +
+            `got ${label} at [${Math.floor(anchor / anchors)}, ${anchor % anchors}, ${c}]`,
+        );
+      }
+    }
+  }
+  return columns;
+}
+
+/** Validates an anchor state tensor `[B, N]` holding only -1, 0 and 1. */
+function checkAnchorState(op: string, anchorState: unknown): Tensor {
+  const state = checkNumericArg(op, "anchorState", anchorState);
+  checkRank(op, "anchorState", state, 2, "[batch, anchors]");
+  const data = state.data;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v !== -1 && v !== 0 && v !== 1) {
+      throw new Error(
+        `${op}: anchorState must hold only -1 (ignore), 0 (background) or 1 (object), ` +
+          `got ${v} at [${Math.floor(i / state.shape[1])}, ${i % state.shape[1]}]`,
+      );
+    }
+  }
+  return state;
+}
+
+function countObjects(op: string, anchorState: unknown, axis: number[]): Tensor {
+  const state = checkAnchorState(op, anchorState);
+  const dtype = isFloat(state.dtype) ? state.dtype : "float32";
+  return maximum(sum(cast(equal(state, 1), dtype), { axis }), 1);
+}
+
+/**
+ * The seed's normaliser: `max(1, number of object anchors in the whole batch)`, a scalar.
+ * Dividing a summed loss by it averages over objects rather than anchors (Lin et al. 2017, §3.3).
+ * The result is float (the state's own float dtype, else float32) and carries no gradient.
+ *
+ * @example
+ * const anchorState = tensor([[1, 0, -1], [1, 1, 0]]); // [B = 2, N = 3]
+ * batchNormalizer(anchorState); // 3
+ */
+export function batchNormalizer(anchorState: Tensor): Tensor {
+  return countObjects("batchNormalizer", anchorState, [0, 1]);
+}
+
+/**
+ * torchvision's RetinaNet head normaliser: `max(1, number of object anchors)` per image, shape
+ * `[B]`. The head divides each image's summed loss by its own count, then averages over images.
+ *
+ * @example
+ * const anchorState = tensor([[1, 0, -1], [0, 0, 0]]);
+ * imageNormalizer(anchorState); // [1, 1]
+ * // per image: mean(div(sum(lossPerElement, { axis: [1, 2] }), imageNormalizer(anchorState)))
+ */
+export function imageNormalizer(anchorState: Tensor): Tensor {
+  return countObjects("imageNormalizer", anchorState, [1]);
+}
+
+/** The anchor state column of `yTrue [B, N, C + 1]`, as `[B, N]`. */
+export function anchorStateOf(yTrue: Tensor): Tensor {
+  checkTensorArg("anchorStateOf", "yTrue", yTrue);
+  checkRank("anchorStateOf", "yTrue", yTrue, 3, "[batch, anchors, columns + 1]");
+  const [batch, anchors, last] = yTrue.shape;
+  if (last < 1) {
+    throw new Error(
+      `anchorStateOf: yTrue must have a last dimension >= 1, got ${shapeText(yTrue.shape)}`,
+    );
+  }
+  return reshape(slice(yTrue, [0, 0, last - 1], [batch, anchors, 1]), [batch, anchors]);
+}
