@@ -54,7 +54,7 @@ describe("gradients (property, float64, random shapes)", () => {
         reordered.map((t) => [...t, 1]),
         reordered.chain((t) =>
           t.length === 0
-            ? fc.constant([-1])
+            ? fc.constant<number[]>([-1])
             : fc
                 .integer({ min: 0, max: t.length - 1 })
                 .map((i) => t.map((d, k) => (k === i ? -1 : d))),
