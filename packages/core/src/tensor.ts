@@ -9,8 +9,8 @@ import { formatShape, type Shape, sizeOf } from "./shape.js";
 export type NestedArray = number | boolean | NestedArray[];
 
 export class Tensor<D extends DType = DType> {
-  /** The elements, row-major. Shared with views made by `reshape`, so treat it as read-only. */
-  readonly data: DataArrayOf[D];
+  private stored: DataArrayOf[D] | null;
+  private compute: (() => DataArray) | null;
   readonly shape: Shape;
   readonly dtype: D;
   readonly size: number;
@@ -20,17 +20,39 @@ export class Tensor<D extends DType = DType> {
   node: GraphNode | null = null;
   private requires = false;
 
-  constructor(data: DataArray, shape: Shape, dtype: D) {
+  /**
+   * @internal Wraps `data` (not copied), or with `data` null a pending result that `compute`
+   * produces on first read. Users make tensors with `tensor()`, `zeros()` and the other creators.
+   */
+  constructor(data: DataArray | null, shape: Shape, dtype: D, compute?: () => DataArray) {
     const size = sizeOf(shape);
-    if (data.length !== size) {
+    if (data !== null && data.length !== size) {
       throw new Error(
         `Tensor: ${data.length} elements do not fill shape ${formatShape(shape)} (${size} expected)`,
       );
     }
-    this.data = data as DataArrayOf[D];
+    this.stored = data as DataArrayOf[D] | null;
+    this.compute = data === null ? (compute ?? null) : null;
     this.shape = Object.freeze(shape.slice());
     this.dtype = dtype;
     this.size = size;
+  }
+
+  /**
+   * The elements, row-major, as a typed array of the dtype. Shared with views made by `reshape`,
+   * so treat it as read-only (call `realizePending()` before writing into a tensor in place).
+   */
+  get data(): DataArrayOf[D] {
+    if (this.stored === null) {
+      this.stored = this.compute!() as DataArrayOf[D];
+      this.compute = null;
+    }
+    return this.stored;
+  }
+
+  /** @internal Whether the data is still to be computed (a lazily fused elementwise result). */
+  get isPending(): boolean {
+    return this.stored === null;
   }
 
   get rank(): number {

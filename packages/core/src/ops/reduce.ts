@@ -2,6 +2,7 @@
 
 import { allocate, type DType } from "../dtype.js";
 import { record } from "../engine.js";
+import { sumPending } from "../kernels/elementwise.js";
 import { type ReduceKind, reduce as reduceKernel } from "../kernels/reduce.js";
 import { formatShape, normalizeAxes, type Shape, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
@@ -72,11 +73,15 @@ export function sum(x: Tensor, options: ReduceOptions = {}): Tensor {
   const { axis, keepdims = false } = options;
   const axes = normalizeAxes("sum", axis, x.rank);
   const dtype: DType = x.dtype === "bool" ? "int32" : x.dtype;
-  const out = new Tensor(
-    runReduce("sum", x, axes, dtype),
-    resultShape(x.shape, axes, keepdims),
-    dtype,
-  );
+  // A full sum of a pending elementwise result runs its program inside the reduction loop.
+  const total = axes.length === x.rank ? sumPending(x) : null;
+  let data: Tensor["data"];
+  if (total === null) data = runReduce("sum", x, axes, dtype);
+  else {
+    data = allocate(dtype, 1);
+    data[0] = total;
+  }
+  const out = new Tensor(data, resultShape(x.shape, axes, keepdims), dtype);
   return record("sum", out, [x], [(g) => spread(g, x.shape, axes)]);
 }
 

@@ -2,7 +2,7 @@
 
 import { allocate } from "../dtype.js";
 import { record } from "../engine.js";
-import { strided } from "../kernels/elementwise.js";
+import { elementwise, strided } from "../kernels/elementwise.js";
 import {
   broadcastShapes,
   broadcastStrides,
@@ -152,12 +152,10 @@ export function broadcastTo(x: Tensor, shape: Shape): Tensor {
     );
   }
   if (shapesEqual(x.shape, shape)) return x;
-  const out = allocate(x.dtype, sizeOf(shape));
-  strided("a", out, shape, [
-    { data: x.data, strides: broadcastStrides(x.shape, shape), offset: 0 },
-  ]);
+  // An elementwise copy, so that on large shapes it fuses into its consumer instead of filling memory.
+  const out = elementwise("a", [x], shape, x.dtype);
   // The engine sums the gradient back to x's shape.
-  return record("broadcastTo", new Tensor(out, shape, x.dtype), [x], [(g) => g]);
+  return record("broadcastTo", out, [x], [(g) => g]);
 }
 
 /**
