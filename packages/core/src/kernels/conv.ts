@@ -178,7 +178,15 @@ export function conv2dInto(
   }
 }
 
-/** dx += conv2d's gradient in x: per image, W[g]ᵀ · dy[g] into an im2col matrix, then col2im. */
+// The flipped, channel-swapped weights of a stride-1 backward-input pass, reused between calls.
+let flipped = new Float64Array(0);
+
+/**
+ * dx += conv2d's gradient in x. With stride 1 this is itself a convolution of dy with the
+ * kernel flipped in space and its channel axes swapped, padded by (extent − 1 − pad): that runs
+ * as a forward pass, whose gemm has depth Cout · kh · kw, instead of the im2col route below,
+ * whose gemm has depth Cout only and spends its time loading and storing C.
+ */
 export function conv2dBackwardInputInto(
   dy: DataArray,
   w: DataArray,
@@ -186,6 +194,36 @@ export function conv2dBackwardInputInto(
   g: ConvGeometry,
   gemm: Gemm,
 ): void {
+  if (g.strideHeight === 1 && g.strideWidth === 1 && !isPointwise(g)) {
+    const { kernelHeight: kh, kernelWidth: kw } = g;
+    const taps = kh * kw;
+    const inGroup = g.inChannels / g.groups;
+    const outGroup = g.outChannels / g.groups;
+    if (flipped.length < w.length) flipped = new Float64Array(w.length);
+    // flipped[(gi · Cin/G + ci), co, ky, kx] = w[gi · Cout/G + co, ci, kh − 1 − ky, kw − 1 − kx].
+    for (let gi = 0; gi < g.groups; gi++) {
+      for (let co = 0; co < outGroup; co++) {
+        for (let ci = 0; ci < inGroup; ci++) {
+          const src = ((gi * outGroup + co) * inGroup + ci) * taps;
+          const dst = ((gi * inGroup + ci) * outGroup + co) * taps;
+          for (let t = 0; t < taps; t++) flipped[dst + t] = w[src + taps - 1 - t];
+        }
+      }
+    }
+    const transposed: ConvGeometry = {
+      ...g,
+      inChannels: g.outChannels,
+      inHeight: g.outHeight,
+      inWidth: g.outWidth,
+      outChannels: g.inChannels,
+      outHeight: g.inHeight,
+      outWidth: g.inWidth,
+      padTop: g.dilationHeight * (kh - 1) - g.padTop,
+      padLeft: g.dilationWidth * (kw - 1) - g.padLeft,
+    };
+    conv2dInto(dy, flipped, null, dx, transposed, gemm);
+    return;
+  }
   const taps = g.kernelHeight * g.kernelWidth;
   const inGroup = g.inChannels / g.groups;
   const outGroup = g.outChannels / g.groups;
@@ -193,6 +231,7 @@ export function conv2dBackwardInputInto(
   const outPlane = g.outHeight * g.outWidth;
   const inImage = g.inChannels * g.inHeight * g.inWidth;
   const outImage = g.outChannels * outPlane;
+  // Otherwise: per image, W[g]ᵀ · dy[g] into an im2col matrix, then col2im.
   const pointwise = isPointwise(g);
   const col = pointwise ? null : columnScratch(g.inChannels * taps * outPlane);
   for (let b = 0; b < g.batch; b++) {

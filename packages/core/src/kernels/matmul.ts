@@ -25,7 +25,7 @@ const SMALL = 8 * 8 * 8;
 
 // Scratch panels shared by every call: kernels run synchronously, and this keeps the hot path
 // free of allocation.
-const packedA = new Float64Array(MC * KC);
+let packedA = new Float64Array(MC * KC);
 let packedB = new Float64Array(KC * NC);
 
 /**
@@ -70,12 +70,16 @@ export function gemm(
     );
     return;
   }
+  // Equal depth blocks of about KC: a depth of 288 (a 3 × 3 × 32 convolution) runs as one block of
+  // 288 rather than 256 + 32, whose short second pass would be dominated by loading and storing C.
+  const kBlock = Math.ceil(k / Math.max(1, Math.round(k / KC)));
   const ncMax = Math.min(NC, roundUp(n, NR));
-  if (packedB.length < KC * ncMax) packedB = new Float64Array(KC * ncMax);
+  if (packedB.length < kBlock * ncMax) packedB = new Float64Array(kBlock * ncMax);
+  if (packedA.length < kBlock * roundUp(MC, MR)) packedA = new Float64Array(kBlock * MC);
   for (let jc = 0; jc < n; jc += NC) {
     const nc = Math.min(NC, n - jc);
-    for (let pc = 0; pc < k; pc += KC) {
-      const kc = Math.min(KC, k - pc);
+    for (let pc = 0; pc < k; pc += kBlock) {
+      const kc = Math.min(kBlock, k - pc);
       packB(
         kc,
         nc,
