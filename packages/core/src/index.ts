@@ -5,6 +5,15 @@
 
 export { type DataArray, DTYPES, type DType, isFloat, promoteTypes } from "./dtype.js";
 export { type GradientRule, grad, isGradEnabled, noGrad, valueAndGrad } from "./engine.js";
+export {
+  type ConvGeometry,
+  type DenseBackend,
+  type Gemm,
+  getBackend,
+  javascriptBackend,
+  setBackend,
+} from "./kernels/backend.js";
+export { realizePending } from "./kernels/elementwise.js";
 export { add, div, maximum, minimum, mul, neg, pow, square, sub } from "./ops/arithmetic.js";
 export { cast } from "./ops/cast.js";
 export {
@@ -18,6 +27,16 @@ export {
   logicalOr,
   notEqual,
 } from "./ops/compare.js";
+export {
+  avgPool2d,
+  type Conv2dOptions,
+  conv2d,
+  maxPool2d,
+  type Pair,
+  type Pool2dOptions,
+  type UpsampleOptions,
+  upsampleNearest2d,
+} from "./ops/conv.js";
 export {
   arange,
   type CreationOptions,
@@ -75,21 +94,3 @@ export type { TensorLike } from "./ops/util.js";
 export { Generator } from "./random.js";
 export type { Shape } from "./shape.js";
 export { type NestedArray, Tensor } from "./tensor.js";
-export {
-  avgPool2d,
-  type Conv2dOptions,
-  conv2d,
-  maxPool2d,
-  type Pair,
-  type Pool2dOptions,
-  type UpsampleOptions,
-  upsampleNearest2d,
-} from "./ops/conv.js";
-export {
-  type ConvGeometry,
-  type DenseBackend,
-  type Gemm,
-  getBackend,
-  javascriptBackend,
-  setBackend,
-} from "./kernels/backend.js";
