@@ -122,7 +122,13 @@ export function imageNormalizer(anchorState: Tensor): Tensor {
   return countObjects("imageNormalizer", anchorState, [1]);
 }
 
-/** The anchor state column of `yTrue [B, N, C + 1]`, as `[B, N]`. */
+/**
+ * The anchor state column of `yTrue [B, N, C + 1]` (keras-retinanet's layout), as `[B, N]`: the
+ * input of `batchNormalizer` and `imageNormalizer`.
+ *
+ * @example
+ * anchorStateOf(tensor([[[0, 1, 1], [1, 0, -1]]])); // [[1, -1]]
+ */
 export function anchorStateOf(yTrue: Tensor): Tensor {
   checkTensorArg("anchorStateOf", "yTrue", yTrue);
   checkRank("anchorStateOf", "yTrue", yTrue, 3, "[batch, anchors, columns + 1]");
