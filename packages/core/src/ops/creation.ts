@@ -66,7 +66,8 @@ function flatten(
 
 /**
  * A tensor from a number, nested arrays, a flat array with `shape`, or a typed array.
- * Typed arrays of the tensor's dtype are used as they are, without a copy.
+ * Typed arrays of the tensor's dtype are used as they are, without a copy (a Uint8Array read as
+ * bool only when it holds nothing but 0 and 1).
  *
  * @example
  * tensor([[1, 2], [3, 4]]);                      // float32, shape [2, 2]
@@ -114,8 +115,12 @@ export function tensor(values: Values, options: TensorOptions = {}): Tensor {
     );
   }
   let data: DataArray;
-  if (ArrayBuffer.isView(values) && dtypeOfArray(values) === dtype)
-    data = values as unknown as DataArray;
+  // Bytes other than 0 and 1 are copied as bool: the logic kernels (a & b, a ^ 1) need exact 0/1.
+  const shareable =
+    ArrayBuffer.isView(values) &&
+    dtypeOfArray(values) === dtype &&
+    !(dtype === "bool" && (values as Uint8Array).some((v) => v > 1));
+  if (shareable) data = values as unknown as DataArray;
   else {
     data = allocate(dtype, flat.length);
     for (let i = 0; i < flat.length; i++)
@@ -142,7 +147,7 @@ export function full(shape: Shape, value: number, options: CreationOptions = {})
   const dtype = options.dtype ?? "float32";
   checkDtype("full", dtype);
   const data = allocate(dtype, sizeOf(shape));
-  if (value !== 0) data.fill(value);
+  if (value !== 0) data.fill(dtype === "bool" ? 1 : value);
   const t = new Tensor(data, shape, dtype);
   if (options.requiresGrad) t.requiresGrad = true;
   return t;
@@ -192,7 +197,7 @@ export function arange(
   }
   if (step === 0) throw new Error("arange: step must not be 0");
   const n = Math.max(0, Math.ceil((stop - start) / step));
-  const integral = Number.isInteger(start) && Number.isInteger(step);
+  const integral = Number.isInteger(start) && Number.isInteger(stop) && Number.isInteger(step);
   const dtype = options.dtype ?? (integral ? "int32" : "float32");
   checkDtype("arange", dtype);
   const data = allocate(dtype, n);
