@@ -1,0 +1,188 @@
+/** The focal loss workloads of the benchmark and their implementations: focalgrad, the fused loop, tfjs. */
+
+import type { focal } from "@focalgrad/losses";
+import type * as tfTypes from "@tensorflow/tfjs";
+import { type AnchorBatch, syntheticAnchorBatch } from "../data/anchors.js";
+import { fusedFocal } from "../fused/focal.js";
+import { type Check, checksums } from "./checks.js";
+import type { Case, Implementation, ImplName, Prepared } from "./run.js";
+import { loadTfjs, type TfBackend, tfjsFocal, useBackend } from "./tfjs.js";
+
+/** A focal workload: the anchor tensors of a real detector's classification head. */
+export interface FocalWorkload {
+  name: string;
+  batch: number;
+  anchors: number;
+  classes: number;
+  description: string;
+}
+
+export const FOCAL_WORKLOADS: readonly FocalWorkload[] = [
+  {
+    name: "voc512",
+    batch: 8,
+    anchors: 49_104,
+    classes: 20,
+    description: "RetinaNet 512 px, 9 anchors per location over P3–P7, Pascal VOC",
+  },
+  {
+    name: "coco800",
+    batch: 2,
+    anchors: 120_087,
+    classes: 80,
+    description: "RetinaNet 800 px, COCO",
+  },
+];
+
+const focalOptions = { alpha: 0.25, gamma: 2 };
+const lossTolerance = 1e-4;
+const gradTolerance = 1e-3;
+
+/** The seed's loss as `@focalgrad/losses` exports it. */
+export type FocalFactory = typeof focal;
+
+function focalChecks(loss: number, grad: ArrayLike<number>): Check[] {
+  return [
+    { label: "loss", value: loss, rtol: lossTolerance },
+    ...checksums("grad", grad, gradTolerance),
+  ];
+}
+
+/** The hand-fused loop: loss and gradient in one pass, a fresh gradient array per call. */
+export function fusedImplementation(batch: AnchorBatch): Implementation {
+  return {
+    name: "fused",
+    prepare: async () => ({
+      run: () => {
+        fusedFocal(batch.yTrue, batch.yPred, focalOptions);
+      },
+      check: (probe) => {
+        const { loss, grad } = fusedFocal(batch.yTrue, batch.yPred, focalOptions);
+        probe();
+        return focalChecks(loss, grad.data);
+      },
+      dispose: () => {},
+    }),
+  };
+}
+
+/** focalgrad's `focal()` forward, then `backward()` through the autodiff engine to `yPred.grad`. */
+export function focalgradImplementation(
+  batch: AnchorBatch,
+  focal: FocalFactory | string,
+): Implementation {
+  return {
+    name: "focalgrad",
+    prepare: async () => {
+      if (typeof focal === "string") return focal;
+      const loss = focal(focalOptions);
+      const forwardBackward = (probe: () => void) => {
+        const yPred = batch.yPred.detach();
+        yPred.requiresGrad = true;
+        const value = loss(batch.yTrue, yPred);
+        probe();
+        value.backward();
+        probe();
+        return { loss: value.item(), grad: yPred.grad! };
+      };
+      const none = () => {};
+      return {
+        run: () => {
+          forwardBackward(none);
+        },
+        check: (probe) => {
+          const { loss: value, grad } = forwardBackward(probe);
+          if (grad === null) throw new Error("focalgrad: backward() left yPred.grad empty");
+          return focalChecks(value, grad.data);
+        },
+        dispose: () => {},
+      } satisfies Prepared;
+    },
+  };
+}
+
+/** The same loss in TensorFlow.js on `backend`, through `tf.valueAndGrad`, inside `tf.tidy`. */
+export function tfjsImplementation(batch: AnchorBatch, backend: TfBackend): Implementation {
+  return {
+    name: `tfjs-${backend}` as ImplName,
+    prepare: async () => {
+      const tf = await loadTfjs();
+      const activate = () => useBackend(tf, backend);
+      await activate();
+      const yTrue = tf.tensor(batch.yTrue.data as Float32Array, [...batch.yTrue.shape], "float32");
+      const yPred = tf.tensor(batch.yPred.data as Float32Array, [...batch.yPred.shape], "float32");
+      const loss = tfjsFocal(tf, focalOptions);
+      const valueAndGrad = tf.valueAndGrad((p: tfTypes.Tensor) => loss(yTrue, p));
+      let peak = 0;
+      return {
+        activate,
+        run: () => {
+          tf.tidy(() => {
+            const { value } = valueAndGrad(yPred);
+            value.dataSync();
+          });
+        },
+        check: async (probe) => {
+          const start = tf.memory().numBytes;
+          let result: Check[] = [];
+          const profile = await tf.profile(() => {
+            tf.tidy(() => {
+              const { value, grad } = valueAndGrad(yPred);
+              probe();
+              result = focalChecks(value.dataSync()[0], grad.dataSync());
+            });
+          });
+          peak = profile.peakBytes - start;
+          return result;
+        },
+        trackedPeakBytes: () => peak,
+        dispose: () => {
+          yTrue.dispose();
+          yPred.dispose();
+        },
+      } satisfies Prepared;
+    },
+  };
+}
+
+/**
+ * The focal case of `workload` for the chosen implementations; the fused loop always runs, as the
+ * unit of the ratios and the reference of the cross-check. `focal` is `focal` of
+ * `@focalgrad/losses`, or why it is missing (the focalgrad row is then skipped with that reason).
+ * `options.batch` overrides the workload's batch size (the workload is then named with it).
+ *
+ * @example
+ * const c = focalCase(FOCAL_WORKLOADS[0], ["focalgrad", "tfjs-wasm"], focal);
+ * const rows = await runCase(c, { warmup: 3, iterations: 20, maxSeconds: 15 });
+ */
+export function focalCase(
+  workload: FocalWorkload,
+  impls: readonly ImplName[],
+  focal: FocalFactory | string,
+  options: { batch?: number; seed?: number } = {},
+): Case {
+  const images = options.batch ?? workload.batch;
+  const batch = syntheticAnchorBatch({
+    batch: images,
+    anchors: workload.anchors,
+    classes: workload.classes,
+    objectFraction: 0.01,
+    ignoredFraction: 0.02,
+    seed: options.seed ?? 2017,
+    dtype: "float32",
+  });
+  const implementations: Implementation[] = [fusedImplementation(batch)];
+  for (const name of impls) {
+    if (name === "focalgrad") implementations.push(focalgradImplementation(batch, focal));
+    else if (name === "tfjs-cpu") implementations.push(tfjsImplementation(batch, "cpu"));
+    else if (name === "tfjs-wasm") implementations.push(tfjsImplementation(batch, "wasm"));
+  }
+  return {
+    workload: images === workload.batch ? workload.name : `${workload.name} (B=${images})`,
+    pass: "fwd+bwd",
+    predictionBytes: batch.yPred.data.byteLength,
+    reference: "fused",
+    ratioToReference: true,
+    implementations,
+  };
+}

@@ -1,0 +1,148 @@
+/** `pnpm bench`: the focal loss and the dense kernels, focalgrad side by side with a fused loop and tfjs. */
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { focal as focalLoss } from "@focalgrad/losses";
+import { conv2dCase, matmulCase } from "./dense.js";
+import { FOCAL_WORKLOADS, type FocalFactory, focalCase } from "./focal.js";
+import { formatFacts, formatTable, machineFacts } from "./report.js";
+import {
+  type Case,
+  canCollectGarbage,
+  IMPL_NAMES,
+  type ImplName,
+  type Row,
+  runCase,
+} from "./run.js";
+import { loadTfjs, useBackend, wasmFeatures } from "./tfjs.js";
+
+const WORKLOADS = ["voc512", "coco800", "matmul256", "matmul1024", "conv2d"] as const;
+type WorkloadName = (typeof WORKLOADS)[number];
+
+const usage = `usage: node --expose-gc packages/examples/dist/bench/index.js [options]
+
+  --workloads <list>   comma-separated, from ${WORKLOADS.join(",")} (default: all)
+  --impls <list>       comma-separated, from ${IMPL_NAMES.join(",")} (default: all);
+                       the fused loop always runs on focal workloads, as the unit of the ratios
+  --iterations <n>     timed iterations per row, at most (default 20)
+  --warmup <n>         untimed iterations before timing, besides the cross-check's run (default 3)
+  --max-seconds <s>    stop timing a row after s seconds once it has one iteration (default 20)
+  --batch <n>          images per focal batch instead of the workload's own (8 for voc512, 2 for coco800)
+  --quick              voc512 with one image (--batch 1) and matmul256, 5 iterations, 1 warm-up,
+                       2 s per row: under 30 s with tfjs-cpu, whose one full voc512 iteration is ~20 s
+  --out <path>         markdown copy of the results (default bench-results/latest.md)
+  --help               this text`;
+
+function parseList<T extends string>(flag: string, value: string, known: readonly T[]): T[] {
+  const names = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  for (const name of names) {
+    if (!known.includes(name as T)) {
+      throw new Error(`--${flag}: unknown '${name}' (expected some of ${known.join(", ")})`);
+    }
+  }
+  return names as T[];
+}
+
+function parseCount(flag: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min)
+    throw new Error(`--${flag}: expected a number >= ${min}, got '${value}'`);
+  return n;
+}
+
+/** The cases of one workload, built only when it is its turn (the anchor tensors are large). */
+function casesOf(
+  name: WorkloadName,
+  impls: readonly ImplName[],
+  focal: FocalFactory | string,
+  batch: number | undefined,
+): Case[] {
+  const focalWorkload = FOCAL_WORKLOADS.find((w) => w.name === name);
+  if (focalWorkload !== undefined) return [focalCase(focalWorkload, impls, focal, { batch })];
+  const dense = impls.filter((i) => i !== "fused");
+  if (dense.length === 0) return [];
+  if (name === "conv2d") return [conv2dCase("fwd", dense), conv2dCase("fwd+bwd", dense)];
+  const size = name === "matmul256" ? 256 : 1024;
+  return [matmulCase(size, "fwd", dense), matmulCase(size, "fwd+bwd", dense)];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      workloads: { type: "string" },
+      impls: { type: "string" },
+      iterations: { type: "string" },
+      warmup: { type: "string" },
+      "max-seconds": { type: "string" },
+      batch: { type: "string" },
+      quick: { type: "boolean", default: false },
+      out: { type: "string", default: path.join("bench-results", "latest.md") },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    return;
+  }
+  const quick = values.quick ?? false;
+  const workloads = parseList(
+    "workloads",
+    values.workloads ?? (quick ? "voc512,matmul256" : WORKLOADS.join(",")),
+    WORKLOADS,
+  );
+  const impls = parseList("impls", values.impls ?? IMPL_NAMES.join(","), IMPL_NAMES);
+  const batchFlag = values.batch ?? (quick ? "1" : undefined);
+  const batch = batchFlag === undefined ? undefined : parseCount("batch", batchFlag, 1);
+  const options = {
+    iterations: parseCount("iterations", values.iterations ?? (quick ? "5" : "20"), 1),
+    warmup: parseCount("warmup", values.warmup ?? (quick ? "1" : "3"), 0),
+    maxSeconds: parseCount("max-seconds", values["max-seconds"] ?? (quick ? "2" : "20"), 0),
+    log: (line: string) => console.error(line),
+  };
+
+  const started = process.hrtime.bigint();
+  const extraFacts: Record<string, string> = {};
+  if (impls.some((i) => i.startsWith("tfjs"))) {
+    const tf = await loadTfjs();
+    extraFacts.TensorFlow_js = `${tf.version.tfjs} (cpu backend; wasm backend: ${
+      impls.includes("tfjs-wasm")
+        ? await useBackend(tf, "wasm").then(() => wasmFeatures(tf))
+        : "not run"
+    })`;
+  }
+  extraFacts["Peak memory"] = canCollectGarbage
+    ? "live heap + external after a full GC at each probe, above the baseline (see BENCH.md)"
+    : "heap + external without GC (node lacks --expose-gc): an upper bound that counts garbage";
+  const focal: FocalFactory | string = focalLoss;
+
+  const rows: Row[] = [];
+  for (const workload of workloads) {
+    console.error(`${workload}:`);
+    for (const c of casesOf(workload, impls, focal, batch))
+      rows.push(...(await runCase(c, options)));
+  }
+
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const facts = machineFacts({
+    ...Object.fromEntries(Object.entries(extraFacts).map(([k, v]) => [k.replace("_", "."), v])),
+    Command: `bench ${process.argv.slice(2).join(" ")}`.trim(),
+    Settings: `${options.iterations} iterations at most, ${options.warmup} warm-up, ${options.maxSeconds} s per row`,
+    "Total time": `${seconds.toFixed(1)} s`,
+    Date: new Date().toISOString(),
+  });
+  const report = `${formatFacts(facts)}\n\n${formatTable(rows)}\n`;
+  console.log(report);
+  const out = path.resolve(values.out!);
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, `# focalgrad benchmark\n\n${report}`);
+  console.error(`written to ${out}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});

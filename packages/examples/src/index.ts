@@ -1,0 +1,13 @@
+/** @focalgrad/examples: synthetic anchor batches and the hand-fused focal loop, shared by the demo, the benchmark and tests. */
+
+export {
+  type AnchorBatch,
+  type AnchorBatchOptions,
+  syntheticAnchorBatch,
+} from "./data/anchors.js";
+export {
+  type FusedFocalOptions,
+  type FusedFocalResult,
+  fusedFocal,
+  fusedFocalInto,
+} from "./fused/focal.js";
