@@ -94,3 +94,5 @@ export type { TensorLike } from "./ops/util.js";
 export { Generator } from "./random.js";
 export type { Shape } from "./shape.js";
 export { type NestedArray, Tensor } from "./tensor.js";
+export * as nn from "./nn/index.js";
+export * as optim from "./optim/index.js";
