@@ -1,0 +1,142 @@
+/** Tests of the benchmark's harness: every implementation agrees on small inputs, and a wrong one is caught. */
+
+import { focal } from "@focalgrad/losses";
+import { describe, expect, it } from "vitest";
+import { type Check, checksums, crossCheck } from "../src/bench/checks.js";
+import { matmulCase } from "../src/bench/dense.js";
+import { type FocalWorkload, focalCase, fusedImplementation } from "../src/bench/focal.js";
+import { formatTable } from "../src/bench/report.js";
+import { type Case, type Implementation, type RunOptions, runCase } from "../src/bench/run.js";
+import { syntheticAnchorBatch } from "../src/data/anchors.js";
+import { fusedFocal } from "../src/fused/focal.js";
+
+const tiny: FocalWorkload = {
+  name: "tiny",
+  batch: 2,
+  anchors: 300,
+  classes: 4,
+  description: "test",
+};
+const fast: RunOptions = { warmup: 0, iterations: 2, maxSeconds: 1 };
+
+/** A fused loop that gets one thing wrong, posing as focalgrad. */
+function corrupted(corrupt: (loss: number, grad: Float32Array) => number): Implementation {
+  const batch = syntheticAnchorBatch({ ...tiny, seed: 2017 });
+  return {
+    name: "focalgrad",
+    prepare: async () => ({
+      run: () => {},
+      check: (probe) => {
+        const { loss, grad } = fusedFocal(batch.yTrue, batch.yPred);
+        probe();
+        const data = grad.data as Float32Array;
+        const value = corrupt(loss, data);
+        return [{ label: "loss", value, rtol: 1e-4 }, ...checksums("grad", data, 1e-3)];
+      },
+      dispose: () => {},
+    }),
+  };
+}
+
+function corruptedCase(impl: Implementation): Case {
+  const batch = syntheticAnchorBatch({ ...tiny, seed: 2017 });
+  return {
+    workload: "tiny",
+    pass: "fwd+bwd",
+    reference: "fused",
+    ratioToReference: true,
+    implementations: [fusedImplementation(batch), impl],
+  };
+}
+
+describe("runCase on a focal workload", () => {
+  it("cross-checks focalgrad, tfjs-cpu and tfjs-wasm against the fused loop, then times them", async () => {
+    const rows = await runCase(
+      focalCase(tiny, ["focalgrad", "tfjs-cpu", "tfjs-wasm"], focal, { seed: 1 }),
+      fast,
+    );
+    expect(rows.map((r) => r.impl)).toEqual(["fused", "focalgrad", "tfjs-cpu", "tfjs-wasm"]);
+    for (const r of rows) {
+      expect(r.skipped).toBeUndefined();
+      expect(r.timesMs.length).toBeGreaterThanOrEqual(1);
+      expect(r.medianMs).toBeGreaterThan(0);
+      expect(r.peakBytes).toBeGreaterThanOrEqual(0);
+    }
+    expect(rows[0].ratio).toBe(1);
+    expect(formatTable(rows)).toContain("| tiny | fwd+bwd | tfjs-wasm |");
+  }, 60_000);
+
+  it("skips focalgrad with the reason when focal() is unavailable, and still runs the fused loop", async () => {
+    const rows = await runCase(focalCase(tiny, ["focalgrad"], "no focal() here"), fast);
+    expect(rows[1]).toMatchObject({ impl: "focalgrad", skipped: "no focal() here" });
+    expect(formatTable(rows)).toContain("skipped: no focal() here");
+  });
+
+  it("fails loudly, naming the implementation and both values, when a loss is off by 1e-3", async () => {
+    const run = runCase(corruptedCase(corrupted((loss) => loss * (1 + 1e-3))), fast);
+    await expect(run).rejects.toThrow(
+      /cross-check failed on tiny fwd\+bwd: focalgrad gives loss = [\d.]+, the reference fused gives [\d.]+/,
+    );
+  });
+
+  it("fails loudly when the largest gradient lands on the wrong element (sums unchanged)", async () => {
+    const run = runCase(
+      corruptedCase(
+        corrupted((loss, grad) => {
+          // The largest gradient written to the wrong element: a misplaced index, as a real bug would.
+          let i = 0;
+          for (let k = 1; k < grad.length; k++) if (Math.abs(grad[k]) > Math.abs(grad[i])) i = k;
+          const j = grad.findIndex((g) => g !== 0 && Math.abs(g) < 0.1 * Math.abs(grad[i]));
+          [grad[i], grad[j]] = [grad[j], grad[i]];
+          return loss;
+        }),
+      ),
+      fast,
+    );
+    await expect(run).rejects.toThrow(/focalgrad gives grad weighted sum = /);
+  });
+
+  it("fails loudly when a gradient element is NaN", async () => {
+    const run = runCase(
+      corruptedCase(
+        corrupted((loss, grad) => {
+          grad[7] = Number.NaN;
+          return loss;
+        }),
+      ),
+      fast,
+    );
+    await expect(run).rejects.toThrow(/focalgrad gives grad sum = NaN/);
+  });
+});
+
+describe("runCase on a dense workload", () => {
+  it("agrees with tfjs on matmul forward and backward and reports GFLOP/s", async () => {
+    const rows = await runCase(matmulCase(16, "fwd+bwd", ["focalgrad", "tfjs-cpu"]), fast);
+    expect(rows.map((r) => r.impl)).toEqual(["focalgrad", "tfjs-cpu"]);
+    for (const r of rows) expect(r.gflops).toBeGreaterThan(0);
+  }, 30_000);
+});
+
+describe("crossCheck", () => {
+  const ours: Check[] = [{ label: "loss", value: 2, rtol: 1e-4 }];
+  it("accepts values within the tolerance", () => {
+    const theirs = [{ label: "loss", value: 2 * (1 + 5e-5), rtol: 1e-4 }];
+    expect(() =>
+      crossCheck("w", { name: "fused", checks: ours }, { name: "x", checks: theirs }),
+    ).not.toThrow();
+  });
+  it("rejects a missing or an extra check", () => {
+    expect(() =>
+      crossCheck("w", { name: "fused", checks: ours }, { name: "x", checks: [] }),
+    ).toThrow("cross-check failed on w: x reports no 'loss' (the reference fused does)");
+    const extra = [...ours, { label: "grad sum", value: 1, rtol: 1e-3 }];
+    expect(() =>
+      crossCheck("w", { name: "fused", checks: ours }, { name: "x", checks: extra }),
+    ).toThrow("cross-check failed on w: x reports grad sum, which the reference fused does not");
+  });
+  it("compares signed sums relative to 1 % of the sum of magnitudes", () => {
+    const [sum] = checksums("g", [1000, -1000, 1e-3], 1e-3);
+    expect(sum.scale).toBeCloseTo(20.00001, 9);
+  });
+});
