@@ -1,0 +1,251 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { add, mul, nn, optim, square, sub, sum, type Tensor, tensor } from "../src/index.js";
+
+const f64 = (values: number[]) => tensor(values, { dtype: "float64", requiresGrad: true });
+const grad = (values: number[]) => tensor(values, { dtype: "float64" });
+
+/** Runs `steps` steps of `opt` on `param` with the given gradients. */
+function run(opt: optim.Optimizer, param: Tensor, gradients: number[][]): number[] {
+  for (const g of gradients) {
+    param.grad = grad(g);
+    opt.step();
+  }
+  return [...param.data];
+}
+
+describe("SGD", () => {
+  it("takes p − lr · g", () => {
+    // p = [1, −2], g = [0.5, 1], lr = 0.1: p = [1 − 0.05, −2 − 0.1] = [0.95, −2.1].
+    const p = f64([1, -2]);
+    expect(run(new optim.SGD([p], { lr: 0.1 }), p, [[0.5, 1]])).toEqual([0.95, -2.1]);
+  });
+
+  it("starts momentum at the first gradient, then b ← μb + g", () => {
+    // μ = 0.9, lr = 0.1, p = 1. Step 1: b = 0.5, p = 1 − 0.05 = 0.95.
+    // Step 2 with g = 1: b = 0.45 + 1 = 1.45, p = 0.95 − 0.145 = 0.805.
+    const p = f64([1]);
+    const [value] = run(new optim.SGD([p], { lr: 0.1, momentum: 0.9 }), p, [[0.5], [1]]);
+    expect(value).toBeCloseTo(0.805, 15);
+  });
+
+  it("looks ahead with Nesterov: g + μb", () => {
+    // Step 1: b = 0.5, step = 0.5 + 0.9 · 0.5 = 0.95, p = 1 − 0.095 = 0.905.
+    // Step 2 with g = 1: b = 0.45 + 1 = 1.45, step = 1 + 1.305 = 2.305, p = 0.905 − 0.2305 = 0.6745.
+    const p = f64([1]);
+    const opt = new optim.SGD([p], { lr: 0.1, momentum: 0.9, nesterov: true });
+    expect(run(opt, p, [[0.5], [1]])[0]).toBeCloseTo(0.6745, 15);
+  });
+
+  it("adds weight decay to the gradient and dampens the momentum", () => {
+    // g' = 0.5 + 0.1 · 2 = 0.7; first step b = g' = 0.7, p = 2 − 0.07 = 1.93.
+    // Step 2, g = 0: g' = 0.193, b = 0.9 · 0.7 + (1 − 0.5) · 0.193 = 0.7265, p = 1.93 − 0.07265 = 1.85735.
+    const p = f64([2]);
+    const opt = new optim.SGD([p], { lr: 0.1, momentum: 0.9, dampening: 0.5, weightDecay: 0.1 });
+    expect(run(opt, p, [[0.5], [0]])[0]).toBeCloseTo(1.85735, 14);
+  });
+
+  it("rejects Nesterov without momentum, negative rates, empty and non-trainable params", () => {
+    const p = f64([1]);
+    expect(() => new optim.SGD([p], { lr: 0.1, nesterov: true })).toThrow(
+      "SGD: nesterov needs momentum > 0 and dampening 0, got momentum 0 and dampening 0",
+    );
+    expect(() => new optim.SGD([p], { lr: -1 })).toThrow("SGD: lr must be a number >= 0, got -1");
+    expect(() => new optim.SGD([], { lr: 0.1 })).toThrow("SGD: got an empty list of parameters");
+    expect(() => new optim.SGD([tensor([1])], { lr: 0.1 })).toThrow(
+      "SGD: params[0] must be a float leaf tensor that requires gradients (pass module.parameters())",
+    );
+    expect(() => new optim.SGD([p, p], { lr: 0.1 })).toThrow(
+      "SGD: a parameter appears more than once in params",
+    );
+  });
+});
+
+describe("Adam and AdamW", () => {
+  it("matches two hand-computed Adam steps", () => {
+    // lr 0.1, β = (0.9, 0.999), p = 1.
+    // Step 1, g = 0.5: m = 0.05, v = 2.5e−4, m̂ = 0.5, v̂ = 0.25, p = 1 − 0.1 · 0.5 / (0.5 + 1e−8) = 0.900000002.
+    // Step 2, g = −1: m = 0.045 − 0.1 = −0.055, v = 2.4975e−4 + 1e−3 = 1.24975e−3,
+    //   m̂ = −0.055 / 0.19 = −0.289474, v̂ = 1.24975e−3 / 1.999e−3 = 0.625188,
+    //   p = 0.900000002 + 0.1 · 0.289474 / 0.790688 = 0.936610354.
+    const p = f64([1]);
+    const opt = new optim.Adam([p], { lr: 0.1 });
+    expect(run(opt, p, [[0.5]])[0]).toBeCloseTo(0.900000002, 12);
+    expect(run(opt, p, [[-1]])[0]).toBeCloseTo(0.9366103542405654, 13);
+    expect(opt.stepCount).toBe(2);
+  });
+
+  it("adds Adam's weight decay to the gradient (L2)", () => {
+    // g' = 0.5 + 0.1 · 1 = 0.6; the first step of Adam moves by lr · g' / |g'| = lr: p = 0.9.
+    const p = f64([1]);
+    const [value] = run(new optim.Adam([p], { lr: 0.1, weightDecay: 0.1 }), p, [[0.5]]);
+    expect(value).toBeCloseTo(0.9, 7);
+  });
+
+  it("decouples AdamW's weight decay: p(1 − lr · λ) before the Adam step", () => {
+    // λ = 0.1: step 1 p = 1 · 0.99 − 0.1 · (1 − 2e−8) = 0.890000002;
+    // step 2 p = 0.890000002 · 0.99 + 0.1 · 0.289474 / 0.790688 = 0.917710354.
+    const p = f64([1]);
+    const opt = new optim.AdamW([p], { lr: 0.1, weightDecay: 0.1 });
+    expect(run(opt, p, [[0.5], [-1]])[0]).toBeCloseTo(0.9177103542205653, 13);
+    expect(new optim.AdamW([f64([1])]).weightDecay).toBe(0.01);
+  });
+
+  it("rejects betas outside [0, 1)", () => {
+    expect(() => new optim.Adam([f64([1])], { betas: [0.9, 1] })).toThrow(
+      "Adam: betas[1] must be in [0, 1), got 1",
+    );
+  });
+});
+
+describe("every optimiser", () => {
+  it("skips parameters without a gradient, and zeroGrad clears them", () => {
+    const a = f64([1]);
+    const b = f64([2]);
+    const opt = new optim.Adam([a, b], { lr: 0.1 });
+    a.grad = grad([1]);
+    opt.step();
+    expect(b.data[0]).toBe(2);
+    expect(a.data[0]).not.toBe(1);
+    opt.zeroGrad();
+    expect(a.grad).toBeNull();
+  });
+
+  it("rejects a gradient whose shape differs from its parameter's", () => {
+    const a = f64([1, 2]);
+    a.grad = grad([1]);
+    expect(() => new optim.SGD([a], { lr: 1 }).step()).toThrow(
+      "SGD: the gradient of shape [1] does not match its parameter's shape [2]",
+    );
+  });
+
+  it("updates in place: a module's parameters change, the tensors stay the same", () => {
+    const lin = new nn.Linear(2, 1, { seed: 0 });
+    const weight = lin.weight;
+    const before = [...weight.data];
+    const opt = new optim.SGD(lin.parameters(), { lr: 0.5 });
+    sum(lin.forward(tensor([[1, 1]]))).backward();
+    opt.step();
+    expect(lin.weight).toBe(weight);
+    // d/dw sum(x wᵀ) = x = [1, 1]: every weight drops by 0.5 (rounded to float32).
+    expect([...weight.data]).toEqual(before.map((v) => Math.fround(v - 0.5)));
+  });
+
+  /** f(x) = Σ ½ qᵢ xᵢ² − bᵢ xᵢ, minimised at xᵢ = bᵢ / qᵢ. */
+  const quadratic = fc.tuple(
+    fc.array(fc.double({ min: 0.5, max: 2, noNaN: true }), { minLength: 1, maxLength: 5 }),
+    fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: 5, maxLength: 5 }),
+  );
+  const makers: [string, (p: Tensor[]) => optim.Optimizer, optim.Schedule | null][] = [
+    ["SGD", (p) => new optim.SGD(p, { lr: 0.1 }), null],
+    ["SGD momentum", (p) => new optim.SGD(p, { lr: 0.05, momentum: 0.9 }), null],
+    ["SGD Nesterov", (p) => new optim.SGD(p, { lr: 0.05, momentum: 0.9, nesterov: true }), null],
+    ["Adam", (p) => new optim.Adam(p), optim.cosineDecay({ lr: 0.1, totalSteps: 300 })],
+    [
+      "AdamW",
+      (p) => new optim.AdamW(p, { weightDecay: 0 }),
+      optim.linearWarmup(optim.cosineDecay({ lr: 0.1, totalSteps: 300 }), { warmupSteps: 20 }),
+    ],
+  ];
+  for (const [name, make, schedule] of makers) {
+    it(`converges on a convex quadratic in 300 steps: ${name}`, () => {
+      fc.assert(
+        fc.property(quadratic, ([q, b]) => {
+          const n = q.length;
+          const x = f64(new Array(n).fill(0));
+          const qs = tensor(q, { dtype: "float64" });
+          const bs = tensor(b.slice(0, n), { dtype: "float64" });
+          const opt = make([x]);
+          const scheduler =
+            schedule === null ? null : new optim.LearningRateScheduler(opt, schedule);
+          for (let step = 0; step < 300; step++) {
+            opt.zeroGrad();
+            sum(sub(mul(mul(qs, square(x)), 0.5), mul(bs, x))).backward();
+            opt.step();
+            scheduler?.step();
+          }
+          x.data.forEach((v, i) => {
+            expect(Math.abs(v - b[i] / q[i])).toBeLessThan(1e-2);
+          });
+        }),
+        { numRuns: 15 },
+      );
+    });
+  }
+});
+
+describe("schedules", () => {
+  it("step decay multiplies by gamma every stepSize steps", () => {
+    const s = optim.stepDecay({ lr: 1, stepSize: 10, gamma: 0.5 });
+    expect([0, 9, 10, 25].map(s)).toEqual([1, 1, 0.5, 0.25]);
+  });
+
+  it("cosine decay runs half a cosine from lr to minLr, then stays", () => {
+    const s = optim.cosineDecay({ lr: 0.1, totalSteps: 100, minLr: 0.02 });
+    // Halfway: 0.02 + 0.08 · (1 + cos(π/2)) / 2 = 0.06.
+    expect(s(0)).toBeCloseTo(0.1, 15);
+    expect(s(50)).toBeCloseTo(0.06, 15);
+    expect(s(100)).toBeCloseTo(0.02, 15);
+    expect(s(150)).toBeCloseTo(0.02, 15);
+  });
+
+  it("linear warm-up ramps from startFactor to the base schedule", () => {
+    const s = optim.linearWarmup(0.1, { warmupSteps: 4, startFactor: 0.2 });
+    // Factors 0.2, 0.4, 0.6, 0.8, then 1.
+    expect([0, 1, 2, 3, 4, 10].map((t) => Number(s(t).toFixed(12)))).toEqual([
+      0.02, 0.04, 0.06, 0.08, 0.1, 0.1,
+    ]);
+    expect(() => optim.linearWarmup(0.1, { warmupSteps: 0 })).toThrow(
+      "linearWarmup: warmupSteps must be an integer >= 1, got 0",
+    );
+  });
+
+  it("a scheduler sets the optimiser's rate at once and after every step", () => {
+    const opt = new optim.SGD([f64([1])], { lr: 5 });
+    const scheduler = new optim.LearningRateScheduler(
+      opt,
+      optim.stepDecay({ lr: 1, stepSize: 1, gamma: 0.5 }),
+    );
+    expect(opt.lr).toBe(1);
+    scheduler.step();
+    scheduler.step();
+    expect(opt.lr).toBe(0.25);
+  });
+});
+
+describe("gradient clipping", () => {
+  it("scales all gradients together to the global norm", () => {
+    // Gradients [3] and [4]: global norm 5; clipped to 1 they become [0.6] and [0.8].
+    const a = f64([0]);
+    const b = f64([0]);
+    a.grad = grad([3]);
+    b.grad = grad([4]);
+    expect(optim.clipGradNorm([a, b], 1)).toBe(5);
+    expect(a.grad.data[0]).toBeCloseTo(0.6, 6);
+    expect(b.grad?.data[0]).toBeCloseTo(0.8, 6);
+    // Below the limit nothing changes.
+    const before = a.grad;
+    optim.clipGradNorm([a, b], 10);
+    expect(a.grad).toBe(before);
+  });
+
+  it("scales a gradient buffer shared by two parameters once", () => {
+    // d/dx sum(x + y) and d/dy are the same tensor from the backward pass of add.
+    const x = f64([3]);
+    const y = f64([4]);
+    sum(add(x, y)).backward();
+    optim.clipGradNorm([x, y], Math.SQRT2 / 2);
+    expect(x.grad?.data[0]).toBeCloseTo(0.5, 6);
+    expect(y.grad?.data[0]).toBeCloseTo(0.5, 6);
+  });
+
+  it("clamps by value", () => {
+    const a = f64([0, 0, 0]);
+    a.grad = grad([-3, 0.5, 2]);
+    optim.clipGradValue([a], 1);
+    expect([...a.grad.data]).toEqual([-1, 0.5, 1]);
+    expect(() => optim.clipGradValue([a], -1)).toThrow(
+      "clipGradValue: clipValue must be a finite number >= 0, got -1",
+    );
+  });
+});
