@@ -312,3 +312,46 @@ describe("poly1FocalLoss (PolyLoss)", () => {
     );
   });
 });
+
+describe("the family in float32 and float64", () => {
+  const cases: [string, (x: Tensor, t: Tensor) => Tensor][] = [
+    ["focalStar", (x, t) => focalStar(x, t, { reduction: "sum" })],
+    ["qualityFocalLoss", (x, t) => qualityFocalLoss(x, t, { reduction: "sum" })],
+    ["varifocalLoss", (x, t) => varifocalLoss(x, t, { reduction: "sum" })],
+    ["poly1FocalLoss", (x, t) => poly1FocalLoss(x, t, { epsilon: -1, reduction: "sum" })],
+  ];
+  for (const [name, loss] of cases) {
+    it(`${name}: values and gradients agree to float32 precision`, () => {
+      fc.assert(
+        fc.property(
+          sizes.chain((s) => fc.tuple(logitsFor(s), hardTargets(s))),
+          ([x, t]) => {
+            const x32 = cast(x, "float32");
+            const x64 = cast(x32, "float64");
+            const on32 = (l: Tensor) => loss(l, cast(t, "float32"));
+            const on64 = (l: Tensor) => loss(l, t);
+            expect(close(on32(x32).item(), on64(x64).item(), 1e-5, 1e-6)).toBe(true);
+            const g32 = grad(on32)(x32).data;
+            const g64 = grad(on64)(x64).data;
+            for (let i = 0; i < g32.length; i++)
+              expect(close(g32[i], g64[i], 1e-5, 1e-6)).toBe(true);
+          },
+        ),
+        { numRuns: 25 },
+      );
+    });
+  }
+  it("distributionFocalLoss: values agree to float32 precision", () => {
+    const x32 = cast(
+      f64([
+        [0.3, -1.2, 2.5, 0.1],
+        [1.1, 0.4, -0.7, 2],
+      ]),
+      "float32",
+    );
+    const y32 = cast(f64([0.25, 2.75]), "float32");
+    const a = distributionFocalLoss(x32, y32).item();
+    const b = distributionFocalLoss(cast(x32, "float64"), cast(y32, "float64")).item();
+    expect(close(a, b, 1e-6, 1e-7)).toBe(true);
+  });
+});

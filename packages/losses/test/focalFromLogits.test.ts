@@ -50,7 +50,7 @@ describe("focalFromLogits", () => {
           }
         },
       ),
-      { numRuns: 150 },
+      { numRuns: 100 },
     );
   });
 
@@ -65,7 +65,7 @@ describe("focalFromLogits", () => {
           assertGradcheck((x) => focalFromLogits({ alpha, gamma })(yTrue, x), [logits]);
         },
       ),
-      { numRuns: 80 },
+      { numRuns: 60 },
     );
   });
 
