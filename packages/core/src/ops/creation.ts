@@ -123,8 +123,11 @@ export function tensor(values: Values, options: TensorOptions = {}): Tensor {
   if (shareable) data = values as unknown as DataArray;
   else {
     data = allocate(dtype, flat.length);
-    for (let i = 0; i < flat.length; i++)
-      data[i] = dtype === "bool" ? (flat[i] ? 1 : 0) : Number(flat[i]);
+    // bool is "not 0", as in cast(): NaN is true (a plain truthiness test would make it false).
+    for (let i = 0; i < flat.length; i++) {
+      const v = flat[i];
+      data[i] = dtype === "bool" ? (v === 0 || v === false ? 0 : 1) : Number(v);
+    }
   }
   const t = new Tensor(data, shape, dtype);
   if (options.requiresGrad) t.requiresGrad = true;

@@ -69,6 +69,11 @@ describe("tensor()", () => {
     // int32 truncates toward zero; bool is "not 0".
     expect(tensor([1.7, -1.7], { dtype: "int32" }).toArray()).toEqual([1, -1]);
     expect(tensor([0, 2, -1], { dtype: "bool" }).toArray()).toEqual([false, true, true]);
+    // NaN is not 0, so it is true, as cast() has it; −0 is 0.
+    const nan = Number.NaN;
+    expect(tensor([nan, -0], { dtype: "bool" }).toArray()).toEqual([true, false]);
+    expect(tensor(new Float32Array([nan]), { dtype: "bool" }).toArray()).toEqual([true]);
+    expect(full([1], nan, { dtype: "bool" }).toArray()).toEqual([true]);
     expect(tensor([true, false], { dtype: "float64" }).toArray()).toEqual([1, 0]);
     expect(tensor([0.1], { dtype: "float32" }).item()).toBe(Math.fround(0.1));
   });
