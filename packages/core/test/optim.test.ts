@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { add, mul, nn, optim, square, sub, sum, type Tensor, tensor } from "../src/index.js";
+import { add, nn, optim, sum, type Tensor, tensor } from "../src/index.js";
 
 const f64 = (values: number[]) => tensor(values, { dtype: "float64", requiresGrad: true });
 const grad = (values: number[]) => tensor(values, { dtype: "float64" });
@@ -134,7 +134,7 @@ describe("every optimiser", () => {
   /** f(x) = Σ ½ qᵢ xᵢ² − bᵢ xᵢ, minimised at xᵢ = bᵢ / qᵢ. */
   const quadratic = fc.tuple(
     fc.array(fc.double({ min: 0.5, max: 2, noNaN: true }), { minLength: 1, maxLength: 5 }),
-    fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: 5, maxLength: 5 }),
+    fc.array(fc.double({ min: -1, max: 1, noNaN: true }), { minLength: 5, maxLength: 5 }),
   );
   const makers: [string, (p: Tensor[]) => optim.Optimizer, optim.Schedule | null][] = [
     ["SGD", (p) => new optim.SGD(p, { lr: 0.1 }), null],
@@ -153,14 +153,13 @@ describe("every optimiser", () => {
         fc.property(quadratic, ([q, b]) => {
           const n = q.length;
           const x = f64(new Array(n).fill(0));
-          const qs = tensor(q, { dtype: "float64" });
-          const bs = tensor(b.slice(0, n), { dtype: "float64" });
           const opt = make([x]);
           const scheduler =
             schedule === null ? null : new optim.LearningRateScheduler(opt, schedule);
           for (let step = 0; step < 300; step++) {
             opt.zeroGrad();
-            sum(sub(mul(mul(qs, square(x)), 0.5), mul(bs, x))).backward();
+            // The gradient ∇f = q · x − b, written straight in: these steps test the optimiser.
+            x.grad = grad(Array.from(x.data, (v, i) => q[i] * v - b[i]));
             opt.step();
             scheduler?.step();
           }
@@ -168,7 +167,7 @@ describe("every optimiser", () => {
             expect(Math.abs(v - b[i] / q[i])).toBeLessThan(1e-2);
           });
         }),
-        { numRuns: 15 },
+        { numRuns: 100 },
       );
     });
   }
