@@ -1,6 +1,6 @@
 /** The reverse-mode autodiff engine: records ops while a graph is wanted, and walks it back. */
 
-import { isFloat } from "./dtype.js";
+import { allocate, type DataArray, type DType, isFloat } from "./dtype.js";
 import { addInPlace } from "./kernels/elementwise.js";
 import { add } from "./ops/arithmetic.js";
 import { cast } from "./ops/cast.js";
@@ -16,7 +16,23 @@ import { Tensor } from "./tensor.js";
  * itself be differentiated. The engine calls a rule only when its input needs a gradient, and it,
  * not the rule, sums the result back to the shape of a broadcast input.
  */
-export type GradientRule = ((upstream: Tensor) => Tensor) | null;
+export type GradientRule = ((upstream: Tensor) => Tensor | ScatteredGradient) | null;
+
+/**
+ * The gradient of a gather: zero except where the gather read, kept as a scatter-add still to do
+ * (TensorFlow's IndexedSlices). The engine adds every scattered contribution of a tensor into one
+ * buffer, instead of materialising a zero tensor per gather and adding those up.
+ */
+export class ScatteredGradient {
+  constructor(
+    readonly shape: Shape,
+    readonly dtype: DType,
+    /** Adds the updates into `dest`, a buffer of `shape` and `dtype`; repeated indices accumulate. */
+    readonly addInto: (dest: DataArray) => void,
+    /** The same gradient as a dense tensor, made by a differentiable op (for `createGraph`). */
+    readonly densify: () => Tensor,
+  ) {}
+}
 
 /** @internal A recorded op: its inputs and its gradient rule. */
 export interface GraphNode {
@@ -134,17 +150,42 @@ function walk(root: Tensor, upstream: Tensor, options: WalkOptions): Map<Tensor,
     }
   }
   const grads = new Map<Tensor, Tensor>([[root, upstream]]);
+  const scattered = new Map<Tensor, ScatteredGradient[]>();
   // Gradient buffers this walk allocated itself, which nothing else sees yet: safe to add into.
   const owned = new Set<Tensor>();
   const accumulate = (t: Tensor, g: Tensor) => {
     const existing = grads.get(t);
     if (existing === undefined) grads.set(t, g);
-    else if (owned.has(existing) && !options.createGraph) addInPlace(existing, g);
+    else if (owned.has(existing) && !options.createGraph && !existing.isPending)
+      addInPlace(existing, g);
     else {
       const total = add(existing, g);
       grads.set(t, total);
       owned.add(total);
     }
+  };
+  /** The total gradient of `t`: dense contributions plus every scatter-add, into one buffer. */
+  const resolve = (t: Tensor): Tensor | undefined => {
+    const pendingScatters = scattered.get(t);
+    if (pendingScatters === undefined) return grads.get(t);
+    scattered.delete(t);
+    let total = grads.get(t);
+    if (options.createGraph) {
+      for (const s of pendingScatters)
+        total = total === undefined ? s.densify() : add(total, s.densify());
+    } else {
+      let buffer: DataArray;
+      if (total !== undefined && owned.has(total) && !total.isPending) buffer = total.data;
+      else {
+        buffer = allocate(t.dtype, t.size);
+        if (total !== undefined) buffer.set(total.data);
+      }
+      for (const s of pendingScatters) s.addInto(buffer);
+      total = new Tensor(buffer, t.shape, t.dtype);
+      owned.add(total);
+    }
+    if (total !== undefined) grads.set(t, total);
+    return total;
   };
 
   withRecording(options.createGraph, () => {
@@ -152,7 +193,7 @@ function walk(root: Tensor, upstream: Tensor, options: WalkOptions): Map<Tensor,
       const t = order[k];
       const node = t.node;
       if (node === null || targets?.has(t)) continue;
-      const g = grads.get(t);
+      const g = resolve(t);
       if (g === undefined) continue;
       if (node.rules === null) {
         throw new Error(
@@ -165,13 +206,21 @@ function walk(root: Tensor, upstream: Tensor, options: WalkOptions): Map<Tensor,
         const rule = rules[i];
         if (rule === null || !input.requiresGrad) return;
         if (wanted !== null && !wanted.has(input)) return;
-        let shaped = sumToShape(rule(g), input.shape);
+        const gi = rule(g);
+        if (gi instanceof ScatteredGradient) {
+          const list = scattered.get(input);
+          if (list === undefined) scattered.set(input, [gi]);
+          else list.push(gi);
+          return;
+        }
+        let shaped = sumToShape(gi, input.shape);
         if (shaped.dtype !== input.dtype) shaped = cast(shaped, input.dtype);
         accumulate(input, shaped);
       });
       grads.delete(t);
       if (!options.retainGraph && !options.createGraph) node.rules = null;
     }
+    for (const t of [...scattered.keys()]) resolve(t);
   });
   return grads;
 }

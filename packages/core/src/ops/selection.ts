@@ -1,7 +1,7 @@
 /** Selection: where, argwhere, gather and gatherNd, and the scatter-adds that are their gradients. */
 
 import { allocate, promoteTypes } from "../dtype.js";
-import { record } from "../engine.js";
+import { record, ScatteredGradient } from "../engine.js";
 import { elementwise } from "../kernels/elementwise.js";
 import {
   gatherAxis,
@@ -123,9 +123,24 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
   const inner = sizeOf(x.shape.slice(ax + 1));
   const shape = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
   const out = allocate(x.dtype, sizeOf(shape));
-  gatherAxis(x.data, indices.data as Int32Array, outer, axisSize, inner, out);
+  const index = indices.data as Int32Array;
+  gatherAxis(x.data, index, outer, axisSize, inner, out);
   const result = new Tensor(out, shape, x.dtype);
-  return record("gather", result, [x, indices], [(g) => scatterAdd(indices, g, ax, x.shape), null]);
+  return record(
+    "gather",
+    result,
+    [x, indices],
+    [
+      (g) =>
+        new ScatteredGradient(
+          x.shape,
+          g.dtype,
+          (dest) => scatterAddAxis(g.data, index, outer, axisSize, inner, dest),
+          () => scatterAdd(indices, g, ax, x.shape),
+        ),
+      null,
+    ],
+  );
 }
 
 /**
@@ -205,7 +220,21 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
   const out = allocate(x.dtype, sizeOf(outShape));
   gatherRows(x.data, offsets, slice, out);
   const result = new Tensor(out, outShape, x.dtype);
-  return record("gatherNd", result, [x, indices], [(g) => scatterNd(indices, g, x.shape), null]);
+  return record(
+    "gatherNd",
+    result,
+    [x, indices],
+    [
+      (g) =>
+        new ScatteredGradient(
+          x.shape,
+          g.dtype,
+          (dest) => scatterAddRows(g.data, offsets, slice, dest),
+          () => scatterNd(indices, g, x.shape),
+        ),
+      null,
+    ],
+  );
 }
 
 /**
