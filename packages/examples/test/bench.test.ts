@@ -3,7 +3,7 @@
 import { focal } from "@focalgrad/losses";
 import { describe, expect, it } from "vitest";
 import { type Check, checksums, crossCheck } from "../src/bench/checks.js";
-import { matmulCase } from "../src/bench/dense.js";
+import { conv2dCase, matmulCase } from "../src/bench/dense.js";
 import { type FocalWorkload, focalCase, fusedImplementation } from "../src/bench/focal.js";
 import { formatTable } from "../src/bench/report.js";
 import { type Case, type Implementation, type RunOptions, runCase } from "../src/bench/run.js";
@@ -115,6 +115,21 @@ describe("runCase on a dense workload", () => {
     const rows = await runCase(matmulCase(16, "fwd+bwd", ["focalgrad", "tfjs-cpu"]), fast);
     expect(rows.map((r) => r.impl)).toEqual(["focalgrad", "tfjs-cpu"]);
     for (const r of rows) expect(r.gflops).toBeGreaterThan(0);
+  }, 30_000);
+});
+
+describe("runCase on conv2d", () => {
+  it("agrees with tfjs's NHWC conv2d forward and backward; tfjs-wasm has no conv2d gradient", async () => {
+    const sizes = { batch: 2, channels: 3, height: 7, width: 6, filters: 4, kernel: 3 };
+    const rows = await runCase(
+      conv2dCase("fwd+bwd", ["focalgrad", "tfjs-cpu", "tfjs-wasm"], sizes),
+      fast,
+    );
+    expect(rows.map((r) => r.skipped)).toEqual([
+      undefined,
+      undefined,
+      "tfjs has no Conv2DBackpropFilter kernel on its wasm backend, so no gradient",
+    ]);
   }, 30_000);
 });
 

@@ -1,7 +1,6 @@
 /** The dense workloads of the benchmark: matmul and conv2d, forward and forward + backward, focalgrad vs tfjs. */
 
-import * as core from "@focalgrad/core";
-import { Generator, matmul, type Tensor, tensor } from "@focalgrad/core";
+import { conv2d, Generator, matmul, type Tensor, tensor } from "@focalgrad/core";
 import type * as tfTypes from "@tensorflow/tfjs";
 import { type Check, checksums } from "./checks.js";
 import type { Case, Implementation, ImplName, Prepared } from "./run.js";
@@ -24,6 +23,8 @@ interface DenseSpec {
     inputPerms: (number[] | null)[];
     /** Permutation of the output (and the upstream gradient) from focalgrad's layout to tfjs's. */
     outputPerm: number[] | null;
+    /** Kernels the backward pass needs, which a backend may lack. */
+    backwardKernels: string[];
   };
 }
 
@@ -91,6 +92,13 @@ function tfjsDense(spec: DenseSpec, pass: Case["pass"], backend: TfBackend): Imp
       const tf = await loadTfjs();
       const activate = () => useBackend(tf, backend);
       await activate();
+      const missing =
+        pass === "fwd+bwd"
+          ? spec.tfjs.backwardKernels.filter((k) => tf.getKernel(k, backend) === undefined)
+          : [];
+      if (missing.length > 0) {
+        return `tfjs has no ${missing.join(" or ")} kernel on its ${backend} backend, so no gradient`;
+      }
       const toTf = (data: Float32Array, shape: number[], perm: number[] | null) =>
         tf.tidy(() => {
           const t = tf.tensor(data, shape, "float32");
@@ -187,7 +195,12 @@ export function matmulCase(size: number, pass: Case["pass"], impls: readonly Imp
     upstream: { data: seeded(size * size, gen), shape },
     flops: 2 * size * size * size,
     focalgrad: ([a, b]) => matmul(a, b),
-    tfjs: { op: (tf, [a, b]) => tf.matMul(a, b), inputPerms: [null, null], outputPerm: null },
+    tfjs: {
+      op: (tf, [a, b]) => tf.matMul(a, b),
+      inputPerms: [null, null],
+      outputPerm: null,
+      backwardKernels: [],
+    },
   };
   return denseCase(spec, pass, impls);
 }
@@ -195,21 +208,21 @@ export function matmulCase(size: number, pass: Case["pass"], impls: readonly Imp
 /** Sizes of the conv2d workload: one 3 × 3 layer of a small detector's FPN head. */
 export const CONV2D = { batch: 4, channels: 32, height: 64, width: 64, filters: 32, kernel: 3 };
 
-type Conv2d = (x: Tensor, w: Tensor, options: { padding: "same" }) => Tensor;
-
 /**
  * `conv2d(x, w, { padding: "same" })` of `@focalgrad/core` (NCHW, w `[Cout, Cin, kh, kw]`) against
  * tfjs's `conv2d` on the same numbers in NHWC (filter `[kh, kw, Cin, Cout]`); flops
- * 2·B·Cout·H·W·Cin·kh·kw forward, 3 × as many forward + backward. The focalgrad row is skipped
- * while core has no `conv2d`.
+ * 2·B·Cout·H·W·Cin·kh·kw forward, 3 × as many forward + backward.
  *
  * @example
  * const c = conv2dCase("fwd", ["focalgrad", "tfjs-cpu"]);
  */
-export function conv2dCase(pass: Case["pass"], impls: readonly ImplName[]): Case {
-  const { batch, channels, height, width, filters, kernel } = CONV2D;
+export function conv2dCase(
+  pass: Case["pass"],
+  impls: readonly ImplName[],
+  sizes: typeof CONV2D = CONV2D,
+): Case {
+  const { batch, channels, height, width, filters, kernel } = sizes;
   const gen = new Generator(3);
-  const conv2d = (core as unknown as { conv2d?: Conv2d }).conv2d;
   const spec: DenseSpec = {
     workload: "conv2d",
     inputs: [
@@ -229,10 +242,7 @@ export function conv2dCase(pass: Case["pass"], impls: readonly ImplName[]): Case
       shape: [batch, filters, height, width],
     },
     flops: 2 * batch * filters * height * width * channels * kernel * kernel,
-    focalgrad:
-      typeof conv2d === "function"
-        ? ([x, w]) => conv2d(x, w, { padding: "same" })
-        : "@focalgrad/core does not export conv2d yet",
+    focalgrad: ([x, w]) => conv2d(x, w, { padding: "same" }),
     tfjs: {
       op: (tf, [x, w]) => tf.conv2d(x as tfTypes.Tensor4D, w as tfTypes.Tensor4D, 1, "same"),
       inputPerms: [
@@ -240,6 +250,7 @@ export function conv2dCase(pass: Case["pass"], impls: readonly ImplName[]): Case
         [2, 3, 1, 0],
       ],
       outputPerm: [0, 2, 3, 1],
+      backwardKernels: ["Conv2DBackpropInput", "Conv2DBackpropFilter"],
     },
   };
   return denseCase(spec, pass, impls);
