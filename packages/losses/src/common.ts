@@ -21,8 +21,10 @@ function shapeText(shape: Shape): string {
   return `[${shape.join(", ")}]`;
 }
 
+/** "an int32 tensor of shape [2, 3]", "a float64 tensor of shape []". */
 export function describeTensor(t: Tensor): string {
-  return `${t.dtype} tensor of shape ${shapeText(t.shape)}`;
+  const article = t.dtype === "int32" ? "an" : "a";
+  return `${article} ${t.dtype} tensor of shape ${shapeText(t.shape)}`;
 }
 
 export function checkTensorArg(op: string, name: string, value: unknown): asserts value is Tensor {
@@ -37,7 +39,7 @@ export function checkFloatArg(op: string, name: string, value: unknown, what: st
   checkTensorArg(op, name, value);
   if (!isFloat(value.dtype)) {
     throw new Error(
-      `${op}: ${name} must hold float32 or float64 ${what}, got a ${describeTensor(value)} ` +
+      `${op}: ${name} must hold float32 or float64 ${what}, got ${describeTensor(value)} ` +
         `(cast it with cast(${name}, "float32"))`,
     );
   }
@@ -49,7 +51,7 @@ export function checkNumericArg(op: string, name: string, value: unknown): Tenso
   checkTensorArg(op, name, value);
   if (value.dtype === "bool") {
     throw new Error(
-      `${op}: ${name} must be a float32, float64 or int32 tensor, got a ${describeTensor(value)}`,
+      `${op}: ${name} must be a float32, float64 or int32 tensor, got ${describeTensor(value)}`,
     );
   }
   return value;
@@ -131,7 +133,7 @@ export function reduceLoss(loss: Tensor, reduction: Reduction): Tensor {
   }
 }
 
-/** One element of a targets tensor in a loop over its data, checked against [lo, hi]. */
+/** Checks, in one loop over its data, that every element of a targets tensor lies in [0, 1]. */
 export function checkUnitInterval(op: string, name: string, t: Tensor): void {
   const data = t.data;
   for (let i = 0; i < data.length; i++) {

@@ -7,6 +7,7 @@ import {
   checkFloatArg,
   checkReduction,
   checkTensorArg,
+  describeTensor,
   focusingFactor,
   type Reduction,
   reduceLoss,
@@ -59,7 +60,7 @@ export function softmaxFocalLoss(
   if (targets.dtype !== "int32" || targets.rank !== 1 || targets.shape[0] !== rows) {
     throw new Error(
       `${op}: targets must be an int32 tensor of shape [${rows}] (one class index per row of logits), ` +
-        `got a ${targets.dtype} tensor of shape [${targets.shape.join(", ")}]`,
+        `got ${describeTensor(targets)}`,
     );
   }
   const classIndex = targets.data;

@@ -548,7 +548,7 @@ describe("focal: bad input", () => {
         ),
       ),
     ).toThrow(
-      /focal: yPred must hold float32 or float64 probabilities, got a int32 tensor of shape \[1, 2, 2\]/,
+      /focal: yPred must hold float32 or float64 probabilities, got an int32 tensor of shape \[1, 2, 2\]/,
     );
   });
   it("wrong ranks and non-tensors", () => {

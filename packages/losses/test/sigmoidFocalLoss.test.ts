@@ -188,7 +188,7 @@ describe("sigmoidFocalLoss: bad input", () => {
   });
   it("integer logits", () => {
     expect(() => sigmoidFocalLoss(tensor([1, 0], { dtype: "int32" }), t)).toThrow(
-      /sigmoidFocalLoss: logits must hold float32 or float64 logits, got a int32 tensor/,
+      /sigmoidFocalLoss: logits must hold float32 or float64 logits, got an int32 tensor/,
     );
   });
   it("shapes that differ", () => {
