@@ -50,7 +50,7 @@ describe("focalFromLogits", () => {
           }
         },
       ),
-      { numRuns: 100 },
+      { numRuns: 70 },
     );
   });
 

@@ -75,7 +75,7 @@ describe("sigmoidFocalLoss: properties", () => {
           });
         },
       ),
-      { numRuns: 80 },
+      { numRuns: 60 },
     );
   });
 

@@ -49,7 +49,7 @@ describe("softmaxFocalLoss", () => {
           assertGradcheck((l) => softmaxFocalLoss(l, t, { alpha, gamma }), [x]);
         },
       ),
-      { numRuns: 80 },
+      { numRuns: 60 },
     );
   });
 
