@@ -9,6 +9,7 @@ import {
   uniform,
   zeros,
 } from "../src/index.js";
+import { setColumnBlock } from "../src/kernels/conv.js";
 import { assertGradcheck, assertGradgradcheck, floatTensor } from "../src/testing/index.js";
 
 interface Case {
@@ -242,6 +243,42 @@ describe("conv2d", () => {
       (a, k) => conv2d(conv2d(a, k, { padding: "same" }), k, { padding: 1, stride: 2 }),
       [x, w],
     );
+  });
+
+  it("gives the same values and gradients when im2col runs one output row at a time", () => {
+    // Real images are split into blocks of output rows; the small test images fit in one block.
+    const previous = setColumnBlock(1);
+    try {
+      fc.assert(
+        fc.property(
+          caseArb.chain((c) => fc.tuple(fc.constant(c), operands(c, true))),
+          ([c, [x, w, bias]]) => {
+            const out = conv2d(x, w, optionsOf(c, bias));
+            const [pt, oh] = axis(c.height, c.kh, c.stride[0], c.dilation[0], c.padding, 0);
+            const [pl, ow] = axis(c.width, c.kw, c.stride[1], c.dilation[1], c.padding, 1);
+            const expected = referenceConv(
+              x,
+              w,
+              bias,
+              c.stride,
+              pt,
+              pl,
+              c.dilation,
+              c.groups,
+              oh,
+              ow,
+            );
+            out.data.forEach((v, i) => {
+              expect(v).toBeCloseTo(expected[i], 12);
+            });
+            assertGradcheck((a, k, b) => conv2d(a, k, optionsOf(c, b)), [x, w, bias as Tensor]);
+          },
+        ),
+        { numRuns: 50 },
+      );
+    } finally {
+      setColumnBlock(previous);
+    }
   });
 
   it("computes float32 like float64, and mixed dtypes in float64", () => {

@@ -27,12 +27,32 @@ export interface ConvGeometry {
   groups: number;
 }
 
-// One im2col matrix, reused by every call (kernels run synchronously).
+// One im2col block, reused by every call (kernels run synchronously).
 let columns = new Float64Array(0);
 
 function columnScratch(size: number): Float64Array {
   if (columns.length < size) columns = new Float64Array(size);
   return columns;
+}
+
+/**
+ * Doubles per im2col block. The columns are built a few output rows at a time so that the block
+ * stays in L2 between im2col writing it and the gemm packing it, instead of a whole image's
+ * matrix (9 MiB for 32 channels, 3 × 3, 64 × 64) making a round trip through memory.
+ */
+let blockDoubles = 1 << 16;
+
+/** @internal For benchmarks: sets the im2col block size in doubles and returns the previous one. */
+export function setColumnBlock(doubles: number): number {
+  const previous = blockDoubles;
+  blockDoubles = Math.max(1, Math.floor(doubles));
+  return previous;
+}
+
+/** Output rows per im2col block. */
+function blockRows(g: ConvGeometry): number {
+  const rowDoubles = g.inChannels * g.kernelHeight * g.kernelWidth * g.outWidth;
+  return Math.max(1, Math.min(g.outHeight, Math.floor(blockDoubles / rowDoubles)));
 }
 
 /** A 1 × 1, stride-1, unpadded convolution is a plain product: the image is its own im2col matrix. */
@@ -49,38 +69,42 @@ function isPointwise(g: ConvGeometry): boolean {
   );
 }
 
-/** The first and one-past-last output column whose tap at offset `shift` lands inside [0, size). */
-function validRange(
-  shift: number,
-  stride: number,
-  outSize: number,
-  size: number,
-): [number, number] {
-  // ix = ox * stride + shift must satisfy 0 <= ix < size.
-  const lo = shift >= 0 ? 0 : Math.ceil(-shift / stride);
-  const hi = Math.min(outSize, Math.max(0, Math.ceil((size - shift) / stride)));
-  return [Math.min(lo, hi), hi];
+/** The first output column whose tap at offset `shift` (ix = ox · stride + shift) is >= 0. */
+function firstValid(shift: number, stride: number, outSize: number): number {
+  return shift >= 0 ? 0 : Math.min(outSize, Math.ceil(-shift / stride));
+}
+
+/** One past the last output column whose tap at offset `shift` is < size. */
+function endValid(shift: number, stride: number, outSize: number, size: number): number {
+  return Math.min(outSize, Math.max(0, Math.ceil((size - shift) / stride)));
 }
 
 /**
- * col[(c · kh + ky) · kw + kx, oy · Wo + ox] = x[c, oy·sh − pt + ky·dh, ox·sw − pl + kx·dw] (0 outside)
- * for the channels of one image starting at `xOffset`.
+ * The im2col block of output rows [oy0, oy1) of one image (at `xOffset`): with
+ * n = (oy1 − oy0) · Wo columns, col[(c · kh + ky) · kw + kx, (oy − oy0) · Wo + ox] =
+ * x[c, oy·sh − pt + ky·dh, ox·sw − pl + kx·dw], 0 in the padding.
  */
-function im2col(x: DataArray, xOffset: number, g: ConvGeometry, col: Float64Array): void {
-  const { inChannels, inHeight, inWidth, outHeight, outWidth, kernelHeight, kernelWidth } = g;
+function im2col(
+  x: DataArray,
+  xOffset: number,
+  g: ConvGeometry,
+  col: Float64Array,
+  oy0: number,
+  oy1: number,
+): void {
+  const { inChannels, inHeight, inWidth, outWidth, kernelHeight, kernelWidth } = g;
   const { strideHeight, strideWidth, padTop, padLeft, dilationHeight, dilationWidth } = g;
   const plane = inHeight * inWidth;
-  const outPlane = outHeight * outWidth;
-  let row = 0;
+  let o = 0;
   for (let c = 0; c < inChannels; c++) {
     const channel = xOffset + c * plane;
     for (let ky = 0; ky < kernelHeight; ky++) {
       const rowShift = ky * dilationHeight - padTop;
       for (let kx = 0; kx < kernelWidth; kx++) {
         const colShift = kx * dilationWidth - padLeft;
-        const [lo, hi] = validRange(colShift, strideWidth, outWidth, inWidth);
-        let o = row * outPlane;
-        for (let oy = 0; oy < outHeight; oy++) {
+        const lo = firstValid(colShift, strideWidth, outWidth);
+        const hi = Math.max(lo, endValid(colShift, strideWidth, outWidth, inWidth));
+        for (let oy = oy0; oy < oy1; oy++) {
           const iy = oy * strideHeight + rowShift;
           if (iy < 0 || iy >= inHeight) {
             col.fill(0, o, o + outWidth);
@@ -94,28 +118,33 @@ function im2col(x: DataArray, xOffset: number, g: ConvGeometry, col: Float64Arra
           for (let ox = hi; ox < outWidth; ox++) col[o + ox] = 0;
           o += outWidth;
         }
-        row++;
       }
     }
   }
 }
 
-/** The adjoint of `im2col`: adds every entry of `col` back onto the input pixel it was read from. */
-function col2im(col: Float64Array, g: ConvGeometry, dx: DataArray, dxOffset: number): void {
-  const { inChannels, inHeight, inWidth, outHeight, outWidth, kernelHeight, kernelWidth } = g;
+/** The adjoint of `im2col`: adds every entry of the block back onto the input pixel it came from. */
+function col2im(
+  col: Float64Array,
+  g: ConvGeometry,
+  dx: DataArray,
+  dxOffset: number,
+  oy0: number,
+  oy1: number,
+): void {
+  const { inChannels, inHeight, inWidth, outWidth, kernelHeight, kernelWidth } = g;
   const { strideHeight, strideWidth, padTop, padLeft, dilationHeight, dilationWidth } = g;
   const plane = inHeight * inWidth;
-  const outPlane = outHeight * outWidth;
-  let row = 0;
+  let o = 0;
   for (let c = 0; c < inChannels; c++) {
     const channel = dxOffset + c * plane;
     for (let ky = 0; ky < kernelHeight; ky++) {
       const rowShift = ky * dilationHeight - padTop;
       for (let kx = 0; kx < kernelWidth; kx++) {
         const colShift = kx * dilationWidth - padLeft;
-        const [lo, hi] = validRange(colShift, strideWidth, outWidth, inWidth);
-        let o = row * outPlane;
-        for (let oy = 0; oy < outHeight; oy++) {
+        const lo = firstValid(colShift, strideWidth, outWidth);
+        const hi = Math.max(lo, endValid(colShift, strideWidth, outWidth, inWidth));
+        for (let oy = oy0; oy < oy1; oy++) {
           const iy = oy * strideHeight + rowShift;
           if (iy >= 0 && iy < inHeight) {
             const dst = channel + iy * inWidth + colShift;
@@ -123,13 +152,29 @@ function col2im(col: Float64Array, g: ConvGeometry, dx: DataArray, dxOffset: num
           }
           o += outWidth;
         }
-        row++;
       }
     }
   }
 }
 
-/** out = conv2d(x, w) + bias: per image, per group, W[g] (Cout/G × Cin/G·kh·kw) · im2col rows of group g. */
+/** Sizes shared by the three products. */
+function layout(g: ConvGeometry) {
+  const taps = g.kernelHeight * g.kernelWidth;
+  const outPlane = g.outHeight * g.outWidth;
+  return {
+    inGroup: g.inChannels / g.groups,
+    outGroup: g.outChannels / g.groups,
+    /** The gemm depth of one group: Cin/G · kh · kw. */
+    depth: (g.inChannels / g.groups) * taps,
+    outPlane,
+    inImage: g.inChannels * g.inHeight * g.inWidth,
+    outImage: g.outChannels * outPlane,
+    rows: blockRows(g),
+    allDepth: g.inChannels * taps,
+  };
+}
+
+/** out = conv2d(x, w) + bias: per image, block of output rows and group, W[g] · im2col block of g. */
 export function conv2dInto(
   x: DataArray,
   w: DataArray,
@@ -138,15 +183,9 @@ export function conv2dInto(
   g: ConvGeometry,
   gemm: Gemm,
 ): void {
-  const taps = g.kernelHeight * g.kernelWidth;
-  const inGroup = g.inChannels / g.groups;
-  const outGroup = g.outChannels / g.groups;
-  const depth = inGroup * taps;
-  const outPlane = g.outHeight * g.outWidth;
-  const inImage = g.inChannels * g.inHeight * g.inWidth;
-  const outImage = g.outChannels * outPlane;
+  const { outGroup, depth, outPlane, inImage, outImage, rows, allDepth } = layout(g);
   const pointwise = isPointwise(g);
-  const col = pointwise ? null : columnScratch(g.inChannels * taps * outPlane);
+  const col = pointwise ? null : columnScratch(allDepth * rows * g.outWidth);
   for (let b = 0; b < g.batch; b++) {
     const outBase = b * outImage;
     if (bias !== null) {
@@ -154,26 +193,49 @@ export function conv2dInto(
         out.fill(bias[c], outBase + c * outPlane, outBase + (c + 1) * outPlane);
       }
     }
-    if (col !== null) im2col(x, b * inImage, g, col);
-    const source = col ?? x;
-    const sourceBase = col !== null ? 0 : b * inImage;
-    for (let gi = 0; gi < g.groups; gi++) {
-      gemm(
-        outGroup,
-        outPlane,
-        depth,
-        w,
-        gi * outGroup * depth,
-        depth,
-        1,
-        source,
-        sourceBase + gi * depth * outPlane,
-        outPlane,
-        1,
-        out,
-        outBase + gi * outGroup * outPlane,
-        outPlane,
-      );
+    if (col === null) {
+      for (let gi = 0; gi < g.groups; gi++) {
+        gemm(
+          outGroup,
+          outPlane,
+          depth,
+          w,
+          gi * outGroup * depth,
+          depth,
+          1,
+          x,
+          b * inImage + gi * depth * outPlane,
+          outPlane,
+          1,
+          out,
+          outBase + gi * outGroup * outPlane,
+          outPlane,
+        );
+      }
+      continue;
+    }
+    for (let oy0 = 0; oy0 < g.outHeight; oy0 += rows) {
+      const oy1 = Math.min(g.outHeight, oy0 + rows);
+      const n = (oy1 - oy0) * g.outWidth;
+      im2col(x, b * inImage, g, col, oy0, oy1);
+      for (let gi = 0; gi < g.groups; gi++) {
+        gemm(
+          outGroup,
+          n,
+          depth,
+          w,
+          gi * outGroup * depth,
+          depth,
+          1,
+          col,
+          gi * depth * n,
+          n,
+          1,
+          out,
+          outBase + gi * outGroup * outPlane + oy0 * g.outWidth,
+          outPlane,
+        );
+      }
     }
   }
 }
@@ -194,11 +256,11 @@ export function conv2dBackwardInputInto(
   g: ConvGeometry,
   gemm: Gemm,
 ): void {
-  if (g.strideHeight === 1 && g.strideWidth === 1 && !isPointwise(g)) {
+  const { inGroup, outGroup, depth, outPlane, inImage, outImage, rows, allDepth } = layout(g);
+  const pointwise = isPointwise(g);
+  if (g.strideHeight === 1 && g.strideWidth === 1 && !pointwise) {
     const { kernelHeight: kh, kernelWidth: kw } = g;
     const taps = kh * kw;
-    const inGroup = g.inChannels / g.groups;
-    const outGroup = g.outChannels / g.groups;
     if (flipped.length < w.length) flipped = new Float64Array(w.length);
     // flipped[(gi · Cin/G + ci), co, ky, kx] = w[gi · Cout/G + co, ci, kh − 1 − ky, kw − 1 − kx].
     for (let gi = 0; gi < g.groups; gi++) {
@@ -224,44 +286,59 @@ export function conv2dBackwardInputInto(
     conv2dInto(dy, flipped, null, dx, transposed, gemm);
     return;
   }
-  const taps = g.kernelHeight * g.kernelWidth;
-  const inGroup = g.inChannels / g.groups;
-  const outGroup = g.outChannels / g.groups;
-  const depth = inGroup * taps;
-  const outPlane = g.outHeight * g.outWidth;
-  const inImage = g.inChannels * g.inHeight * g.inWidth;
-  const outImage = g.outChannels * outPlane;
-  // Otherwise: per image, W[g]ᵀ · dy[g] into an im2col matrix, then col2im.
-  const pointwise = isPointwise(g);
-  const col = pointwise ? null : columnScratch(g.inChannels * taps * outPlane);
+  // Otherwise: per image and block of output rows, W[g]ᵀ · dy[g] into an im2col block, then
+  // col2im. Wᵀ is read by swapping W's strides: no transpose copy.
+  const col = pointwise ? null : columnScratch(allDepth * rows * g.outWidth);
   for (let b = 0; b < g.batch; b++) {
-    if (col !== null) col.fill(0, 0, g.inChannels * taps * outPlane);
-    const target = col ?? dx;
-    const targetBase = col !== null ? 0 : b * inImage;
-    for (let gi = 0; gi < g.groups; gi++) {
-      // Wᵀ is read by swapping W's strides: no transpose copy.
-      gemm(
-        depth,
-        outPlane,
-        outGroup,
-        w,
-        gi * outGroup * depth,
-        1,
-        depth,
-        dy,
-        b * outImage + gi * outGroup * outPlane,
-        outPlane,
-        1,
-        target,
-        targetBase + gi * depth * outPlane,
-        outPlane,
-      );
+    if (col === null) {
+      for (let gi = 0; gi < g.groups; gi++) {
+        gemm(
+          depth,
+          outPlane,
+          outGroup,
+          w,
+          gi * outGroup * depth,
+          1,
+          depth,
+          dy,
+          b * outImage + gi * outGroup * outPlane,
+          outPlane,
+          1,
+          dx,
+          b * inImage + gi * depth * outPlane,
+          outPlane,
+        );
+      }
+      continue;
     }
-    if (col !== null) col2im(col, g, dx, b * inImage);
+    for (let oy0 = 0; oy0 < g.outHeight; oy0 += rows) {
+      const oy1 = Math.min(g.outHeight, oy0 + rows);
+      const n = (oy1 - oy0) * g.outWidth;
+      col.fill(0, 0, allDepth * n);
+      for (let gi = 0; gi < g.groups; gi++) {
+        gemm(
+          depth,
+          n,
+          outGroup,
+          w,
+          gi * outGroup * depth,
+          1,
+          depth,
+          dy,
+          b * outImage + gi * outGroup * outPlane + oy0 * g.outWidth,
+          outPlane,
+          1,
+          col,
+          gi * depth * n,
+          n,
+        );
+      }
+      col2im(col, g, dx, b * inImage, oy0, oy1);
+    }
   }
 }
 
-/** dw += conv2d's gradient in w: per image and group, dy[g] · im2col(x)[g]ᵀ. */
+/** dw += conv2d's gradient in w: per image, block of output rows and group, dy[g] · (im2col block of g)ᵀ. */
 export function conv2dBackwardWeightInto(
   x: DataArray,
   dy: DataArray,
@@ -269,37 +346,54 @@ export function conv2dBackwardWeightInto(
   g: ConvGeometry,
   gemm: Gemm,
 ): void {
-  const taps = g.kernelHeight * g.kernelWidth;
-  const inGroup = g.inChannels / g.groups;
-  const outGroup = g.outChannels / g.groups;
-  const depth = inGroup * taps;
-  const outPlane = g.outHeight * g.outWidth;
-  const inImage = g.inChannels * g.inHeight * g.inWidth;
-  const outImage = g.outChannels * outPlane;
+  const { outGroup, depth, outPlane, inImage, outImage, rows, allDepth } = layout(g);
   const pointwise = isPointwise(g);
-  const col = pointwise ? null : columnScratch(g.inChannels * taps * outPlane);
+  const col = pointwise ? null : columnScratch(allDepth * rows * g.outWidth);
   for (let b = 0; b < g.batch; b++) {
-    if (col !== null) im2col(x, b * inImage, g, col);
-    const source = col ?? x;
-    const sourceBase = col !== null ? 0 : b * inImage;
-    for (let gi = 0; gi < g.groups; gi++) {
-      // The im2col matrix is read transposed through its strides.
-      gemm(
-        outGroup,
-        depth,
-        outPlane,
-        dy,
-        b * outImage + gi * outGroup * outPlane,
-        outPlane,
-        1,
-        source,
-        sourceBase + gi * depth * outPlane,
-        1,
-        outPlane,
-        dw,
-        gi * outGroup * depth,
-        depth,
-      );
+    if (col === null) {
+      for (let gi = 0; gi < g.groups; gi++) {
+        gemm(
+          outGroup,
+          depth,
+          outPlane,
+          dy,
+          b * outImage + gi * outGroup * outPlane,
+          outPlane,
+          1,
+          x,
+          b * inImage + gi * depth * outPlane,
+          1,
+          outPlane,
+          dw,
+          gi * outGroup * depth,
+          depth,
+        );
+      }
+      continue;
+    }
+    for (let oy0 = 0; oy0 < g.outHeight; oy0 += rows) {
+      const oy1 = Math.min(g.outHeight, oy0 + rows);
+      const n = (oy1 - oy0) * g.outWidth;
+      im2col(x, b * inImage, g, col, oy0, oy1);
+      // The block is read transposed through its strides.
+      for (let gi = 0; gi < g.groups; gi++) {
+        gemm(
+          outGroup,
+          depth,
+          n,
+          dy,
+          b * outImage + gi * outGroup * outPlane + oy0 * g.outWidth,
+          outPlane,
+          1,
+          col,
+          gi * depth * n,
+          1,
+          n,
+          dw,
+          gi * outGroup * depth,
+          depth,
+        );
+      }
     }
   }
 }
