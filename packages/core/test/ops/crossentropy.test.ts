@@ -128,6 +128,16 @@ describe("binaryCrossEntropy at the clip edges", () => {
     expect(loss[3]).toBe(Math.fround(-Math.log(1 - hi)));
   });
 
+  it("float32: rounding decides the edge when fround(1 - fround(ε)) lies above 1 - ε", () => {
+    // ε = 0.2: fround(1 − fround(0.2)) = fround(0.8) > 0.8, so p = fround(0.8) sits exactly on the
+    // float32 bound (gradient passes) although it lies above the float64 bound 0.8.
+    const p = f32([0.8], true);
+    expect(p.data[0]).toBeGreaterThan(0.8);
+    sum(binaryCrossEntropy(f32([0]), p, { epsilon: 0.2 })).backward();
+    // ∂/∂p at y = 0 is 1/(1 − p) ≈ 5.
+    expect(p.grad!.item()).toBeCloseTo(5, 5);
+  });
+
   it("the gradient in the target stays finite outside the clip", () => {
     const y = f64([0.5, 0.5], true);
     sum(binaryCrossEntropy(y, f64([0, 1]))).backward();

@@ -33,6 +33,13 @@ const f64 = (values: number[], requiresGrad = false) =>
   tensor(values, { dtype: "float64", requiresGrad });
 const values = (t: Tensor | null) => Array.from(t!.data);
 
+/** The float32 next to a positive `x` in direction `step`. */
+function nextFloat32(x: number, step: 1 | -1): number {
+  const bits = new Int32Array(new Float32Array([x]).buffer);
+  bits[0] += step;
+  return new Float32Array(bits.buffer)[0];
+}
+
 /** f followed by squaring: piecewise-linear ops get a second derivative that uses their rule. */
 function squared(f: (x: Tensor) => Tensor) {
   return (x: Tensor) => {
@@ -112,15 +119,20 @@ describe("kinks and subgradients", () => {
   });
 
   it("clip rounds its bounds to float32 for a float32 input, as TensorFlow does", () => {
-    // fround(0.1) > 0.1, so x = fround(0.1) sits exactly on the rounded lower bound.
-    const x = tensor([Math.fround(0.1), Math.fround(0.9), 0.5], {
-      dtype: "float32",
-      requiresGrad: true,
-    });
-    const y = clip(x, 0.1, 0.9);
-    expect(values(y)).toEqual([Math.fround(0.1), Math.fround(0.9), 0.5]);
+    // fround(0.7) < 0.7 and fround(0.8) > 0.8: against bounds left in float64 these two inputs
+    // would lie strictly outside and get 0; against the rounded bounds they sit exactly on them.
+    const lo = Math.fround(0.7);
+    const hi = Math.fround(0.8);
+    expect(lo).toBeLessThan(0.7);
+    expect(hi).toBeGreaterThan(0.8);
+    // The float32 neighbours just outside the rounded bounds.
+    const below = nextFloat32(lo, -1);
+    const above = nextFloat32(hi, 1);
+    const x = tensor([lo, hi, 0.75, below, above], { dtype: "float32", requiresGrad: true });
+    const y = clip(x, 0.7, 0.8);
+    expect(values(y)).toEqual([lo, hi, Math.fround(0.75), lo, hi]);
     sum(y).backward();
-    expect(values(x.grad)).toEqual([1, 1, 1]);
+    expect(values(x.grad)).toEqual([1, 1, 1, 0, 0]);
   });
 
   it("clip with lo = hi passes the gradient only where x equals the bound", () => {
