@@ -512,6 +512,14 @@ describe("focal: bad input", () => {
         yPred,
       ),
     ).not.toThrow();
+    // A NaN label where the anchor is read is an error (unlike a NaN prediction, which propagates).
+    const readNaN = f64([
+      [
+        [1, Number.NaN, 1],
+        [0, 0, 0],
+      ],
+    ]);
+    expect(() => focal()(readNaN, yPred)).toThrow(/got NaN at \[0, 0, 1\]/);
     const ignoredNaN = f64([
       [
         [1, 0, 1],
