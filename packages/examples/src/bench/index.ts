@@ -1,6 +1,7 @@
 /** `pnpm bench`: the focal loss and the dense kernels, focalgrad side by side with a fused loop and tfjs. */
 
 import { mkdirSync, writeFileSync } from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { focal as focalLoss } from "@focalgrad/losses";
@@ -105,6 +106,7 @@ async function main(): Promise<void> {
   };
 
   const started = process.hrtime.bigint();
+  const loadAtStart = os.loadavg()[0];
   const extraFacts: Record<string, string> = {};
   if (impls.some((i) => i.startsWith("tfjs"))) {
     const tf = await loadTfjs();
@@ -132,6 +134,8 @@ async function main(): Promise<void> {
     Command: `bench ${process.argv.slice(2).join(" ")}`.trim(),
     Settings: `${options.iterations} iterations at most, ${options.warmup} warm-up, ${options.maxSeconds} s per row`,
     "Total time": `${seconds.toFixed(1)} s`,
+    // Wall times mean little on a loaded machine; the CPU-time columns are steadier then.
+    "Load average (1 min)": `${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end, on ${os.cpus().length} logical cores`,
     Date: new Date().toISOString(),
   });
   const report = `${formatFacts(facts)}\n\n${formatTable(rows)}\n`;
