@@ -379,6 +379,40 @@ describe("focal: no NaN or infinity", () => {
   });
 });
 
+describe("focal: ignored anchors are never read", () => {
+  it("replacing their predictions by anything (NaN and infinities included) changes neither loss nor gradient", () => {
+    const junk = fc.constantFrom(
+      0,
+      1,
+      -3,
+      7,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+    );
+    fc.assert(
+      fc.property(
+        detectionCase({ maxAnchors: 5 }),
+        fc.array(junk, { minLength: 60, maxLength: 60 }),
+        (c, values) => {
+          const k = c.classes;
+          const dirty = c.yPred.map((p, i) => {
+            const anchor = Math.floor(i / k);
+            return c.yTrue[anchor * (k + 1) + k] === -1 ? values[i % values.length] : p;
+          });
+          const [yTrue, clean] = caseTensors(c);
+          const [, dirtyPred] = caseTensors({ ...c, yPred: dirty });
+          const [v1, g1] = gradOf(focal(), yTrue)(clean);
+          const [v2, g2] = gradOf(focal(), yTrue)(dirtyPred);
+          expect(v2.item()).toBe(v1.item());
+          expect(Array.from((g2 as Tensor).data)).toEqual(Array.from((g1 as Tensor).data));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
+
 describe("focal: float32 and float64 agree", () => {
   it("to float32 precision, value and gradient", () => {
     fc.assert(

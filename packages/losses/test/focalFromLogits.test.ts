@@ -1,5 +1,5 @@
 import { cast, sigmoid, type Tensor, tensor, valueAndGrad } from "@focalgrad/core";
-import { assertGradcheck } from "@focalgrad/core/testing";
+import { assertGradcheck, assertGradgradcheck } from "@focalgrad/core/testing";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { focal, focalFromLogits, retinanetFocal } from "../src/index.js";
@@ -66,6 +66,29 @@ describe("focalFromLogits", () => {
         },
       ),
       { numRuns: 60 },
+    );
+  });
+
+  it("second order on small cases", () => {
+    fc.assert(
+      fc.property(
+        detectionCase({
+          minBatch: 1,
+          maxBatch: 1,
+          maxAnchors: 2,
+          maxClasses: 2,
+          predMin: -4,
+          predMax: 4,
+        }),
+        fc.constantFrom(...GAMMAS),
+        (c, gamma) => {
+          const [yTrue, logits] = caseTensors(c);
+          assertGradgradcheck((x) => focalFromLogits({ gamma })(yTrue, x), [logits], {
+            atol: 1e-4,
+          });
+        },
+      ),
+      { numRuns: 15 },
     );
   });
 
