@@ -9,6 +9,7 @@ import { open, readFile, rename, unlink } from "node:fs/promises";
 import { endianness } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { allocate, type DataArray, type DType } from "../dtype.js";
+import { writeInPlace } from "../nn/inplace.js";
 import type { Module } from "../nn/module.js";
 import { formatShape, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
@@ -354,7 +355,9 @@ export async function load(
       `load: ${JSON.stringify(path)} does not match the module (${problems.length} problem${problems.length === 1 ? "" : "s"}; nothing was loaded): ${problems.join("; ")}`,
     );
   }
-  for (const [name, target] of state) target.data.set(file.tensors.get(name)!.data);
+  writeInPlace(state.values(), () => {
+    for (const [name, target] of state) target.data.set(file.tensors.get(name)!.data);
+  });
   return file.metadata;
 }
 

@@ -4,6 +4,7 @@ import { isFloat } from "../dtype.js";
 import { Generator } from "../random.js";
 import { formatShape } from "../shape.js";
 import type { Tensor } from "../tensor.js";
+import { writeInPlace } from "./inplace.js";
 
 /** Where random numbers come from: a generator (advanced by the draw) or a seed for a fresh one. */
 export interface RandomSource {
@@ -49,8 +50,10 @@ export function fans(t: Tensor): [fanIn: number, fanOut: number] {
 }
 
 function fill(t: Tensor, draw: () => number): Tensor {
-  const data = t.data;
-  for (let i = 0; i < data.length; i++) data[i] = draw();
+  writeInPlace([t], () => {
+    const data = t.data;
+    for (let i = 0; i < data.length; i++) data[i] = draw();
+  });
   return t;
 }
 
@@ -204,7 +207,7 @@ export function uniform(
  */
 export function constant(t: Tensor, value: number): Tensor {
   checkTarget("constant", t);
-  t.data.fill(value);
+  writeInPlace([t], () => t.data.fill(value));
   return t;
 }
 

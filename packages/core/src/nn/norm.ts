@@ -1,7 +1,6 @@
 /** Normalisation layers: GroupNorm (batch-independent, the usual choice in detector heads) and BatchNorm2d with running statistics. */
 
 import { allocate } from "../dtype.js";
-import { noGrad } from "../engine.js";
 import { add, div, mul, square, sub } from "../ops/arithmetic.js";
 import { sqrt } from "../ops/math.js";
 import { mean } from "../ops/reduce.js";
@@ -9,6 +8,7 @@ import { reshape } from "../ops/shape.js";
 import { checkFloat } from "../ops/util.js";
 import { formatShape } from "../shape.js";
 import { Tensor } from "../tensor.js";
+import { writeInPlace } from "./inplace.js";
 import { Module } from "./module.js";
 
 export interface NormOptions {
@@ -156,7 +156,7 @@ export class BatchNorm2d extends Module {
       const centred = sub(x, mu);
       const variance = mean(square(centred), { axis: axes, keepdims: true });
       y = div(centred, sqrt(add(variance, this.eps)));
-      noGrad(() => {
+      writeInPlace([this.runningMean, this.runningVar, this.numBatchesTracked], () => {
         const m = this.momentum;
         const runningMean = this.runningMean.data;
         const runningVar = this.runningVar.data;

@@ -1,6 +1,7 @@
 /** Optimisers (SGD with momentum and Nesterov, Adam, AdamW) that update parameters in place from their `.grad`, with state per parameter. */
 
 import { isFloat } from "../dtype.js";
+import { writeInPlace } from "../nn/inplace.js";
 import { formatShape, shapesEqual } from "../shape.js";
 import { Tensor } from "../tensor.js";
 
@@ -60,22 +61,26 @@ export abstract class Optimizer {
   /** Applies one update to every parameter that has a gradient; the others are left alone. */
   step(): void {
     checkNumber(this.name, "lr", this.lr, (v) => v >= 0, "a number >= 0");
-    this.stepCount++;
-    for (const p of this.params) {
-      const g = p.grad;
-      if (g === null) continue;
+    const stepped = this.params.filter((p) => p.grad !== null);
+    for (const p of stepped) {
+      const g = p.grad!;
       if (!shapesEqual(g.shape, p.shape)) {
         throw new Error(
           `${this.name}: the gradient of shape ${formatShape(g.shape)} does not match its parameter's shape ${formatShape(p.shape)}`,
         );
       }
-      let slots = this.state.get(p);
-      if (slots === undefined) {
-        slots = this.initialState(p);
-        this.state.set(p, slots);
-      }
-      this.update(p.data, g.data, slots);
     }
+    this.stepCount++;
+    writeInPlace(stepped, () => {
+      for (const p of stepped) {
+        let slots = this.state.get(p);
+        if (slots === undefined) {
+          slots = this.initialState(p);
+          this.state.set(p, slots);
+        }
+        this.update(p.data, p.grad!.data, slots);
+      }
+    });
   }
 
   /** Fresh per-parameter state (buffers of the parameter's size). */
