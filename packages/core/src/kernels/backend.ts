@@ -48,7 +48,13 @@ export interface DenseBackend {
   conv2dBackwardWeight(x: DataArray, dy: DataArray, dw: DataArray, geometry: ConvGeometry): void;
 }
 
-/** Plain JavaScript: packed, blocked, 4 × 4 register-tiled gemm, and im2col convolutions on top of it. */
+/**
+ * Plain JavaScript: packed, blocked, 4 × 4 register-tiled gemm, and im2col convolutions on top
+ * of it. A faster backend can reuse any of its kernels.
+ *
+ * @example
+ * setBackend({ ...javascriptBackend, name: "wasm-gemm", gemm: wasmGemm });
+ */
 export const javascriptBackend: DenseBackend = {
   name: "javascript",
   gemm,

@@ -12,7 +12,12 @@ export interface RandomSource {
   seed?: number;
 }
 
-/** @internal The generator of `source`, or an error naming `op` when there is none. */
+/**
+ * @internal The generator of `source`, or an error naming `op` when there is none.
+ *
+ * @example
+ * generatorOf("Linear", { seed: 0 }).uniform();
+ */
 export function generatorOf(op: string, source: RandomSource | undefined): Generator {
   if (source?.generator !== undefined) {
     if (!(source.generator instanceof Generator)) {

@@ -22,6 +22,14 @@ function checkNumber(
  * between steps, state per parameter, and `zeroGrad()`. Steps write straight into each
  * parameter's `data`, so no op is recorded and views of a parameter (from `reshape`) see the
  * update, as in PyTorch.
+ *
+ * @example
+ * const opt: Optimizer = new SGD(model.parameters(), { lr: 0.1 });
+ * for (const { x, y } of batches) {
+ *   opt.zeroGrad();
+ *   mean(bceWithLogits(model.forward(x), y)).backward();
+ *   opt.step();
+ * }
  */
 export abstract class Optimizer {
   readonly params: readonly Tensor[];

@@ -58,7 +58,8 @@ export function cosineDecay(options: { lr: number; totalSteps: number; minLr?: n
  *
  * @example
  * const s = linearWarmup(cosineDecay({ lr: 0.01, totalSteps: 1000 }), { warmupSteps: 100 });
- * s(0); // 0.01 / 100 · 1 … rising to the cosine schedule at step 100
+ * s(0);   // 0.01 · (1 / 100) = 1e-4 (default startFactor 1 / warmupSteps)
+ * s(100); // the cosine schedule from here on
  */
 export function linearWarmup(
   base: Schedule | number,
