@@ -134,6 +134,8 @@ interface WalkOptions {
   targets?: readonly Tensor[];
   createGraph: boolean;
   retainGraph: boolean;
+  /** Existing gradient tensors to add each tensor's gradient into, in place (leaves' `.grad`). */
+  into?: ReadonlyMap<Tensor, Tensor>;
 }
 
 /** Walks the graph from `root` seeded with `upstream`; returns the gradient of every tensor it reached. */
@@ -175,6 +177,14 @@ function walk(root: Tensor, upstream: Tensor, options: WalkOptions): Map<Tensor,
         total = total === undefined ? s.densify() : add(total, s.densify());
     } else {
       let buffer: DataArray;
+      const destination = options.into?.get(t);
+      if (destination !== undefined) {
+        // Scatter straight into the existing gradient: no buffer of our own at all.
+        if (total !== undefined) addInPlace(destination, total);
+        for (const s of pendingScatters) s.addInto(destination.data);
+        grads.set(t, destination);
+        return destination;
+      }
       if (total !== undefined && owned.has(total) && !total.isPending) buffer = total.data;
       else {
         buffer = allocate(t.dtype, t.size);
@@ -255,9 +265,31 @@ export function backward(
 ): void {
   const seed = checkUpstream("backward", root, upstream);
   const createGraph = options.createGraph ?? false;
-  const grads = walk(root, seed, { createGraph, retainGraph: options.retainGraph ?? createGraph });
+  const retainGraph = options.retainGraph ?? createGraph;
+  // As in PyTorch, a leaf's existing .grad is added into in place (not with createGraph), so that a
+  // training loop that zeroes gradients reuses their memory instead of allocating every step.
+  const into = new Map<Tensor, Tensor>();
+  if (!createGraph) {
+    for (const t of topologicalOrder(root, null)) {
+      const g = t.grad;
+      const reusable =
+        g !== null &&
+        !g.requiresGrad &&
+        !g.isPending &&
+        g.dtype === t.dtype &&
+        shapesEqual(g.shape, t.shape);
+      if (t.node === null && reusable) into.set(t, g);
+    }
+  }
+  const grads = walk(root, seed, { createGraph, retainGraph, into });
   for (const [t, g] of grads) {
     if (t.node !== null || !t.requiresGrad) continue;
+    const existing = into.get(t);
+    if (existing !== undefined) {
+      if (g !== existing) addInPlace(existing, g);
+      existing.markModified();
+      continue;
+    }
     const contribution = createGraph ? g : g.detach();
     t.grad =
       t.grad === null ? contribution : withRecording(createGraph, () => add(t.grad!, contribution));

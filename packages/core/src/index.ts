@@ -13,7 +13,7 @@ export {
   javascriptBackend,
   setBackend,
 } from "./kernels/backend.js";
-export { realizePending } from "./kernels/elementwise.js";
+export * as nn from "./nn/index.js";
 export { add, div, maximum, minimum, mul, neg, pow, square, sub } from "./ops/arithmetic.js";
 export { cast } from "./ops/cast.js";
 export {
@@ -91,8 +91,7 @@ export {
   transpose,
 } from "./ops/shape.js";
 export type { TensorLike } from "./ops/util.js";
+export * as optim from "./optim/index.js";
 export { Generator } from "./random.js";
 export type { Shape } from "./shape.js";
 export { type NestedArray, Tensor } from "./tensor.js";
-export * as nn from "./nn/index.js";
-export * as optim from "./optim/index.js";

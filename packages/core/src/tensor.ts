@@ -14,6 +14,8 @@ export class Tensor<D extends DType = DType> {
   readonly shape: Shape;
   readonly dtype: D;
   readonly size: number;
+  /** Bumped by `markModified()`: lazily fused results check it so they never read a later write. */
+  version = 0;
   /** The accumulated gradient after `backward()`, on leaves that require gradients. */
   grad: Tensor | null = null;
   /** @internal The op that made this tensor, while the graph is alive. */
@@ -40,7 +42,7 @@ export class Tensor<D extends DType = DType> {
 
   /**
    * The elements, row-major, as a typed array of the dtype. Shared with views made by `reshape`,
-   * so treat it as read-only (call `realizePending()` before writing into a tensor in place).
+   * so treat it as read-only; after writing into it in place, call `markModified()`.
    */
   get data(): DataArrayOf[D] {
     if (this.stored === null) {
@@ -48,6 +50,18 @@ export class Tensor<D extends DType = DType> {
       this.compute = null;
     }
     return this.stored;
+  }
+
+  /**
+   * Records that `data` was written in place (as optimisers do). A lazily fused result made from
+   * this tensor earlier then refuses to compute from the new values, rather than silently mixing.
+   *
+   * @example
+   * w.data[0] -= 0.1 * w.grad!.data[0];
+   * w.markModified();
+   */
+  markModified(): void {
+    this.version++;
   }
 
   /** @internal Whether the data is still to be computed (a lazily fused elementwise result). */

@@ -26,13 +26,33 @@ export interface StridedOperand {
   offset: number;
 }
 
-/** A fused elementwise computation over concrete inputs `v0 … vk`, steps `t0 … tm`. */
+/**
+ * How a program reads one of its inputs, element by element in the program's row-major order:
+ * with strides over the program's shape (broadcasts and views such as slices), or as rows
+ * gathered through a table of row offsets (a lazy `gatherNd`).
+ */
+type ProgramInput = (
+  | { readonly kind: "strided"; readonly strides: readonly number[]; readonly offset: number }
+  | {
+      readonly kind: "rows";
+      readonly rowOffsets: Int32Array;
+      readonly width: number;
+      readonly colStride: number;
+    }
+) & {
+  readonly tensor: Tensor;
+  /** The tensor's version when the program was made: a later in-place write must not be read. */
+  readonly version: number;
+};
+
+/** A fused elementwise computation over inputs `v0 … vk`, steps `t0 … tm`, over `shape`. */
 interface Program {
-  readonly inputs: readonly Tensor[];
+  readonly shape: Shape;
+  readonly inputs: readonly ProgramInput[];
   readonly steps: readonly string[];
   /** The name holding the result: a step `tN` or an input `vN`. */
   readonly result: string;
-  /** Whether a step calls a transcendental function: such programs are not copied into consumers. */
+  /** Whether a step calls a transcendental function (log, exp, …). */
   readonly heavy: boolean;
 }
 
@@ -40,40 +60,39 @@ const fusion = {
   enabled: true,
   /** Below this many elements ops run at once: fusion pays off only on large tensors. */
   minSize: 1 << 14,
-  maxInputs: 12,
-  maxSteps: 24,
+  /**
+   * Whether transcendental steps are recomputed in each consumer rather than stored. On machines
+   * where fresh memory is expensive (a first touch of a new page costs more than a logarithm, as
+   * on the VMs this project is benchmarked on), recomputing wins.
+   */
+  recompute: true,
+  maxInputs: 16,
+  maxSteps: 64,
 };
 
 /**
  * @internal Tunes lazy fusion (tests force it on small tensors; `enabled: false` evaluates every
  * op at once). Returns the previous settings.
  */
-export function configureFusion(settings: Partial<{ enabled: boolean; minSize: number }>): {
+export function configureFusion(
+  settings: Partial<{ enabled: boolean; minSize: number; recompute: boolean }>,
+): {
   enabled: boolean;
   minSize: number;
+  recompute: boolean;
 } {
-  const before = { enabled: fusion.enabled, minSize: fusion.minSize };
+  const before = { enabled: fusion.enabled, minSize: fusion.minSize, recompute: fusion.recompute };
   Object.assign(fusion, settings);
   return before;
 }
 
 const programs = new WeakMap<Tensor, Program>();
-let pending: WeakRef<Tensor>[] = [];
-
-/**
- * Computes every pending (lazily fused) tensor that is still alive. Call it before writing into a
- * tensor's `data` in place (optimisers do), so that no pending result reads the new values.
- */
-export function realizePending(): void {
-  const list = pending;
-  pending = [];
-  for (const ref of list) ref.deref()?.data;
-}
 
 const heavyCall = /Math\.(log|log1p|exp|expm1|pow|sqrt|tanh|sin|cos|atan)/;
 const operandLetter = /(?<![\w.$])([a-e])(?![\w$])/g;
 const stepName = /\b([vt])(\d+)\b/g;
 
+type Mode = "store" | "sum" | "scatter";
 type Kernel = (
   out: DataArray | null,
   n: number,
@@ -84,34 +103,65 @@ type Kernel = (
 const kernels = new Map<string, Kernel>();
 
 /**
- * The loop for a program: reads every input with its (coalesced) strides, runs the steps, and
- * either stores the result in `out` or, with `reduce`, returns the double-precision sum.
+ * The loop for a program. Strided inputs advance by their innermost stride and an odometer over the
+ * outer axes; row inputs follow the element order through their row-offset table. The result is
+ * stored in `out` (`store`), summed in double precision and returned (`sum`), or added into `out` at
+ * rows given by a row-offset table (`scatter`, the adjoint of a gather).
  */
-function compile(program: Program, outType: string, reduce: boolean): Kernel {
-  const inputTypes = program.inputs.map((t) => t.dtype).join(",");
-  const key = `${reduce ? "sum" : outType}|${inputTypes}|${program.steps.join("")}|${program.result}`;
+function compile(program: Program, outType: string, mode: Mode): Kernel {
+  const constant = (input: ProgramInput) => input.kind === "strided" && input.tensor.size === 1;
+  const layout = program.inputs
+    .map((input) => `${constant(input) ? "k" : input.kind[0]}${input.tensor.dtype}`)
+    .join(",");
+  const key = `${mode}:${outType}|${layout}|${program.steps.join("")}|${program.result}`;
   const cached = kernels.get(key);
   if (cached !== undefined) return cached;
-  const k = program.inputs.length;
-  const each = (f: (i: number) => string) => Array.from({ length: k }, (_, i) => f(i)).join("\n");
+  const lines = (f: (input: ProgramInput, i: number) => string) =>
+    program.inputs.map((input, i) => f(input, i)).join("\n");
+  // Scalars are read once; strided inputs step through memory; row inputs follow their offsets.
+  const prologue = lines((input, i) =>
+    constant(input)
+      ? `const v${i} = d${i}[o${i}];`
+      : input.kind === "strided"
+        ? `const st${i} = s${i}[rank - 1]; let base${i} = o${i};`
+        : `let r${i} = 0, c${i} = 0; const nr${i} = ro${i}.length; let p${i} = nr${i} > 0 ? ro${i}[0] : 0;`,
+  );
+  const streamed = (input: ProgramInput) => input.kind === "strided" && !constant(input);
+  const rowStart = lines((input, i) => (streamed(input) ? `let i${i} = base${i};` : ""));
+  const load = lines((input, i) =>
+    constant(input)
+      ? ""
+      : input.kind === "strided"
+        ? `const v${i} = d${i}[i${i}]; i${i} += st${i};`
+        : `const v${i} = d${i}[p${i}]; p${i} += cs${i}; if (++c${i} === w${i}) { c${i} = 0; p${i} = ++r${i} < nr${i} ? ro${i}[r${i}] : 0; }`,
+  );
+  const advance = lines((input, i) => (streamed(input) ? `base${i} += s${i}[d];` : ""));
+  const rewind = lines((input, i) => (streamed(input) ? `base${i} -= s${i}[d] * shape[d];` : ""));
+  const write =
+    mode === "store"
+      ? `out[o++] = ${program.result};`
+      : mode === "sum"
+        ? `acc += ${program.result}; o++;`
+        : `out[op] += ${program.result}; op++; o++; if (++oc === ow) { oc = 0; op = ++orr < onr ? oro[orr] : 0; }`;
   const source = `
     const inner = shape[rank - 1];
-    ${each((i) => `const step${i} = s${i}[rank - 1]; let base${i} = o${i};`)}
+    ${prologue}
+    let orr = 0, oc = 0; const onr = oro === null ? 0 : oro.length; let op = onr > 0 ? oro[0] : 0;
     const index = new Int32Array(rank);
     let o = 0;
     let acc = 0;
     while (o < n) {
-      ${each((i) => `let i${i} = base${i};`)}
+      ${rowStart}
       for (let j = 0; j < inner; j++) {
-        ${each((i) => `const v${i} = d${i}[i${i}]; i${i} += step${i};`)}
+        ${load}
         ${program.steps.join("\n        ")}
-        ${reduce ? `acc += ${program.result}; o++;` : `out[o++] = ${program.result};`}
+        ${write}
       }
       for (let d = rank - 2; d >= 0; d--) {
-        ${each((i) => `base${i} += s${i}[d];`)}
+        ${advance}
         if (++index[d] < shape[d]) break;
         index[d] = 0;
-        ${each((i) => `base${i} -= s${i}[d] * shape[d];`)}
+        ${rewind}
       }
     }
     return acc;`;
@@ -120,7 +170,13 @@ function compile(program: Program, outType: string, reduce: boolean): Kernel {
     "n",
     "shape",
     "rank",
-    ...Array.from({ length: k }, (_, i) => [`d${i}`, `s${i}`, `o${i}`]).flat(),
+    "oro",
+    "ow",
+    ...program.inputs.flatMap((input, i) =>
+      input.kind === "strided"
+        ? [`d${i}`, `s${i}`, `o${i}`]
+        : [`d${i}`, `ro${i}`, `w${i}`, `cs${i}`],
+    ),
   ];
   const kernel = new Function(...params, source) as Kernel;
   kernels.set(key, kernel);
@@ -128,7 +184,7 @@ function compile(program: Program, outType: string, reduce: boolean): Kernel {
 }
 
 /**
- * Drops size-1 axes and merges neighbours that every operand reads contiguously, so that the
+ * Drops size-1 axes and merges neighbours that every strided input reads contiguously, so that the
  * common cases (same shapes, a scalar, a trailing row) become a single flat inner loop.
  */
 function coalesce(
@@ -161,62 +217,63 @@ function coalesce(
   return { shape: Int32Array.from(outShape), strides: outStrides.map((s) => Int32Array.from(s)) };
 }
 
-const unitStride = new Int32Array([1]);
-const flatShape = new Int32Array(1);
-
-/** Runs `kernel` over `inputs` broadcast to `shape`; returns the sum when `out` is null. */
+/** Runs `program` with `kernel`; `target` is the output array (store, scatter) or null (sum). */
 function run(
   kernel: Kernel,
-  inputs: readonly Tensor[],
-  shape: Shape,
+  program: Pick<Program, "inputs" | "shape">,
   out: DataArray | null,
+  scatterRows: Int32Array | null = null,
+  scatterWidth = 0,
 ): number {
-  const n = sizeOf(shape);
+  const n = sizeOf(program.shape);
   if (n === 0) return 0;
-  const args: unknown[] = [];
-  let flat = true;
-  for (const t of inputs) if (t.size !== n) flat = false;
-  if (flat) {
-    // Kernels never call back into JavaScript, so one shared shape array is safe.
-    flatShape[0] = n;
-    for (const t of inputs) args.push(t.data, unitStride, 0);
-    return kernel(out, n, flatShape, 1, ...args);
-  }
+  const strided = program.inputs.filter((input) => input.kind === "strided");
   const c = coalesce(
-    shape,
-    inputs.map((t) => broadcastStrides(t.shape, shape)),
+    program.shape,
+    strided.map((input) => input.strides),
   );
-  inputs.forEach((t, i) => {
-    args.push(t.data, c.strides[i], 0);
-  });
-  return kernel(out, n, c.shape, c.shape.length, ...args);
+  const args: unknown[] = [];
+  let k = 0;
+  for (const input of program.inputs) {
+    if (input.tensor.version !== input.version) {
+      throw new Error(
+        "a lazily computed result reads a tensor that was modified in place after the result was made " +
+          "(an optimiser step?); read the result (e.g. its .data) before modifying what it was computed from",
+      );
+    }
+    if (input.kind === "strided") args.push(input.tensor.data, c.strides[k++], input.offset);
+    else args.push(input.tensor.data, input.rowOffsets, input.width, input.colStride);
+  }
+  return kernel(out, n, c.shape, c.shape.length, scatterRows, scatterWidth, ...args);
 }
 
-function runProgram(
-  program: Program,
-  shape: Shape,
-  out: DataArray | null,
-  outType: string,
-): number {
-  return run(compile(program, outType, out === null), program.inputs, shape, out);
+function broadcastInput(t: Tensor, shape: Shape): ProgramInput {
+  return {
+    kind: "strided",
+    tensor: t,
+    version: t.version,
+    strides: broadcastStrides(t.shape, shape),
+    offset: 0,
+  };
 }
 
 /** Accumulates a program: inputs deduplicated, pending operands of the output's shape inlined. */
 class ProgramBuilder {
-  readonly inputs: Tensor[] = [];
+  readonly inputs: ProgramInput[] = [];
   readonly steps: string[] = [];
   heavy = false;
-  private readonly inputNames = new Map<Tensor, string>();
+  private readonly inputNames = new Map<ProgramInput | Tensor, string>();
   private readonly inlined = new Map<Tensor, string>();
 
   constructor(private readonly shape: Shape) {}
 
-  private input(t: Tensor): string {
-    let name = this.inputNames.get(t);
+  /** The name of an input; the same tensor broadcast the same way, or the same record, is read once. */
+  private input(input: ProgramInput, key: ProgramInput | Tensor = input): string {
+    let name = this.inputNames.get(key);
     if (name === undefined) {
       name = `v${this.inputs.length}`;
-      this.inputs.push(t);
-      this.inputNames.set(t, name);
+      this.inputs.push(input);
+      this.inputNames.set(key, name);
     }
     return name;
   }
@@ -226,16 +283,23 @@ class ProgramBuilder {
     const program = fuse && t.isPending ? programs.get(t) : undefined;
     const fits =
       program !== undefined &&
-      !program.heavy &&
+      (fusion.recompute || !program.heavy) &&
       shapesEqual(t.shape, this.shape) &&
-      this.steps.length + program.steps.length < fusion.maxSteps &&
+      this.steps.length + program.steps.length <= fusion.maxSteps &&
       this.inputs.length + program.inputs.length <= fusion.maxInputs;
-    if (!fits) return this.input(t);
+    if (!fits) {
+      const broadcastKey = shapesEqual(t.shape, this.shape) ? t : undefined;
+      return this.input(broadcastInput(t, this.shape), broadcastKey);
+    }
     const known = this.inlined.get(t);
     if (known !== undefined) return known;
     const rename = new Map<string, string>();
     program.inputs.forEach((input, i) => {
-      rename.set(`v${i}`, this.input(input));
+      const plain =
+        input.kind === "strided" &&
+        input.offset === 0 &&
+        shapesEqual(input.tensor.shape, this.shape);
+      rename.set(`v${i}`, this.input(input, plain ? input.tensor : input));
     });
     const offset = this.steps.length;
     program.steps.forEach((_, i) => {
@@ -243,13 +307,28 @@ class ProgramBuilder {
     });
     for (const step of program.steps)
       this.steps.push(step.replace(stepName, (m) => rename.get(m) ?? m));
+    if (program.heavy) this.heavy = true;
     const name = rename.get(program.result) ?? program.result;
     this.inlined.set(t, name);
     return name;
   }
 
-  /** Appends the op's own step, rounding to its dtype as a store into its typed array would. */
-  op(expr: string, names: readonly string[], dtype: DType): string {
+  /** Reads `input` directly (a view or gathered rows of a concrete tensor). */
+  raw(input: ProgramInput): string {
+    return this.input(input);
+  }
+
+  /**
+   * Appends the op's own step, rounding to its dtype as a store into its typed array would. A plain
+   * copy of an operand of the same dtype adds no step: the result is the operand's name.
+   */
+  op(
+    expr: string,
+    names: readonly string[],
+    dtype: DType,
+    operandDtypes: readonly DType[] = [],
+  ): string {
+    if (expr === "a" && operandDtypes[0] === dtype) return names[0];
     const body = expr.replace(
       operandLetter,
       (_, letter: string) => names[letter.charCodeAt(0) - 97],
@@ -265,6 +344,56 @@ class ProgramBuilder {
     if (heavyCall.test(expr)) this.heavy = true;
     return name;
   }
+
+  program(result: string): Program {
+    return { shape: this.shape, inputs: this.inputs, steps: this.steps, result, heavy: this.heavy };
+  }
+}
+
+/** A pending tensor that computes `program` when first read. */
+function pendingTensor(program: Program, dtype: DType): Tensor {
+  const t = new Tensor(null, program.shape, dtype, () => {
+    programs.delete(t);
+    const out = allocate(dtype, sizeOf(program.shape));
+    run(compile(program, dtype, "store"), program, out);
+    return out;
+  });
+  programs.set(t, program);
+  return t;
+}
+
+function fuses(n: number): boolean {
+  return fusion.enabled && n >= fusion.minSize;
+}
+
+/** Kernels of single ops on small tensors, by expression and dtypes: one map lookup per op. */
+const singleOps = new Map<string, Kernel>();
+
+function eager(
+  expr: string,
+  operands: readonly Tensor[],
+  shape: Shape,
+  dtype: DType,
+  n: number,
+): Tensor {
+  // The kernel depends on each operand's dtype and on whether it is a scalar (read once).
+  let key = `${expr}|${dtype}`;
+  for (const t of operands) key += t.size === 1 ? `k${t.dtype}` : t.dtype;
+  const inputs = operands.map((t) => broadcastInput(t, shape));
+  let kernel = singleOps.get(key);
+  if (kernel === undefined) {
+    const builder = new ProgramBuilder(shape);
+    const result = builder.op(
+      expr,
+      operands.map((_, i) => `v${i}`),
+      dtype,
+    );
+    kernel = compile({ ...builder.program(result), inputs }, dtype, "store");
+    singleOps.set(key, kernel);
+  }
+  const out = allocate(dtype, n);
+  run(kernel, { inputs, shape }, out);
+  return new Tensor(out, shape, dtype);
 }
 
 /**
@@ -279,59 +408,11 @@ export function elementwise(
   dtype: DType,
 ): Tensor {
   const n = sizeOf(shape);
-  const lazy = fusion.enabled && n >= fusion.minSize;
-  if (!lazy) return eager(expr, operands, shape, dtype, n);
+  if (!fuses(n)) return eager(expr, operands, shape, dtype, n);
   const builder = new ProgramBuilder(shape);
-  const names = operands.map((t) => builder.operand(t, lazy));
-  const result = builder.op(expr, names, dtype);
-  const program: Program = {
-    inputs: builder.inputs,
-    steps: builder.steps,
-    result,
-    heavy: builder.heavy,
-  };
-  const t = new Tensor(null, shape, dtype, () => {
-    programs.delete(t);
-    const out = allocate(dtype, n);
-    runProgram(program, shape, out, dtype);
-    return out;
-  });
-  programs.set(t, program);
-  pending.push(new WeakRef(t));
-  if (pending.length > 4096) pending = pending.filter((ref) => ref.deref()?.isPending);
-  return t;
-}
-
-/** Kernels of single ops on small tensors, by expression and dtypes: one map lookup per op. */
-const singleOps = new Map<string, Kernel>();
-
-function eager(
-  expr: string,
-  operands: readonly Tensor[],
-  shape: Shape,
-  dtype: DType,
-  n: number,
-): Tensor {
-  let key = `${expr}|${dtype}`;
-  for (const t of operands) key += t.dtype;
-  let kernel = singleOps.get(key);
-  if (kernel === undefined) {
-    const builder = new ProgramBuilder(shape);
-    const result = builder.op(
-      expr,
-      operands.map((_, i) => `v${i}`),
-      dtype,
-    );
-    kernel = compile(
-      { inputs: operands, steps: builder.steps, result, heavy: builder.heavy },
-      dtype,
-      false,
-    );
-    singleOps.set(key, kernel);
-  }
-  const out = allocate(dtype, n);
-  run(kernel, operands, shape, out);
-  return new Tensor(out, shape, dtype);
+  const names = operands.map((t) => builder.operand(t, true));
+  const dtypes = operands.map((t) => t.dtype);
+  return pendingTensor(builder.program(builder.op(expr, names, dtype, dtypes)), dtype);
 }
 
 /**
@@ -341,7 +422,122 @@ function eager(
 export function sumPending(x: Tensor): number | null {
   const program = x.isPending ? programs.get(x) : undefined;
   if (program === undefined) return null;
-  return runProgram(program, x.shape, null, x.dtype);
+  return run(compile(program, x.dtype, "sum"), program, null);
+}
+
+/**
+ * A lazy view of `x` read with `strides` from `offset` over `shape` (a slice); `null` when the view
+ * is too small to fuse, so that the caller copies it at once.
+ */
+export function lazyView(
+  x: Tensor,
+  shape: Shape,
+  strides: readonly number[],
+  offset: number,
+): Tensor | null {
+  if (!fuses(sizeOf(shape))) return null;
+  const builder = new ProgramBuilder(shape);
+  const name = builder.raw({ kind: "strided", tensor: x, version: x.version, strides, offset });
+  return pendingTensor(builder.program(builder.op("a", [name], x.dtype, [x.dtype])), x.dtype);
+}
+
+/**
+ * A lazy gather of rows: element (r, j) of the result is `x[rowOffsets[r] + j]`, for rows of
+ * `width` contiguous elements of `x` (gatherNd). A gather from a pending view (a slice) reads the
+ * viewed tensor directly. `null` when too small to fuse.
+ */
+export function lazyGatherRows(
+  x: Tensor,
+  rowOffsets: Int32Array,
+  width: number,
+  shape: Shape,
+): Tensor | null {
+  if (!fuses(sizeOf(shape))) return null;
+  const builder = new ProgramBuilder(shape);
+  let input: ProgramInput = {
+    kind: "rows",
+    tensor: x,
+    version: x.version,
+    rowOffsets,
+    width,
+    colStride: 1,
+  };
+  const view = x.isPending ? programs.get(x) : undefined;
+  if (
+    view !== undefined &&
+    view.inputs.length === 1 &&
+    view.steps.length === 0 &&
+    view.inputs[0].kind === "strided"
+  ) {
+    const source = view.inputs[0];
+    // Offsets in x are row-major over x.shape; map them through the view's strides when each
+    // gathered row is one run of equally spaced elements of the source.
+    const xStrides = stridesOfShape(x.shape);
+    const tail = trailingRun(x.shape, source.strides, width);
+    if (tail !== null) {
+      const mapped = new Int32Array(rowOffsets.length);
+      for (let r = 0; r < rowOffsets.length; r++) {
+        let rest = rowOffsets[r];
+        let at = source.offset;
+        for (let d = 0; d < x.shape.length; d++) {
+          const i = Math.floor(rest / xStrides[d]);
+          rest -= i * xStrides[d];
+          at += i * source.strides[d];
+        }
+        mapped[r] = at;
+      }
+      input = {
+        kind: "rows",
+        tensor: source.tensor,
+        version: source.version,
+        rowOffsets: mapped,
+        width,
+        colStride: tail,
+      };
+    }
+  }
+  const name = builder.raw(input);
+  return pendingTensor(builder.program(builder.op("a", [name], x.dtype, [x.dtype])), x.dtype);
+}
+
+function stridesOfShape(shape: Shape): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
+/** The single stride with which the last `width` elements (row-major) of a view are spaced, if any. */
+function trailingRun(shape: Shape, strides: readonly number[], width: number): number | null {
+  let covered = 1;
+  let step: number | null = null;
+  for (let d = shape.length - 1; d >= 0 && covered < width; d--) {
+    if (shape[d] === 1) continue;
+    if (step === null) step = strides[d];
+    else if (strides[d] !== step * covered) return null;
+    covered *= shape[d];
+  }
+  if (covered !== width) return width === 1 ? 1 : null;
+  return step ?? 1;
+}
+
+/**
+ * Adds pending `updates` into `dest` at rows `rowOffsets` of `width` elements, running the updates'
+ * program inside the scatter loop; `false` (nothing done) when `updates` is not pending.
+ */
+export function scatterPendingRows(
+  updates: Tensor,
+  rowOffsets: Int32Array,
+  width: number,
+  dest: DataArray,
+): boolean {
+  const program = updates.isPending ? programs.get(updates) : undefined;
+  if (program === undefined || width === 0) return false;
+  run(compile(program, updates.dtype, "scatter"), program, dest, rowOffsets, width);
+  return true;
 }
 
 /**
@@ -358,26 +554,15 @@ export function strided(
   if (n === 0) return;
   const names = operands.map((_, i) => `v${i}`);
   const step = `const t0 = ${expr.replace(operandLetter, (_, letter: string) => names[letter.charCodeAt(0) - 97])};`;
-  const program: Program = { inputs: [], steps: [step], result: "t0", heavy: false };
-  const kernel = compile(
-    {
-      ...program,
-      inputs: operands.map((o) => new Tensor(o.data, [o.data.length], dtypeOf(o.data))),
-    },
-    out.constructor.name,
-    false,
-  );
-  const c = coalesce(
-    shape,
-    operands.map((o) => o.strides),
-  );
-  kernel(
-    out,
-    n,
-    c.shape,
-    c.shape.length,
-    ...operands.flatMap((o, k) => [o.data, c.strides[k], o.offset]),
-  );
+  const inputs: ProgramInput[] = operands.map((o) => ({
+    kind: "strided",
+    tensor: new Tensor(o.data, [o.data.length], dtypeOf(o.data)),
+    version: 0,
+    strides: o.strides,
+    offset: o.offset,
+  }));
+  const program: Program = { shape, inputs, steps: [step], result: "t0", heavy: false };
+  run(compile(program, out.constructor.name, "store"), program, out);
 }
 
 function dtypeOf(data: DataArray): DType {

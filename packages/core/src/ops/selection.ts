@@ -2,7 +2,7 @@
 
 import { allocate, promoteTypes } from "../dtype.js";
 import { record, ScatteredGradient } from "../engine.js";
-import { elementwise } from "../kernels/elementwise.js";
+import { elementwise, lazyGatherRows, scatterPendingRows } from "../kernels/elementwise.js";
 import {
   gatherAxis,
   gatherRows,
@@ -217,9 +217,13 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
   checkTensor("gatherNd", "x", x);
   checkInt32("gatherNd", "indices", indices);
   const { offsets, slice, outShape } = ndLayout("gatherNd", indices, x.shape);
-  const out = allocate(x.dtype, sizeOf(outShape));
-  gatherRows(x.data, offsets, slice, out);
-  const result = new Tensor(out, outShape, x.dtype);
+  // Large gathers stay lazy: their consumers read the rows of x through the offsets table.
+  let result = lazyGatherRows(x, offsets, slice, outShape);
+  if (result === null) {
+    const out = allocate(x.dtype, sizeOf(outShape));
+    gatherRows(x.data, offsets, slice, out);
+    result = new Tensor(out, outShape, x.dtype);
+  }
   return record(
     "gatherNd",
     result,
@@ -229,7 +233,11 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
         new ScatteredGradient(
           x.shape,
           g.dtype,
-          (dest) => scatterAddRows(g.data, offsets, slice, dest),
+          (dest) => {
+            // A pending gradient runs its program inside the scatter loop, with no array of its own.
+            if (!scatterPendingRows(g, offsets, slice, dest))
+              scatterAddRows(g.data, offsets, slice, dest);
+          },
           () => scatterNd(indices, g, x.shape),
         ),
       null,

@@ -2,7 +2,7 @@
 
 import { allocate } from "../dtype.js";
 import { record } from "../engine.js";
-import { elementwise, strided } from "../kernels/elementwise.js";
+import { elementwise, lazyView, strided } from "../kernels/elementwise.js";
 import {
   broadcastShapes,
   broadcastStrides,
@@ -189,10 +189,15 @@ export function slice(x: Tensor, begin: readonly number[], size: readonly number
   if (shapesEqual(shape, x.shape)) return x;
   const strides = stridesOf(x.shape);
   const offset = begin.reduce((acc, b, i) => acc + b * strides[i], 0);
-  const out = allocate(x.dtype, sizeOf(shape));
-  strided("a", out, shape, [{ data: x.data, strides, offset }]);
+  // Large slices stay lazy views, read by their consumers (a gatherNd reads the sliced tensor).
+  let result = lazyView(x, shape, strides, offset);
+  if (result === null) {
+    const out = allocate(x.dtype, sizeOf(shape));
+    strided("a", out, shape, [{ data: x.data, strides, offset }]);
+    result = new Tensor(out, shape, x.dtype);
+  }
   const padding = begin.map((b, i): [number, number] => [b, x.shape[i] - b - shape[i]]);
-  return record("slice", new Tensor(out, shape, x.dtype), [x], [(g) => pad(g, padding)]);
+  return record("slice", result, [x], [(g) => pad(g, padding)]);
 }
 
 /**
