@@ -75,14 +75,12 @@ export function argwhere(cond: Tensor): Tensor {
   for (let i = 0; i < data.length; i++) if (data[i] !== 0) count++;
   const out = new Int32Array(count * rank);
   const index = new Int32Array(rank);
+  const sides = Int32Array.from(cond.shape);
   let o = 0;
   for (let i = 0; i < data.length; i++) {
-    if (data[i] !== 0) {
-      out.set(index, o);
-      o += rank;
-    }
+    if (data[i] !== 0) for (let d = 0; d < rank; d++) out[o++] = index[d];
     for (let d = rank - 1; d >= 0; d--) {
-      if (++index[d] < cond.shape[d]) break;
+      if (++index[d] < sides[d]) break;
       index[d] = 0;
     }
   }
@@ -175,7 +173,26 @@ export function scatterAdd(indices: Tensor, updates: Tensor, axis: number, shape
   return record("scatterAdd", result, [indices, updates], [null, (g) => gather(g, indices, ax)]);
 }
 
-function ndLayout(op: string, indices: Tensor, shape: Shape) {
+interface NdLayout {
+  offsets: Int32Array;
+  slice: number;
+  outShape: number[];
+}
+
+/** The last layout computed for each index tensor: the seed gathers labels and predictions alike. */
+const ndLayouts = new WeakMap<Tensor, { shape: string; version: number; layout: NdLayout }>();
+
+function ndLayout(op: string, indices: Tensor, shape: Shape): NdLayout {
+  const key = shape.join(",");
+  const known = ndLayouts.get(indices);
+  if (known !== undefined && known.shape === key && known.version === indices.version)
+    return known.layout;
+  const layout = computeNdLayout(op, indices, shape);
+  ndLayouts.set(indices, { shape: key, version: indices.version, layout });
+  return layout;
+}
+
+function computeNdLayout(op: string, indices: Tensor, shape: Shape): NdLayout {
   if (indices.rank < 1) throw new Error(`${op}: indices must have rank >= 1, got a scalar`);
   const m = indices.shape[indices.rank - 1];
   if (m > shape.length) {
