@@ -205,6 +205,8 @@ function walk(root: Tensor, upstream: Tensor, options: WalkOptions): Map<Tensor,
       if (node === null || targets?.has(t)) continue;
       const g = resolve(t);
       if (g === undefined) continue;
+      // Rules may hand g itself on to several inputs (add, broadcastTo): from here on it is shared.
+      owned.delete(g);
       if (node.rules === null) {
         throw new Error(
           `backward: the graph through '${node.op}' was already released by an earlier backward(); ` +

@@ -47,6 +47,17 @@ describe("backward()", () => {
     expect(values(y.grad)).toEqual([1, 1, 1, 1, 1, 1]);
   });
 
+  it("never adds in place into a gradient that a rule handed on to two inputs", () => {
+    const a = f64([1], true);
+    const b = f64([1], true);
+    const t = add(a, b);
+    // s = 3a + 2t = 5a + 2b: add's rule passes t's summed gradient (2) to both a and b, and a
+    // then receives 3 more; adding that in place would also change b's gradient.
+    sum(add(mul(a, 3), add(t, t))).backward();
+    expect(values(a.grad)).toEqual([5]);
+    expect(values(b.grad)).toEqual([2]);
+  });
+
   it("returns each gradient in its input's dtype", () => {
     const a = tensor([1, 2], { dtype: "float32", requiresGrad: true });
     const b = tensor([3, 4], { dtype: "float64", requiresGrad: true });
