@@ -215,7 +215,8 @@ function convolve(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): T
   return record("conv2d", result, inputs, [
     (dy) => convBackwardInput(dy, w, g),
     (dy) => convBackwardWeight(x, dy, g),
-    (dy) => sum(dy, { axis: [0, 2, 3] }),
+    // Spatial axes first: they are contiguous, so no permuted copy of dy is made.
+    (dy) => sum(sum(dy, { axis: [2, 3] }), { axis: 0 }),
   ]);
 }
 
