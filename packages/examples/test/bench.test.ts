@@ -110,6 +110,31 @@ describe("runCase on a focal workload", () => {
   });
 });
 
+describe("runCase when an implementation throws", () => {
+  const throwing: Implementation = {
+    name: "tfjs-wasm",
+    prepare: async () => ({
+      run: () => {},
+      check: () => {
+        throw new RangeError("out of memory");
+      },
+      dispose: () => {},
+    }),
+  };
+
+  it("records the failure in the row and goes on with the others", async () => {
+    const rows = await runCase(corruptedCase(throwing), fast);
+    expect(rows[1]).toMatchObject({ impl: "tfjs-wasm", failed: "RangeError: out of memory" });
+    expect(rows[0].ratio).toBe(1);
+    expect(formatTable(rows)).toContain("FAILED: RangeError: out of memory");
+  });
+
+  it("stops everything when the unit of the ratios throws", async () => {
+    const c: Case = { ...corruptedCase(throwing), reference: "tfjs-wasm" };
+    await expect(runCase(c, fast)).rejects.toThrow("out of memory");
+  });
+});
+
 describe("runCase on a dense workload", () => {
   it("agrees with tfjs on matmul forward and backward and reports GFLOP/s", async () => {
     const rows = await runCase(matmulCase(16, "fwd+bwd", ["focalgrad", "tfjs-cpu"]), fast);

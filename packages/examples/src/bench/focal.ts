@@ -101,11 +101,24 @@ export function focalgradImplementation(
   };
 }
 
+/**
+ * What tfjs holds at the peak of this loss's forward and backward pass, over the bytes of `yPred`:
+ * every forward intermediate stays alive until the gradient is done (`tf.profile` measures 65 ×
+ * on voc512, at B = 1 and B = 8 alike).
+ */
+const tfjsPeakOverPrediction = 65;
+/** The wasm backend's heap is a 32-bit WebAssembly memory: at most 4 GiB, then it aborts. */
+const wasmHeapMax = 4 * 2 ** 30;
+
 /** The same loss in TensorFlow.js on `backend`, through `tf.valueAndGrad`, inside `tf.tidy`. */
 export function tfjsImplementation(batch: AnchorBatch, backend: TfBackend): Implementation {
   return {
     name: `tfjs-${backend}` as ImplName,
     prepare: async () => {
+      const needed = tfjsPeakOverPrediction * batch.yPred.data.byteLength;
+      if (backend === "wasm" && needed > wasmHeapMax) {
+        return `needs ~${(needed / 2 ** 30).toFixed(1)} GiB at its peak (${tfjsPeakOverPrediction} × yPred), beyond the wasm backend's 4 GiB heap (it aborts)`;
+      }
       const tf = await loadTfjs();
       const activate = () => useBackend(tf, backend);
       await activate();

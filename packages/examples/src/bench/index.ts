@@ -144,6 +144,12 @@ async function main(): Promise<void> {
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, `# focalgrad benchmark\n\n${report}`);
   console.error(`written to ${out}`);
+  const failed = rows.filter((r) => r.failed !== undefined);
+  if (failed.length > 0) {
+    throw new Error(
+      `${failed.length} implementation(s) failed: ${failed.map((r) => `${r.impl} on ${r.workload} ${r.pass} (${r.failed})`).join("; ")}`,
+    );
+  }
 }
 
 main().catch((error: unknown) => {

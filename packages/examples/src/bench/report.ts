@@ -59,30 +59,25 @@ export function formatTable(rows: readonly Row[]): string {
     `|${header.map((_, i) => (i < 3 ? " --- " : " ---: ")).join("|")}|`,
   ];
   for (const r of rows) {
-    const cells = r.skipped
-      ? [
-          r.workload,
-          r.pass,
-          r.impl,
-          "",
-          `skipped: ${r.skipped}`,
-          ...new Array<string>(header.length - 5).fill(""),
-        ]
-      : [
-          r.workload,
-          r.pass,
-          r.impl,
-          String(r.timesMs.length),
-          ms(r.medianMs),
-          ms(r.minMs),
-          ms(r.maxMs),
-          ms(r.medianCpuMs),
-          cell(r.ratio, 2),
-          cell(r.cpuRatio, 2),
-          cell(r.gflops, 2),
-          mb(r.peakBytes),
-          r.peakOverPrediction === undefined ? "" : `${r.peakOverPrediction.toFixed(1)}×`,
-        ];
+    const reason = r.failed !== undefined ? `FAILED: ${r.failed}` : `skipped: ${r.skipped}`;
+    const cells =
+      r.skipped !== undefined || r.failed !== undefined
+        ? [r.workload, r.pass, r.impl, "", reason, ...new Array<string>(header.length - 5).fill("")]
+        : [
+            r.workload,
+            r.pass,
+            r.impl,
+            String(r.timesMs.length),
+            ms(r.medianMs),
+            ms(r.minMs),
+            ms(r.maxMs),
+            ms(r.medianCpuMs),
+            cell(r.ratio, 2),
+            cell(r.cpuRatio, 2),
+            cell(r.gflops, 2),
+            mb(r.peakBytes),
+            r.peakOverPrediction === undefined ? "" : `${r.peakOverPrediction.toFixed(1)}×`,
+          ];
     lines.push(`| ${cells.join(" | ")} |`);
   }
   return lines.join("\n");

@@ -59,6 +59,8 @@ export interface Row {
   pass: Case["pass"];
   /** Why the row did not run, if it did not. */
   skipped?: string;
+  /** The error an implementation threw while running, if it did: the benchmark then exits non-zero. */
+  failed?: string;
   timesMs: number[];
   /** CPU time of the process (user + system, all threads) per timed iteration. */
   cpuMs: number[];
@@ -86,6 +88,10 @@ function liveBytes(): number {
   const m = process.memoryUsage();
   // `external` already includes `arrayBuffers` (typed arrays, wasm memories): do not add it twice.
   return m.heapUsed + m.external;
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message.split("\n")[0]}` : String(error);
 }
 
 function median(sorted: readonly number[]): number {
@@ -152,7 +158,18 @@ export async function runCase(c: Case, options: RunOptions): Promise<Row[]> {
       peak = Math.max(peak, liveBytes() - baseline);
     };
     const start = process.hrtime.bigint();
-    const checks = await impl.check(probe);
+    let checks: Check[];
+    try {
+      checks = await impl.check(probe);
+    } catch (error) {
+      // An implementation that cannot run the case (out of memory, a missing kernel) is a result
+      // too; one that runs and disagrees is not, and stops everything below.
+      if (implementation.name === c.reference && c.ratioToReference) throw error;
+      row.failed = describeError(error);
+      log(`  ${c.workload} ${c.pass} ${implementation.name}: FAILED (${row.failed})`);
+      impl.dispose();
+      continue;
+    }
     const checkMs = elapsedMs(start);
     probe();
     row.peakBytes = Math.max(peak, impl.trackedPeakBytes?.() ?? 0);
@@ -202,7 +219,7 @@ export async function runCase(c: Case, options: RunOptions): Promise<Row[]> {
     const unit = rows.find((r) => r.impl === c.reference);
     if (unit !== undefined) {
       for (const r of rows) {
-        if (r.skipped !== undefined) continue;
+        if (r.skipped !== undefined || r.failed !== undefined) continue;
         r.ratio = r.medianMs / unit.medianMs;
         r.cpuRatio = r.medianCpuMs / unit.medianCpuMs;
       }
