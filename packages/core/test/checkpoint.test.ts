@@ -82,21 +82,28 @@ describe("save and load", () => {
     const m = makeModel(2);
     const path = fresh();
     await save(m, path);
-    // The layout as safetensors' own readers parse it, written out independently of our decoder.
+    // HuggingFace's own reader when it is installed (the Rust parser PyTorch's loader uses), else
+    // the layout parsed by hand with NumPy, independently of our decoder.
     const script = `
 import json, struct, sys, numpy as np
-raw = open(sys.argv[1], "rb").read()
-(n,) = struct.unpack("<Q", raw[:8])
-header = json.loads(raw[8:8 + n])
-data = raw[8 + n:]
-types = {"F32": "<f4", "F64": "<f8", "I32": "<i4", "BOOL": "?"}
-out = {}
-for name, e in header.items():
-    if name == "__metadata__":
-        continue
-    b, s = e["data_offsets"]
-    out[name] = np.frombuffer(data[b:s], dtype=types[e["dtype"]]).reshape(e["shape"]).ravel().tolist()
-print(json.dumps(out))
+try:
+    from safetensors.numpy import load_file
+    out = {k: v.ravel().tolist() for k, v in load_file(sys.argv[1]).items()}
+    reader = "safetensors"
+except ImportError:
+    raw = open(sys.argv[1], "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    data = raw[8 + n:]
+    types = {"F32": "<f4", "F64": "<f8", "I32": "<i4", "BOOL": "?"}
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        b, s = e["data_offsets"]
+        out[name] = np.frombuffer(data[b:s], dtype=types[e["dtype"]]).reshape(e["shape"]).ravel().tolist()
+    reader = "numpy"
+print(json.dumps({"reader": reader, "tensors": out}))
 `;
     const run = spawnSync("python3", ["-c", script, path], { encoding: "utf8" });
     if (run.error !== undefined || /No module named 'numpy'/.test(run.stderr)) {
@@ -104,8 +111,9 @@ print(json.dumps(out))
       return;
     }
     expect(run.stderr).toBe("");
-    const read = JSON.parse(run.stdout) as Record<string, number[]>;
-    for (const [name, t] of m.stateDict()) expect(read[name]).toEqual([...t.data]);
+    const read = JSON.parse(run.stdout) as { reader: string; tensors: Record<string, number[]> };
+    expect(Object.keys(read.tensors).sort()).toEqual([...m.stateDict().keys()].sort());
+    for (const [name, t] of m.stateDict()) expect(read.tensors[name]).toEqual([...t.data]);
   }, 30_000);
 
   it("writes atomically: no temporary file is left behind, on success or failure", async () => {
