@@ -84,6 +84,30 @@ describe("gemm kernel", () => {
     }
   });
 
+  it("handles vector-shaped products (m = 1 or n = 1) in every transposition", () => {
+    for (const [m, n, k] of [
+      [1, 300, 200],
+      [300, 1, 200],
+      [1, 1, 50],
+    ]) {
+      for (const [ta, tb] of [
+        [false, false],
+        [true, false],
+        [false, true],
+        [true, true],
+      ]) {
+        const a = filled(m * k, 3);
+        const b = filled(k * n, 4);
+        const [aRow, aCol] = ta ? [1, m] : [k, 1];
+        const [bRow, bCol] = tb ? [1, k] : [n, 1];
+        const c = new Float64Array(m * n);
+        gemm(m, n, k, a, 0, aRow, aCol, b, 0, bRow, bCol, c, 0, n);
+        const expected = reference(m, n, k, a, aRow, aCol, b, bRow, bCol);
+        for (let i = 0; i < c.length; i++) expect(c[i]).toBeCloseTo(expected[i], 10);
+      }
+    }
+  });
+
   it("accumulates into C, honours offsets and writes float32 output", () => {
     // A = [[1, 2], [3, 4]] stored after one junk element; B = I; C starts at 10:
     // C = 10 + A · I = [[11, 12], [13, 14]].

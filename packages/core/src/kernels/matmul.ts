@@ -127,6 +127,18 @@ function gemmSimple(
   cOffset: number,
   cRowStride: number,
 ): void {
+  if (bColStride === 1 && n > 1) {
+    // Rows of B are contiguous: i-p-j order streams them (a vector times a matrix, say).
+    for (let i = 0; i < m; i++) {
+      const cRow = cOffset + i * cRowStride;
+      for (let p = 0; p < k; p++) {
+        const av = a[aOffset + i * aRowStride + p * aColStride];
+        const bRow = bOffset + p * bRowStride;
+        for (let j = 0; j < n; j++) c[cRow + j] += av * b[bRow + j];
+      }
+    }
+    return;
+  }
   for (let i = 0; i < m; i++) {
     const aRow = aOffset + i * aRowStride;
     const cRow = cOffset + i * cRowStride;
