@@ -1,10 +1,14 @@
 import { defineConfig } from "vitest/config";
 
 // One root config, one project per package. The "source" export condition points every
-// @focalgrad/* import at the TypeScript sources, so tests never need a build first.
+// @focalgrad/* import at the TypeScript sources, so tests never need a build first. Vitest runs
+// tests in Vite's server (SSR) environment, whose conditions are set apart from the client's.
 // The JSON report is what .ci/run reads its pass/fail counts from.
+const conditions = ["source", "module", "node", "development|production"];
+
 export default defineConfig({
-  resolve: { conditions: ["source"] },
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
   test: {
     reporters: ["default", ["json", { outputFile: ".vitest-results.json" }]],
     projects: ["core", "losses", "examples"].map((name) => ({
