@@ -5,7 +5,6 @@ import { record } from "../engine.js";
 import { elementwise, lazyView, strided } from "../kernels/elementwise.js";
 import {
   broadcastShapes,
-  broadcastStrides,
   formatShape,
   normalizeAxes,
   normalizeAxis,
