@@ -95,12 +95,9 @@ export function focal(options: FocalOptions = {}): (yTrue: Tensor, yPred: Tensor
     const backgroundIndices = argwhere(equal(anchorState, 0));
     const backgroundLabels = asPredDtype(gatherNd(labels, backgroundIndices));
     const backgroundPred = gatherNd(yPred, backgroundIndices);
-    // The weight's constant factor 1 - alpha is taken out of the sum, Σ (1 - α) w_i = (1 - α) Σ w_i:
-    // the same loss, one pass fewer over the largest tensor forwards and one backwards.
-    const backgroundFocus = pow(backgroundPred, gamma);
-    const backgroundLoss = mul(
-      sum(mul(backgroundFocus, binaryCrossEntropy(backgroundLabels, backgroundPred, { epsilon }))),
-      tensor(1 - alpha, { dtype }),
+    const backgroundWeight = mul(tensor(1 - alpha, { dtype }), pow(backgroundPred, gamma));
+    const backgroundLoss = sum(
+      mul(backgroundWeight, binaryCrossEntropy(backgroundLabels, backgroundPred, { epsilon })),
     );
 
     const normalizer = tensor(Math.max(1, objectIndices.shape[0]), { dtype });
