@@ -14,6 +14,7 @@ import { relu } from "../ops/math.js";
 import { matmulTransposed } from "../ops/matmul.js";
 import { reshape } from "../ops/shape.js";
 import { checkTensor } from "../ops/util.js";
+import type { Generator } from "../random.js";
 import { formatShape } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { generatorOf, type RandomSource } from "./init.js";
@@ -40,12 +41,7 @@ function checkCount(op: string, name: string, value: number): void {
 }
 
 /** U(−1/√fanIn, 1/√fanIn): PyTorch's default for both weights (kaiming uniform, a = √5) and biases. */
-function defaultInit(
-  shape: number[],
-  fanIn: number,
-  dtype: DType,
-  gen: RandomSource["generator"] & {},
-): Tensor {
+function defaultInit(shape: number[], fanIn: number, dtype: DType, gen: Generator): Tensor {
   const bound = 1 / Math.sqrt(fanIn);
   const data = allocate(
     dtype,

@@ -16,7 +16,7 @@ import { cast } from "./cast.js";
 import { sum } from "./reduce.js";
 import { scatterAdd } from "./selection.js";
 import { broadcastTo, reshape } from "./shape.js";
-import { checkFloat, checkTensor } from "./util.js";
+import { checkFloat } from "./util.js";
 
 /** A size per spatial axis, or one number for both. */
 export type Pair = number | readonly [number, number];
@@ -377,7 +377,6 @@ export interface UpsampleOptions {
  */
 export function upsampleNearest2d(x: Tensor, options: UpsampleOptions): Tensor {
   const op = "upsampleNearest2d";
-  checkTensor(op, "x", x);
   checkNchw(op, "x", x);
   if (options === null || typeof options !== "object" || options.scaleFactor === undefined) {
     throw new Error(`${op}: options.scaleFactor is required, e.g. ${op}(x, { scaleFactor: 2 })`);
