@@ -151,6 +151,12 @@ print(json.dumps({"reader": reader, "tensors": out}))
       return readFileSync(path);
     }
 
+    it("a first argument that is not a module", async () => {
+      await expect(save({} as nn.Module, fresh())).rejects.toThrow(
+        "save: the first argument must be an nn.Module",
+      );
+    });
+
     it("a missing file", async () => {
       await expect(load(makeModel(0), join(directory, "nope.safetensors"))).rejects.toThrow(
         "load: could not read checkpoint",

@@ -289,6 +289,26 @@ describe("BatchNorm2d", () => {
   });
 });
 
+describe("constructor checks", () => {
+  it("name the layer, the argument and the value", () => {
+    expect(() => new nn.BatchNorm2d(0)).toThrow(
+      "BatchNorm2d: numFeatures must be an integer >= 1, got 0",
+    );
+    expect(() => new nn.BatchNorm2d(2, { momentum: 2 })).toThrow(
+      "BatchNorm2d: momentum must be in [0, 1], got 2",
+    );
+    expect(() => new nn.Conv2d(1, 1, 0, { seed: 0 })).toThrow(
+      "Conv2d: kernelSize must be an integer >= 1, got 0",
+    );
+    expect(() => new nn.Flatten(3).forward(zeros([2, 3]))).toThrow(
+      "Flatten: startAxis 3 is out of range for x of shape [2, 3]",
+    );
+    expect(() => new nn.BatchNorm2d(2).forward(zeros([2, 2, 3]))).toThrow(
+      "BatchNorm2d: x must have rank 4 [batch, channels, height, width], got shape [2, 2, 3]",
+    );
+  });
+});
+
 describe("shape layers", () => {
   it("chains ReLU, MaxPool2d, Upsample and Flatten", () => {
     const net = new nn.Sequential(

@@ -199,6 +199,22 @@ describe("schedules", () => {
     );
   });
 
+  it("rejects bad schedule settings and a schedule that yields a bad rate", () => {
+    expect(() => optim.stepDecay({ lr: 0.1, stepSize: 0 })).toThrow(
+      "stepDecay: stepSize must be an integer >= 1, got 0",
+    );
+    expect(() => optim.cosineDecay({ lr: -1, totalSteps: 10 })).toThrow(
+      "cosineDecay: lr must be a finite number >= 0, got -1",
+    );
+    expect(() => optim.linearWarmup(0.1, { warmupSteps: 5, startFactor: 2 })).toThrow(
+      "linearWarmup: startFactor must be in [0, 1], got 2",
+    );
+    const opt = new optim.SGD([f64([1])], { lr: 1 });
+    expect(() => new optim.LearningRateScheduler(opt, () => Number.NaN)).toThrow(
+      "LearningRateScheduler: the schedule's rate at step 0 must be a finite number >= 0, got NaN",
+    );
+  });
+
   it("a scheduler sets the optimiser's rate at once and after every step", () => {
     const opt = new optim.SGD([f64([1])], { lr: 5 });
     const scheduler = new optim.LearningRateScheduler(
@@ -236,6 +252,12 @@ describe("gradient clipping", () => {
     optim.clipGradNorm([x, y], Math.SQRT2 / 2);
     expect(x.grad?.data[0]).toBeCloseTo(0.5, 6);
     expect(y.grad?.data[0]).toBeCloseTo(0.5, 6);
+  });
+
+  it("rejects a bad maxNorm", () => {
+    expect(() => optim.clipGradNorm([f64([1])], Number.POSITIVE_INFINITY)).toThrow(
+      "clipGradNorm: maxNorm must be a finite number >= 0, got Infinity",
+    );
   });
 
   it("clamps by value", () => {
