@@ -74,7 +74,7 @@ export function formatTable(rows: readonly Row[]): string {
             ms(r.medianCpuMs),
             cell(r.ratio, 2),
             cell(r.cpuRatio, 2),
-            cell(r.gflops, 2),
+            r.gflops === undefined ? "" : r.gflops.toPrecision(3),
             mb(r.peakBytes),
             r.peakOverPrediction === undefined ? "" : `${r.peakOverPrediction.toFixed(1)}×`,
           ];

@@ -81,6 +81,15 @@ export interface Row {
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
+/**
+ * A full collection, twice: V8 frees the backing stores of dead typed arrays concurrently after a
+ * GC, and only the next GC waits for that, so one call can leave them in `external` for a while.
+ */
+function collect(): void {
+  gc?.();
+  gc?.();
+}
+
 /** Whether node runs with --expose-gc, which the memory column needs to count live memory only. */
 export const canCollectGarbage = typeof gc === "function";
 
@@ -150,11 +159,11 @@ export async function runCase(c: Case, options: RunOptions): Promise<Row[]> {
       continue;
     }
     await impl.activate?.();
-    gc?.();
+    collect();
     const baseline = liveBytes();
     let peak = 0;
     const probe = () => {
-      gc?.();
+      collect();
       peak = Math.max(peak, liveBytes() - baseline);
     };
     const start = process.hrtime.bigint();
@@ -188,7 +197,7 @@ export async function runCase(c: Case, options: RunOptions): Promise<Row[]> {
     await impl.activate?.();
     const warmups = checkMs > options.maxSeconds * 1000 ? 0 : options.warmup;
     for (let i = 0; i < warmups; i++) impl.run();
-    gc?.();
+    collect();
     const budgetMs = options.maxSeconds * 1000;
     let spent = 0;
     while (
