@@ -205,8 +205,8 @@ export function matmulCase(size: number, pass: Case["pass"], impls: readonly Imp
   return denseCase(spec, pass, impls);
 }
 
-/** Sizes of the conv2d workload: one 3 × 3 layer of a small detector's FPN head. */
-export const CONV2D = { batch: 4, channels: 32, height: 64, width: 64, filters: 32, kernel: 3 };
+/** Sizes of the conv2d workload: one 3 × 3 layer of a small detector's FPN head (B = 8, the size the dense kernels are held to). */
+export const CONV2D = { batch: 8, channels: 32, height: 64, width: 64, filters: 32, kernel: 3 };
 
 /**
  * `conv2d(x, w, { padding: "same" })` of `@focalgrad/core` (NCHW, w `[Cout, Cin, kh, kw]`) against
