@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { cast, noGrad, type Tensor, tensor } from "@focalgrad/core";
 import { gradcheck } from "@focalgrad/core/testing";
 import { focal } from "@focalgrad/losses";
+import { cliArguments } from "./cli.js";
 import { syntheticAnchorBatch } from "./data/anchors.js";
 import { fusedFocal } from "./fused/focal.js";
 
@@ -172,7 +173,7 @@ export function runDemo(options: DemoOptions): string[] {
 function main(): void {
   let options: DemoOptions | null;
   try {
-    options = parseOptions(process.argv.slice(2));
+    options = parseOptions(cliArguments());
   } catch (error) {
     console.error(`demo: ${(error as Error).message}\n\n${usage}`);
     process.exitCode = 2;

@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { focal as focalLoss } from "@focalgrad/losses";
+import { cliArguments } from "../cli.js";
 import { conv2dCase, matmulCase } from "./dense.js";
 import { FOCAL_WORKLOADS, type FocalFactory, focalCase } from "./focal.js";
 import { formatFacts, formatTable, machineFacts } from "./report.js";
@@ -73,6 +74,7 @@ function casesOf(
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
+    args: cliArguments(),
     options: {
       workloads: { type: "string" },
       impls: { type: "string" },
@@ -131,7 +133,7 @@ async function main(): Promise<void> {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const facts = machineFacts({
     ...Object.fromEntries(Object.entries(extraFacts).map(([k, v]) => [k.replace("_", "."), v])),
-    Command: `bench ${process.argv.slice(2).join(" ")}`.trim(),
+    Command: `bench ${cliArguments().join(" ")}`.trim(),
     Settings: `${options.iterations} iterations at most, ${options.warmup} warm-up, ${options.maxSeconds} s per row`,
     "Total time": `${seconds.toFixed(1)} s`,
     // Wall times mean little on a loaded machine; the CPU-time columns are steadier then.
