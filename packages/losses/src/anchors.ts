@@ -140,3 +140,19 @@ export function anchorStateOf(yTrue: Tensor): Tensor {
   }
   return reshape(slice(yTrue, [0, 0, last - 1], [batch, anchors, 1]), [batch, anchors]);
 }
+
+/**
+ * @internal `yTrue [B, N, K + 1]` split into its first K columns (labels or regression targets,
+ * `[B, N, K]`) and its anchor state (`[B, N]`). Both are slices, which stay lazy views on large
+ * batches, so nothing is copied.
+ */
+export function splitAnchorTargets(
+  yTrue: Tensor,
+  columns: number,
+): { values: Tensor; anchorState: Tensor } {
+  const [batch, anchors] = yTrue.shape;
+  return {
+    values: slice(yTrue, [0, 0, 0], [batch, anchors, columns]),
+    anchorState: reshape(slice(yTrue, [0, 0, columns], [batch, anchors, 1]), [batch, anchors]),
+  };
+}

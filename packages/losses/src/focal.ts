@@ -10,15 +10,13 @@ import {
   gatherNd,
   mul,
   pow,
-  reshape,
-  slice,
   sub,
   sum,
   type Tensor,
   tensor,
   where,
 } from "@focalgrad/core";
-import { checkAnchorTargets } from "./anchors.js";
+import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
 import { checkAlpha, checkExponent } from "./common.js";
 
 export interface FocalOptions {
@@ -72,12 +70,7 @@ export function focal(options: FocalOptions = {}): (yTrue: Tensor, yPred: Tensor
       labelsInUnitInterval: true,
     });
     const dtype = yPred.dtype;
-    const [batch, anchors] = yPred.shape;
-    const labels = slice(yTrue, [0, 0, 0], [batch, anchors, classes]);
-    const anchorState = reshape(slice(yTrue, [0, 0, classes], [batch, anchors, 1]), [
-      batch,
-      anchors,
-    ]);
+    const { values: labels, anchorState } = splitAnchorTargets(yTrue, classes);
     const asPredDtype = (t: Tensor) => (t.dtype === dtype ? t : cast(t, dtype));
 
     // Object anchors: positives weighted by alpha and (1 - p)^gamma, negatives by 1 - alpha and p^gamma.

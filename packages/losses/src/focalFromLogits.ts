@@ -12,15 +12,13 @@ import {
   logSigmoid,
   mul,
   neg,
-  reshape,
-  slice,
   sub,
   sum,
   type Tensor,
   tensor,
   where,
 } from "@focalgrad/core";
-import { checkAnchorTargets } from "./anchors.js";
+import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
 import { checkAlpha, checkExponent } from "./common.js";
 import type { FocalOptions } from "./focal.js";
 
@@ -62,12 +60,7 @@ export function focalFromLogits(
       labelsInUnitInterval: true,
     });
     const dtype = logits.dtype;
-    const [batch, anchors] = logits.shape;
-    const labels = slice(yTrue, [0, 0, 0], [batch, anchors, classes]);
-    const anchorState = reshape(slice(yTrue, [0, 0, classes], [batch, anchors, 1]), [
-      batch,
-      anchors,
-    ]);
+    const { values: labels, anchorState } = splitAnchorTargets(yTrue, classes);
     const asLogitDtype = (t: Tensor) => (t.dtype === dtype ? t : cast(t, dtype));
 
     const objectIndices = argwhere(equal(anchorState, 1));

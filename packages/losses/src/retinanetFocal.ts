@@ -11,15 +11,13 @@ import {
   mul,
   notEqual,
   pow,
-  reshape,
-  slice,
   sub,
   sum,
   type Tensor,
   tensor,
   where,
 } from "@focalgrad/core";
-import { checkAnchorTargets } from "./anchors.js";
+import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
 import { checkAlpha, checkExponent } from "./common.js";
 
 export interface RetinanetFocalOptions {
@@ -66,12 +64,7 @@ export function retinanetFocal(
       labelsInUnitInterval: true,
     });
     const dtype = yPred.dtype;
-    const [batch, anchors] = yPred.shape;
-    const labels = slice(yTrue, [0, 0, 0], [batch, anchors, classes]);
-    const anchorState = reshape(slice(yTrue, [0, 0, classes], [batch, anchors, 1]), [
-      batch,
-      anchors,
-    ]);
+    const { values: labels, anchorState } = splitAnchorTargets(yTrue, classes);
 
     const indices = argwhere(notEqual(anchorState, -1));
     const gathered = gatherNd(labels, indices);

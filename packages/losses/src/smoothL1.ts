@@ -10,15 +10,13 @@ import {
   less,
   mul,
   pow,
-  reshape,
-  slice,
   sub,
   sum,
   type Tensor,
   tensor,
   where,
 } from "@focalgrad/core";
-import { checkAnchorTargets } from "./anchors.js";
+import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
 
 export interface SmoothL1Options {
   /** The loss turns from quadratic to linear at `|d| = 1 / sigma^2`. > 0, default 3. */
@@ -58,12 +56,7 @@ export function smoothL1(options: SmoothL1Options = {}): (yTrue: Tensor, yPred: 
       labelsInUnitInterval: false,
     });
     const dtype = yPred.dtype;
-    const [batch, anchors] = yPred.shape;
-    const targets = slice(yTrue, [0, 0, 0], [batch, anchors, columns]);
-    const anchorState = reshape(slice(yTrue, [0, 0, columns], [batch, anchors, 1]), [
-      batch,
-      anchors,
-    ]);
+    const { values: targets, anchorState } = splitAnchorTargets(yTrue, columns);
 
     const indices = argwhere(equal(anchorState, 1));
     const regression = gatherNd(yPred, indices);
