@@ -10,22 +10,7 @@ import {
 import { gemm } from "./matmul.js";
 
 /** C[m × n] += op(A)[m × k] · op(B)[k × n], each operand read through (offset, row stride, column stride). */
-export type Gemm = (
-  m: number,
-  n: number,
-  k: number,
-  a: DataArray,
-  aOffset: number,
-  aRowStride: number,
-  aColStride: number,
-  b: DataArray,
-  bOffset: number,
-  bRowStride: number,
-  bColStride: number,
-  c: DataArray,
-  cOffset: number,
-  cRowStride: number,
-) => void;
+export type Gemm = typeof gemm;
 
 /**
  * The dense kernels an op may ask for. Every function writes into an output the caller allocated
