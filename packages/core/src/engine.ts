@@ -134,8 +134,8 @@ interface WalkOptions {
   targets?: readonly Tensor[];
   createGraph: boolean;
   retainGraph: boolean;
-  /** Existing gradient tensors to add each tensor's gradient into, in place (leaves' `.grad`). */
-  into?: ReadonlyMap<Tensor, Tensor>;
+  /** An existing gradient tensor to add a tensor's gradient into, in place (a leaf's `.grad`). */
+  into?: (t: Tensor) => Tensor | undefined;
 }
 
 /** Walks the graph from `root` seeded with `upstream`; returns the gradient of every tensor it reached. */
@@ -177,7 +177,7 @@ function walk(root: Tensor, upstream: Tensor, options: WalkOptions): Map<Tensor,
         total = total === undefined ? s.densify() : add(total, s.densify());
     } else {
       let buffer: DataArray;
-      const destination = options.into?.get(t);
+      const destination = options.into?.(t);
       if (destination !== undefined) {
         // Scatter straight into the existing gradient: no buffer of our own at all.
         if (total !== undefined) addInPlace(destination, total);
@@ -270,23 +270,22 @@ export function backward(
   const retainGraph = options.retainGraph ?? createGraph;
   // As in PyTorch, a leaf's existing .grad is added into in place (not with createGraph), so that a
   // training loop that zeroes gradients reuses their memory instead of allocating every step.
-  const into = new Map<Tensor, Tensor>();
-  if (!createGraph) {
-    for (const t of topologicalOrder(root, null)) {
-      const g = t.grad;
-      const reusable =
-        g !== null &&
-        !g.requiresGrad &&
-        !g.isPending &&
-        g.dtype === t.dtype &&
-        shapesEqual(g.shape, t.shape);
-      if (t.node === null && reusable) into.set(t, g);
-    }
-  }
+  const into = (t: Tensor): Tensor | undefined => {
+    const g = t.grad;
+    const reusable =
+      !createGraph &&
+      t.node === null &&
+      g !== null &&
+      !g.requiresGrad &&
+      !g.isPending &&
+      g.dtype === t.dtype &&
+      shapesEqual(g.shape, t.shape);
+    return reusable ? g : undefined;
+  };
   const grads = walk(root, seed, { createGraph, retainGraph, into });
   for (const [t, g] of grads) {
     if (t.node !== null || !t.requiresGrad) continue;
-    const existing = into.get(t);
+    const existing = into(t);
     if (existing !== undefined) {
       if (g !== existing) addInPlace(existing, g);
       existing.markModified();

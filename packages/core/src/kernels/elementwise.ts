@@ -15,8 +15,8 @@
  * (log, exp, …) are never copied into a consumer, so they are computed once, not once per consumer.
  */
 
-import { allocate, type DataArray, type DType } from "../dtype.js";
-import { broadcastStrides, type Shape, shapesEqual, sizeOf } from "../shape.js";
+import { allocate, type DataArray, type DType, dtypeOfArray } from "../dtype.js";
+import { broadcastStrides, type Shape, shapesEqual, sizeOf, stridesOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
 
 /** One input of a strided loop: its elements, its stride per axis (0 to broadcast), its first element. */
@@ -472,7 +472,7 @@ export function lazyGatherRows(
     const source = view.inputs[0];
     // Offsets in x are row-major over x.shape; map them through the view's strides when each
     // gathered row is one run of equally spaced elements of the source.
-    const xStrides = stridesOfShape(x.shape);
+    const xStrides = stridesOf(x.shape);
     const tail = trailingRun(x.shape, source.strides, width);
     if (tail !== null) {
       const mapped = new Int32Array(rowOffsets.length);
@@ -498,16 +498,6 @@ export function lazyGatherRows(
   }
   const name = builder.raw(input);
   return pendingTensor(builder.program(builder.op("a", [name], x.dtype, [x.dtype])), x.dtype);
-}
-
-function stridesOfShape(shape: Shape): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i];
-  }
-  return strides;
 }
 
 /** The single stride with which the last `width` elements (row-major) of a view are spaced, if any. */
@@ -556,20 +546,13 @@ export function strided(
   const step = `const t0 = ${expr.replace(operandLetter, (_, letter: string) => names[letter.charCodeAt(0) - 97])};`;
   const inputs: ProgramInput[] = operands.map((o) => ({
     kind: "strided",
-    tensor: new Tensor(o.data, [o.data.length], dtypeOf(o.data)),
+    tensor: new Tensor(o.data, [o.data.length], dtypeOfArray(o.data) ?? "float32"),
     version: 0,
     strides: o.strides,
     offset: o.offset,
   }));
   const program: Program = { shape, inputs, steps: [step], result: "t0", heavy: false };
   run(compile(program, out.constructor.name, "store"), program, out);
-}
-
-function dtypeOf(data: DataArray): DType {
-  if (data instanceof Float32Array) return "float32";
-  if (data instanceof Float64Array) return "float64";
-  if (data instanceof Int32Array) return "int32";
-  return "bool";
 }
 
 /** `target += g`, in place, for a gradient buffer the engine owns; `g` may broadcast to it. */
