@@ -1,7 +1,7 @@
 /** The reverse-mode autodiff engine: records ops while a graph is wanted, and walks it back. */
 
 import { allocate, type DataArray, type DType, isFloat } from "./dtype.js";
-import { addInPlace } from "./kernels/elementwise.js";
+import { addInPlace, whileDifferentiating } from "./kernels/elementwise.js";
 import { add } from "./ops/arithmetic.js";
 import { cast } from "./ops/cast.js";
 import { onesLike, zerosLike } from "./ops/creation.js";
@@ -198,42 +198,45 @@ function walk(root: Tensor, upstream: Tensor, options: WalkOptions): Map<Tensor,
     return total;
   };
 
-  withRecording(options.createGraph, () => {
-    for (let k = order.length - 1; k >= 0; k--) {
-      const t = order[k];
-      const node = t.node;
-      if (node === null || targets?.has(t)) continue;
-      const g = resolve(t);
-      if (g === undefined) continue;
-      // Rules may hand g itself on to several inputs (add, broadcastTo): from here on it is shared.
-      owned.delete(g);
-      if (node.rules === null) {
-        throw new Error(
-          `backward: the graph through '${node.op}' was already released by an earlier backward(); ` +
-            "pass { retainGraph: true } to the first call to walk it twice",
-        );
-      }
-      const rules = node.rules;
-      node.inputs.forEach((input, i) => {
-        const rule = rules[i];
-        if (rule === null || !input.requiresGrad) return;
-        if (wanted !== null && !wanted.has(input)) return;
-        const gi = rule(g);
-        if (gi instanceof ScatteredGradient) {
-          const list = scattered.get(input);
-          if (list === undefined) scattered.set(input, [gi]);
-          else list.push(gi);
-          return;
+  // Sums the forward pass deferred are computed inside the loops of this pass where they fit.
+  whileDifferentiating(order, () =>
+    withRecording(options.createGraph, () => {
+      for (let k = order.length - 1; k >= 0; k--) {
+        const t = order[k];
+        const node = t.node;
+        if (node === null || targets?.has(t)) continue;
+        const g = resolve(t);
+        if (g === undefined) continue;
+        // Rules may hand g itself on to several inputs (add, broadcastTo): from here on it is shared.
+        owned.delete(g);
+        if (node.rules === null) {
+          throw new Error(
+            `backward: the graph through '${node.op}' was already released by an earlier backward(); ` +
+              "pass { retainGraph: true } to the first call to walk it twice",
+          );
         }
-        let shaped = sumToShape(gi, input.shape);
-        if (shaped.dtype !== input.dtype) shaped = cast(shaped, input.dtype);
-        accumulate(input, shaped);
-      });
-      grads.delete(t);
-      if (!options.retainGraph && !options.createGraph) node.rules = null;
-    }
-    for (const t of [...scattered.keys()]) resolve(t);
-  });
+        const rules = node.rules;
+        node.inputs.forEach((input, i) => {
+          const rule = rules[i];
+          if (rule === null || !input.requiresGrad) return;
+          if (wanted !== null && !wanted.has(input)) return;
+          const gi = rule(g);
+          if (gi instanceof ScatteredGradient) {
+            const list = scattered.get(input);
+            if (list === undefined) scattered.set(input, [gi]);
+            else list.push(gi);
+            return;
+          }
+          let shaped = sumToShape(gi, input.shape);
+          if (shaped.dtype !== input.dtype) shaped = cast(shaped, input.dtype);
+          accumulate(input, shaped);
+        });
+        grads.delete(t);
+        if (!options.retainGraph && !options.createGraph) node.rules = null;
+      }
+      for (const t of [...scattered.keys()]) resolve(t);
+    }),
+  );
   return grads;
 }
 

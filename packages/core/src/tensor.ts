@@ -64,6 +64,19 @@ export class Tensor<D extends DType = DType> {
     this.version++;
   }
 
+  /**
+   * @internal Supplies the data of a pending tensor that a loop computing something else made as a
+   * by-product (a deferred sum computed inside a backward loop).
+   */
+  resolve(data: DataArray): void {
+    if (this.stored !== null) throw new Error("resolve: the tensor's data is already computed");
+    if (data.length !== this.size) {
+      throw new Error(`resolve: ${data.length} elements for a tensor of ${this.size}`);
+    }
+    this.stored = data as DataArrayOf[D];
+    this.compute = null;
+  }
+
   /** @internal Whether the data is still to be computed (a lazily fused elementwise result). */
   get isPending(): boolean {
     return this.stored === null;

@@ -45,13 +45,18 @@ type ProgramInput = (
   readonly version: number;
 };
 
-/** A fused elementwise computation over inputs `v0 … vk`, steps `t0 … tm`, over `shape`. */
+/**
+ * A fused elementwise computation over `shape`: inputs `v0 … vk`, then steps, where step `i` is the
+ * expression that defines `ti` from inputs and earlier steps.
+ */
 interface Program {
   readonly shape: Shape;
   readonly inputs: readonly ProgramInput[];
   readonly steps: readonly string[];
   /** The name holding the result: a step `tN` or an input `vN`. */
   readonly result: string;
+  /** Further results summed over the whole loop (reductions computed alongside the main result). */
+  readonly sums: readonly string[];
   /** Whether a step calls a transcendental function (log, exp, …). */
   readonly heavy: boolean;
 }
@@ -86,7 +91,10 @@ export function configureFusion(
   return before;
 }
 
+/** Pending elementwise results and the programs that compute them. */
 const programs = new WeakMap<Tensor, Program>();
+/** Pending full sums (scalars) and the programs whose results they add up. */
+const reductions = new WeakMap<Tensor, Program>();
 
 const heavyCall = /Math\.(log|log1p|exp|expm1|pow|sqrt|tanh|sin|cos|atan)/;
 const operandLetter = /(?<![\w.$])([a-e])(?![\w$])/g;
@@ -98,65 +106,93 @@ type Kernel = (
   n: number,
   shape: Int32Array,
   rank: number,
+  rowOffsets: Int32Array | null,
+  sums: Float64Array | null,
+  width: number,
   ...args: unknown[]
 ) => number;
 const kernels = new Map<string, Kernel>();
 
+/** Whether an input is a single element read once (a scalar operand). */
+function isConstant(input: ProgramInput): boolean {
+  return input.kind === "strided" && input.tensor.size === 1;
+}
+
 /**
- * The loop for a program. Strided inputs advance by their innermost stride and an odometer over the
- * outer axes; row inputs follow the element order through their row-offset table. The result is
- * stored in `out` (`store`), summed in double precision and returned (`sum`), or added into `out` at
- * rows given by a row-offset table (`scatter`, the adjoint of a gather).
+ * The loop for a program. The result is stored in `out` (`store`), summed in double precision and
+ * returned (`sum`), or added into `out` at rows given by a row-offset table (`scatter`, the adjoint
+ * of a gather); each of `program.sums` is summed too, into `sums`.
+ *
+ * Strided inputs advance by their innermost stride and an odometer over the outer axes. When the
+ * row inputs (gathered rows) and the scattered output all have rows of the loop's innermost length
+ * (`rowwise`), each inner loop is one row: row offsets are looked up once per row. Otherwise row
+ * inputs follow the element order with a counter each.
  */
-function compile(program: Program, outType: string, mode: Mode): Kernel {
-  const constant = (input: ProgramInput) => input.kind === "strided" && input.tensor.size === 1;
+function compile(program: Program, outType: string, mode: Mode, rowwise: boolean): Kernel {
   const layout = program.inputs
-    .map((input) => `${constant(input) ? "k" : input.kind[0]}${input.tensor.dtype}`)
+    .map((input) => `${isConstant(input) ? "k" : input.kind[0]}${input.tensor.dtype}`)
     .join(",");
-  const key = `${mode}:${outType}|${layout}|${program.steps.join("")}|${program.result}`;
+  const key = `${mode}:${outType}:${rowwise ? "r" : "e"}|${layout}|${program.steps.join(";")}|${program.result}|${program.sums.join(",")}`;
   const cached = kernels.get(key);
   if (cached !== undefined) return cached;
   const lines = (f: (input: ProgramInput, i: number) => string) =>
     program.inputs.map((input, i) => f(input, i)).join("\n");
+  const streamed = (input: ProgramInput) => input.kind === "strided" && !isConstant(input);
+  const rows = (input: ProgramInput) => input.kind === "rows";
   // Scalars are read once; strided inputs step through memory; row inputs follow their offsets.
   const prologue = lines((input, i) =>
-    constant(input)
+    isConstant(input)
       ? `const v${i} = d${i}[o${i}];`
-      : input.kind === "strided"
+      : streamed(input)
         ? `const st${i} = s${i}[rank - 1]; let base${i} = o${i};`
-        : `let r${i} = 0, c${i} = 0; const nr${i} = ro${i}.length; let p${i} = nr${i} > 0 ? ro${i}[0] : 0;`,
+        : rowwise
+          ? ""
+          : `let r${i} = 0, c${i} = 0; const nr${i} = ro${i}.length; let p${i} = nr${i} > 0 ? ro${i}[0] : 0;`,
   );
-  const streamed = (input: ProgramInput) => input.kind === "strided" && !constant(input);
-  const rowStart = lines((input, i) => (streamed(input) ? `let i${i} = base${i};` : ""));
+  const rowStart = lines((input, i) =>
+    streamed(input)
+      ? `let i${i} = base${i};`
+      : rowwise && rows(input)
+        ? `const p${i} = ro${i}[row];`
+        : "",
+  );
   const load = lines((input, i) =>
-    constant(input)
+    isConstant(input)
       ? ""
-      : input.kind === "strided"
+      : streamed(input)
         ? `const v${i} = d${i}[i${i}]; i${i} += st${i};`
-        : `const v${i} = d${i}[p${i}]; p${i} += cs${i}; if (++c${i} === w${i}) { c${i} = 0; p${i} = ++r${i} < nr${i} ? ro${i}[r${i}] : 0; }`,
+        : rowwise
+          ? `const v${i} = d${i}[p${i} + j * cs${i}];`
+          : `const v${i} = d${i}[p${i}]; p${i} += cs${i}; if (++c${i} === w${i}) { c${i} = 0; p${i} = ++r${i} < nr${i} ? ro${i}[r${i}] : 0; }`,
   );
   const advance = lines((input, i) => (streamed(input) ? `base${i} += s${i}[d];` : ""));
   const rewind = lines((input, i) => (streamed(input) ? `base${i} -= s${i}[d] * shape[d];` : ""));
-  const write =
-    mode === "store"
-      ? `out[o++] = ${program.result};`
-      : mode === "sum"
-        ? `acc += ${program.result}; o++;`
-        : `out[op] += ${program.result}; op++; o++; if (++oc === ow) { oc = 0; op = ++orr < onr ? oro[orr] : 0; }`;
+  let write: string;
+  if (mode === "store") write = `out[o + j] = ${program.result};`;
+  else if (mode === "sum") write = `acc += ${program.result};`;
+  else if (rowwise) write = `out[op + j] += ${program.result};`;
+  else
+    write = `out[op] += ${program.result}; op++; if (++oc === ow) { oc = 0; op = ++orr < onr ? oro[orr] : 0; }`;
+  const sums = program.sums;
   const source = `
     const inner = shape[rank - 1];
     ${prologue}
-    let orr = 0, oc = 0; const onr = oro === null ? 0 : oro.length; let op = onr > 0 ? oro[0] : 0;
+    let orr = 0, oc = 0; const onr = oro === null ? 0 : oro.length;
+    ${rowwise ? "" : "let op = onr > 0 ? oro[0] : 0;"}
     const index = new Int32Array(rank);
-    let o = 0;
-    let acc = 0;
+    let o = 0, row = 0;
+    let acc = 0${sums.map((_, k) => `, acc${k} = 0`).join("")};
     while (o < n) {
       ${rowStart}
+      ${rowwise && mode === "scatter" ? "const op = oro[row];" : ""}
       for (let j = 0; j < inner; j++) {
         ${load}
-        ${program.steps.join("\n        ")}
+        ${program.steps.map((step, i) => `const t${i} = ${step};`).join("\n        ")}
         ${write}
+        ${sums.map((name, k) => `acc${k} += ${name};`).join(" ")}
       }
+      o += inner;
+      row++;
       for (let d = rank - 2; d >= 0; d--) {
         ${advance}
         if (++index[d] < shape[d]) break;
@@ -164,6 +200,7 @@ function compile(program: Program, outType: string, mode: Mode): Kernel {
         ${rewind}
       }
     }
+    ${sums.map((_, k) => `sums[${k}] = acc${k};`).join(" ")}
     return acc;`;
   const params = [
     "out",
@@ -171,6 +208,7 @@ function compile(program: Program, outType: string, mode: Mode): Kernel {
     "shape",
     "rank",
     "oro",
+    "sums",
     "ow",
     ...program.inputs.flatMap((input, i) =>
       input.kind === "strided"
@@ -217,21 +255,78 @@ function coalesce(
   return { shape: Int32Array.from(outShape), strides: outStrides.map((s) => Int32Array.from(s)) };
 }
 
-/** Runs `program` with `kernel`; `target` is the output array (store, scatter) or null (sum). */
+/**
+ * Runs `program` in `mode` (see `compile`): `out` is the output array (store, scatter) or null
+ * (sum); a scatter adds row `r` of the result at `scatterRows[r]` of `out`. The sums of
+ * `program.sums` land in `sums`. Returns the sum of the result in `sum` mode.
+ */
 function run(
-  kernel: Kernel,
-  program: Pick<Program, "inputs" | "shape">,
+  program: Program,
+  outType: string,
+  mode: Mode,
   out: DataArray | null,
   scatterRows: Int32Array | null = null,
   scatterWidth = 0,
+  sums: Float64Array | null = null,
 ): number {
-  const n = sizeOf(program.shape);
-  if (n === 0) return 0;
+  const plan = layout(program, mode === "scatter" ? scatterWidth : 0);
+  const kernel = compile(program, outType, mode, plan.rowwise);
+  return launch(kernel, program, plan, out, scatterRows, scatterWidth, sums);
+}
+
+/** How a program's loop walks memory: its (coalesced) loop shape and each strided input's strides. */
+interface Layout {
+  readonly shape: Int32Array;
+  readonly strides: readonly Int32Array[];
+  readonly rowwise: boolean;
+}
+
+/**
+ * The loop shape of `program`: axes coalesced, and the innermost one split at the rows' width when
+ * every row input (and the scattered output, of `scatterWidth`) has rows of one width.
+ */
+function layout(program: Program, scatterWidth: number): Layout {
   const strided = program.inputs.filter((input) => input.kind === "strided");
   const c = coalesce(
     program.shape,
     strided.map((input) => input.strides),
   );
+  let width = scatterWidth;
+  let rowwise = true;
+  for (const input of program.inputs) {
+    if (input.kind !== "rows") continue;
+    if (width === 0) width = input.width;
+    else if (input.width !== width) rowwise = false;
+  }
+  const rank = c.shape.length;
+  const last = c.shape[rank - 1];
+  if (width === 0 || last % width !== 0)
+    return { shape: c.shape, strides: c.strides, rowwise: false };
+  if (!rowwise || last === width) return { shape: c.shape, strides: c.strides, rowwise };
+  return {
+    shape: Int32Array.from([...c.shape.subarray(0, rank - 1), last / width, width]),
+    strides: c.strides.map((s) =>
+      Int32Array.from([...s.subarray(0, rank - 1), s[rank - 1] * width, s[rank - 1]]),
+    ),
+    rowwise,
+  };
+}
+
+/** Calls `kernel` on the program's inputs, after checking that none was modified in place since. */
+function launch(
+  kernel: Kernel,
+  program: Pick<Program, "inputs" | "shape">,
+  plan: Layout,
+  out: DataArray | null,
+  scatterRows: Int32Array | null,
+  scatterWidth: number,
+  sums: Float64Array | null,
+): number {
+  const n = sizeOf(program.shape);
+  if (n === 0) {
+    sums?.fill(0);
+    return 0;
+  }
   const args: unknown[] = [];
   let k = 0;
   for (const input of program.inputs) {
@@ -241,10 +336,10 @@ function run(
           "(an optimiser step?); read the result (e.g. its .data) before modifying what it was computed from",
       );
     }
-    if (input.kind === "strided") args.push(input.tensor.data, c.strides[k++], input.offset);
+    if (input.kind === "strided") args.push(input.tensor.data, plan.strides[k++], input.offset);
     else args.push(input.tensor.data, input.rowOffsets, input.width, input.colStride);
   }
-  return kernel(out, n, c.shape, c.shape.length, scatterRows, scatterWidth, ...args);
+  return kernel(out, n, plan.shape, plan.shape.length, scatterRows, sums, scatterWidth, ...args);
 }
 
 function broadcastInput(t: Tensor, shape: Shape): ProgramInput {
@@ -257,25 +352,85 @@ function broadcastInput(t: Tensor, shape: Shape): ProgramInput {
   };
 }
 
-/** Accumulates a program: inputs deduplicated, pending operands of the output's shape inlined. */
+/** Whether two program inputs read the same elements of the same tensor in the same way. */
+function sameInput(a: ProgramInput, b: ProgramInput): boolean {
+  if (a === b) return true;
+  if (a.tensor !== b.tensor || a.version !== b.version) return false;
+  if (a.kind === "strided" && b.kind === "strided") {
+    return a.offset === b.offset && a.strides.every((s, d) => s === b.strides[d]);
+  }
+  if (a.kind === "rows" && b.kind === "rows") {
+    return a.rowOffsets === b.rowOffsets && a.width === b.width && a.colStride === b.colStride;
+  }
+  return false;
+}
+
+/**
+ * Accumulates a program: inputs deduplicated, pending operands of the output's shape inlined, and
+ * common subexpressions computed once (value numbering on the steps' text: two steps that read the
+ * same inputs through the same expression are one step), so that a chain and its gradient, fused
+ * into one loop, share their logarithms.
+ */
 class ProgramBuilder {
   readonly inputs: ProgramInput[] = [];
   readonly steps: string[] = [];
   heavy = false;
-  private readonly inputNames = new Map<ProgramInput | Tensor, string>();
+  /** The name under which each input is read: its own, or that of an equal constant. */
+  private readonly inputNames: string[] = [];
+  private readonly constants = new Map<string, string>();
+  private readonly byExpression = new Map<string, string>();
   private readonly inlined = new Map<Tensor, string>();
 
   constructor(private readonly shape: Shape) {}
 
-  /** The name of an input; the same tensor broadcast the same way, or the same record, is read once. */
-  private input(input: ProgramInput, key: ProgramInput | Tensor = input): string {
-    let name = this.inputNames.get(key);
-    if (name === undefined) {
-      name = `v${this.inputs.length}`;
-      this.inputs.push(input);
-      this.inputNames.set(key, name);
+  /** The name of an input; an input read the same way before, or an equal constant, is read once. */
+  private input(input: ProgramInput): string {
+    for (let i = 0; i < this.inputs.length; i++) {
+      if (sameInput(this.inputs[i], input)) return this.inputNames[i];
     }
+    let name = `v${this.inputs.length}`;
+    if (input.kind === "strided" && input.tensor.size === 1 && !input.tensor.isPending) {
+      // Kept as an input (its version is still checked), but named as the equal constant before it.
+      const value = input.tensor.data[input.offset];
+      const key = `${input.tensor.dtype}:${Object.is(value, -0) ? "-0" : value}`;
+      const known = this.constants.get(key);
+      if (known === undefined) this.constants.set(key, name);
+      else name = known;
+    }
+    this.inputs.push(input);
+    this.inputNames.push(name);
     return name;
+  }
+
+  /** Adds a step (an expression over known names), or finds the same one already there. */
+  private step(expression: string): string {
+    const known = this.byExpression.get(expression);
+    if (known !== undefined) return known;
+    const name = `t${this.steps.length}`;
+    this.steps.push(expression);
+    this.byExpression.set(expression, name);
+    return name;
+  }
+
+  /** Copies `program`'s inputs and steps in; returns the name of its result. */
+  inline(program: Program): string {
+    const rename = new Map<string, string>();
+    program.inputs.forEach((input, i) => {
+      rename.set(`v${i}`, this.input(input));
+    });
+    program.steps.forEach((step, i) => {
+      rename.set(`t${i}`, this.step(step.replace(stepName, (m) => rename.get(m) ?? m)));
+    });
+    if (program.heavy) this.heavy = true;
+    return rename.get(program.result) ?? program.result;
+  }
+
+  /** Whether `program` can be copied in without exceeding the limits of one loop. */
+  fits(program: Program, scale = 1): boolean {
+    return (
+      this.steps.length + program.steps.length <= fusion.maxSteps * scale &&
+      this.inputs.length + program.inputs.length <= fusion.maxInputs * scale
+    );
   }
 
   /** The name under which `t`'s value is available inside the loop. */
@@ -285,30 +440,11 @@ class ProgramBuilder {
       program !== undefined &&
       (fusion.recompute || !program.heavy) &&
       shapesEqual(t.shape, this.shape) &&
-      this.steps.length + program.steps.length <= fusion.maxSteps &&
-      this.inputs.length + program.inputs.length <= fusion.maxInputs;
-    if (!fits) {
-      const broadcastKey = shapesEqual(t.shape, this.shape) ? t : undefined;
-      return this.input(broadcastInput(t, this.shape), broadcastKey);
-    }
+      this.fits(program);
+    if (!fits) return this.input(broadcastInput(t, this.shape));
     const known = this.inlined.get(t);
     if (known !== undefined) return known;
-    const rename = new Map<string, string>();
-    program.inputs.forEach((input, i) => {
-      const plain =
-        input.kind === "strided" &&
-        input.offset === 0 &&
-        shapesEqual(input.tensor.shape, this.shape);
-      rename.set(`v${i}`, this.input(input, plain ? input.tensor : input));
-    });
-    const offset = this.steps.length;
-    program.steps.forEach((_, i) => {
-      rename.set(`t${i}`, `t${offset + i}`);
-    });
-    for (const step of program.steps)
-      this.steps.push(step.replace(stepName, (m) => rename.get(m) ?? m));
-    if (program.heavy) this.heavy = true;
-    const name = rename.get(program.result) ?? program.result;
+    const name = this.inline(program);
     this.inlined.set(t, name);
     return name;
   }
@@ -339,14 +475,19 @@ class ProgramBuilder {
         : dtype === "int32"
           ? `((${body}) | 0)`
           : `(${body})`;
-    const name = `t${this.steps.length}`;
-    this.steps.push(`const ${name} = ${rounded};`);
     if (heavyCall.test(expr)) this.heavy = true;
-    return name;
+    return this.step(rounded);
   }
 
-  program(result: string): Program {
-    return { shape: this.shape, inputs: this.inputs, steps: this.steps, result, heavy: this.heavy };
+  program(result: string, sums: readonly string[] = []): Program {
+    return {
+      shape: this.shape,
+      inputs: this.inputs,
+      steps: this.steps,
+      result,
+      sums,
+      heavy: this.heavy,
+    };
   }
 }
 
@@ -355,7 +496,7 @@ function pendingTensor(program: Program, dtype: DType): Tensor {
   const t = new Tensor(null, program.shape, dtype, () => {
     programs.delete(t);
     const out = allocate(dtype, sizeOf(program.shape));
-    run(compile(program, dtype, "store"), program, out);
+    execute(program, dtype, "store", out);
     return out;
   });
   programs.set(t, program);
@@ -380,6 +521,7 @@ function eager(
   let key = `${expr}|${dtype}`;
   for (const t of operands) key += t.size === 1 ? `k${t.dtype}` : t.dtype;
   const inputs = operands.map((t) => broadcastInput(t, shape));
+  const program: Program = { shape, inputs, steps: [], result: "", sums: [], heavy: false };
   let kernel = singleOps.get(key);
   if (kernel === undefined) {
     const builder = new ProgramBuilder(shape);
@@ -388,18 +530,19 @@ function eager(
       operands.map((_, i) => `v${i}`),
       dtype,
     );
-    kernel = compile({ ...builder.program(result), inputs }, dtype, "store");
+    kernel = compile({ ...builder.program(result), inputs }, dtype, "store", false);
     singleOps.set(key, kernel);
   }
   const out = allocate(dtype, n);
-  run(kernel, { inputs, shape }, out);
+  launch(kernel, program, layout(program, 0), out, null, 0, null);
   return new Tensor(out, shape, dtype);
 }
 
 /**
  * Evaluates `expr` (in terms of `a` … `e`) elementwise over `operands` broadcast to `shape`, into a
- * new tensor of `dtype`: at once for small tensors, as a pending fused program for large ones. The
- * caller has already checked that the shapes broadcast.
+ * new tensor of `dtype`: at once for small tensors, as a pending fused program for large ones and
+ * for any result of a pending operand (such as a deferred sum), so that a loss made of deferred
+ * sums stays deferred. The caller has already checked that the shapes broadcast.
  */
 export function elementwise(
   expr: string,
@@ -408,7 +551,9 @@ export function elementwise(
   dtype: DType,
 ): Tensor {
   const n = sizeOf(shape);
-  if (!fuses(n)) return eager(expr, operands, shape, dtype, n);
+  if (!fuses(n) && !(fusion.enabled && operands.some((t) => t.isPending))) {
+    return eager(expr, operands, shape, dtype, n);
+  }
   const builder = new ProgramBuilder(shape);
   const names = operands.map((t) => builder.operand(t, true));
   const dtypes = operands.map((t) => t.dtype);
@@ -422,7 +567,101 @@ export function elementwise(
 export function sumPending(x: Tensor): number | null {
   const program = x.isPending ? programs.get(x) : undefined;
   if (program === undefined) return null;
-  return run(compile(program, x.dtype, "sum"), program, null);
+  return execute(program, x.dtype, "sum", null);
+}
+
+/** A one-element array of `dtype` holding `value` (rounded as a store rounds). */
+function scalarData(dtype: DType, value: number, size: number): DataArray {
+  const data = allocate(dtype, size);
+  data[0] = value;
+  return data;
+}
+
+/**
+ * The full sum of a pending `x`, itself pending: a scalar (of `shape`, all ones) that is computed
+ * when first read, or, if a backward pass through it comes first, inside one of that pass's loops
+ * over the same elements, where the gradient needs the same intermediate values anyway (see
+ * `whileDifferentiating`). `null` when `x` is not pending.
+ */
+export function deferredSum(x: Tensor, shape: Shape, dtype: DType): Tensor | null {
+  const program = x.isPending ? programs.get(x) : undefined;
+  if (program === undefined || sizeOf(shape) !== 1) return null;
+  const t = new Tensor(null, shape, dtype, () => {
+    reductions.delete(t);
+    return scalarData(dtype, execute(program, x.dtype, "sum", null), 1);
+  });
+  reductions.set(t, program);
+  return t;
+}
+
+/** Pending sums that a loop over the same elements may compute alongside its own result. */
+let partners: readonly Tensor[] = [];
+
+/**
+ * @internal Runs `fn` (a backward pass) with the pending sums among `tensors` (its graph) open to
+ * being computed inside the pass's own loops, then computes those still pending, and every small
+ * pending result among `tensors`, so that nothing of the graph is left to read values that an
+ * optimiser step may change afterwards.
+ */
+export function whileDifferentiating<T>(tensors: readonly Tensor[], fn: () => T): T {
+  const before = partners;
+  partners = tensors.filter((t) => t.isPending && reductions.has(t));
+  try {
+    const result = fn();
+    for (const t of tensors) if (t.isPending && (reductions.has(t) || t.size < 1 << 14)) t.data;
+    return result;
+  } finally {
+    partners = before;
+  }
+}
+
+/**
+ * Runs `program` (see `run`), computing alongside it every open pending sum over the same shape
+ * that fits into the same loop: one pass over memory instead of several.
+ */
+function execute(
+  program: Program,
+  outType: string,
+  mode: Mode,
+  out: DataArray | null,
+  scatterRows: Int32Array | null = null,
+  scatterWidth = 0,
+): number {
+  if (partners.length === 0) return run(program, outType, mode, out, scatterRows, scatterWidth);
+  const builder = new ProgramBuilder(program.shape);
+  const result = builder.inline(program);
+  const taken: Tensor[] = [];
+  const names: string[] = [];
+  for (const t of partners) {
+    const other = t.isPending ? reductions.get(t) : undefined;
+    if (other === undefined || other === program || !shapesEqual(other.shape, program.shape))
+      continue;
+    // Never read the array this loop writes.
+    if (other.inputs.some((input) => !input.tensor.isPending && input.tensor.data === out))
+      continue;
+    if (!builder.fits(other, 2)) continue;
+    taken.push(t);
+    names.push(builder.inline(other));
+  }
+  if (taken.length === 0) return run(program, outType, mode, out, scatterRows, scatterWidth);
+  const sums = new Float64Array(taken.length);
+  const merged = builder.program(result, names);
+  // Taken: a loop that runs while this one gathers its inputs must not take them too.
+  const programsOf = taken.map((t) => reductions.get(t)!);
+  for (const t of taken) reductions.delete(t);
+  let total: number;
+  try {
+    total = run(merged, outType, mode, out, scatterRows, scatterWidth, sums);
+  } catch (error) {
+    taken.forEach((t, k) => {
+      reductions.set(t, programsOf[k]);
+    });
+    throw error;
+  }
+  taken.forEach((t, k) => {
+    if (t.isPending) t.resolve(scalarData(t.dtype, sums[k], t.size));
+  });
+  return total;
 }
 
 /**
@@ -526,7 +765,7 @@ export function scatterPendingRows(
 ): boolean {
   const program = updates.isPending ? programs.get(updates) : undefined;
   if (program === undefined || width === 0) return false;
-  run(compile(program, updates.dtype, "scatter"), program, dest, rowOffsets, width);
+  execute(program, updates.dtype, "scatter", dest, rowOffsets, width);
   return true;
 }
 
@@ -543,7 +782,7 @@ export function strided(
   const n = sizeOf(shape);
   if (n === 0) return;
   const names = operands.map((_, i) => `v${i}`);
-  const step = `const t0 = ${expr.replace(operandLetter, (_, letter: string) => names[letter.charCodeAt(0) - 97])};`;
+  const step = expr.replace(operandLetter, (_, letter: string) => names[letter.charCodeAt(0) - 97]);
   const inputs: ProgramInput[] = operands.map((o) => ({
     kind: "strided",
     tensor: new Tensor(o.data, [o.data.length], dtypeOfArray(o.data) ?? "float32"),
@@ -551,8 +790,8 @@ export function strided(
     strides: o.strides,
     offset: o.offset,
   }));
-  const program: Program = { shape, inputs, steps: [step], result: "t0", heavy: false };
-  run(compile(program, out.constructor.name, "store"), program, out);
+  const program: Program = { shape, inputs, steps: [step], result: "t0", sums: [], heavy: false };
+  run(program, out.constructor.name, "store", out);
 }
 
 /** `target += g`, in place, for a gradient buffer the engine owns; `g` may broadcast to it. */

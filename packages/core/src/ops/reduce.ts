@@ -1,8 +1,8 @@
 /** Reductions over axes (`sum mean max min logSumExp`) and the max-shifted `softmax`/`logSoftmax`. */
 
 import { allocate, type DType } from "../dtype.js";
-import { record } from "../engine.js";
-import { sumPending } from "../kernels/elementwise.js";
+import { isGradEnabled, record } from "../engine.js";
+import { deferredSum, sumPending } from "../kernels/elementwise.js";
 import { type ReduceKind, reduce as reduceKernel } from "../kernels/reduce.js";
 import { formatShape, normalizeAxes, type Shape, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
@@ -73,15 +73,21 @@ export function sum(x: Tensor, options: ReduceOptions = {}): Tensor {
   const { axis, keepdims = false } = options;
   const axes = normalizeAxes("sum", axis, x.rank);
   const dtype: DType = x.dtype === "bool" ? "int32" : x.dtype;
-  // A full sum of a pending elementwise result runs its program inside the reduction loop.
-  const total = axes.length === x.rank ? sumPending(x) : null;
+  const shape = resultShape(x.shape, axes, keepdims);
+  const full = axes.length === x.rank;
+  // A full sum of a pending elementwise result runs its program inside the reduction loop. When it
+  // will be differentiated, it waits: the backward pass then computes it in its own loop over the
+  // same elements, which recomputes the same intermediate values anyway.
+  const deferred = full && x.requiresGrad && isGradEnabled() ? deferredSum(x, shape, dtype) : null;
+  if (deferred !== null) return record("sum", deferred, [x], [(g) => spread(g, x.shape, axes)]);
+  const total = full ? sumPending(x) : null;
   let data: Tensor["data"];
   if (total === null) data = runReduce("sum", x, axes, dtype);
   else {
     data = allocate(dtype, 1);
     data[0] = total;
   }
-  const out = new Tensor(data, resultShape(x.shape, axes, keepdims), dtype);
+  const out = new Tensor(data, shape, dtype);
   return record("sum", out, [x], [(g) => spread(g, x.shape, axes)]);
 }
 
