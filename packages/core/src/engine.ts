@@ -27,10 +27,15 @@ export class ScatteredGradient {
   constructor(
     readonly shape: Shape,
     readonly dtype: DType,
-    /** Adds the updates into `dest`, a buffer of `shape` and `dtype`; repeated indices accumulate. */
-    readonly addInto: (dest: DataArray) => void,
+    /**
+     * Adds the updates into `dest`, a buffer of `shape` and `dtype`; repeated indices accumulate.
+     * `zero` says that `dest` is all zeros, so that updates to distinct elements may be stored.
+     */
+    readonly addInto: (dest: DataArray, zero: boolean) => void,
     /** The same gradient as a dense tensor, made by a differentiable op (for `createGraph`). */
     readonly densify: () => Tensor,
+    /** How many updates there are: the engine scatters the largest first, into a zero buffer. */
+    readonly updates = 0,
   ) {}
 }
 
@@ -181,16 +186,23 @@ function walk(root: Tensor, upstream: Tensor, options: WalkOptions): Map<Tensor,
       if (destination !== undefined) {
         // Scatter straight into the existing gradient: no buffer of our own at all.
         if (total !== undefined) addInPlace(destination, total);
-        for (const s of pendingScatters) s.addInto(destination.data);
+        for (const s of pendingScatters) s.addInto(destination.data, false);
         grads.set(t, destination);
         return destination;
       }
+      let zero = false;
       if (total !== undefined && owned.has(total) && !total.isPending) buffer = total.data;
       else {
         buffer = allocate(t.dtype, t.size);
         if (total !== undefined) buffer.set(total.data);
+        else zero = true;
       }
-      for (const s of pendingScatters) s.addInto(buffer);
+      // The largest scatter first: into a fresh zero buffer it may store instead of adding.
+      pendingScatters.sort((a, b) => b.updates - a.updates);
+      for (const s of pendingScatters) {
+        s.addInto(buffer, zero);
+        zero = false;
+      }
       total = new Tensor(buffer, t.shape, t.dtype);
       owned.add(total);
     }

@@ -10,14 +10,28 @@
  * same shape copies the operand's steps into its own program instead of reading a materialised array,
  * so a chain such as `mul(0.75, pow(p, 2))` runs as one pass, and a full `sum` of a pending tensor
  * runs its program inside the reduction loop. A pending tensor computes its data the first time
- * anything reads `.data`. Steps round to the dtype of the op they come from (`Math.fround` for
- * float32), so fused results are bit for bit those of op-by-op evaluation. Transcendental steps
- * (log, exp, …) are never copied into a consumer, so they are computed once, not once per consumer.
+ * anything reads `.data`. Steps are value-numbered, so a chain and its gradient fused into one loop
+ * compute each logarithm once. A fused float32 chain holds its intermediates in double precision
+ * and rounds where a float32 value is observed (see `fusion.exact`); float64 chains are bit for bit
+ * those of op-by-op evaluation.
+ *
+ * A differentiated full sum of a pending tensor waits for the backward pass, which computes it in
+ * the same loop as the gradient (see `deferredSum` and `whileDifferentiating`).
  */
 
 import { allocate, type DataArray, type DType, dtypeOfArray } from "../dtype.js";
-import { broadcastStrides, type Shape, shapesEqual, sizeOf, stridesOf } from "../shape.js";
+import { broadcastStrides, type Shape, shapesEqual, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
+
+/**
+ * Where the rows of a gather start: row `r` at `start + index[r] · scale`. A table of offsets has
+ * scale 1 and start 0; `argwhere`'s flat positions serve as a table for any row-major layout.
+ */
+export interface RowStarts {
+  readonly index: Int32Array;
+  readonly scale: number;
+  readonly start: number;
+}
 
 /** One input of a strided loop: its elements, its stride per axis (0 to broadcast), its first element. */
 export interface StridedOperand {
@@ -35,7 +49,7 @@ type ProgramInput = (
   | { readonly kind: "strided"; readonly strides: readonly number[]; readonly offset: number }
   | {
       readonly kind: "rows";
-      readonly rowOffsets: Int32Array;
+      readonly rows: RowStarts;
       readonly width: number;
       readonly colStride: number;
     }
@@ -57,6 +71,8 @@ interface Program {
   readonly result: string;
   /** Further results summed over the whole loop (reductions computed alongside the main result). */
   readonly sums: readonly string[];
+  /** Per step: whether it holds a float32 value not yet rounded to float32 (see `fusion.exact`). */
+  readonly raw: readonly boolean[];
   /** Whether a step calls a transcendental function (log, exp, …). */
   readonly heavy: boolean;
 }
@@ -71,6 +87,17 @@ const fusion = {
    * on the VMs this project is benchmarked on), recomputing wins.
    */
   recompute: true,
+  /**
+   * Whether every float32 step of a fused program rounds to float32, so that fused results are bit
+   * for bit those of op-by-op evaluation. By default (false) a fused chain holds its float32
+   * intermediates in double precision, as the hand-written loop it replaces would, and rounds them
+   * where a float32 value is observed: when stored or scattered, when summed, when compared (so
+   * that every decision is taken on the value op-by-op evaluation would see), and when converted
+   * to another dtype: decisions are taken on float32 values, as in op-by-op evaluation. The
+   * results are a float64 evaluation rounded once, at least as accurate as op-by-op evaluation, and
+   * may differ from it in the last bits; `exact: true` restores op-by-op rounding, step by step.
+   */
+  exact: false,
   maxInputs: 16,
   maxSteps: 64,
 };
@@ -80,13 +107,19 @@ const fusion = {
  * op at once). Returns the previous settings.
  */
 export function configureFusion(
-  settings: Partial<{ enabled: boolean; minSize: number; recompute: boolean }>,
+  settings: Partial<{ enabled: boolean; minSize: number; recompute: boolean; exact: boolean }>,
 ): {
   enabled: boolean;
   minSize: number;
   recompute: boolean;
+  exact: boolean;
 } {
-  const before = { enabled: fusion.enabled, minSize: fusion.minSize, recompute: fusion.recompute };
+  const before = {
+    enabled: fusion.enabled,
+    minSize: fusion.minSize,
+    recompute: fusion.recompute,
+    exact: fusion.exact,
+  };
   Object.assign(fusion, settings);
   return before;
 }
@@ -100,18 +133,37 @@ const heavyCall = /Math\.(log|log1p|exp|expm1|pow|sqrt|tanh|sin|cos|atan)/;
 const operandLetter = /(?<![\w.$])([a-e])(?![\w$])/g;
 const stepName = /\b([vt])(\d+)\b/g;
 
-type Mode = "store" | "sum" | "scatter";
+type Mode = "store" | "sum" | "scatter" | "place";
 type Kernel = (
   out: DataArray | null,
   n: number,
   shape: Int32Array,
   rank: number,
-  rowOffsets: Int32Array | null,
+  rows: RowStarts | null,
   sums: Float64Array | null,
   width: number,
   ...args: unknown[]
 ) => number;
 const kernels = new Map<string, Kernel>();
+
+/** Whether `name` is a step of `program` holding a float32 value not yet rounded. */
+function isRaw(program: Program, name: string): boolean {
+  return name.startsWith("t") && program.raw[Number(name.slice(1))] === true;
+}
+
+/** The operands (by index) that `expr` compares: their values decide, so they must be exact. */
+const comparedCache = new Map<string, Set<number>>();
+const comparison =
+  /(?<![\w.$])([a-e])\s*(?:===|!==|<=|>=|<|>)|(?:===|!==|<=|>=|<|>)\s*([a-e])(?![\w$])/g;
+function comparedOperands(expr: string): Set<number> {
+  let known = comparedCache.get(expr);
+  if (known === undefined) {
+    known = new Set();
+    for (const m of expr.matchAll(comparison)) known.add((m[1] ?? m[2]).charCodeAt(0) - 97);
+    comparedCache.set(expr, known);
+  }
+  return known;
+}
 
 /** Whether an input is a single element read once (a scalar operand). */
 function isConstant(input: ProgramInput): boolean {
@@ -121,7 +173,8 @@ function isConstant(input: ProgramInput): boolean {
 /**
  * The loop for a program. The result is stored in `out` (`store`), summed in double precision and
  * returned (`sum`), or added into `out` at rows given by a row-offset table (`scatter`, the adjoint
- * of a gather); each of `program.sums` is summed too, into `sums`.
+ * of a gather), or stored there (`place`: disjoint rows of a zero buffer); each of `program.sums`
+ * is summed too, into `sums`.
  *
  * Strided inputs advance by their innermost stride and an odometer over the outer axes. When the
  * row inputs (gathered rows) and the scattered output all have rows of the loop's innermost length
@@ -132,7 +185,8 @@ function compile(program: Program, outType: string, mode: Mode, rowwise: boolean
   const layout = program.inputs
     .map((input) => `${isConstant(input) ? "k" : input.kind[0]}${input.tensor.dtype}`)
     .join(",");
-  const key = `${mode}:${outType}:${rowwise ? "r" : "e"}|${layout}|${program.steps.join(";")}|${program.result}|${program.sums.join(",")}`;
+  const rawFlags = program.raw.map((r) => (r ? 1 : 0)).join("");
+  const key = `${mode}:${outType}:${rowwise ? "r" : "e"}|${layout}|${program.steps.join(";")}|${rawFlags}|${program.result}|${program.sums.join(",")}`;
   const cached = kernels.get(key);
   if (cached !== undefined) return cached;
   const lines = (f: (input: ProgramInput, i: number) => string) =>
@@ -147,13 +201,13 @@ function compile(program: Program, outType: string, mode: Mode, rowwise: boolean
         ? `const st${i} = s${i}[rank - 1]; let base${i} = o${i};`
         : rowwise
           ? ""
-          : `let r${i} = 0, c${i} = 0; const nr${i} = ro${i}.length; let p${i} = nr${i} > 0 ? ro${i}[0] : 0;`,
+          : `let r${i} = 0, c${i} = 0; const nr${i} = ro${i}.length; let p${i} = nr${i} > 0 ? rs${i} + ro${i}[0] * ru${i} : 0;`,
   );
   const rowStart = lines((input, i) =>
     streamed(input)
       ? `let i${i} = base${i};`
       : rowwise && rows(input)
-        ? `const p${i} = ro${i}[row];`
+        ? `const p${i} = rs${i} + ro${i}[row] * ru${i};`
         : "",
   );
   const load = lines((input, i) =>
@@ -163,33 +217,51 @@ function compile(program: Program, outType: string, mode: Mode, rowwise: boolean
         ? `const v${i} = d${i}[i${i}]; i${i} += st${i};`
         : rowwise
           ? `const v${i} = d${i}[p${i} + j * cs${i}];`
-          : `const v${i} = d${i}[p${i}]; p${i} += cs${i}; if (++c${i} === w${i}) { c${i} = 0; p${i} = ++r${i} < nr${i} ? ro${i}[r${i}] : 0; }`,
+          : `const v${i} = d${i}[p${i}]; p${i} += cs${i}; if (++c${i} === w${i}) { c${i} = 0; p${i} = ++r${i} < nr${i} ? rs${i} + ro${i}[r${i}] * ru${i} : 0; }`,
   );
   const advance = lines((input, i) => (streamed(input) ? `base${i} += s${i}[d];` : ""));
   const rewind = lines((input, i) => (streamed(input) ? `base${i} -= s${i}[d] * shape[d];` : ""));
+  const scatters = mode === "scatter" || mode === "place";
+  // A value added up is the float32 value the tensor would hold; a store rounds by itself.
+  const rounded = (name: string) => (isRaw(program, name) ? `Math.fround(${name})` : name);
+  const result = mode === "store" || mode === "place" ? program.result : rounded(program.result);
+  const update = mode === "place" ? "=" : "+=";
   let write: string;
-  if (mode === "store") write = `out[o + j] = ${program.result};`;
-  else if (mode === "sum") write = `acc += ${program.result};`;
-  else if (rowwise) write = `out[op + j] += ${program.result};`;
+  if (mode === "store") write = `out[o + j] = ${result};`;
+  else if (mode === "sum") write = `acc += ${result};`;
+  else if (rowwise) write = `out[op + j] ${update} ${result};`;
   else
-    write = `out[op] += ${program.result}; op++; if (++oc === ow) { oc = 0; op = ++orr < onr ? oro[orr] : 0; }`;
+    write = `out[op] ${update} ${result}; op++; if (++oc === ow) { oc = 0; op = ++orr < onr ? os + oro[orr] * ou : 0; }`;
   const sums = program.sums;
+  // A float32 store rounds as Math.fround does: the step that is only stored needs no rounding.
+  const last = program.steps.length - 1;
+  const steps = program.steps.map((step, i) =>
+    i === last &&
+    (mode === "store" || mode === "place") &&
+    outType === "float32" &&
+    program.result === `t${last}` &&
+    !sums.includes(program.result) &&
+    step.startsWith("Math.fround(")
+      ? step.slice("Math.fround(".length, -1)
+      : step,
+  );
   const source = `
     const inner = shape[rank - 1];
     ${prologue}
-    let orr = 0, oc = 0; const onr = oro === null ? 0 : oro.length;
-    ${rowwise ? "" : "let op = onr > 0 ? oro[0] : 0;"}
+    let orr = 0, oc = 0; const onr = orows === null ? 0 : orows.index.length;
+    const oro = orows === null ? null : orows.index, ou = orows === null ? 0 : orows.scale, os = orows === null ? 0 : orows.start;
+    ${rowwise ? "" : "let op = onr > 0 ? os + oro[0] * ou : 0;"}
     const index = new Int32Array(rank);
     let o = 0, row = 0;
     let acc = 0${sums.map((_, k) => `, acc${k} = 0`).join("")};
     while (o < n) {
       ${rowStart}
-      ${rowwise && mode === "scatter" ? "const op = oro[row];" : ""}
+      ${rowwise && scatters ? "const op = os + oro[row] * ou;" : ""}
       for (let j = 0; j < inner; j++) {
         ${load}
-        ${program.steps.map((step, i) => `const t${i} = ${step};`).join("\n        ")}
+        ${steps.map((step, i) => `const t${i} = ${step};`).join("\n        ")}
         ${write}
-        ${sums.map((name, k) => `acc${k} += ${name};`).join(" ")}
+        ${sums.map((name, k) => `acc${k} += ${rounded(name)};`).join(" ")}
       }
       o += inner;
       row++;
@@ -207,13 +279,13 @@ function compile(program: Program, outType: string, mode: Mode, rowwise: boolean
     "n",
     "shape",
     "rank",
-    "oro",
+    "orows",
     "sums",
     "ow",
     ...program.inputs.flatMap((input, i) =>
       input.kind === "strided"
         ? [`d${i}`, `s${i}`, `o${i}`]
-        : [`d${i}`, `ro${i}`, `w${i}`, `cs${i}`],
+        : [`d${i}`, `ro${i}`, `ru${i}`, `rs${i}`, `w${i}`, `cs${i}`],
     ),
   ];
   const kernel = new Function(...params, source) as Kernel;
@@ -257,7 +329,7 @@ function coalesce(
 
 /**
  * Runs `program` in `mode` (see `compile`): `out` is the output array (store, scatter) or null
- * (sum); a scatter adds row `r` of the result at `scatterRows[r]` of `out`. The sums of
+ * (sum); a scatter adds row `r` of the result at row start `r` of `scatterRows` in `out`. The sums of
  * `program.sums` land in `sums`. Returns the sum of the result in `sum` mode.
  */
 function run(
@@ -265,11 +337,11 @@ function run(
   outType: string,
   mode: Mode,
   out: DataArray | null,
-  scatterRows: Int32Array | null = null,
+  scatterRows: RowStarts | null = null,
   scatterWidth = 0,
   sums: Float64Array | null = null,
 ): number {
-  const plan = layout(program, mode === "scatter" ? scatterWidth : 0);
+  const plan = layout(program, mode === "scatter" || mode === "place" ? scatterWidth : 0);
   const kernel = compile(program, outType, mode, plan.rowwise);
   return launch(kernel, program, plan, out, scatterRows, scatterWidth, sums);
 }
@@ -318,7 +390,7 @@ function launch(
   program: Pick<Program, "inputs" | "shape">,
   plan: Layout,
   out: DataArray | null,
-  scatterRows: Int32Array | null,
+  scatterRows: RowStarts | null,
   scatterWidth: number,
   sums: Float64Array | null,
 ): number {
@@ -337,7 +409,10 @@ function launch(
       );
     }
     if (input.kind === "strided") args.push(input.tensor.data, plan.strides[k++], input.offset);
-    else args.push(input.tensor.data, input.rowOffsets, input.width, input.colStride);
+    else {
+      const { index, scale, start } = input.rows;
+      args.push(input.tensor.data, index, scale, start, input.width, input.colStride);
+    }
   }
   return kernel(out, n, plan.shape, plan.shape.length, scatterRows, sums, scatterWidth, ...args);
 }
@@ -360,7 +435,13 @@ function sameInput(a: ProgramInput, b: ProgramInput): boolean {
     return a.offset === b.offset && a.strides.every((s, d) => s === b.strides[d]);
   }
   if (a.kind === "rows" && b.kind === "rows") {
-    return a.rowOffsets === b.rowOffsets && a.width === b.width && a.colStride === b.colStride;
+    return (
+      a.rows.index === b.rows.index &&
+      a.rows.scale === b.rows.scale &&
+      a.rows.start === b.rows.start &&
+      a.width === b.width &&
+      a.colStride === b.colStride
+    );
   }
   return false;
 }
@@ -374,6 +455,7 @@ function sameInput(a: ProgramInput, b: ProgramInput): boolean {
 class ProgramBuilder {
   readonly inputs: ProgramInput[] = [];
   readonly steps: string[] = [];
+  readonly raw: boolean[] = [];
   heavy = false;
   /** The name under which each input is read: its own, or that of an equal constant. */
   private readonly inputNames: string[] = [];
@@ -402,14 +484,23 @@ class ProgramBuilder {
     return name;
   }
 
-  /** Adds a step (an expression over known names), or finds the same one already there. */
-  private step(expression: string): string {
-    const known = this.byExpression.get(expression);
+  /**
+   * Adds a step (an expression over known names), or finds the same one already there. `raw` marks
+   * a float32 value held in double precision.
+   */
+  private step(expression: string, raw: boolean): string {
+    const key = raw ? `raw:${expression}` : expression;
+    const known = this.byExpression.get(key);
     if (known !== undefined) return known;
     const name = `t${this.steps.length}`;
     this.steps.push(expression);
-    this.byExpression.set(expression, name);
+    this.raw.push(raw);
+    this.byExpression.set(key, name);
     return name;
+  }
+
+  private isRaw(name: string): boolean {
+    return name.startsWith("t") && this.raw[Number(name.slice(1))];
   }
 
   /** Copies `program`'s inputs and steps in; returns the name of its result. */
@@ -419,7 +510,8 @@ class ProgramBuilder {
       rename.set(`v${i}`, this.input(input));
     });
     program.steps.forEach((step, i) => {
-      rename.set(`t${i}`, this.step(step.replace(stepName, (m) => rename.get(m) ?? m)));
+      const renamed = step.replace(stepName, (m) => rename.get(m) ?? m);
+      rename.set(`t${i}`, this.step(renamed, program.raw[i]));
     });
     if (program.heavy) this.heavy = true;
     return rename.get(program.result) ?? program.result;
@@ -450,13 +542,14 @@ class ProgramBuilder {
   }
 
   /** Reads `input` directly (a view or gathered rows of a concrete tensor). */
-  raw(input: ProgramInput): string {
+  direct(input: ProgramInput): string {
     return this.input(input);
   }
 
   /**
-   * Appends the op's own step, rounding to its dtype as a store into its typed array would. A plain
-   * copy of an operand of the same dtype adds no step: the result is the operand's name.
+   * Appends the op's own step, rounding to its dtype as a store into its typed array would (float32
+   * only in exact mode or from float64; see `fusion.exact`). A plain copy of an operand of the same
+   * dtype adds no step: the result is the operand's name.
    */
   op(
     expr: string,
@@ -465,18 +558,24 @@ class ProgramBuilder {
     operandDtypes: readonly DType[] = [],
   ): string {
     if (expr === "a" && operandDtypes[0] === dtype) return names[0];
+    // Unrounded float32 operands are rounded where their exact float32 value matters: when the op
+    // compares them, and when its result is not float32 (a conversion, a mask, an integer).
+    const compared = comparedOperands(expr);
+    const operands = names.map((name, k) =>
+      this.isRaw(name) && (dtype !== "float32" || compared.has(k))
+        ? this.step(`Math.fround(${name})`, false)
+        : name,
+    );
     const body = expr.replace(
       operandLetter,
-      (_, letter: string) => names[letter.charCodeAt(0) - 97],
+      (_, letter: string) => operands[letter.charCodeAt(0) - 97],
     );
-    const rounded =
-      dtype === "float32"
-        ? `Math.fround(${body})`
-        : dtype === "int32"
-          ? `((${body}) | 0)`
-          : `(${body})`;
     if (heavyCall.test(expr)) this.heavy = true;
-    return this.step(rounded);
+    if (dtype === "int32") return this.step(`((${body}) | 0)`, false);
+    if (dtype !== "float32") return this.step(`(${body})`, false);
+    if (fusion.exact || operandDtypes.includes("float64"))
+      return this.step(`Math.fround(${body})`, false);
+    return this.step(`(${body})`, true);
   }
 
   program(result: string, sums: readonly string[] = []): Program {
@@ -484,6 +583,7 @@ class ProgramBuilder {
       shape: this.shape,
       inputs: this.inputs,
       steps: this.steps,
+      raw: this.raw,
       result,
       sums,
       heavy: this.heavy,
@@ -521,7 +621,15 @@ function eager(
   let key = `${expr}|${dtype}`;
   for (const t of operands) key += t.size === 1 ? `k${t.dtype}` : t.dtype;
   const inputs = operands.map((t) => broadcastInput(t, shape));
-  const program: Program = { shape, inputs, steps: [], result: "", sums: [], heavy: false };
+  const program: Program = {
+    shape,
+    inputs,
+    steps: [],
+    raw: [],
+    result: "",
+    sums: [],
+    heavy: false,
+  };
   let kernel = singleOps.get(key);
   if (kernel === undefined) {
     const builder = new ProgramBuilder(shape);
@@ -624,7 +732,7 @@ function execute(
   outType: string,
   mode: Mode,
   out: DataArray | null,
-  scatterRows: Int32Array | null = null,
+  scatterRows: RowStarts | null = null,
   scatterWidth = 0,
 ): number {
   if (partners.length === 0) return run(program, outType, mode, out, scatterRows, scatterWidth);
@@ -676,96 +784,67 @@ export function lazyView(
 ): Tensor | null {
   if (!fuses(sizeOf(shape))) return null;
   const builder = new ProgramBuilder(shape);
-  const name = builder.raw({ kind: "strided", tensor: x, version: x.version, strides, offset });
+  const name = builder.direct({ kind: "strided", tensor: x, version: x.version, strides, offset });
   return pendingTensor(builder.program(builder.op("a", [name], x.dtype, [x.dtype])), x.dtype);
 }
 
 /**
- * A lazy gather of rows: element (r, j) of the result is `x[rowOffsets[r] + j]`, for rows of
- * `width` contiguous elements of `x` (gatherNd). A gather from a pending view (a slice) reads the
- * viewed tensor directly. `null` when too small to fuse.
+ * How a pending view (a lazy `slice`) reads the tensor it views: element `i` (a multi-index over
+ * the view's shape) is `tensor.data[offset + Σ i[d] · strides[d]]`. `null` when `x` is not a pending
+ * view, so that a gather from it can read the viewed tensor directly.
+ */
+export function viewOf(
+  x: Tensor,
+): { tensor: Tensor; strides: readonly number[]; offset: number } | null {
+  const program = x.isPending ? programs.get(x) : undefined;
+  if (program === undefined || program.steps.length !== 0 || program.inputs.length !== 1)
+    return null;
+  const input = program.inputs[0];
+  if (input.kind !== "strided" || input.tensor.version !== input.version) return null;
+  return { tensor: input.tensor, strides: input.strides, offset: input.offset };
+}
+
+/**
+ * A lazy gather of rows (gatherNd): element (r, j) of the result, of `shape`, is
+ * `x.data[start(r) + j · colStride]` for the row starts `rows`, rows of `width` elements. `null`
+ * when too small to fuse.
  */
 export function lazyGatherRows(
   x: Tensor,
-  rowOffsets: Int32Array,
+  rows: RowStarts,
   width: number,
+  colStride: number,
   shape: Shape,
 ): Tensor | null {
   if (!fuses(sizeOf(shape))) return null;
   const builder = new ProgramBuilder(shape);
-  let input: ProgramInput = {
+  const name = builder.direct({
     kind: "rows",
     tensor: x,
     version: x.version,
-    rowOffsets,
+    rows,
     width,
-    colStride: 1,
-  };
-  const view = x.isPending ? programs.get(x) : undefined;
-  if (
-    view !== undefined &&
-    view.inputs.length === 1 &&
-    view.steps.length === 0 &&
-    view.inputs[0].kind === "strided"
-  ) {
-    const source = view.inputs[0];
-    // Offsets in x are row-major over x.shape; map them through the view's strides when each
-    // gathered row is one run of equally spaced elements of the source.
-    const xStrides = stridesOf(x.shape);
-    const tail = trailingRun(x.shape, source.strides, width);
-    if (tail !== null) {
-      const mapped = new Int32Array(rowOffsets.length);
-      for (let r = 0; r < rowOffsets.length; r++) {
-        let rest = rowOffsets[r];
-        let at = source.offset;
-        for (let d = 0; d < x.shape.length; d++) {
-          const i = Math.floor(rest / xStrides[d]);
-          rest -= i * xStrides[d];
-          at += i * source.strides[d];
-        }
-        mapped[r] = at;
-      }
-      input = {
-        kind: "rows",
-        tensor: source.tensor,
-        version: source.version,
-        rowOffsets: mapped,
-        width,
-        colStride: tail,
-      };
-    }
-  }
-  const name = builder.raw(input);
+    colStride,
+  });
   return pendingTensor(builder.program(builder.op("a", [name], x.dtype, [x.dtype])), x.dtype);
 }
 
-/** The single stride with which the last `width` elements (row-major) of a view are spaced, if any. */
-function trailingRun(shape: Shape, strides: readonly number[], width: number): number | null {
-  let covered = 1;
-  let step: number | null = null;
-  for (let d = shape.length - 1; d >= 0 && covered < width; d--) {
-    if (shape[d] === 1) continue;
-    if (step === null) step = strides[d];
-    else if (strides[d] !== step * covered) return null;
-    covered *= shape[d];
-  }
-  if (covered !== width) return width === 1 ? 1 : null;
-  return step ?? 1;
-}
-
 /**
- * Adds pending `updates` into `dest` at rows `rowOffsets` of `width` elements, running the updates'
- * program inside the scatter loop; `false` (nothing done) when `updates` is not pending.
+ * Adds pending `updates` into `dest` at the row starts `rows`, rows of `width` elements, running the
+ * updates' program inside the scatter loop; `false` (nothing done) when `updates` is not pending.
+ * With `overwrite`, the caller knows that the rows are disjoint and `dest` is zero there, so the
+ * loop stores instead of adding (it never reads `dest`).
  */
 export function scatterPendingRows(
   updates: Tensor,
-  rowOffsets: Int32Array,
+  rows: RowStarts,
   width: number,
   dest: DataArray,
+  overwrite = false,
 ): boolean {
   const program = updates.isPending ? programs.get(updates) : undefined;
   if (program === undefined || width === 0) return false;
-  execute(program, updates.dtype, "scatter", dest, rowOffsets, width);
+  execute(program, updates.dtype, overwrite ? "place" : "scatter", dest, rows, width);
   return true;
 }
 
@@ -790,7 +869,15 @@ export function strided(
     strides: o.strides,
     offset: o.offset,
   }));
-  const program: Program = { shape, inputs, steps: [step], result: "t0", sums: [], heavy: false };
+  const program: Program = {
+    shape,
+    inputs,
+    steps: [step],
+    raw: [false],
+    result: "t0",
+    sums: [],
+    heavy: false,
+  };
   run(program, out.constructor.name, "store", out);
 }
 

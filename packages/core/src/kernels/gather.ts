@@ -1,6 +1,7 @@
 /** Index kernels: gather along an axis, gatherNd, and their adjoints, scatter-add. */
 
 import type { DataArray } from "../dtype.js";
+import type { RowStarts } from "./elementwise.js";
 
 /**
  * out[o, i, n] = x[o, index[i], n] for x viewed as [outer, axisSize, inner].
@@ -49,28 +50,30 @@ export function scatterAddAxis(
 
 /**
  * Row offsets for gatherNd: the flat start of x[indices[r, 0], …, indices[r, m-1]] for every row r,
- * given x's strides over the first m axes.
+ * given x's strides over the first m axes and the offset of x's first element (`start`).
  */
 export function ndOffsets(
   indices: Int32Array,
   rows: number,
   m: number,
   strides: readonly number[],
+  start = 0,
 ): Int32Array {
   const offsets = new Int32Array(rows);
   for (let r = 0; r < rows; r++) {
-    let offset = 0;
+    let offset = start;
     for (let j = 0; j < m; j++) offset += indices[r * m + j] * strides[j];
     offsets[r] = offset;
   }
   return offsets;
 }
 
-/** out[r, n] = x[offsets[r] + n] for `slice` contiguous elements per row. */
-export function gatherRows(x: DataArray, offsets: Int32Array, slice: number, out: DataArray): void {
+/** out[r, n] = x[start + index[r] · scale + n] for `slice` contiguous elements per row. */
+export function gatherRows(x: DataArray, rows: RowStarts, slice: number, out: DataArray): void {
+  const { index, scale, start } = rows;
   let o = 0;
-  for (let r = 0; r < offsets.length; r++) {
-    const from = offsets[r];
+  for (let r = 0; r < index.length; r++) {
+    const from = start + index[r] * scale;
     if (slice === 1) out[o++] = x[from];
     else {
       for (let j = 0; j < slice; j++) out[o + j] = x[from + j];
@@ -79,16 +82,17 @@ export function gatherRows(x: DataArray, offsets: Int32Array, slice: number, out
   }
 }
 
-/** The adjoint of `gatherRows`: out[offsets[r] + n] += updates[r, n]. */
+/** The adjoint of `gatherRows`: out[start + index[r] · scale + n] += updates[r, n]. */
 export function scatterAddRows(
   updates: DataArray,
-  offsets: Int32Array,
+  rows: RowStarts,
   slice: number,
   out: DataArray,
 ): void {
+  const { index, scale, start } = rows;
   let u = 0;
-  for (let r = 0; r < offsets.length; r++) {
-    const to = offsets[r];
+  for (let r = 0; r < index.length; r++) {
+    const to = start + index[r] * scale;
     for (let j = 0; j < slice; j++) out[to + j] += updates[u++];
   }
 }

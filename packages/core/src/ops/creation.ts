@@ -100,7 +100,8 @@ export function tensor(values: Values, options: TensorOptions = {}): Tensor {
       `tensor: cannot make a tensor from ${typeof values}; pass a number, an array or a typed array`,
     );
   }
-  for (let i = 0; i < flat.length; i++) {
+  // A typed array holds numbers only; nested or flat JavaScript arrays may hold anything.
+  for (let i = 0; !ArrayBuffer.isView(values) && i < flat.length; i++) {
     const v = flat[i];
     if (typeof v !== "number" && typeof v !== "boolean") {
       throw new Error(

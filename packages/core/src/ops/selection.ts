@@ -2,7 +2,13 @@
 
 import { allocate, promoteTypes } from "../dtype.js";
 import { record, ScatteredGradient } from "../engine.js";
-import { elementwise, lazyGatherRows, scatterPendingRows } from "../kernels/elementwise.js";
+import {
+  elementwise,
+  lazyGatherRows,
+  type RowStarts,
+  scatterPendingRows,
+  viewOf,
+} from "../kernels/elementwise.js";
 import {
   gatherAxis,
   gatherRows,
@@ -70,22 +76,39 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 export function argwhere(cond: Tensor): Tensor {
   checkTensor("argwhere", "cond", cond);
   const data = cond.data;
-  const rank = cond.rank;
   let count = 0;
   for (let i = 0; i < data.length; i++) if (data[i] !== 0) count++;
-  const out = new Int32Array(count * rank);
-  const index = new Int32Array(rank);
-  const sides = Int32Array.from(cond.shape);
-  let o = 0;
-  for (let i = 0; i < data.length; i++) {
-    if (data[i] !== 0) for (let d = 0; d < rank; d++) out[o++] = index[d];
-    for (let d = rank - 1; d >= 0; d--) {
-      if (++index[d] < sides[d]) break;
-      index[d] = 0;
+  const positions = new Int32Array(count);
+  for (let i = 0, k = 0; k < count; i++) if (data[i] !== 0) positions[k++] = i;
+  // The coordinates are written out only if something reads them: a gatherNd through them uses
+  // the flat positions.
+  const shape = cond.shape;
+  const result = new Tensor(null, [count, cond.rank], "int32", () => coordinates(positions, shape));
+  hits.set(result, { shape, positions });
+  return result;
+}
+
+/** The multi-indices (row-major, one row each) of flat positions in a tensor of `shape`. */
+function coordinates(positions: Int32Array, shape: Shape): Int32Array {
+  const rank = shape.length;
+  const out = new Int32Array(positions.length * rank);
+  const strides = stridesOf(shape);
+  for (let k = 0, o = 0; k < positions.length; k++) {
+    let rest = positions[k];
+    for (let d = 0; d < rank; d++) {
+      const i = Math.floor(rest / strides[d]);
+      out[o++] = i;
+      rest -= i * strides[d];
     }
   }
-  return new Tensor(out, [count, rank], "int32");
+  return out;
 }
+
+/**
+ * What `argwhere` knows of its results: the shape it searched and the flat position of each hit, so
+ * that a gather through them neither checks their range again nor recomputes their offsets.
+ */
+const hits = new WeakMap<Tensor, { shape: Shape; positions: Int32Array }>();
 
 function checkIndices(op: string, indices: Int32Array, size: number, what: string): void {
   for (let i = 0; i < indices.length; i++) {
@@ -135,6 +158,7 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
           g.dtype,
           (dest) => scatterAddAxis(g.data, index, outer, axisSize, inner, dest),
           () => scatterAdd(indices, g, ax, x.shape),
+          g.size,
         ),
       null,
     ],
@@ -173,26 +197,53 @@ export function scatterAdd(indices: Tensor, updates: Tensor, axis: number, shape
   return record("scatterAdd", result, [indices, updates], [null, (g) => gather(g, indices, ax)]);
 }
 
+/** Where the rows that an index tensor selects start in a tensor of some shape and strides. */
 interface NdLayout {
-  offsets: Int32Array;
+  /** The flat start of each row (in elements of the tensor's data). */
+  rows: RowStarts;
+  /** Elements per row: the product of the indexed shape's axes past the indexed ones. */
   slice: number;
   outShape: number[];
+  /** Whether the rows are in increasing order and do not overlap (each element selected once). */
+  disjoint: boolean;
 }
 
-/** The last layout computed for each index tensor: the seed gathers labels and predictions alike. */
-const ndLayouts = new WeakMap<Tensor, { shape: string; version: number; layout: NdLayout }>();
+/** Layouts computed for each index tensor (the seed gathers labels and predictions alike). */
+const ndLayouts = new WeakMap<Tensor, { version: number; byKey: Map<string, NdLayout> }>();
 
-function ndLayout(op: string, indices: Tensor, shape: Shape): NdLayout {
-  const key = shape.join(",");
-  const known = ndLayouts.get(indices);
-  if (known !== undefined && known.shape === key && known.version === indices.version)
-    return known.layout;
-  const layout = computeNdLayout(op, indices, shape);
-  ndLayouts.set(indices, { shape: key, version: indices.version, layout });
+/**
+ * The layout of `indices` over a tensor of `shape` read with `strides` from `offset` (a view, or a
+ * tensor's own row-major strides). Checks the indices the first time, unless `argwhere` made them
+ * over exactly the indexed axes.
+ */
+function ndLayout(
+  op: string,
+  indices: Tensor,
+  shape: Shape,
+  strides: readonly number[] = stridesOf(shape),
+  offset = 0,
+): NdLayout {
+  const key = `${shape.join(",")}|${strides.join(",")}|${offset}`;
+  let known = ndLayouts.get(indices);
+  if (known === undefined || known.version !== indices.version) {
+    known = { version: indices.version, byKey: new Map() };
+    ndLayouts.set(indices, known);
+  }
+  let layout = known.byKey.get(key);
+  if (layout === undefined) {
+    layout = computeNdLayout(op, indices, shape, strides, offset);
+    known.byKey.set(key, layout);
+  }
   return layout;
 }
 
-function computeNdLayout(op: string, indices: Tensor, shape: Shape): NdLayout {
+function computeNdLayout(
+  op: string,
+  indices: Tensor,
+  shape: Shape,
+  strides: readonly number[],
+  offset: number,
+): NdLayout {
   if (indices.rank < 1) throw new Error(`${op}: indices must have rank >= 1, got a scalar`);
   const m = indices.shape[indices.rank - 1];
   if (m > shape.length) {
@@ -201,24 +252,56 @@ function computeNdLayout(op: string, indices: Tensor, shape: Shape): NdLayout {
     );
   }
   const rows = sizeOf(indices.shape.slice(0, -1));
-  const idx = indices.data as Int32Array;
-  for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < m; j++) {
-      const v = idx[r * m + j];
-      if (v < 0 || v >= shape[j]) {
-        throw new Error(
-          `${op}: index ${v} at indices[${r}][${j}] is out of range for axis ${j} of size ${shape[j]} ` +
-            `(indexed shape ${formatShape(shape)})`,
-        );
+  const found = indices.version === 0 ? hits.get(indices) : undefined;
+  const fromArgwhere = found !== undefined && shapesEqual(found.shape, shape.slice(0, m));
+  if (!fromArgwhere) {
+    const idx = indices.data as Int32Array;
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < m; j++) {
+        const v = idx[r * m + j];
+        if (v < 0 || v >= shape[j]) {
+          throw new Error(
+            `${op}: index ${v} at indices[${r}][${j}] is out of range for axis ${j} of size ${shape[j]} ` +
+              `(indexed shape ${formatShape(shape)})`,
+          );
+        }
       }
     }
   }
-  const strides = stridesOf(shape);
-  return {
-    offsets: ndOffsets(idx, rows, m, strides),
-    slice: sizeOf(shape.slice(m)),
-    outShape: [...indices.shape.slice(0, -1), ...shape.slice(m)],
-  };
+  const slice = sizeOf(shape.slice(m));
+  const outShape = [...indices.shape.slice(0, -1), ...shape.slice(m)];
+  // Strides that step through the indexed axes as one row-major run make each row start a
+  // multiple of the flat position argwhere recorded: no table of offsets to build.
+  const unit = m === 0 ? 0 : strides[m - 1];
+  const regular = strides.slice(0, m).every((s, d) => s === unit * sizeOf(shape.slice(d + 1, m)));
+  if (fromArgwhere && regular) {
+    // Positions increase strictly, so rows at least `slice` apart never overlap.
+    const disjoint = unit >= slice || rows <= 1;
+    return {
+      rows: { index: found.positions, scale: unit, start: offset },
+      slice,
+      outShape,
+      disjoint,
+    };
+  }
+  const offsets = ndOffsets(indices.data as Int32Array, rows, m, strides.slice(0, m), offset);
+  let disjoint = true;
+  for (let r = 1; r < rows && disjoint; r++) disjoint = offsets[r] - offsets[r - 1] >= slice;
+  return { rows: { index: offsets, scale: 1, start: 0 }, slice, outShape, disjoint };
+}
+
+/** The single stride with which the last `width` elements (row-major) of a view are spaced, if any. */
+function trailingRun(shape: Shape, strides: readonly number[], width: number): number | null {
+  let covered = 1;
+  let step: number | null = null;
+  for (let d = shape.length - 1; d >= 0 && covered < width; d--) {
+    if (shape[d] === 1) continue;
+    if (step === null) step = strides[d];
+    else if (strides[d] !== step * covered) return null;
+    covered *= shape[d];
+  }
+  if (covered !== width) return width === 1 ? 1 : null;
+  return step ?? 1;
 }
 
 /**
@@ -233,13 +316,27 @@ function computeNdLayout(op: string, indices: Tensor, shape: Shape): NdLayout {
 export function gatherNd(x: Tensor, indices: Tensor): Tensor {
   checkTensor("gatherNd", "x", x);
   checkInt32("gatherNd", "indices", indices);
-  const { offsets, slice, outShape } = ndLayout("gatherNd", indices, x.shape);
-  // Large gathers stay lazy: their consumers read the rows of x through the offsets table.
-  let result = lazyGatherRows(x, offsets, slice, outShape);
+  // Large gathers stay lazy: their consumers read the rows of x through the offsets table, and a
+  // gather from a lazy slice reads the sliced tensor itself when each row is one evenly spaced run.
+  let result: Tensor | null = null;
+  const view = viewOf(x);
+  const m = indices.rank === 0 ? 0 : indices.shape[indices.rank - 1];
+  const width = sizeOf(x.shape.slice(m));
+  const run = view === null ? null : trailingRun(x.shape.slice(m), view.strides.slice(m), width);
+  if (view !== null && run !== null) {
+    const through = ndLayout("gatherNd", indices, x.shape, view.strides, view.offset);
+    result = lazyGatherRows(view.tensor, through.rows, width, run, through.outShape);
+  }
+  // x's own row-major layout: the gradient scatters through it.
+  const own = () => ndLayout("gatherNd", indices, x.shape);
   if (result === null) {
-    const out = allocate(x.dtype, sizeOf(outShape));
-    gatherRows(x.data, offsets, slice, out);
-    result = new Tensor(out, outShape, x.dtype);
+    const { rows, slice, outShape } = own();
+    result = lazyGatherRows(x, rows, slice, 1, outShape);
+    if (result === null) {
+      const out = allocate(x.dtype, sizeOf(outShape));
+      gatherRows(x.data, rows, slice, out);
+      result = new Tensor(out, outShape, x.dtype);
+    }
   }
   return record(
     "gatherNd",
@@ -250,12 +347,15 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
         new ScatteredGradient(
           x.shape,
           g.dtype,
-          (dest) => {
-            // A pending gradient runs its program inside the scatter loop, with no array of its own.
-            if (!scatterPendingRows(g, offsets, slice, dest))
-              scatterAddRows(g.data, offsets, slice, dest);
+          (dest, zero) => {
+            // A pending gradient runs its program inside the scatter loop, with no array of its
+            // own; into a zero buffer through disjoint rows it stores rather than adds.
+            const { rows, slice, disjoint } = own();
+            if (!scatterPendingRows(g, rows, slice, dest, zero && disjoint))
+              scatterAddRows(g.data, rows, slice, dest);
           },
           () => scatterNd(indices, g, x.shape),
+          g.size,
         ),
       null,
     ],
@@ -272,7 +372,7 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
 export function scatterNd(indices: Tensor, updates: Tensor, shape: Shape): Tensor {
   checkInt32("scatterNd", "indices", indices);
   checkTensor("scatterNd", "updates", updates);
-  const { offsets, slice, outShape } = ndLayout("scatterNd", indices, shape);
+  const { rows, slice, outShape } = ndLayout("scatterNd", indices, shape);
   if (!shapesEqual(updates.shape, outShape)) {
     throw new Error(
       `scatterNd: updates must have shape ${formatShape(outShape)} for indices ${formatShape(indices.shape)} ` +
@@ -280,7 +380,7 @@ export function scatterNd(indices: Tensor, updates: Tensor, shape: Shape): Tenso
     );
   }
   const out = allocate(updates.dtype, sizeOf(shape));
-  scatterAddRows(updates.data, offsets, slice, out);
+  scatterAddRows(updates.data, rows, slice, out);
   const result = new Tensor(out, shape, updates.dtype);
   return record("scatterNd", result, [indices, updates], [null, (g) => gatherNd(g, indices)]);
 }
