@@ -50,25 +50,6 @@ export function checkAnchorTargets(
   }
   const data = target.data;
   const stride = columns + 1;
-  // A fast pass first: y · (1 − y) >= 0 exactly when 0 <= y <= 1 (NaN stays NaN through min), so
-  // one running minimum over the labels of the anchors that count says whether all are in range.
-  let lowest = 0;
-  let states = true;
-  for (let base = 0; base < data.length; base += stride) {
-    const state = data[base + columns];
-    if (state === -1) continue;
-    if (state !== 0 && state !== 1) {
-      states = false;
-      break;
-    }
-    if (!labelsInUnitInterval) continue;
-    for (let c = base; c < base + columns; c++) {
-      const label = data[c];
-      lowest = Math.min(lowest, label * (1 - label));
-    }
-  }
-  if (states && lowest >= 0) return columns;
-  // Something is out of range: find the first offender, in order, for the message.
   for (let base = 0, anchor = 0; base < data.length; base += stride, anchor++) {
     const state = data[base + columns];
     if (state === -1) continue;
