@@ -135,6 +135,67 @@ describe("runCase when an implementation throws", () => {
   });
 });
 
+describe("runCase's timing", () => {
+  /** A fake implementation that logs its calls and whose check takes `checkMs`. */
+  function logged(name: "fused" | "focalgrad", calls: string[], checkMs = 0): Implementation {
+    return {
+      name,
+      prepare: async () => ({
+        run: () => {
+          calls.push(name);
+        },
+        check: () => {
+          const until = performance.now() + checkMs;
+          while (performance.now() < until) {}
+          return [{ label: "loss", value: 1, rtol: 1e-4 }];
+        },
+        dispose: () => {},
+      }),
+    };
+  }
+  const twoOf = (a: Implementation, b: Implementation): Case => ({
+    workload: "fake",
+    pass: "fwd",
+    reference: "fused",
+    ratioToReference: true,
+    implementations: [a, b],
+  });
+
+  it("warms each up, then times them in rounds, one iteration of each per round", async () => {
+    const calls: string[] = [];
+    const rows = await runCase(twoOf(logged("fused", calls), logged("focalgrad", calls)), {
+      warmup: 1,
+      iterations: 3,
+      maxSeconds: 60,
+    });
+    expect(calls).toEqual([
+      "fused",
+      "focalgrad", // warm-ups
+      "fused",
+      "focalgrad",
+      "fused",
+      "focalgrad",
+      "fused",
+      "focalgrad",
+    ]);
+    expect(rows.map((r) => r.timesMs.length)).toEqual([3, 3]);
+  });
+
+  it("times a row whose one run is far beyond its budget by its cross-check run alone", async () => {
+    const calls: string[] = [];
+    const rows = await runCase(twoOf(logged("fused", calls), logged("focalgrad", calls, 60)), {
+      warmup: 1,
+      iterations: 3,
+      maxSeconds: 0.02,
+    });
+    expect(calls.filter((c) => c === "focalgrad")).toEqual([]);
+    expect(rows[1].timedByCheck).toBe(true);
+    expect(rows[1].timesMs).toHaveLength(1);
+    expect(rows[1].timesMs[0]).toBeGreaterThanOrEqual(60);
+    expect(formatTable(rows)).toContain("| 1 (check) |");
+  });
+});
+
 describe("runCase on a dense workload", () => {
   it("agrees with tfjs on matmul forward and backward and reports GFLOP/s", async () => {
     const rows = await runCase(matmulCase(16, "fwd+bwd", ["focalgrad", "tfjs-cpu"]), fast);

@@ -517,11 +517,18 @@ class ProgramBuilder {
     return rename.get(program.result) ?? program.result;
   }
 
-  /** Whether `program` can be copied in without exceeding the limits of one loop. */
+  /**
+   * Whether `program` can be copied in without exceeding the limits of one loop: inputs it shares
+   * with this one do not count (constants and gathered rows usually are shared); its steps all do.
+   */
   fits(program: Program, scale = 1): boolean {
+    let added = 0;
+    for (const input of program.inputs) {
+      if (!this.inputs.some((known) => sameInput(known, input))) added++;
+    }
     return (
       this.steps.length + program.steps.length <= fusion.maxSteps * scale &&
-      this.inputs.length + program.inputs.length <= fusion.maxInputs * scale
+      this.inputs.length + added <= fusion.maxInputs * scale
     );
   }
 

@@ -29,7 +29,8 @@ const usage = `usage: node --expose-gc packages/examples/dist/bench/index.js [op
                        the fused loop always runs on focal workloads, as the unit of the ratios
   --iterations <n>     timed iterations per row, at most (default 20)
   --warmup <n>         untimed iterations before timing, besides the cross-check's run (default 3)
-  --max-seconds <s>    stop timing a row after s seconds once it has one iteration (default 20)
+  --max-seconds <s>    stop timing a row after s seconds once it has one iteration (default 20);
+                       a row whose cross-check run alone takes over 2 × s is timed by that run
   --batch <n>          images per focal batch instead of the workload's own (8 for voc512, 2 for coco800)
   --quick              voc512 with one image (--batch 1) and matmul256, 5 iterations, 1 warm-up,
                        2 s per row: under 30 s with tfjs-cpu, whose one full voc512 iteration is ~20 s

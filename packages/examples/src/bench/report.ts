@@ -67,7 +67,7 @@ export function formatTable(rows: readonly Row[]): string {
             r.workload,
             r.pass,
             r.impl,
-            String(r.timesMs.length),
+            r.timedByCheck === true ? "1 (check)" : String(r.timesMs.length),
             ms(r.medianMs),
             ms(r.minMs),
             ms(r.maxMs),
