@@ -2,14 +2,16 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tensor } from "../src/index.js";
 import * as F from "../src/index.js";
-import { configureFusion } from "../src/kernels/elementwise.js";
+import { configureFusion, type FusionSettings } from "../src/kernels/elementwise.js";
 import { assertGradcheck, assertGradgradcheck, floatTensor } from "../src/testing/index.js";
 
 // Lazy fusion only kicks in on large tensors; these tests force it on small ones so that fused
-// programs are checked against op-by-op evaluation on many random chains.
-let saved: { enabled: boolean; minSize: number };
+// programs are checked against op-by-op evaluation on many random chains. Loops run in chunks of
+// 3 elements (8192 by default), so that every loop also restarts mid-row, mid-gathered-row and
+// mid-broadcast, carrying its sums from chunk to chunk.
+let saved: FusionSettings;
 beforeAll(() => {
-  saved = configureFusion({ enabled: true, minSize: 1 });
+  saved = configureFusion({ enabled: true, minSize: 1, chunk: 3 });
 });
 afterAll(() => {
   configureFusion(saved);
@@ -287,6 +289,19 @@ describe("lazy fusion", () => {
     w.data[0] = 100;
     w.markModified();
     expect(loss.item()).toBe(5);
+  });
+
+  it("never computes a deferred sum inside the loop of a tensor the sum reads", () => {
+    // 70 steps are more than one loop takes, so the sum reads `a` as an input, still pending when
+    // the backward pass computes `a` itself (whose loop must not take the sum that reads it).
+    const w = F.tensor([0.5, -1, 2], { dtype: "float64", requiresGrad: true });
+    let a = w;
+    for (let i = 0; i < 70; i++) a = F.add(a, 1); // a = w + 70
+    const s = F.sum(F.mul(a, a)); // 70.5² + 69² + 72² = 4970.25 + 4761 + 5184 = 14915.25
+    expect(s.isPending).toBe(true);
+    s.backward();
+    expect(s.item()).toBe(14915.25);
+    expect(Array.from(w.grad!.data)).toEqual([141, 138, 144]); // 2 (w + 70)
   });
 
   it("computes a sum at once when nothing will differentiate it, or when it is read first", () => {

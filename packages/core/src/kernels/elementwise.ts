@@ -98,27 +98,32 @@ const fusion = {
    * may differ from it in the last bits; `exact: true` restores op-by-op rounding, step by step.
    */
   exact: false,
+  /** Elements per call of a compiled loop (see `launch`); tests make it tiny. */
+  chunk: 1 << 13,
   maxInputs: 16,
   maxSteps: 64,
 };
+
+/** @internal The settings `configureFusion` changes (see `fusion`). */
+export interface FusionSettings {
+  enabled: boolean;
+  minSize: number;
+  recompute: boolean;
+  exact: boolean;
+  chunk: number;
+}
 
 /**
  * @internal Tunes lazy fusion (tests force it on small tensors; `enabled: false` evaluates every
  * op at once). Returns the previous settings.
  */
-export function configureFusion(
-  settings: Partial<{ enabled: boolean; minSize: number; recompute: boolean; exact: boolean }>,
-): {
-  enabled: boolean;
-  minSize: number;
-  recompute: boolean;
-  exact: boolean;
-} {
+export function configureFusion(settings: Partial<FusionSettings>): FusionSettings {
   const before = {
     enabled: fusion.enabled,
     minSize: fusion.minSize,
     recompute: fusion.recompute,
     exact: fusion.exact,
+    chunk: fusion.chunk,
   };
   Object.assign(fusion, settings);
   return before;
@@ -134,16 +139,21 @@ const operandLetter = /(?<![\w.$])([a-e])(?![\w$])/g;
 const stepName = /\b([vt])(\d+)\b/g;
 
 type Mode = "store" | "sum" | "scatter" | "place";
+/**
+ * A compiled loop over elements `from` to `to` (row-major over its loop shape `shape`); `state`
+ * carries its sums ([result, ...program.sums]) from one call to the next. See `compile`, `launch`.
+ */
 type Kernel = (
   out: DataArray | null,
-  n: number,
   shape: Int32Array,
   rank: number,
   rows: RowStarts | null,
-  sums: Float64Array | null,
   width: number,
+  from: number,
+  to: number,
+  state: Float64Array,
   ...args: unknown[]
-) => number;
+) => void;
 const kernels = new Map<string, Kernel>();
 
 /** Whether `name` is a step of `program` holding a float32 value not yet rounded. */
@@ -193,19 +203,23 @@ function compile(program: Program, outType: string, mode: Mode, rowwise: boolean
     program.inputs.map((input, i) => f(input, i)).join("\n");
   const streamed = (input: ProgramInput) => input.kind === "strided" && !isConstant(input);
   const rows = (input: ProgramInput) => input.kind === "rows";
-  // Scalars are read once; strided inputs step through memory; row inputs follow their offsets.
+  const scatters = mode === "scatter" || mode === "place";
+  // The loop runs elements `from` to `to` (row-major over the loop shape), a row (one pass of the
+  // innermost axis) or part of one at a time; what it carries from row to row is worked out from
+  // `from` first. Scalars are read once; strided inputs step through memory; row inputs follow
+  // their row starts.
   const prologue = lines((input, i) =>
     isConstant(input)
       ? `const v${i} = d${i}[o${i}];`
       : streamed(input)
-        ? `const st${i} = s${i}[rank - 1]; let base${i} = o${i};`
+        ? `const st${i} = s${i}[rank - 1]; let base${i} = o${i}; for (let d = 0; d < rank - 1; d++) base${i} += index[d] * s${i}[d];`
         : rowwise
           ? ""
-          : `let r${i} = 0, c${i} = 0; const nr${i} = ro${i}.length; let p${i} = nr${i} > 0 ? rs${i} + ro${i}[0] * ru${i} : 0;`,
+          : `const nr${i} = ro${i}.length; let r${i} = Math.floor(o / w${i}), c${i} = o - r${i} * w${i}; let p${i} = r${i} < nr${i} ? rs${i} + ro${i}[r${i}] * ru${i} + c${i} * cs${i} : 0;`,
   );
   const rowStart = lines((input, i) =>
     streamed(input)
-      ? `let i${i} = base${i};`
+      ? `let i${i} = base${i} + j0 * st${i};`
       : rowwise && rows(input)
         ? `const p${i} = rs${i} + ro${i}[row] * ru${i};`
         : "",
@@ -221,13 +235,12 @@ function compile(program: Program, outType: string, mode: Mode, rowwise: boolean
   );
   const advance = lines((input, i) => (streamed(input) ? `base${i} += s${i}[d];` : ""));
   const rewind = lines((input, i) => (streamed(input) ? `base${i} -= s${i}[d] * shape[d];` : ""));
-  const scatters = mode === "scatter" || mode === "place";
   // A value added up is the float32 value the tensor would hold; a store rounds by itself.
   const rounded = (name: string) => (isRaw(program, name) ? `Math.fround(${name})` : name);
   const result = mode === "store" || mode === "place" ? program.result : rounded(program.result);
   const update = mode === "place" ? "=" : "+=";
   let write: string;
-  if (mode === "store") write = `out[o + j] = ${result};`;
+  if (mode === "store") write = `out[first + j] = ${result};`;
   else if (mode === "sum") write = `acc += ${result};`;
   else if (rowwise) write = `out[op + j] ${update} ${result};`;
   else
@@ -247,23 +260,33 @@ function compile(program: Program, outType: string, mode: Mode, rowwise: boolean
   );
   const source = `
     const inner = shape[rank - 1];
-    ${prologue}
-    let orr = 0, oc = 0; const onr = orows === null ? 0 : orows.index.length;
-    const oro = orows === null ? null : orows.index, ou = orows === null ? 0 : orows.scale, os = orows === null ? 0 : orows.start;
-    ${rowwise ? "" : "let op = onr > 0 ? os + oro[0] * ou : 0;"}
     const index = new Int32Array(rank);
-    let o = 0, row = 0;
-    let acc = 0${sums.map((_, k) => `, acc${k} = 0`).join("")};
-    while (o < n) {
+    let row = Math.floor(from / inner);
+    let j0 = from - row * inner;
+    for (let d = rank - 2, rest = row; d >= 0; d--) {
+      index[d] = rest % shape[d];
+      rest = (rest - index[d]) / shape[d];
+    }
+    let o = from;
+    ${prologue}
+    const onr = orows === null ? 0 : orows.index.length;
+    const oro = orows === null ? null : orows.index, ou = orows === null ? 0 : orows.scale, os = orows === null ? 0 : orows.start;
+    ${scatters && !rowwise ? "let orr = Math.floor(o / ow), oc = o - orr * ow; let op = orr < onr ? os + oro[orr] * ou + oc : 0;" : ""}
+    let acc = state[0]${sums.map((_, k) => `, acc${k} = state[${k + 1}]`).join("")};
+    while (o < to) {
+      const j1 = Math.min(inner, j0 + (to - o));
+      const first = o - j0;
       ${rowStart}
       ${rowwise && scatters ? "const op = os + oro[row] * ou;" : ""}
-      for (let j = 0; j < inner; j++) {
+      for (let j = j0; j < j1; j++) {
         ${load}
         ${steps.map((step, i) => `const t${i} = ${step};`).join("\n        ")}
         ${write}
         ${sums.map((name, k) => `acc${k} += ${rounded(name)};`).join(" ")}
       }
-      o += inner;
+      o += j1 - j0;
+      j0 = 0;
+      if (j1 < inner) break;
       row++;
       for (let d = rank - 2; d >= 0; d--) {
         ${advance}
@@ -272,16 +295,16 @@ function compile(program: Program, outType: string, mode: Mode, rowwise: boolean
         ${rewind}
       }
     }
-    ${sums.map((_, k) => `sums[${k}] = acc${k};`).join(" ")}
-    return acc;`;
+    state[0] = acc;${sums.map((_, k) => ` state[${k + 1}] = acc${k};`).join("")}`;
   const params = [
     "out",
-    "n",
     "shape",
     "rank",
     "orows",
-    "sums",
     "ow",
+    "from",
+    "to",
+    "state",
     ...program.inputs.flatMap((input, i) =>
       input.kind === "strided"
         ? [`d${i}`, `s${i}`, `o${i}`]
@@ -387,7 +410,7 @@ function layout(program: Program, scatterWidth: number): Layout {
 /** Calls `kernel` on the program's inputs, after checking that none was modified in place since. */
 function launch(
   kernel: Kernel,
-  program: Pick<Program, "inputs" | "shape">,
+  program: Pick<Program, "inputs" | "shape" | "sums">,
   plan: Layout,
   out: DataArray | null,
   scatterRows: RowStarts | null,
@@ -414,7 +437,19 @@ function launch(
       args.push(input.tensor.data, index, scale, start, input.width, input.colStride);
     }
   }
-  return kernel(out, n, plan.shape, plan.shape.length, scatterRows, sums, scatterWidth, ...args);
+  // In chunks of elements: a loop that starts cold (its optimised code dropped by the garbage
+  // collector, as happens between iterations of a training step) then runs its optimised code
+  // after a few chunks, where one long call would stay in on-stack-replaced code, ~1.5 × slower.
+  const { shape } = plan;
+  const rank = shape.length;
+  const step = Math.max(1, fusion.chunk);
+  const state = new Float64Array(1 + program.sums.length);
+  for (let from = 0; from < n; from += step) {
+    const to = Math.min(n, from + step);
+    kernel(out, shape, rank, scatterRows, scatterWidth, from, to, state, ...args);
+  }
+  sums?.set(state.subarray(1));
+  return state[0];
 }
 
 function broadcastInput(t: Tensor, shape: Shape): ProgramInput {
@@ -751,9 +786,9 @@ function execute(
     const other = t.isPending ? reductions.get(t) : undefined;
     if (other === undefined || other === program || !shapesEqual(other.shape, program.shape))
       continue;
-    // Never read the array this loop writes.
-    if (other.inputs.some((input) => !input.tensor.isPending && input.tensor.data === out))
-      continue;
+    // Never read the array this loop writes, nor an input still to compute (it may be the very
+    // tensor this loop is computing).
+    if (other.inputs.some((input) => input.tensor.isPending || input.tensor.data === out)) continue;
     if (!builder.fits(other, 2)) continue;
     taken.push(t);
     names.push(builder.inline(other));

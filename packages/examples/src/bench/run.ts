@@ -116,8 +116,8 @@ function elapsedMs(since: bigint): number {
 
 /**
  * Runs one case: prepares every implementation, runs each once untimed (measuring peak memory and
- * collecting its checks), throws if any disagrees with the reference, warms each up, then times
- * them in rounds (one iteration of each per round) until each has its iterations or its time.
+ * collecting its checks), throws if any disagrees with the reference, then warms up and times
+ * each in turn until it has its iterations or has spent its time.
  *
  * @example
  * const rows = await runCase(matmulCase(256, "fwd", ["focalgrad"]), { warmup: 2, iterations: 10, maxSeconds: 5 });
@@ -205,29 +205,22 @@ export async function runCase(c: Case, options: RunOptions): Promise<Row[]> {
     prepared.push({ name: implementation.name, impl, row, checkMs });
   }
 
-  // Warm-ups first, then the timed iterations in rounds, one iteration of each implementation per
-  // round: on a shared machine whose speed drifts, the rows of a ratio are timed side by side.
-  for (const { impl, checkMs } of prepared) {
-    await impl.activate?.();
-    const warmups = checkMs > options.maxSeconds * 1000 ? 0 : options.warmup;
-    for (let i = 0; i < warmups; i++) impl.run();
-  }
-  collect();
+  // Each implementation in turn: its warm-ups, then its timed iterations back to back. (Taking
+  // them in rounds instead, one iteration of each, measured every implementation cold: tfjs's
+  // gigabytes of allocation per iteration cause enough full GCs in between for V8 to drop the
+  // compiled code of the others, which then run half-interpreted.)
   const budgetMs = options.maxSeconds * 1000;
-  const spent = new Map<Row, number>();
-  const wanting = () =>
-    prepared.filter(({ row }) => {
-      const n = row.timesMs.length;
-      if (row.timedByCheck === true) return false;
-      return n < options.iterations && (n === 0 || (spent.get(row) ?? 0) < budgetMs);
-    });
-  let active: Prepared | null = null;
-  for (let round = wanting(); round.length > 0; round = wanting()) {
-    for (const { impl, row } of round) {
-      if (active !== impl) {
-        await impl.activate?.();
-        active = impl;
-      }
+  for (const { impl, row, checkMs } of prepared) {
+    if (row.timedByCheck === true) continue;
+    await impl.activate?.();
+    const warmups = checkMs > budgetMs ? 0 : options.warmup;
+    for (let i = 0; i < warmups; i++) impl.run();
+    collect();
+    let spent = 0;
+    while (
+      row.timesMs.length < options.iterations &&
+      (row.timesMs.length === 0 || spent < budgetMs)
+    ) {
       const cpu = process.cpuUsage();
       const start = process.hrtime.bigint();
       impl.run();
@@ -235,7 +228,7 @@ export async function runCase(c: Case, options: RunOptions): Promise<Row[]> {
       const used = process.cpuUsage(cpu);
       row.timesMs.push(ms);
       row.cpuMs.push((used.user + used.system) / 1000);
-      spent.set(row, (spent.get(row) ?? 0) + ms);
+      spent += ms;
     }
   }
   for (const { impl, row } of prepared) {
