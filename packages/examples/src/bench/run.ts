@@ -114,10 +114,42 @@ function elapsedMs(since: bigint): number {
   return Number(process.hrtime.bigint() - since) / 1e6;
 }
 
+/** Warm-ups, then timed iterations back to back, until `iterations` or the time budget is spent. */
+async function time(impl: Prepared, row: Row, warmups: number, options: RunOptions): Promise<void> {
+  await impl.activate?.();
+  for (let i = 0; i < warmups; i++) impl.run();
+  collect();
+  const budgetMs = options.maxSeconds * 1000;
+  let spent = 0;
+  while (
+    row.timesMs.length < options.iterations &&
+    (row.timesMs.length === 0 || spent < budgetMs)
+  ) {
+    const cpu = process.cpuUsage();
+    const start = process.hrtime.bigint();
+    impl.run();
+    const ms = elapsedMs(start);
+    const used = process.cpuUsage(cpu);
+    row.timesMs.push(ms);
+    row.cpuMs.push((used.user + used.system) / 1000);
+    spent += ms;
+  }
+}
+
+function summarise(row: Row, c: Case): void {
+  const sorted = [...row.timesMs].sort((a, b) => a - b);
+  row.medianMs = median(sorted);
+  row.minMs = sorted[0];
+  row.maxMs = sorted[sorted.length - 1];
+  row.medianCpuMs = median([...row.cpuMs].sort((a, b) => a - b));
+  if (c.flops !== undefined) row.gflops = c.flops / (row.medianMs * 1e6);
+}
+
 /**
- * Runs one case: prepares every implementation, runs each once untimed (measuring peak memory and
- * collecting its checks), throws if any disagrees with the reference, then warms up and times
- * each in turn until it has its iterations or has spent its time.
+ * Runs one case, one implementation after another, the reference first: each runs once untimed
+ * (measuring peak memory and collecting its checks), must agree with the reference (else this
+ * throws, and nothing of the case is reported), then is warmed up and timed until it has its
+ * iterations or has spent its time.
  *
  * @example
  * const rows = await runCase(matmulCase(256, "fwd", ["focalgrad"]), { warmup: 2, iterations: 10, maxSeconds: 5 });
@@ -133,8 +165,9 @@ export async function runCase(c: Case, options: RunOptions): Promise<Row[]> {
     );
   }
   const rows: Row[] = [];
-  const prepared: { name: ImplName; impl: Prepared; row: Row; checkMs: number }[] = [];
-  // The first implementation that runs is the one the others are checked against.
+  // The first implementation that runs is the one the others are checked against. Each is checked,
+  // then timed, before the next one runs at all: so tfjs's gigabytes of allocation (and the 2 GiB
+  // its wasm backend keeps for good) come after the fused loop and focalgrad are timed, not between.
   let reference: { name: ImplName; checks: Check[] } | null = null;
   for (const implementation of order) {
     const row: Row = {
@@ -201,44 +234,9 @@ export async function runCase(c: Case, options: RunOptions): Promise<Row[]> {
       row.timesMs.push(checkMs);
       row.cpuMs.push((checkCpuUsed.user + checkCpuUsed.system) / 1000);
       row.timedByCheck = true;
-    }
-    prepared.push({ name: implementation.name, impl, row, checkMs });
-  }
-
-  // Each implementation in turn: its warm-ups, then its timed iterations back to back. (Taking
-  // them in rounds instead, one iteration of each, measured every implementation cold: tfjs's
-  // gigabytes of allocation per iteration cause enough full GCs in between for V8 to drop the
-  // compiled code of the others, which then run half-interpreted.)
-  const budgetMs = options.maxSeconds * 1000;
-  for (const { impl, row, checkMs } of prepared) {
-    if (row.timedByCheck === true) continue;
-    await impl.activate?.();
-    const warmups = checkMs > budgetMs ? 0 : options.warmup;
-    for (let i = 0; i < warmups; i++) impl.run();
-    collect();
-    let spent = 0;
-    while (
-      row.timesMs.length < options.iterations &&
-      (row.timesMs.length === 0 || spent < budgetMs)
-    ) {
-      const cpu = process.cpuUsage();
-      const start = process.hrtime.bigint();
-      impl.run();
-      const ms = elapsedMs(start);
-      const used = process.cpuUsage(cpu);
-      row.timesMs.push(ms);
-      row.cpuMs.push((used.user + used.system) / 1000);
-      spent += ms;
-    }
-  }
-  for (const { impl, row } of prepared) {
+    } else await time(impl, row, checkMs > options.maxSeconds * 1000 ? 0 : options.warmup, options);
     impl.dispose();
-    const sorted = [...row.timesMs].sort((a, b) => a - b);
-    row.medianMs = median(sorted);
-    row.minMs = sorted[0];
-    row.maxMs = sorted[sorted.length - 1];
-    row.medianCpuMs = median([...row.cpuMs].sort((a, b) => a - b));
-    if (c.flops !== undefined) row.gflops = c.flops / (row.medianMs * 1e6);
+    summarise(row, c);
     log(
       `  ${c.workload} ${c.pass} ${row.impl}: median ${row.medianMs.toFixed(2)} ms (CPU ${row.medianCpuMs.toFixed(2)} ms) over ${row.timesMs.length}`,
     );
