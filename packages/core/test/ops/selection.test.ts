@@ -276,6 +276,49 @@ describe("argwhere", () => {
       "argwhere: cond must be a Tensor, got number",
     );
   });
+
+  it("gathers through its hits by their flat positions, or by coordinates into another shape", () => {
+    const x = tensor(
+      Array.from({ length: 18 }, (_, i) => i),
+      { shape: [3, 3, 2], dtype: "float64" },
+    );
+    // A mask of x's own leading shape [3, 3]: hits [0, 2] and [2, 1], rows x[0, 2] = [4, 5] and
+    // x[2, 1] = [14, 15] (flat positions 2 and 7, times the row width 2).
+    const own = argwhere(
+      tensor([false, false, true, false, false, false, false, true, false], { shape: [3, 3] }),
+    );
+    expect(gatherNd(x, own).toArray()).toEqual([
+      [4, 5],
+      [14, 15],
+    ]);
+    // The same hits of a [2, 3] mask index x by coordinates: [0, 2] → [4, 5], [1, 1] → [8, 9].
+    const other = argwhere(
+      tensor([
+        [false, false, true],
+        [false, true, false],
+      ]),
+    );
+    expect(gatherNd(x, other).toArray()).toEqual([
+      [4, 5],
+      [8, 9],
+    ]);
+    // … and are checked there: column 2 is out of range for a [2, 2] tensor.
+    expect(() =>
+      gatherNd(
+        tensor([
+          [1, 2],
+          [3, 4],
+        ]),
+        other,
+      ),
+    ).toThrow(
+      "gatherNd: index 2 at indices[0][1] is out of range for axis 1 of size 2 (indexed shape [2, 2])",
+    );
+    expect(own.toArray()).toEqual([
+      [0, 2],
+      [2, 1],
+    ]);
+  });
 });
 
 describe("gather and scatterAdd", () => {
