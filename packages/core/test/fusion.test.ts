@@ -49,9 +49,9 @@ function bits(t: Tensor): number[] {
   return Array.from(t.data, (v) => (Number.isNaN(v) ? Number.NaN : v));
 }
 
-/** Runs `fn` with fusion off: every op computes at once, rounding to its dtype. */
-function opByOp<T>(fn: () => T): T {
-  const before = configureFusion({ enabled: false });
+/** Runs `fn` with `settings` in force, then restores the previous ones. */
+function withFusion<T>(settings: Partial<FusionSettings>, fn: () => T): T {
+  const before = configureFusion(settings);
   try {
     return fn();
   } finally {
@@ -59,10 +59,15 @@ function opByOp<T>(fn: () => T): T {
   }
 }
 
+/** Runs `fn` with fusion off: every op computes at once, rounding to its dtype. */
+const opByOp = <T>(fn: () => T): T => withFusion({ enabled: false }, fn);
+
+/** Runs `fn` with fused float32 steps rounding one by one (`exact`), bit for bit op-by-op. */
+const exactly = <T>(fn: () => T): T => withFusion({ exact: true }, fn);
+
 describe("lazy fusion", () => {
   it("in exact mode, gives bit-identical results to op-by-op evaluation, in float32 and float64", () => {
-    const before = configureFusion({ exact: true });
-    try {
+    exactly(() => {
       fc.assert(
         fc.property(
           fc.array(fc.constantFrom(...names), { minLength: 1, maxLength: 12 }),
@@ -88,9 +93,7 @@ describe("lazy fusion", () => {
         ),
         { numRuns: 150 },
       );
-    } finally {
-      configureFusion(before);
-    }
+    });
   });
 
   it("by default, evaluates a smooth float32 chain in double precision and rounds it once", () => {
@@ -197,8 +200,7 @@ describe("lazy fusion", () => {
   }, 60_000);
 
   it("fuses slices and gathers into their consumers, and scatters pending gradients, exactly as eager ops", () => {
-    const before = configureFusion({ exact: true });
-    try {
+    exactly(() => {
       fc.assert(
         fc.property(
           floatTensor([3, 4, 5], { min: 0.05, max: 0.95 }),
@@ -235,14 +237,11 @@ describe("lazy fusion", () => {
         ),
         { numRuns: 40 },
       );
-    } finally {
-      configureFusion(before);
-    }
+    });
   }, 60_000);
 
   it("reads gathered rows of different widths in one loop, exactly as eager ops", () => {
-    const before = configureFusion({ exact: true });
-    try {
+    exactly(() => {
       fc.assert(
         fc.property(
           floatTensor([6, 5], { min: -2, max: 2 }),
@@ -266,9 +265,7 @@ describe("lazy fusion", () => {
         ),
         { numRuns: 30 },
       );
-    } finally {
-      configureFusion(before);
-    }
+    });
   });
 
   it("defers a differentiated sum into the backward loop, and leaves nothing pending after it", () => {

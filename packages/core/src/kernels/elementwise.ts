@@ -79,15 +79,6 @@ function eager(
   let key = `${expr}|${dtype}`;
   for (const t of operands) key += t.size === 1 ? `k${t.dtype}` : t.dtype;
   const inputs = operands.map((t) => broadcastInput(t, shape));
-  const program: Program = {
-    shape,
-    inputs,
-    steps: [],
-    raw: [],
-    result: "",
-    sums: [],
-    heavy: false,
-  };
   let kernel = singleOps.get(key);
   if (kernel === undefined) {
     const builder = new ProgramBuilder(shape);
@@ -100,7 +91,8 @@ function eager(
     singleOps.set(key, kernel);
   }
   const out = allocate(dtype, n);
-  launch(kernel, program, layout(program, 0), out, null, 0, null);
+  const operandsOnly = { shape, inputs, sums: [] };
+  launch(kernel, operandsOnly, layout(operandsOnly, 0), out, null, 0, null);
   return new Tensor(out, shape, dtype);
 }
 
@@ -137,8 +129,8 @@ export function sumPending(x: Tensor): number | null {
 }
 
 /** A one-element array of `dtype` holding `value` (rounded as a store rounds). */
-function scalarData(dtype: DType, value: number, size: number): DataArray {
-  const data = allocate(dtype, size);
+function scalarData(dtype: DType, value: number): DataArray {
+  const data = allocate(dtype, 1);
   data[0] = value;
   return data;
 }
@@ -154,7 +146,7 @@ export function deferredSum(x: Tensor, shape: Shape, dtype: DType): Tensor | nul
   if (program === undefined || sizeOf(shape) !== 1) return null;
   const t = new Tensor(null, shape, dtype, () => {
     reductions.delete(t);
-    return scalarData(dtype, execute(program, x.dtype, "sum", null), 1);
+    return scalarData(dtype, execute(program, x.dtype, "sum", null));
   });
   reductions.set(t, program);
   return t;
@@ -162,6 +154,8 @@ export function deferredSum(x: Tensor, shape: Shape, dtype: DType): Tensor | nul
 
 /** Pending sums that a loop over the same elements may compute alongside its own result. */
 let partners: readonly Tensor[] = [];
+/** Pending results smaller than this are cheap enough to compute when a backward pass ends. */
+const settleBelow = 1 << 14;
 
 /**
  * @internal Runs `fn` (a backward pass) with the pending sums among `tensors` (its graph) open to
@@ -174,7 +168,7 @@ export function whileDifferentiating<T>(tensors: readonly Tensor[], fn: () => T)
   partners = tensors.filter((t) => t.isPending && reductions.has(t));
   try {
     const result = fn();
-    for (const t of tensors) if (t.isPending && (reductions.has(t) || t.size < 1 << 14)) t.data;
+    for (const t of tensors) if (t.isPending && (reductions.has(t) || t.size < settleBelow)) t.data;
     return result;
   } finally {
     partners = before;
@@ -225,7 +219,7 @@ function execute(
     throw error;
   }
   taken.forEach((t, k) => {
-    if (t.isPending) t.resolve(scalarData(t.dtype, sums[k], t.size));
+    if (t.isPending) t.resolve(scalarData(t.dtype, sums[k]));
   });
   return total;
 }

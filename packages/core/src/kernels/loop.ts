@@ -17,7 +17,8 @@ import {
 export type Mode = "store" | "sum" | "scatter" | "place";
 /**
  * A compiled loop over elements `from` to `to` (row-major over its loop shape `shape`); `state`
- * carries its sums ([result, ...program.sums]) from one call to the next. See `compile`, `launch`.
+ * carries its sums ([result, ...program.sums]) from one call to the next, and `index` is scratch
+ * for its odometer (rank elements). See `compile`, `launch`.
  */
 export type Kernel = (
   out: DataArray | null,
@@ -28,6 +29,7 @@ export type Kernel = (
   from: number,
   to: number,
   state: Float64Array,
+  index: Int32Array,
   ...args: unknown[]
 ) => void;
 const kernels = new Map<string, Kernel>();
@@ -88,7 +90,7 @@ export function compile(program: Program, outType: string, mode: Mode, rowwise: 
   const advance = lines((input, i) => (streamed(input) ? `base${i} += s${i}[d];` : ""));
   const rewind = lines((input, i) => (streamed(input) ? `base${i} -= s${i}[d] * shape[d];` : ""));
   // A value added up is the float32 value the tensor would hold; a store rounds by itself.
-  const rounded = (name: string) => (isRaw(program, name) ? `Math.fround(${name})` : name);
+  const rounded = (name: string) => (isRaw(program.raw, name) ? `Math.fround(${name})` : name);
   const result = mode === "store" || mode === "place" ? program.result : rounded(program.result);
   const update = mode === "place" ? "=" : "+=";
   let write: string;
@@ -112,7 +114,6 @@ export function compile(program: Program, outType: string, mode: Mode, rowwise: 
   );
   const source = `
     const inner = shape[rank - 1];
-    const index = new Int32Array(rank);
     let row = Math.floor(from / inner);
     let j0 = from - row * inner;
     for (let d = rank - 2, rest = row; d >= 0; d--) {
@@ -157,6 +158,7 @@ export function compile(program: Program, outType: string, mode: Mode, rowwise: 
     "from",
     "to",
     "state",
+    "index",
     ...program.inputs.flatMap((input, i) =>
       input.kind === "strided"
         ? [`d${i}`, `s${i}`, `o${i}`]
@@ -232,7 +234,7 @@ export interface Layout {
  * The loop shape of `program`: axes coalesced, and the innermost one split at the rows' width when
  * every row input (and the scattered output, of `scatterWidth`) has rows of one width.
  */
-export function layout(program: Program, scatterWidth: number): Layout {
+export function layout(program: Pick<Program, "inputs" | "shape">, scatterWidth: number): Layout {
   const strided = program.inputs.filter((input) => input.kind === "strided");
   const c = coalesce(
     program.shape,
@@ -293,12 +295,15 @@ export function launch(
   // collector, as happens between iterations of a training step) then runs its optimised code
   // after a few chunks, where one long call would stay in on-stack-replaced code, ~1.5 × slower.
   const { shape } = plan;
-  const rank = shape.length;
   const step = Math.max(1, fusion.chunk);
   const state = new Float64Array(1 + program.sums.length);
+  // One argument list for every call; only the range changes.
+  const call: unknown[] = [out, shape, shape.length, scatterRows, scatterWidth, 0, 0, state];
+  call.push(new Int32Array(shape.length), ...args);
   for (let from = 0; from < n; from += step) {
-    const to = Math.min(n, from + step);
-    kernel(out, shape, rank, scatterRows, scatterWidth, from, to, state, ...args);
+    call[5] = from;
+    call[6] = Math.min(n, from + step);
+    Reflect.apply(kernel, undefined, call);
   }
   sums?.set(state.subarray(1));
   return state[0];

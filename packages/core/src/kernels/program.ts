@@ -68,11 +68,11 @@ export const fusion = {
    * Whether every float32 step of a fused program rounds to float32, so that fused results are bit
    * for bit those of op-by-op evaluation. By default (false) a fused chain holds its float32
    * intermediates in double precision, as the hand-written loop it replaces would, and rounds them
-   * where a float32 value is observed: when stored or scattered, when summed, when compared (so
-   * that every decision is taken on the value op-by-op evaluation would see), and when converted
-   * to another dtype: decisions are taken on float32 values, as in op-by-op evaluation. The
-   * results are a float64 evaluation rounded once, at least as accurate as op-by-op evaluation, and
-   * may differ from it in the last bits; `exact: true` restores op-by-op rounding, step by step.
+   * where a float32 value is observed: when stored or scattered, when summed, when compared (every
+   * decision is taken on a float32 value, as in op-by-op evaluation), and when converted to another
+   * dtype. A smooth chain is then its float64 evaluation rounded once, at least as accurate as
+   * op-by-op evaluation, and may differ from it in the last bits; `exact: true` restores op-by-op
+   * rounding, step by step.
    */
   exact: false,
   /** Elements per call of a compiled loop (see `launch`); tests make it tiny. */
@@ -113,9 +113,9 @@ export const heavyCall = /Math\.(log|log1p|exp|expm1|pow|sqrt|tanh|sin|cos|atan)
 export const operandLetter = /(?<![\w.$])([a-e])(?![\w$])/g;
 export const stepName = /\b([vt])(\d+)\b/g;
 
-/** Whether `name` is a step of `program` holding a float32 value not yet rounded. */
-export function isRaw(program: Program, name: string): boolean {
-  return name.startsWith("t") && program.raw[Number(name.slice(1))] === true;
+/** Whether `name` is a step whose float32 value is not yet rounded (`raw`: a program's flags). */
+export function isRaw(raw: readonly boolean[], name: string): boolean {
+  return name.startsWith("t") && raw[Number(name.slice(1))] === true;
 }
 
 /** The operands (by index) that `expr` compares: their values decide, so they must be exact. */
@@ -133,7 +133,9 @@ function comparedOperands(expr: string): Set<number> {
 }
 
 /** Whether an input is a single element read once (a scalar operand). */
-export function isConstant(input: ProgramInput): boolean {
+export function isConstant(
+  input: ProgramInput,
+): input is ProgramInput & { readonly kind: "strided"; readonly offset: number } {
   return input.kind === "strided" && input.tensor.size === 1;
 }
 
@@ -191,7 +193,7 @@ export class ProgramBuilder {
       if (sameInput(this.inputs[i], input)) return this.inputNames[i];
     }
     let name = `v${this.inputs.length}`;
-    if (input.kind === "strided" && input.tensor.size === 1 && !input.tensor.isPending) {
+    if (isConstant(input) && !input.tensor.isPending) {
       // Kept as an input (its version is still checked), but named as the equal constant before it.
       const value = input.tensor.data[input.offset];
       const key = `${input.tensor.dtype}:${Object.is(value, -0) ? "-0" : value}`;
@@ -217,10 +219,6 @@ export class ProgramBuilder {
     this.raw.push(raw);
     this.byExpression.set(key, name);
     return name;
-  }
-
-  private isRaw(name: string): boolean {
-    return name.startsWith("t") && this.raw[Number(name.slice(1))];
   }
 
   /** Copies `program`'s inputs and steps in; returns the name of its result. */
@@ -289,7 +287,7 @@ export class ProgramBuilder {
     // compares them, and when its result is not float32 (a conversion, a mask, an integer).
     const compared = comparedOperands(expr);
     const operands = names.map((name, k) =>
-      this.isRaw(name) && (dtype !== "float32" || compared.has(k))
+      isRaw(this.raw, name) && (dtype !== "float32" || compared.has(k))
         ? this.step(`Math.fround(${name})`, false)
         : name,
     );

@@ -79,16 +79,17 @@ export function sum(x: Tensor, options: ReduceOptions = {}): Tensor {
   // will be differentiated, it waits: the backward pass then computes it in its own loop over the
   // same elements, which recomputes the same intermediate values anyway.
   const deferred = full && x.requiresGrad && isGradEnabled() ? deferredSum(x, shape, dtype) : null;
-  if (deferred !== null) return record("sum", deferred, [x], [(g) => spread(g, x.shape, axes)]);
-  const total = full ? sumPending(x) : null;
-  let data: Tensor["data"];
-  if (total === null) data = runReduce("sum", x, axes, dtype);
-  else {
-    data = allocate(dtype, 1);
-    data[0] = total;
-  }
-  const out = new Tensor(data, shape, dtype);
+  const out = deferred ?? new Tensor(summed(x, axes, dtype, full), shape, dtype);
   return record("sum", out, [x], [(g) => spread(g, x.shape, axes)]);
+}
+
+/** The data of a sum computed now: inside a pending program's own loop when it can be. */
+function summed(x: Tensor, axes: readonly number[], dtype: DType, full: boolean): Tensor["data"] {
+  const total = full ? sumPending(x) : null;
+  if (total === null) return runReduce("sum", x, axes, dtype);
+  const data = allocate(dtype, 1);
+  data[0] = total;
+  return data;
 }
 
 /**
