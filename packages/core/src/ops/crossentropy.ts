@@ -5,7 +5,7 @@ import { record } from "../engine.js";
 import { elementwise } from "../kernels/elementwise.js";
 import { broadcastShapes } from "../shape.js";
 import type { Tensor } from "../tensor.js";
-import { add, div, mul, neg, sub } from "./arithmetic.js";
+import { add, div, gradMul, mul, neg, sub } from "./arithmetic.js";
 import { greaterEqual, lessEqual, logicalAnd } from "./compare.js";
 import { clip, log, sigmoid } from "./math.js";
 import { where } from "./selection.js";
@@ -108,7 +108,7 @@ export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
     "bceWithLogits",
     out,
     [logits, targets],
-    [(g) => bceLogitsBackward(g, logits, targets), (g) => mul(g, neg(logits))],
+    [(g) => bceLogitsBackward(g, logits, targets), (g) => gradMul(g, neg(logits))],
   );
 }
 
