@@ -18,6 +18,8 @@ import {
 } from "../kernels/gather.js";
 import {
   broadcastShapes,
+  checkShape,
+  checkSize,
   formatShape,
   normalizeAxis,
   type Shape,
@@ -143,7 +145,7 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
   const outer = sizeOf(x.shape.slice(0, ax));
   const inner = sizeOf(x.shape.slice(ax + 1));
   const shape = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
-  const out = allocate(x.dtype, sizeOf(shape));
+  const out = allocate(x.dtype, checkSize("gather", shape));
   const index = indices.data as Int32Array;
   gatherAxis(x.data, index, outer, axisSize, inner, out);
   const result = new Tensor(out, shape, x.dtype);
@@ -175,6 +177,7 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
 export function scatterAdd(indices: Tensor, updates: Tensor, axis: number, shape: Shape): Tensor {
   checkInt32("scatterAdd", "indices", indices);
   checkTensor("scatterAdd", "updates", updates);
+  checkShape("scatterAdd", shape);
   const ax = normalizeAxis("scatterAdd", axis, shape.length);
   const expected = [...shape.slice(0, ax), ...indices.shape, ...shape.slice(ax + 1)];
   if (!shapesEqual(updates.shape, expected)) {
@@ -270,6 +273,7 @@ function computeNdLayout(
   }
   const slice = sizeOf(shape.slice(m));
   const outShape = [...indices.shape.slice(0, -1), ...shape.slice(m)];
+  checkSize(op, outShape);
   // Strides that step through the indexed axes as one row-major run make each row start a
   // multiple of the flat position argwhere recorded: no table of offsets to build.
   const unit = m === 0 ? 0 : strides[m - 1];
@@ -372,6 +376,7 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
 export function scatterNd(indices: Tensor, updates: Tensor, shape: Shape): Tensor {
   checkInt32("scatterNd", "indices", indices);
   checkTensor("scatterNd", "updates", updates);
+  checkShape("scatterNd", shape);
   const { rows, slice, outShape } = ndLayout("scatterNd", indices, shape);
   if (!shapesEqual(updates.shape, outShape)) {
     throw new Error(

@@ -5,6 +5,8 @@ import { record } from "../engine.js";
 import { elementwise, lazyView, strided } from "../kernels/elementwise.js";
 import {
   broadcastShapes,
+  checkShape,
+  checkSize,
   formatShape,
   normalizeAxes,
   normalizeAxis,
@@ -144,6 +146,7 @@ export function squeeze(x: Tensor, axis?: number | readonly number[]): Tensor {
  */
 export function broadcastTo(x: Tensor, shape: Shape): Tensor {
   checkTensor("broadcastTo", "x", x);
+  checkShape("broadcastTo", shape);
   const target = broadcastShapes("broadcastTo", x.shape, shape);
   if (!shapesEqual(target, shape)) {
     throw new Error(
@@ -217,7 +220,7 @@ export function pad(x: Tensor, padding: readonly (readonly [number, number])[], 
     checkInteger("pad", `padding[${i}][1]`, after, 0);
   });
   const shape = x.shape.map((d, i) => d + padding[i][0] + padding[i][1]);
-  const out = allocate(x.dtype, sizeOf(shape));
+  const out = allocate(x.dtype, checkSize("pad", shape));
   if (value !== 0) out.fill(value);
   const outStrides = stridesOf(shape);
   const offset = padding.reduce((acc, [before], i) => acc + before * outStrides[i], 0);
@@ -289,7 +292,7 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   const sizes = tensors.map((t) => t.shape[ax]);
   const shape = [...first.shape];
   shape[ax] = sizes.reduce((a, b) => a + b, 0);
-  const out = allocate(first.dtype, sizeOf(shape));
+  const out = allocate(first.dtype, checkSize("concat", shape));
   const outer = sizeOf(shape.slice(0, ax));
   const inner = sizeOf(shape.slice(ax + 1));
   const rowLength = shape[ax] * inner;

@@ -1,6 +1,7 @@
 /** Argument checks and coercions shared by the ops, so that every error reads the same way. */
 
 import { type DType, isDType, isFloat } from "../dtype.js";
+import { Generator } from "../random.js";
 import { formatShape } from "../shape.js";
 import { Tensor } from "../tensor.js";
 
@@ -117,6 +118,7 @@ export function describeValue(value: unknown): string {
   if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`;
   if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
   if (typeof value === "object") return `an object (${value.constructor?.name ?? "no prototype"})`;
+  if (typeof value === "number") return String(value);
   return `${typeof value} ${String(value)}`;
 }
 
@@ -126,9 +128,10 @@ const optionKinds = {
   integer: [(v) => Number.isInteger(v), "an integer"],
   boolean: [(v) => typeof v === "boolean", "true or false"],
   string: [(v) => typeof v === "string", "a string"],
-  axis: [(v) => Number.isInteger(v), "an integer axis"],
+  // Axes are numbers here; normalizeAxes then says which integers are in range.
+  axis: [(v) => typeof v === "number", "an integer axis"],
   axes: [
-    (v) => Number.isInteger(v) || (Array.isArray(v) && v.every((a) => Number.isInteger(a))),
+    (v) => typeof v === "number" || (Array.isArray(v) && v.every((a) => typeof a === "number")),
     "an integer axis or an array of them",
   ],
   pair: [
@@ -138,9 +141,14 @@ const optionKinds = {
     "a number or a pair [h, w] of numbers",
   ],
   shape: [(v) => Array.isArray(v), "an array of sizes"],
+  numberPair: [
+    (v) => Array.isArray(v) && v.length === 2 && v.every((a) => typeof a === "number"),
+    "a pair [a, b] of numbers",
+  ],
   dtype: [(v) => isDType(v), 'one of "float32", "float64", "int32", "bool"'],
   floatDtype: [(v) => v === "float32" || v === "float64", '"float32" or "float64"'],
   tensor: [(v) => v instanceof Tensor, "a Tensor"],
+  generator: [(v) => v instanceof Generator, "a Generator"],
   object: [
     (v) => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Tensor),
     "an object",
