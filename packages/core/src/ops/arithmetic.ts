@@ -194,7 +194,7 @@ function powScalar(x: Tensor, k: number): Tensor {
 /** `x ** k` for an int32 `x` and an integer k > 4, wrapped modulo 2^32 (by squaring, exactly). */
 function integerPower(x: Tensor, k: number): Tensor {
   const out = new Int32Array(x.size);
-  int32PowerInto(x.data as Int32Array, k, out);
+  int32PowerInto(x.read() as Int32Array, k, out);
   return new Tensor(out, x.shape, "int32");
 }
 

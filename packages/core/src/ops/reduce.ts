@@ -58,12 +58,12 @@ function runReduce(
     const after = reducedLive.length === 0 ? x.rank : reducedLive[reducedLive.length - 1] + 1;
     const outer = sizeOf(x.shape.slice(0, before));
     const length = sizeOf(x.shape.slice(before, after));
-    reduceKernel(kind, x.data, outer, length, sizeOf(x.shape.slice(after)), out);
+    reduceKernel(kind, x.read(), outer, length, sizeOf(x.shape.slice(after)), out);
   } else {
     const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
     const moved = permute(x, [...kept, ...axes]);
     const outer = sizeOf(kept.map((i) => x.shape[i]));
-    reduceKernel(kind, moved.data, outer, x.size / Math.max(outer, 1), 1, out);
+    reduceKernel(kind, moved.read(), outer, x.size / Math.max(outer, 1), 1, out);
   }
   return out;
 }
@@ -174,7 +174,7 @@ function shifted(x: Tensor, axes: readonly number[]): { centred: Tensor; shift: 
   let shiftData: Tensor["data"];
   if (groupSize === 0 || x.size === 0) shiftData = allocate(x.dtype, sizeOf(kept));
   else {
-    shiftData = runReduce("max", x.detach(), axes, x.dtype);
+    shiftData = runReduce("max", x, axes, x.dtype);
     for (let i = 0; i < shiftData.length; i++) {
       if (!Number.isFinite(shiftData[i])) shiftData[i] = 0;
     }

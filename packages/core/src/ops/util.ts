@@ -77,9 +77,9 @@ export function checkInt32Value(op: string, name: string, value: unknown): void 
 /** A scalar tensor of `dtype` holding `value`; an int32 value must fit (see `checkInt32Value`). */
 export function scalarTensor(value: number, dtype: DType, op = "scalarTensor"): Tensor {
   if (dtype === "int32") checkInt32Value(op, "the scalar", value);
-  const t = new Tensor(new (arrayFor(dtype))(1), [], dtype);
-  t.data[0] = value;
-  return t;
+  const data = new (arrayFor(dtype))(1);
+  data[0] = value;
+  return new Tensor(data, [], dtype);
 }
 
 function arrayFor(dtype: DType) {
