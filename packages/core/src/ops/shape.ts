@@ -48,6 +48,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     }
     target[inferred] = x.size / known;
   }
+  checkSize("reshape", target); // an empty tensor may not take an axis beyond the limit either
   if (sizeOf(target) !== x.size) {
     throw new Error(
       `reshape: cannot reshape ${formatShape(x.shape)} (${x.size} elements) into ${formatShape(shape)} (${sizeOf(target)})`,

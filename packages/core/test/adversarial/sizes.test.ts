@@ -83,3 +83,12 @@ describe("the element limit", () => {
     expect(F.add(F.zeros([0, 3]), F.zeros([1, 3])).shape).toEqual([0, 3]);
   });
 });
+
+describe("reshape", () => {
+  it("keeps the size, and no axis of an empty tensor may pass the limit", () => {
+    expect(F.reshape(F.zeros([0]), [65536, 0]).shape).toEqual([65536, 0]);
+    expect(() => F.reshape(F.zeros([0]), [2 ** 31, 0])).toThrow(
+      "reshape: shape [2147483648, 0] has an axis of size 2147483648",
+    );
+  });
+});
