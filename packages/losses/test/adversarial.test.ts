@@ -60,7 +60,10 @@ function evaluate(
 
 function expectClose(actual: number, expected: number, dtype: DType): void {
   if (expected === 0) expect(actual === 0, `${actual} should be exactly 0`).toBe(true);
-  else expect(Math.abs(actual - expected)).toBeLessThanOrEqual(Math.abs(expected) * (dtype === "float32" ? 2e-6 : 1e-12));
+  else
+    expect(Math.abs(actual - expected)).toBeLessThanOrEqual(
+      Math.abs(expected) * (dtype === "float32" ? 2e-6 : 1e-12),
+    );
 }
 
 // Hand-worked, alpha-free pieces at gamma = 0.5 and p = 0.5 (the clip at 1e-7 is inactive):
@@ -179,7 +182,9 @@ describe("probabilities at the edges (gamma 2): finite everywhere, the same smal
       expectClose(large.value, small.value, dtype);
       const x = tensor(logits, { dtype });
       const t = tensor([1, 0, 1, 0, 1], { dtype });
-      const [value, g] = valueAndGrad((v: Tensor) => sigmoidFocalLoss(v, t, { reduction: "sum" }))(x);
+      const [value, g] = valueAndGrad((v: Tensor) => sigmoidFocalLoss(v, t, { reduction: "sum" }))(
+        x,
+      );
       expect(Number.isFinite(value.item())).toBe(true);
       expect((g as Tensor).read().every(Number.isFinite)).toBe(true);
     }

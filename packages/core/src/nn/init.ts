@@ -103,7 +103,12 @@ export interface KaimingOptions extends RandomSource {
 const sourceOptions = { generator: "generator", seed: "integer" } as const;
 
 function kaimingStd(op: string, t: Tensor, options: KaimingOptions): number {
-  checkOptions(op, options, { ...sourceOptions, nonlinearity: "string", a: "number", mode: "string" });
+  checkOptions(op, options, {
+    ...sourceOptions,
+    nonlinearity: "string",
+    a: "number",
+    mode: "string",
+  });
   const nonlinearity = options.nonlinearity ?? "relu";
   const mode = options.mode ?? "fanIn";
   if (mode !== "fanIn" && mode !== "fanOut") {

@@ -78,7 +78,8 @@ export class GroupNorm extends Module {
   forward(x: Tensor): Tensor {
     checkChannels("GroupNorm", x, this.numChannels);
     // The group size is spelt out: a -1 cannot be inferred from an empty batch.
-    const groupSize = (this.numChannels / this.numGroups) * x.shape.slice(2).reduce((a, b) => a * b, 1);
+    const groupSize =
+      (this.numChannels / this.numGroups) * x.shape.slice(2).reduce((a, b) => a * b, 1);
     const grouped = reshape(x, [x.shape[0], this.numGroups, groupSize]);
     const mu = mean(grouped, { axis: 2, keepdims: true });
     const centred = sub(grouped, mu);

@@ -90,7 +90,12 @@ const int32Product = (a: string, b: string) => `Math.imul(${a}, ${b})`;
  * mul(x, tensor([[2], [3]]));
  */
 export function mul(a: TensorLike, b: TensorLike): Tensor {
-  const [out, x, y] = binary("mul", (d) => (d === "int32" ? int32Product("a", "b") : "a * b"), a, b);
+  const [out, x, y] = binary(
+    "mul",
+    (d) => (d === "int32" ? int32Product("a", "b") : "a * b"),
+    a,
+    b,
+  );
   return record("mul", out, [x, y], [(g) => gradMul(g, y), (g) => gradMul(g, x)]);
 }
 

@@ -209,12 +209,7 @@ export function onesLike(like: Tensor, options?: CreationOptions): Tensor {
  * arange(4);           // [0, 1, 2, 3], int32
  * arange(0, 1, 0.25);  // [0, 0.25, 0.5, 0.75], float32
  */
-export function arange(
-  start: number,
-  stop?: number,
-  step = 1,
-  options?: CreationOptions,
-): Tensor {
+export function arange(start: number, stop?: number, step = 1, options?: CreationOptions): Tensor {
   options = checkOptions("arange", options, creationOptions);
   if (stop === undefined) [start, stop] = [0, start];
   for (const [name, v] of [

@@ -124,7 +124,9 @@ function extremum(op: "max" | "min", x: Tensor, options: ReduceOptions | undefin
   // An empty reduction has no maximum: an error, as in PyTorch (NumPy too), not -Infinity.
   for (const a of axes) {
     if (x.shape[a] === 0)
-      throw new Error(`${op}: cannot reduce axis ${a} of size 0 (shape ${formatShape(x.shape)}): an empty set has no ${op === "max" ? "maximum" : "minimum"}`);
+      throw new Error(
+        `${op}: cannot reduce axis ${a} of size 0 (shape ${formatShape(x.shape)}): an empty set has no ${op === "max" ? "maximum" : "minimum"}`,
+      );
   }
   const kept = keptShape(x.shape, axes);
   const out = new Tensor(

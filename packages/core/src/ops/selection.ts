@@ -42,8 +42,9 @@ import {
  * `a` where `cond` holds, else `b`, broadcasting all three. The gradient goes to `a` where `cond`
  * holds and to `b` elsewhere; the unselected side gets an exact 0.
  *
- * To select away a branch that would be infinite or NaN, make its *input* safe too ("double where"):
- * `where(ok, log(where(ok, x, 1)), 0)`, never `where(ok, log(x), 0)`, whose gradient is 0 * inf = NaN.
+ * That exact 0 stays 0 through the unselected branch's own derivatives (an exactly-zero upstream
+ * gives an exactly-zero gradient), so `where(ok, log(x), 0)` has a finite gradient; make the
+ * branch's *input* safe too (`where(ok, log(where(ok, x, 1)), 0)`) to keep its value free of NaN.
  *
  * Two plain numbers give a float32 result (PyTorch's default dtype).
  *

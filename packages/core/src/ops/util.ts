@@ -65,8 +65,14 @@ function weakDtype(value: number, dtype: DType): DType {
  * is the explicit conversion, which truncates and wraps.
  */
 export function checkInt32Value(op: string, name: string, value: unknown): void {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31) {
-    const why = typeof value === "number" && Number.isInteger(value) ? "outside" : "not an integer in";
+  if (
+    typeof value !== "number" ||
+    !Number.isInteger(value) ||
+    value < -(2 ** 31) ||
+    value >= 2 ** 31
+  ) {
+    const why =
+      typeof value === "number" && Number.isInteger(value) ? "outside" : "not an integer in";
     throw new Error(
       `${op}: ${name} ${String(value)} is ${why} the int32 range [-2147483648, 2147483647] ` +
         `(int32 tensors hold integers only; cast() truncates and wraps a float tensor explicitly)`,
@@ -191,12 +197,13 @@ export function checkOptions<T extends object>(
     if (value === undefined) continue;
     const kind = (spec as Record<string, OptionKind>)[key];
     const [ok, expected] = Array.isArray(kind)
-      ? [(v: unknown) => kind.includes(v as string), kind.map((v) => JSON.stringify(v)).join(" or ")]
+      ? [
+          (v: unknown) => kind.includes(v as string),
+          kind.map((v) => JSON.stringify(v)).join(" or "),
+        ]
       : optionKinds[kind as keyof typeof optionKinds];
     if (!ok(value)) {
-      throw new Error(
-        `${op}: option ${key} must be ${expected}, got ${describeValue(value)}`,
-      );
+      throw new Error(`${op}: option ${key} must be ${expected}, got ${describeValue(value)}`);
     }
   }
   return options;

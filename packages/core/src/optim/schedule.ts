@@ -27,7 +27,11 @@ function checkRate(op: string, name: string, value: number): void {
  * s(30); // 0.01 (up to rounding)
  */
 export function stepDecay(options: { lr: number; stepSize: number; gamma?: number }): Schedule {
-  const { lr, stepSize, gamma = 0.1 } = checkOptions("stepDecay", options, {
+  const {
+    lr,
+    stepSize,
+    gamma = 0.1,
+  } = checkOptions("stepDecay", options, {
     lr: "number",
     stepSize: "number",
     gamma: "number",
@@ -47,7 +51,11 @@ export function stepDecay(options: { lr: number; stepSize: number; gamma?: numbe
  * s(0); s(50); s(100); // 0.1, 0.05, 0
  */
 export function cosineDecay(options: { lr: number; totalSteps: number; minLr?: number }): Schedule {
-  const { lr, totalSteps, minLr = 0 } = checkOptions("cosineDecay", options, {
+  const {
+    lr,
+    totalSteps,
+    minLr = 0,
+  } = checkOptions("cosineDecay", options, {
     lr: "number",
     totalSteps: "number",
     minLr: "number",

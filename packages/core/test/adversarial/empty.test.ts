@@ -25,7 +25,9 @@ describe("empty reductions", () => {
 
   it("max and min of nothing are errors naming max or min (PyTorch errors too)", () => {
     expect(() => F.max(F.zeros([0]))).toThrow("max: cannot reduce axis 0 of size 0");
-    expect(() => F.min(F.zeros([3, 0]), { axis: 1 })).toThrow("min: cannot reduce axis 1 of size 0");
+    expect(() => F.min(F.zeros([3, 0]), { axis: 1 })).toThrow(
+      "min: cannot reduce axis 1 of size 0",
+    );
     // Reducing a non-empty axis of an empty tensor is fine: an empty result.
     expect(F.max(F.zeros([0, 3]), { axis: 1 }).shape).toEqual([0]);
   });

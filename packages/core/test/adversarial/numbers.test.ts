@@ -2,8 +2,8 @@
 // an unselected branch, and int32 arithmetic, each on both evaluation paths.
 
 import { describe, expect, it } from "vitest";
-import * as F from "../../src/index.js";
 import type { Tensor } from "../../src/index.js";
+import * as F from "../../src/index.js";
 import { gradDiv, gradMul } from "../../src/ops/arithmetic.js";
 import { onPath, paths } from "./paths.js";
 
@@ -200,7 +200,9 @@ describe("int32 arithmetic wraps as two's complement (PyTorch's int32)", () => {
     expect(() => F.full([2], 3e9, { dtype: "int32" })).toThrow("full: the fill value 3000000000");
     expect(() => F.arange(max - 1, max + 2)).toThrow("arange: the last value 2147483648");
     expect(F.arange(max - 1, max + 1).toArray()).toEqual([max - 1, max]);
-    expect(() => F.add(i32([1]), 3e9)).toThrow("add: the scalar 3000000000 is outside the int32 range");
+    expect(() => F.add(i32([1]), 3e9)).toThrow(
+      "add: the scalar 3000000000 is outside the int32 range",
+    );
     expect(() => F.clip(i32([1]), 0, 1e10)).toThrow("clip: the scalar 10000000000");
     // A fractional scalar next to int32 is a float32 operand, as in PyTorch.
     expect(F.add(i32([1]), 0.5).dtype).toBe("float32");

@@ -23,8 +23,12 @@ describe("checkOptions", () => {
 
   it("rejects numbers, arrays, tensors, null, unknown keys and wrong types", () => {
     const bad = (options: unknown) => () => checkOptions("op", options as object, spec);
-    expect(bad(0)).toThrow("op: options must be an object such as { axis: … } (keys: axis, keepdims), got 0");
-    expect(bad([0])).toThrow("op: options must be an object such as { axis: … } (keys: axis, keepdims), got an array [0]");
+    expect(bad(0)).toThrow(
+      "op: options must be an object such as { axis: … } (keys: axis, keepdims), got 0",
+    );
+    expect(bad([0])).toThrow(
+      "op: options must be an object such as { axis: … } (keys: axis, keepdims), got an array [0]",
+    );
     expect(bad(x)).toThrow("got a float32 tensor of shape [2, 3]");
     expect(bad(null)).toThrow("got null");
     expect(bad("axis")).toThrow('got the string "axis"');
@@ -46,10 +50,16 @@ describe("ops", () => {
       "sum: options must be an object such as { axis: … } (keys: axis, keepdims), got 0",
     );
     expect(() => js.sum(x, { axes: 0 })).toThrow('sum: unknown option "axes"');
-    expect(() => js.mean(x, { axis: 0, keepDims: true })).toThrow('mean: unknown option "keepDims"');
-    expect(() => js.max(x, { keepdims: "yes" })).toThrow("max: option keepdims must be true or false");
+    expect(() => js.mean(x, { axis: 0, keepDims: true })).toThrow(
+      'mean: unknown option "keepDims"',
+    );
+    expect(() => js.max(x, { keepdims: "yes" })).toThrow(
+      "max: option keepdims must be true or false",
+    );
     expect(() => js.min(x, [1])).toThrow("min: options must be an object");
-    expect(() => js.logSumExp(x, { axis: [0], dims: 1 })).toThrow('logSumExp: unknown option "dims"');
+    expect(() => js.logSumExp(x, { axis: [0], dims: 1 })).toThrow(
+      'logSumExp: unknown option "dims"',
+    );
     // The right calls still work.
     expect(F.sum(x, { axis: 0 }).shape).toEqual([3]);
   });
@@ -97,7 +107,9 @@ describe("ops", () => {
       'upsampleNearest2d: unknown option "scale"',
     );
     expect(() => js.zeros([2], "float64")).toThrow("zeros: options must be an object");
-    expect(() => js.ones([2], { dtype: "float64", grad: true })).toThrow('ones: unknown option "grad"');
+    expect(() => js.ones([2], { dtype: "float64", grad: true })).toThrow(
+      'ones: unknown option "grad"',
+    );
     expect(() => js.tensor([1], { requiresGrad: "yes" })).toThrow(
       "tensor: option requiresGrad must be true or false",
     );
@@ -122,11 +134,15 @@ describe("nn and optim constructors", () => {
       'Linear: unknown option "bais"',
     );
     expect(() => new js.nn.Linear(2, 3, 0)).toThrow("Linear: options must be an object");
-    expect(() => new js.nn.Conv2d(1, 2, 3, { seed: 0, pad: 1 })).toThrow('Conv2d: unknown option "pad"');
+    expect(() => new js.nn.Conv2d(1, 2, 3, { seed: 0, pad: 1 })).toThrow(
+      'Conv2d: unknown option "pad"',
+    );
     expect(() => new js.nn.Conv2d(1, 2, 3, { seed: 0, dtype: "int32" })).toThrow(
       'Conv2d: option dtype must be "float32" or "float64"',
     );
-    expect(() => new js.nn.GroupNorm(1, 2, { esp: 1e-5 })).toThrow('GroupNorm: unknown option "esp"');
+    expect(() => new js.nn.GroupNorm(1, 2, { esp: 1e-5 })).toThrow(
+      'GroupNorm: unknown option "esp"',
+    );
     expect(() => new js.nn.BatchNorm2d(2, { momentum: "0.1" })).toThrow(
       "BatchNorm2d: option momentum must be a number",
     );

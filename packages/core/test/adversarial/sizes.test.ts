@@ -21,11 +21,15 @@ describe("the element limit", () => {
       ["uniform", () => F.uniform(huge, { seed: 0 })],
       ["normal", () => F.normal(huge, { seed: 0 })],
     ] as const) {
-      expect(make, op).toThrow(`${op}: shape [1000000000, 1000000000, 1000000000] has 1.000e+27 elements`);
+      expect(make, op).toThrow(
+        `${op}: shape [1000000000, 1000000000, 1000000000] has 1.000e+27 elements`,
+      );
     }
     // One past the limit, and a single axis past it even when another axis is 0.
     expect(() => F.zeros([over])).toThrow("zeros: shape [2147483648] has 2.147e+9 elements");
-    expect(() => F.zeros([over, 0])).toThrow("zeros: shape [2147483648, 0] has an axis of size 2147483648");
+    expect(() => F.zeros([over, 0])).toThrow(
+      "zeros: shape [2147483648, 0] has an axis of size 2147483648",
+    );
     expect(() => F.arange(0, 3e9)).toThrow("arange: shape [3000000000]");
     expect(() => F.arange(0, 1, 1e-12)).toThrow("arange: shape [1000000000000]");
   });
@@ -55,9 +59,7 @@ describe("the element limit", () => {
     expect(() => F.concat([big, big], 0)).toThrow("concat: shape [2097152, 1024]");
     expect(() => F.stack([big, big], 0)).toThrow("concat: shape [2, 1048576, 1024]");
     const indices = F.zeros([65536], { dtype: "int32" });
-    expect(() => F.gather(F.zeros([1, 65536]), indices, 0)).toThrow(
-      "gather: shape [65536, 65536]",
-    );
+    expect(() => F.gather(F.zeros([1, 65536]), indices, 0)).toThrow("gather: shape [65536, 65536]");
     const rows = F.zeros([65536, 1], { dtype: "int32" });
     expect(() => F.gatherNd(F.zeros([1, 65536]), rows)).toThrow("gatherNd: shape [65536, 65536]");
     expect(() => F.scatterNd(rows, F.zeros([65536, 65536 * 0]), huge)).toThrow(
@@ -75,7 +77,9 @@ describe("the element limit", () => {
     );
     // A 1 × 1 kernel with 2^16 rows of zero padding on each side: (1 + 2^17)² outputs.
     const w = F.zeros([1, 1, 1, 1]);
-    expect(() => F.conv2d(x, w, { padding: 65536 })).toThrow("conv2d: shape [1, 1, 131073, 131073]");
+    expect(() => F.conv2d(x, w, { padding: 65536 })).toThrow(
+      "conv2d: shape [1, 1, 131073, 131073]",
+    );
   });
 
   it("shapes up to the limit in one axis of size 0 are fine (empty)", () => {
