@@ -90,7 +90,7 @@ export {
   stack,
   transpose,
 } from "./ops/shape.js";
-export type { TensorLike } from "./ops/util.js";
+export { checkOptions, type OptionKind, type TensorLike } from "./ops/util.js";
 export * as optim from "./optim/index.js";
 export { Generator } from "./random.js";
 export type { Shape } from "./shape.js";

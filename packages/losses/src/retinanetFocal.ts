@@ -18,7 +18,7 @@ import {
   where,
 } from "@focalgrad/core";
 import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
-import { checkAlpha, checkExponent } from "./common.js";
+import { checkAlpha, checkExponent, checkLossOptions } from "./common.js";
 
 export interface RetinanetFocalOptions {
   /** Weight of the positive labels; negatives get `1 - alpha`. In [0, 1], default 0.25. */
@@ -52,6 +52,7 @@ export interface RetinanetFocalOptions {
 export function retinanetFocal(
   options: RetinanetFocalOptions = {},
 ): (yTrue: Tensor, yPred: Tensor) => Tensor {
+  checkLossOptions("retinanetFocal", options, ["alpha", "gamma", "cutoff"]);
   const alpha = checkAlpha("retinanetFocal", options.alpha ?? 0.25);
   const gamma = checkExponent("retinanetFocal", "gamma", options.gamma ?? 2);
   const cutoff = options.cutoff ?? 0.5;

@@ -17,6 +17,7 @@ import {
   where,
 } from "@focalgrad/core";
 import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
+import { checkLossOptions } from "./common.js";
 
 export interface SmoothL1Options {
   /** The loss turns from quadratic to linear at `|d| = 1 / sigma^2`. > 0, default 3. */
@@ -45,6 +46,7 @@ export interface SmoothL1Options {
  * loss(yTrue, yPred); // (0.045 + 0 + 0.2444… + 0) / 1
  */
 export function smoothL1(options: SmoothL1Options = {}): (yTrue: Tensor, yPred: Tensor) => Tensor {
+  checkLossOptions("smoothL1", options, ["sigma"]);
   const sigma = options.sigma ?? 3;
   if (typeof sigma !== "number" || !Number.isFinite(sigma) || !(sigma > 0)) {
     throw new Error(`smoothL1: sigma must be a finite number > 0, got ${String(sigma)}`);

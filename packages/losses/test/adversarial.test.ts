@@ -241,3 +241,23 @@ describe("smoothL1 with |pred − target| near the float32 maximum", () => {
     }
   }
 });
+
+describe("options from plain JavaScript", () => {
+  // biome-ignore lint/suspicious/noExplicitAny: plain-JavaScript calls are the point
+  const js = { focal, retinanetFocal, smoothL1, sigmoidFocalLoss, softmaxFocalLoss } as any;
+  it("a misspelt key or a non-object is an error naming the loss, not a silent default", () => {
+    expect(() => js.focal({ aplha: 0.5 })).toThrow(
+      'focal: unknown option "aplha" (expected alpha, gamma)',
+    );
+    expect(() => js.retinanetFocal(0.25)).toThrow("retinanetFocal: options must be an object");
+    expect(() => js.smoothL1({ sigma: 3, beta: 1 })).toThrow('smoothL1: unknown option "beta"');
+    const x = tensor([0.5, -0.5]);
+    const t = tensor([1, 0]);
+    expect(() => js.sigmoidFocalLoss(x, t, "mean")).toThrow(
+      'sigmoidFocalLoss: options must be an object such as { alpha: … } (keys: alpha, gamma, reduction), got the string "mean"',
+    );
+    expect(() =>
+      js.softmaxFocalLoss(tensor([[1, 2]]), tensor([0], { dtype: "int32" }), { reduce: "sum" }),
+    ).toThrow('softmaxFocalLoss: unknown option "reduce"');
+  });
+});
