@@ -42,7 +42,7 @@ export function binary(
 export function gradMul(g: TensorLike, d: TensorLike): Tensor {
   const [out, x, y] = binary("gradMul", "a === 0 ? 0 : a * b", g, d);
   // ∂/∂g is d, ∂/∂d is g (0 where g = 0, as the value is constant there).
-  return record("gradMul", out, [x, y], [(u) => gradMul(u, y), (u) => gradMul(u, x)]);
+  return record("gradMul", out, [x, y], [(u) => gradMul(u, y), (u) => gradMul(u, x)], [[y], [x]]);
 }
 
 /**
@@ -60,6 +60,7 @@ export function gradDiv(g: TensorLike, d: TensorLike): Tensor {
     out,
     [x, y],
     [(u) => gradDiv(u, y), (u) => neg(gradDiv(gradMul(u, out), y))],
+    [[y], [out, y]],
   );
 }
 
@@ -71,13 +72,13 @@ export function gradDiv(g: TensorLike, d: TensorLike): Tensor {
  */
 export function add(a: TensorLike, b: TensorLike): Tensor {
   const [out, x, y] = binary("add", "a + b", a, b);
-  return record("add", out, [x, y], [(g) => g, (g) => g]);
+  return record("add", out, [x, y], [(g) => g, (g) => g], [[], []]);
 }
 
 /** `a - b`, broadcasting. @example sub(1, p) */
 export function sub(a: TensorLike, b: TensorLike): Tensor {
   const [out, x, y] = binary("sub", "a - b", a, b);
-  return record("sub", out, [x, y], [(g) => g, (g) => neg(g)]);
+  return record("sub", out, [x, y], [(g) => g, (g) => neg(g)], [[], []]);
 }
 
 /** The product of two int32 values wrapped to 32 bits (two's complement), as PyTorch's int32 does. */
@@ -96,7 +97,7 @@ export function mul(a: TensorLike, b: TensorLike): Tensor {
     a,
     b,
   );
-  return record("mul", out, [x, y], [(g) => gradMul(g, y), (g) => gradMul(g, x)]);
+  return record("mul", out, [x, y], [(g) => gradMul(g, y), (g) => gradMul(g, x)], [[y], [x]]);
 }
 
 /** `a / b`, broadcasting; integer operands divide exactly into float32. @example div(x, 2) */
@@ -107,6 +108,7 @@ export function div(a: TensorLike, b: TensorLike): Tensor {
     out,
     [x, y],
     [(g) => gradDiv(g, y), (g) => neg(gradDiv(gradMul(g, out), y))],
+    [[y], [out, y]],
   );
 }
 
@@ -114,7 +116,7 @@ export function div(a: TensorLike, b: TensorLike): Tensor {
 export function neg(x: Tensor): Tensor {
   checkNumeric("neg", "x", x);
   const out = elementwise("-a", [x], x.shape, x.dtype);
-  return record("neg", out, [x], [(g) => neg(g)]);
+  return record("neg", out, [x], [(g) => neg(g)], [[]]);
 }
 
 /**
@@ -208,7 +210,7 @@ export function square(x: Tensor): Tensor {
   checkNumeric("square", "x", x);
   const expr = x.dtype === "int32" ? int32Product("a", "a") : "a * a";
   const out = elementwise(expr, [x], x.shape, x.dtype);
-  return record("square", out, [x], [(g) => gradMul(g, mul(x, 2))]);
+  return record("square", out, [x], [(g) => gradMul(g, mul(x, 2))], [[x]]);
 }
 
 /**
