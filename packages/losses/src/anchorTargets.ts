@@ -2,7 +2,7 @@
 
 import { boxIou, cast, gather, isFloat, type Tensor, tensor } from "@focalgrad/core";
 import { type BoxCoder, cornerBoxCoder } from "./boxCoder.js";
-import { checkTensorArg, describeTensor } from "./common.js";
+import { checkBoxValues, checkTensorArg, describeTensor } from "./common.js";
 
 /** The ground truth of one image: `boxes [K, 4]` (x1, y1, x2, y2, pixels) and int32 `labels [K]`. */
 export interface Annotation {
@@ -111,23 +111,8 @@ function checkAnnotation(annotation: unknown, image: number, numClasses: number)
   if (labels.shape[0] !== count) {
     throw new Error(`${op}: ${where} has ${count} boxes but ${labels.shape[0]} labels`);
   }
-  const b = boxes.data;
+  checkBoxValues(op, `${where}.boxes`, boxes, true);
   for (let k = 0; k < count; k++) {
-    const [x1, y1, x2, y2] = [b[4 * k], b[4 * k + 1], b[4 * k + 2], b[4 * k + 3]];
-    if (
-      !(
-        Number.isFinite(x1) &&
-        Number.isFinite(y1) &&
-        Number.isFinite(x2) &&
-        Number.isFinite(y2) &&
-        x2 > x1 &&
-        y2 > y1
-      )
-    ) {
-      throw new Error(
-        `${op}: ${where}.boxes[${k}] must be finite with x2 > x1 and y2 > y1, got [${x1}, ${y1}, ${x2}, ${y2}]`,
-      );
-    }
     const label = labels.data[k];
     if (!(label >= 0 && label < numClasses)) {
       throw new Error(
@@ -223,14 +208,8 @@ export function anchorTargets(
   const counts = annotations.map((a, i) => checkAnnotation(a, i, numClasses));
 
   const n = anchors.shape[0];
+  checkBoxValues(op, "anchors", anchors, true);
   const anchorData = anchors.data;
-  for (let i = 0; i < anchorData.length; i++) {
-    if (!Number.isFinite(anchorData[i])) {
-      throw new Error(
-        `${op}: anchors must be finite, got ${anchorData[i]} in row ${Math.floor(i / 4)}`,
-      );
-    }
-  }
   const anchors64 = anchors.dtype === "float64" ? anchors : cast(anchors, "float64");
   const labelColumns = numClasses + 1;
   const allocate = (size: number) =>
@@ -263,10 +242,13 @@ export function anchorTargets(
           for (let a = 0; a < n; a++) if (iou[a * count + j] === highest) state[a] = 1;
         }
       }
-      const targets = coder.encode(
-        anchors64,
-        gather(boxes64, tensor(best, { dtype: "int32" }), 0),
-      ).data;
+      const encoded = coder.encode(anchors64, gather(boxes64, tensor(best, { dtype: "int32" }), 0));
+      if (encoded.rank !== 2 || encoded.shape[0] !== n || encoded.shape[1] !== 4) {
+        throw new Error(
+          `${op}: boxCoder.encode must return [N, 4] = [${n}, 4] for anchors [${n}, 4], got ${describeTensor(encoded)}`,
+        );
+      }
+      const targets = encoded.data;
       for (let a = 0; a < n; a++) {
         const row = regressionBase + a * 5;
         for (let c = 0; c < 4; c++) regression[row + c] = targets[a * 4 + c];
