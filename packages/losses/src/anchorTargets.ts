@@ -112,8 +112,9 @@ function checkAnnotation(annotation: unknown, image: number, numClasses: number)
     throw new Error(`${op}: ${where} has ${count} boxes but ${labels.shape[0]} labels`);
   }
   checkBoxValues(op, `${where}.boxes`, boxes, true);
+  const labelData = labels.read();
   for (let k = 0; k < count; k++) {
-    const label = labels.data[k];
+    const label = labelData[k];
     if (!(label >= 0 && label < numClasses)) {
       throw new Error(
         `${op}: ${where}.labels[${k}] must lie in [0, ${numClasses}) (numClasses ${numClasses}), got ${label}`,
@@ -209,7 +210,7 @@ export function anchorTargets(
 
   const n = anchors.shape[0];
   checkBoxValues(op, "anchors", anchors, true);
-  const anchorData = anchors.data;
+  const anchorData = anchors.read();
   const anchors64 = anchors.dtype === "float64" ? anchors : cast(anchors, "float64");
   const labelColumns = numClasses + 1;
   const allocate = (size: number) =>
@@ -223,8 +224,9 @@ export function anchorTargets(
     const count = counts[image];
     if (count > 0) {
       const { boxes, labels: classes } = annotations[image];
+      const classOf = classes.read();
       const boxes64 = boxes.dtype === "float64" ? boxes : cast(boxes, "float64");
-      const iou = boxIou(anchors64, boxes64).data; // [N, K]
+      const iou = boxIou(anchors64, boxes64).read(); // [N, K]
       const best = new Int32Array(n);
       const state = new Int8Array(n);
       for (let a = 0; a < n; a++) {
@@ -248,13 +250,13 @@ export function anchorTargets(
           `${op}: boxCoder.encode must return [N, 4] = [${n}, 4] for anchors [${n}, 4], got ${describeTensor(encoded)}`,
         );
       }
-      const targets = encoded.data;
+      const targets = encoded.read();
       for (let a = 0; a < n; a++) {
         const row = regressionBase + a * 5;
         for (let c = 0; c < 4; c++) regression[row + c] = targets[a * 4 + c];
         regression[row + 4] = state[a];
         labels[labelBase + a * labelColumns + numClasses] = state[a];
-        if (state[a] === 1) labels[labelBase + a * labelColumns + classes.data[best[a]]] = 1;
+        if (state[a] === 1) labels[labelBase + a * labelColumns + classOf[best[a]]] = 1;
       }
     }
     const shape = shapes[image];

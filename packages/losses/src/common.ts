@@ -171,7 +171,7 @@ export function checkBoxValues(
   boxes: Tensor,
   positiveSize: boolean,
 ): void {
-  const data = boxes.data;
+  const data = boxes.read();
   for (let i = 0; i < data.length; i += 4) {
     const [x1, y1, x2, y2] = [data[i], data[i + 1], data[i + 2], data[i + 3]];
     const finite =
