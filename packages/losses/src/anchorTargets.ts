@@ -1,6 +1,6 @@
 /** Training targets in keras-retinanet's layout: each anchor matched to a ground-truth box by IoU. */
 
-import { boxIou, cast, gather, isFloat, type Tensor, tensor } from "@focalgrad/core";
+import { boxIou, cast, gather, isFloat, noGrad, type Tensor, tensor } from "@focalgrad/core";
 import { type BoxCoder, cornerBoxCoder } from "./boxCoder.js";
 import { checkBoxValues, checkTensorArg, describeTensor } from "./common.js";
 
@@ -159,6 +159,15 @@ function checkAnnotation(annotation: unknown, image: number, numClasses: number)
  * const loss = add(focal()(labels, classification), smoothL1()(regression, boxDeltas));
  */
 export function anchorTargets(
+  anchors: Tensor,
+  annotations: readonly Annotation[],
+  options: AnchorTargetOptions,
+): AnchorTargets {
+  // Targets are data: nothing here is recorded for autograd, whatever the inputs require.
+  return noGrad(() => buildTargets(anchors, annotations, options));
+}
+
+function buildTargets(
   anchors: Tensor,
   annotations: readonly Annotation[],
   options: AnchorTargetOptions,
