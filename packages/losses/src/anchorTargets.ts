@@ -163,7 +163,7 @@ export function anchorTargets(
   annotations: readonly Annotation[],
   options: AnchorTargetOptions,
 ): AnchorTargets {
-  // Targets are data: nothing here is recorded for autograd, whatever the inputs require.
+  // Targets are data: boxes that happen to require a gradient must not grow a graph here.
   return noGrad(() => buildTargets(anchors, annotations, options));
 }
 

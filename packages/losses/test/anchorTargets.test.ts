@@ -184,15 +184,6 @@ describe("anchorTargets: matching, labels and regression targets", () => {
     expect(row(regression, 1, 1)).toEqual([0, 0, 0, 0, 1]);
   });
 
-  it("targets are data: no gradient is recorded, even from boxes that require one", () => {
-    const boxes = tensor([[0, 0, 10, 5]], { dtype: "float64", requiresGrad: true });
-    const { labels, regression } = anchorTargets(unit, [{ boxes, labels: int32([0]) }], {
-      numClasses: 1,
-      ...wide,
-    });
-    expect([labels.requiresGrad, regression.requiresGrad]).toEqual([false, false]);
-  });
-
   it("float32 targets are the float64 ones rounded once", () => {
     const anchors = anchorsFor([48, 48], { levels: [3, 4], dtype: "float64" });
     const ann = [
