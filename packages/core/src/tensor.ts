@@ -187,6 +187,11 @@ export class Tensor<D extends DType = DType> {
     return this.storage !== null && this.storage.exposed;
   }
 
+  /** @internal Whether `other` is this tensor or shares its memory (a view, a detached copy). */
+  sharesMemoryWith(other: Tensor): boolean {
+    return other === this || (this.storage !== null && this.storage === other.storage);
+  }
+
   /** @internal A tensor of `shape` over the same storage (a view: `reshape`, `detach`). */
   view<S extends Shape>(shape: S): Tensor<D> {
     return new Tensor(this.realise(), shape, this.dtype);
