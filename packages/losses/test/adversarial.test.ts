@@ -84,46 +84,45 @@ for (const [name, make] of [
         ["small", 1, 1],
         ["large (fused)", 9000, 20000],
       ] as const) {
-        it(`alpha 1: background and negative anchors at p = 0 weigh 0, ${dtype}, ${size}`, () => {
-          // Positives at p = 0.5 (weight alpha = 1), background at p = 0 and negative objects at
-          // p = 0 (weight 1 − alpha = 0, times 0^0.5 whose slope is infinite). Normaliser: 2k
-          // objects. Loss = k · term / 2k; the positives' gradient −slope / 2k; the others 0.
-          const r = evaluate(
-            make({ alpha: 1, gamma: 0.5 }),
-            [
-              { p: 0.5, label: 1, state: 1, count: k },
-              { p: 0, label: 0, state: 0, count: m },
-              { p: 0, label: 0, state: 1, count: k },
-            ],
-            dtype,
-          );
-          expect(r.allFinite).toBe(true);
-          expect(r.uniform).toBe(true);
-          expectClose(r.value, term / 2, dtype);
-          expectClose(r.firsts[0], -slope / (2 * k), dtype);
-          expectClose(r.firsts[1], 0, dtype);
-          expectClose(r.firsts[2], 0, dtype);
-        });
-
-        it(`alpha 0: positives at p = 1 weigh 0, ${dtype}, ${size}`, () => {
-          // Positives at p = 1 (weight alpha = 0, times (1 − 1)^0.5), background and negative
-          // objects at p = 0.5 (weight 1). Loss = (m + k) · term / 2k; gradients 0 and slope / 2k.
-          const r = evaluate(
-            make({ alpha: 0, gamma: 0.5 }),
-            [
-              { p: 1, label: 1, state: 1, count: k },
-              { p: 0.5, label: 0, state: 0, count: m },
-              { p: 0.5, label: 0, state: 1, count: k },
-            ],
-            dtype,
-          );
-          expect(r.allFinite).toBe(true);
-          expect(r.uniform).toBe(true);
-          expectClose(r.value, ((m + k) * term) / (2 * k), dtype);
-          expectClose(r.firsts[0], 0, dtype);
-          expectClose(r.firsts[1], slope / (2 * k), dtype);
-          expectClose(r.firsts[2], slope / (2 * k), dtype);
-        });
+        // alpha 1: positives at p = 0.5 (weight alpha = 1); background and negative objects at
+        // p = 0 (weight 1 − alpha = 0, times 0^0.5 whose slope is infinite). Normaliser: 2k
+        // objects. Loss = k · term / 2k; the positives' gradient −slope / 2k; the others 0.
+        // alpha 0: positives at p = 1 (weight alpha = 0, times (1 − 1)^0.5); background and
+        // negative objects at p = 0.5 (weight 1). Loss = (m + k) · term / 2k; gradients 0 and
+        // slope / 2k.
+        const cases = [
+          {
+            alpha: 1,
+            at: [0.5, 0, 0],
+            value: term / 2,
+            gradients: [-slope / (2 * k), 0, 0],
+          },
+          {
+            alpha: 0,
+            at: [1, 0.5, 0.5],
+            value: ((m + k) * term) / (2 * k),
+            gradients: [0, slope / (2 * k), slope / (2 * k)],
+          },
+        ];
+        for (const { alpha, at, value, gradients } of cases) {
+          it(`alpha ${alpha}, the zero-weight anchors at p = ${at[alpha === 1 ? 1 : 0]}, ${dtype}, ${size}`, () => {
+            const r = evaluate(
+              make({ alpha, gamma: 0.5 }),
+              [
+                { p: at[0], label: 1, state: 1, count: k },
+                { p: at[1], label: 0, state: 0, count: m },
+                { p: at[2], label: 0, state: 1, count: k },
+              ],
+              dtype,
+            );
+            expect(r.allFinite).toBe(true);
+            expect(r.uniform).toBe(true);
+            expectClose(r.value, value, dtype);
+            gradients.forEach((g, i) => {
+              expectClose(r.firsts[i], g, dtype);
+            });
+          });
+        }
       }
     }
   });
@@ -162,21 +161,16 @@ describe("probabilities at the edges (gamma 2): finite everywhere, the same smal
   it("focalFromLogits and sigmoidFocalLoss at logits ±1e4 and 0: finite, the same small and large", () => {
     for (const dtype of dtypes) {
       const logits = [-1e4, -30, 0, 30, 1e4];
-      const small = evaluate(
-        focalFromLogits({ alpha: 0.25, gamma: 2 }),
-        logits.flatMap((p) => [
-          { p, label: 1, state: 1, count: 1 },
-          { p, label: 0, state: 0, count: 1 },
-        ]),
-        dtype,
-      );
-      const large = evaluate(
-        focalFromLogits({ alpha: 0.25, gamma: 2 }),
-        logits.flatMap((p) => [
-          { p, label: 1, state: 1, count: 2000 },
-          { p, label: 0, state: 0, count: 2000 },
-        ]),
-        dtype,
+      // 10 groups of 2000 anchors: 20 000, above the fusion threshold.
+      const [small, large] = [1, 2000].map((count) =>
+        evaluate(
+          focalFromLogits({ alpha: 0.25, gamma: 2 }),
+          logits.flatMap((p) => [
+            { p, label: 1, state: 1, count },
+            { p, label: 0, state: 0, count },
+          ]),
+          dtype,
+        ),
       );
       expect(small.allFinite && large.allFinite && Number.isFinite(small.value)).toBe(true);
       expectClose(large.value, small.value, dtype);
