@@ -5,7 +5,9 @@ import { describe, expect, it } from "vitest";
 import type { Tensor } from "../../src/index.js";
 import * as F from "../../src/index.js";
 import { gradDiv, gradMul } from "../../src/ops/arithmetic.js";
-import { onPath, paths } from "./paths.js";
+import { withFusion } from "../../src/testing/index.js";
+
+const modes = ["opByOp", "fused"] as const;
 
 const f64 = (values: number[]) => F.tensor(values, { dtype: "float64", requiresGrad: true });
 
@@ -32,10 +34,10 @@ const singular: [string, (x: Tensor) => Tensor, number][] = [
 ];
 
 describe("an exactly-zero upstream gradient gives an exactly-zero gradient", () => {
-  for (const path of paths) {
+  for (const mode of modes) {
     for (const [name, f, at] of singular) {
-      it(`${name}, ${path}`, () => {
-        onPath(path, () => {
+      it(`${name}, ${mode}`, () => {
+        withFusion(mode, () => {
           // d/dx [0 · f(x)] = 0 for every x: the term is identically 0.
           const zero = gradientOf(f, f64([at, at]), 0);
           expect(zero.every((v) => v === 0)).toBe(true);
@@ -50,8 +52,8 @@ describe("an exactly-zero upstream gradient gives an exactly-zero gradient", () 
     const d2 = F.grad((x: Tensor) =>
       F.sum(F.grad((v: Tensor) => F.sum(F.mul(0, F.pow(v, 0.5))))(x) as Tensor),
     );
-    for (const path of paths) {
-      onPath(path, () => {
+    for (const mode of modes) {
+      withFusion(mode, () => {
         expect([...(d2(f64([0, 0])) as Tensor).read()]).toEqual([0, 0]);
       });
     }
@@ -82,8 +84,8 @@ describe("an exactly-zero upstream gradient gives an exactly-zero gradient", () 
 describe("logSoftmax does not round the log-sum-exp before subtracting", () => {
   it("float32 logSoftmax([1e4, 1e4, 0]) is [-ln 2, -ln 2, -1e4 - ln 2]", () => {
     // log(e^0 + e^0 + e^−1e4) = ln 2 = 0.6931472 after the shift by the maximum 1e4.
-    for (const path of paths) {
-      onPath(path, () => {
+    for (const mode of modes) {
+      withFusion(mode, () => {
         const out = F.logSoftmax(F.tensor([1e4, 1e4, 0])).read();
         expect(out[0]).toBe(Math.fround(-Math.LN2));
         expect(out[1]).toBe(Math.fround(-Math.LN2));
@@ -121,8 +123,8 @@ describe("overflow in the unselected branch of a where", () => {
     // smoothL1's shape: where(|d| < 1, 0.5 d², |d| − 0.5). At d = 3e38 the quadratic branch is
     // not selected; its rule computes 2d = 6e38, which overflows float32. The gradient is
     // sign(d) = 1 from the linear branch.
-    for (const path of paths) {
-      onPath(path, () => {
+    for (const mode of modes) {
+      withFusion(mode, () => {
         const d = F.tensor([3e38, -3e38, 0.5], { requiresGrad: true });
         const a = F.abs(d);
         F.sum(F.where(F.less(a, 1), F.mul(0.5, F.pow(a, 2)), F.sub(a, 0.5))).backward();
@@ -140,9 +142,9 @@ describe("int32 arithmetic wraps as two's complement (PyTorch's int32)", () => {
   // An independent oracle: the exact product reduced modulo 2^32 with BigInt.
   const wrap = (v: bigint) => Number(BigInt.asIntN(32, v));
 
-  for (const path of paths) {
-    it(`add, sub, mul, neg, abs, square, pow and sum wrap, ${path}`, () => {
-      onPath(path, () => {
+  for (const mode of modes) {
+    it(`add, sub, mul, neg, abs, square, pow and sum wrap, ${mode}`, () => {
+      withFusion(mode, () => {
         expect(F.add(i32([max]), 1).toArray()).toEqual([min]);
         expect(F.sub(i32([min]), 1).toArray()).toEqual([max]);
         // 123456789 · 987654321 = 121932631112635269, which is −67153019 modulo 2^32; a product
@@ -171,8 +173,8 @@ describe("int32 arithmetic wraps as two's complement (PyTorch's int32)", () => {
     const n = 2 ** 23;
     const x = F.full([n], max, { dtype: "int32" });
     expect(wrap(BigInt(n) * BigInt(max))).toBe(-(2 ** 23));
-    for (const path of paths) {
-      onPath(path, () => {
+    for (const mode of modes) {
+      withFusion(mode, () => {
         expect(F.sum(F.add(x, 0)).item()).toBe(-(2 ** 23));
       });
     }
