@@ -6,7 +6,7 @@ import { sqrt } from "../ops/math.js";
 import { mean } from "../ops/reduce.js";
 import { reshape } from "../ops/shape.js";
 import { checkFloat, checkOptions } from "../ops/util.js";
-import { formatShape } from "../shape.js";
+import { formatShape, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { writeInPlace } from "./inplace.js";
 import { Module } from "./module.js";
@@ -78,8 +78,7 @@ export class GroupNorm extends Module {
   forward(x: Tensor): Tensor {
     checkChannels("GroupNorm", x, this.numChannels);
     // The group size is spelt out: a -1 cannot be inferred from an empty batch.
-    const groupSize =
-      (this.numChannels / this.numGroups) * x.shape.slice(2).reduce((a, b) => a * b, 1);
+    const groupSize = (this.numChannels / this.numGroups) * sizeOf(x.shape.slice(2));
     const grouped = reshape(x, [x.shape[0], this.numGroups, groupSize]);
     const mu = mean(grouped, { axis: 2, keepdims: true });
     const centred = sub(grouped, mu);

@@ -192,8 +192,9 @@ function logSumExpOfCentred(centred: Tensor, axes: readonly number[]): Tensor {
 
 /**
  * `log(sum(exp(x)))` over `axis`, computed max-shifted so that it neither overflows nor underflows.
- * The log-sum-exp of no elements is −∞ (as in PyTorch); NaN propagates; a +∞ element gives +∞
- * (its gradient is NaN, as in PyTorch).
+ * The log-sum-exp of no elements is −∞ (as in PyTorch); NaN propagates; a +∞ element gives +∞,
+ * with gradient 0 where PyTorch gives NaN (the 1 / ∞ = 0 of the logarithm's derivative is an
+ * exactly-zero upstream for the exponential, see the README's gradient conventions).
  *
  * @example
  * logSumExp(tensor([1000, 1000])); // 1000.693…

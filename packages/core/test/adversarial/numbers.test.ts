@@ -115,6 +115,13 @@ describe("logSoftmax does not round the log-sum-exp before subtracting", () => {
       true,
     );
     expect(F.logSumExp(F.tensor([ninf, ninf])).item()).toBe(ninf);
+    // +∞: the value says so; the derivative of log at ∞ is 1 / ∞ = 0, an exactly-zero upstream
+    // for exp's rule at ∞, so the gradient is 0 (PyTorch: NaN), as the README documents.
+    const big = F.tensor([Number.POSITIVE_INFINITY, 0], { dtype: "float64", requiresGrad: true });
+    const lse = F.logSumExp(big);
+    lse.backward();
+    expect(lse.item()).toBe(Number.POSITIVE_INFINITY);
+    expect([...big.grad!.read()]).toEqual([0, 0]);
   });
 });
 
