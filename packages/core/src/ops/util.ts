@@ -1,6 +1,6 @@
 /** Argument checks and coercions shared by the ops, so that every error reads the same way. */
 
-import { type DType, isDType, isFloat } from "../dtype.js";
+import { type DType, isFloat } from "../dtype.js";
 import { Generator } from "../random.js";
 import { formatShape } from "../shape.js";
 import { Tensor } from "../tensor.js";
@@ -135,7 +135,6 @@ const optionKinds = {
   boolean: [(v) => typeof v === "boolean", "true or false"],
   string: [(v) => typeof v === "string", "a string"],
   // Axes are numbers here; normalizeAxes then says which integers are in range.
-  axis: [(v) => typeof v === "number", "an integer axis"],
   axes: [
     (v) => typeof v === "number" || (Array.isArray(v) && v.every((a) => typeof a === "number")),
     "an integer axis or an array of them",
@@ -151,20 +150,24 @@ const optionKinds = {
     (v) => Array.isArray(v) && v.length === 2 && v.every((a) => typeof a === "number"),
     "a pair [a, b] of numbers",
   ],
-  dtype: [(v) => isDType(v), 'one of "float32", "float64", "int32", "bool"'],
   floatDtype: [(v) => v === "float32" || v === "float64", '"float32" or "float64"'],
   tensor: [(v) => v instanceof Tensor, "a Tensor"],
   generator: [(v) => v instanceof Generator, "a Generator"],
   object: [
-    (v) => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Tensor),
+    (v) =>
+      typeof v === "object" &&
+      v !== null &&
+      !Array.isArray(v) &&
+      !ArrayBuffer.isView(v) &&
+      !(v instanceof Tensor),
     "an object",
   ],
-  function: [(v) => typeof v === "function", "a function"],
+  // For options whose values the op checks itself, with a message of its own.
   any: [() => true, "anything"],
 } satisfies Record<string, readonly [(v: unknown) => boolean, string]>;
 
-/** What an option may hold: a kind from the table above, or a list of allowed values. */
-export type OptionKind = keyof typeof optionKinds | readonly (string | number | boolean)[];
+/** What an option may hold: one of the kinds of the table above. */
+export type OptionKind = keyof typeof optionKinds;
 
 /**
  * Validates an options object at run time, for callers in plain JavaScript: `options` must be
@@ -183,7 +186,7 @@ export function checkOptions<T extends object>(
   if (options === undefined) return {} as T;
   const keys = Object.keys(spec);
   const example = keys.length > 0 ? ` such as { ${keys[0]}: … }` : "";
-  if (!optionKinds.object[0](options) || Object.getPrototypeOf(options) === Array.prototype) {
+  if (!optionKinds.object[0](options)) {
     throw new Error(
       `${op}: options must be an object${example} (keys: ${keys.join(", ")}), got ${describeValue(options)}`,
     );
@@ -195,13 +198,7 @@ export function checkOptions<T extends object>(
       );
     }
     if (value === undefined) continue;
-    const kind = (spec as Record<string, OptionKind>)[key];
-    const [ok, expected] = Array.isArray(kind)
-      ? [
-          (v: unknown) => kind.includes(v as string),
-          kind.map((v) => JSON.stringify(v)).join(" or "),
-        ]
-      : optionKinds[kind as keyof typeof optionKinds];
+    const [ok, expected] = optionKinds[(spec as Record<string, OptionKind>)[key]];
     if (!ok(value)) {
       throw new Error(`${op}: option ${key} must be ${expected}, got ${describeValue(value)}`);
     }

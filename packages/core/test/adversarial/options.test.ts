@@ -30,6 +30,7 @@ describe("checkOptions", () => {
       "op: options must be an object such as { axis: … } (keys: axis, keepdims), got an array [0]",
     );
     expect(bad(x)).toThrow("got a float32 tensor of shape [2, 3]");
+    expect(bad(new Float32Array(2))).toThrow("got a Float32Array");
     expect(bad(null)).toThrow("got null");
     expect(bad("axis")).toThrow('got the string "axis"');
     expect(bad({ axes: 0 })).toThrow('op: unknown option "axes" (expected axis, keepdims)');
