@@ -192,9 +192,10 @@ function orderByScore(op: string, boxes: Tensor, scores: Tensor): Int32Array {
  * every box whose IoU with an already kept box is greater than `iouThreshold` (a box exactly at
  * the threshold is kept). Returns the int32 indices of the kept boxes, by decreasing score.
  *
- * Equal scores are visited in index order (as a stable sort gives; torchvision's CPU kernel uses an
- * unstable sort, so its order among ties is unspecified). The IoU is computed in the boxes' own
- * precision, as torchvision does, so float32 boxes exactly at the threshold are decided the same.
+ * Equal scores are visited in index order, the lower index first, as current torchvision does
+ * (it sorts the scores stably; releases before that used an unstable sort, whose order among ties
+ * was unspecified). The IoU is computed in the boxes' own precision, as torchvision does, so
+ * float32 boxes exactly at the threshold are decided the same.
  * NaN scores and malformed boxes are errors. No gradient.
  *
  * @example
