@@ -186,15 +186,15 @@ function walk(root: Tensor, upstream: Tensor, options: WalkOptions): Map<Tensor,
       if (destination !== undefined) {
         // Scatter straight into the existing gradient: no buffer of our own at all.
         if (total !== undefined) addInPlace(destination, total);
-        for (const s of pendingScatters) s.addInto(destination.data, false);
+        for (const s of pendingScatters) s.addInto(destination.writable(), false);
         grads.set(t, destination);
         return destination;
       }
       let zero = false;
-      if (total !== undefined && owned.has(total) && !total.isPending) buffer = total.data;
+      if (total !== undefined && owned.has(total) && !total.isPending) buffer = total.writable();
       else {
         buffer = allocate(t.dtype, t.size);
-        if (total !== undefined) buffer.set(total.data);
+        if (total !== undefined) buffer.set(total.read());
         else zero = true;
       }
       // The largest scatter first: into a fresh zero buffer it may store instead of adding.

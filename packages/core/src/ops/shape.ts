@@ -18,7 +18,7 @@ import { checkInteger, checkTensor } from "./util.js";
 
 /** @internal The same tensor as a new graph node: how `grad` watches an argument. */
 export function identity(x: Tensor): Tensor {
-  const out = new Tensor(x.data, x.shape, x.dtype);
+  const out = x.view(x.shape);
   return record("identity", out, [x], [(g) => g]);
 }
 
@@ -52,7 +52,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     );
   }
   if (shapesEqual(target, x.shape)) return x;
-  const out = new Tensor(x.data, target, x.dtype);
+  const out = x.view(target);
   return record("reshape", out, [x], [(g) => reshape(g, x.shape)]);
 }
 
@@ -74,7 +74,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const shape = axes.map((a) => x.shape[a]);
   const strides = stridesOf(x.shape);
   const out = allocate(x.dtype, x.size);
-  strided("a", out, shape, [{ data: x.data, strides: axes.map((a) => strides[a]), offset: 0 }]);
+  strided("a", out, shape, [{ data: x.read(), strides: axes.map((a) => strides[a]), offset: 0 }]);
   const inverse = new Array<number>(axes.length);
   axes.forEach((a, i) => {
     inverse[a] = i;
@@ -192,7 +192,7 @@ export function slice(x: Tensor, begin: readonly number[], size: readonly number
   let result = lazyView(x, shape, strides, offset);
   if (result === null) {
     const out = allocate(x.dtype, sizeOf(shape));
-    strided("a", out, shape, [{ data: x.data, strides, offset }]);
+    strided("a", out, shape, [{ data: x.read(), strides, offset }]);
     result = new Tensor(out, shape, x.dtype);
   }
   const padding = begin.map((b, i): [number, number] => [b, x.shape[i] - b - shape[i]]);
@@ -223,7 +223,7 @@ export function pad(x: Tensor, padding: readonly (readonly [number, number])[], 
   const offset = padding.reduce((acc, [before], i) => acc + before * outStrides[i], 0);
   // Write x into the interior by reading the interior window of `out` as the destination.
   const interior = out.subarray(offset);
-  const src = x.data;
+  const src = x.read();
   scatterInto(interior, outStrides, x.shape, src);
   const begin = padding.map(([before]) => before);
   return record("pad", new Tensor(out, shape, x.dtype), [x], [(g) => slice(g, begin, x.shape)]);
@@ -297,7 +297,7 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   for (const t of tensors) {
     const chunk = t.shape[ax] * inner;
     for (let o = 0; o < outer; o++)
-      out.set(t.data.subarray(o * chunk, (o + 1) * chunk), o * rowLength + start);
+      out.set(t.read().subarray(o * chunk, (o + 1) * chunk), o * rowLength + start);
     start += chunk;
   }
   const result = new Tensor(out, shape, first.dtype);
