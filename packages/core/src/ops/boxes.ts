@@ -27,7 +27,7 @@ function checkBoxes(op: string, name: string, boxes: Tensor, leading = false): v
       `${op}: ${name} must have shape ${leading ? "[..., 4]" : "[N, 4]"} (x1, y1, x2, y2 per box), got ${describe(boxes)}`,
     );
   }
-  const d = boxes.data;
+  const d = boxes.read();
   for (let i = 0; i < d.length; i += 4) {
     const [x1, y1, x2, y2] = [d[i], d[i + 1], d[i + 2], d[i + 3]];
     const problem = !(
@@ -176,7 +176,7 @@ function orderByScore(op: string, boxes: Tensor, scores: Tensor): Int32Array {
       `${op}: scores must have shape [${n}] (one per box of boxes ${formatShape(boxes.shape)}), got ${describe(scores)}`,
     );
   }
-  const s = scores.data;
+  const s = scores.read();
   for (let i = 0; i < n; i++) {
     if (Number.isNaN(s[i])) {
       throw new Error(`${op}: scores[${i}] is NaN; every box needs a score to be ranked by`);
@@ -206,7 +206,7 @@ export function nms(boxes: Tensor, scores: Tensor, iouThreshold: number): Tensor
   checkBoxes("nms", "boxes", boxes);
   const order = orderByScore("nms", boxes, scores);
   checkIouThreshold("nms", iouThreshold);
-  const kept = suppress(boxes.data, order, null, iouThreshold, boxes.dtype === "float32");
+  const kept = suppress(boxes.read(), order, null, iouThreshold, boxes.dtype === "float32");
   return new Tensor(kept, [kept.length], "int32");
 }
 
@@ -237,9 +237,9 @@ export function batchedNms(
   }
   checkIouThreshold("batchedNms", iouThreshold);
   const kept = suppress(
-    boxes.data,
+    boxes.read(),
     order,
-    classes.data as Int32Array,
+    classes.read() as Int32Array,
     iouThreshold,
     boxes.dtype === "float32",
   );

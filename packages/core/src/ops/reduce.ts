@@ -228,7 +228,7 @@ function argExtremum(
   const outer = sizeOf(shape.slice(0, before));
   const inner = sizeOf(shape.slice(after));
   const out = new Int32Array(outer * inner);
-  argReduce(kind, x.data, outer, length, inner, out);
+  argReduce(kind, x.read(), outer, length, inner, out);
   const outShape = x.rank === 0 ? [] : resultShape(x.shape, axes, keepdims);
   return new Tensor(out, outShape, "int32");
 }
@@ -265,7 +265,7 @@ function scan(x: Tensor, ax: number, reverse: boolean): Tensor {
   const out = allocate(dtype, x.size);
   const outer = sizeOf(shape.slice(0, ax));
   const inner = sizeOf(shape.slice(ax + 1));
-  cumulativeSum(x.data, outer, shape[ax], inner, reverse, out);
+  cumulativeSum(x.read(), outer, shape[ax], inner, reverse, out);
   return record("cumsum", new Tensor(out, x.shape, dtype), [x], [(g) => scan(g, ax, !reverse)]);
 }
 

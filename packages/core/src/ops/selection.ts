@@ -401,7 +401,7 @@ function alongLayout(op: string, shape: Shape, indices: Tensor, axis: number) {
   }
   checkIndices(
     op,
-    indices.data as Int32Array,
+    indices.read() as Int32Array,
     shape[ax],
     `axis ${ax} of shape ${formatShape(shape)}`,
   );
@@ -433,7 +433,7 @@ export function takeAlongAxis(x: Tensor, indices: Tensor, axis: number): Tensor 
     axis,
   );
   const out = allocate(x.dtype, indices.size);
-  gatherAlong(x.data, indices.data as Int32Array, outer, axisSize, count, inner, out);
+  gatherAlong(x.read(), indices.read() as Int32Array, outer, axisSize, count, inner, out);
   return record(
     "takeAlongAxis",
     new Tensor(out, indices.shape, x.dtype),
@@ -470,7 +470,7 @@ export function scatterAlongAxis(
     axis,
   );
   const out = allocate(updates.dtype, sizeOf(shape));
-  scatterAddAlong(updates.data, indices.data as Int32Array, outer, axisSize, count, inner, out);
+  scatterAddAlong(updates.read(), indices.read() as Int32Array, outer, axisSize, count, inner, out);
   return record(
     "scatterAlongAxis",
     new Tensor(out, shape, updates.dtype),
@@ -494,7 +494,7 @@ export function oneHot(
   options: { dtype?: DType } = {},
 ): Tensor {
   checkInt32("oneHot", "indices", indices);
-  const index = indices.data as Int32Array;
+  const index = indices.read() as Int32Array;
   let classes = numClasses;
   if (classes === undefined) {
     if (index.length === 0) {
