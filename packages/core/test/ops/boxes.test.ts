@@ -243,6 +243,43 @@ describe("boxIou", () => {
   });
 });
 
+describe("generalizedBoxIou and clipBoxes on pending inputs", () => {
+  it("give below and above the fusion threshold what plain double arithmetic gives", () => {
+    for (const n of [100, 4096]) {
+      const raw = new Float64Array(4 * n);
+      for (let i = 0; i < n; i++) {
+        const x = ((i * 7) % 97) - 10;
+        raw.set([x, -5 + (i % 3), x + 4 + (i % 5), 50 + (i % 30)], 4 * i);
+      }
+      const boxes = add(tensor(raw, { shape: [n, 4], dtype: "float64" }), 0);
+      expect(boxes.isPending).toBe(4 * n >= 16384);
+      const clipped = clipBoxes(boxes, [60, 80]);
+      const limits = [80, 60, 80, 60];
+      const want = Array.from(raw, (v, k) => Math.min(Math.max(v, 0), limits[k % 4]));
+      expect(Array.from(clipped.data)).toEqual(want);
+      // GIoU against one box: IoU − (hull − union) / hull, pair by pair in doubles.
+      const q = [0, 0, 30, 40];
+      const giou = generalizedBoxIou(
+        add(tensor(raw, { shape: [n, 4], dtype: "float64" }), 0),
+        f64([q]),
+      );
+      let worst = 0;
+      for (let i = 0; i < n; i++) {
+        const p = raw.subarray(4 * i, 4 * i + 4);
+        const inter =
+          Math.max(0, Math.min(p[2], q[2]) - Math.max(p[0], q[0])) *
+          Math.max(0, Math.min(p[3], q[3]) - Math.max(p[1], q[1]));
+        const union = (p[2] - p[0]) * (p[3] - p[1]) + 30 * 40 - inter;
+        const hull =
+          (Math.max(p[2], q[2]) - Math.min(p[0], q[0])) *
+          (Math.max(p[3], q[3]) - Math.min(p[1], q[1]));
+        worst = Math.max(worst, Math.abs(giou.data[i] - (inter / union - (hull - union) / hull)));
+      }
+      expect(worst).toBeLessThanOrEqual(1e-14);
+    }
+  });
+});
+
 describe("generalizedBoxIou", () => {
   it("matches values worked by hand", () => {
     // GIoU = IoU − (area(C) − union) / area(C), C the enclosing box.

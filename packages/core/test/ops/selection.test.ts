@@ -3,6 +3,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  add,
   argwhere,
   equal,
   gather,
@@ -590,6 +591,41 @@ describe("takeAlongAxis and scatterAlongAxis", () => {
     expect(() => scatterAlongAxis(int32([0]), f64([1, 2]), 0, [3])).toThrow(
       "scatterAlongAxis: updates must have the shape of indices [1], got float64 tensor of shape [2]",
     );
+  });
+});
+
+describe("takeAlongAxis and oneHot on pending inputs", () => {
+  it("give below and above the fusion threshold what they give on materialised inputs", () => {
+    for (const n of [1000, 20000]) {
+      const raw = Int32Array.from({ length: n }, (_, i) => (i * 31) % 7);
+      // int32 + int32 stays int32; pending from 16 384 elements on.
+      const labels = add(tensor(raw), tensor(0, { dtype: "int32" }));
+      expect(labels.isPending).toBe(n >= 16384);
+      const hot = oneHot(labels, 7);
+      const want = new Int32Array(7 * n);
+      raw.forEach((c, i) => {
+        want[7 * i + c] = 1;
+      });
+      expect(hot.data).toEqual(want);
+      // Each row of [n, 2] takes its second column when its label is odd.
+      const x = add(
+        tensor(
+          Float64Array.from({ length: 2 * n }, (_, i) => i),
+          { shape: [n, 2] },
+        ),
+        0,
+      );
+      expect(x.isPending).toBe(2 * n >= 16384);
+      const picked = takeAlongAxis(
+        x,
+        tensor(
+          Int32Array.from(raw, (c) => c % 2),
+          { shape: [n, 1] },
+        ),
+        1,
+      );
+      expect(Array.from(picked.data)).toEqual(Array.from(raw, (c, i) => 2 * i + (c % 2)));
+    }
   });
 });
 
