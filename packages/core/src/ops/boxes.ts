@@ -29,25 +29,21 @@ function checkBoxes(op: string, name: string, boxes: Tensor, leading = false): v
   }
   const d = boxes.read();
   for (let i = 0; i < d.length; i += 4) {
-    const [x1, y1, x2, y2] = [d[i], d[i + 1], d[i + 2], d[i + 3]];
-    const problem = !(
-      Number.isFinite(x1) &&
-      Number.isFinite(y1) &&
-      Number.isFinite(x2) &&
-      Number.isFinite(y2)
-    )
+    const finite =
+      Number.isFinite(d[i]) &&
+      Number.isFinite(d[i + 1]) &&
+      Number.isFinite(d[i + 2]) &&
+      Number.isFinite(d[i + 3]);
+    if (finite && d[i] <= d[i + 2] && d[i + 1] <= d[i + 3]) continue;
+    const problem = !finite
       ? "has a non-finite coordinate"
-      : x2 < x1
-        ? `has x2 < x1`
-        : y2 < y1
-          ? `has y2 < y1`
-          : null;
-    if (problem !== null) {
-      throw new Error(
-        `${op}: box ${i / 4} of ${name} (${formatShape(boxes.shape)}), [${x1}, ${y1}, ${x2}, ${y2}], ${problem}; ` +
-          "expected finite pixel coordinates x1, y1, x2, y2 with x1 <= x2 and y1 <= y2",
-      );
-    }
+      : d[i + 2] < d[i]
+        ? "has x2 < x1"
+        : "has y2 < y1";
+    throw new Error(
+      `${op}: box ${i / 4} of ${name} (${formatShape(boxes.shape)}), [${d.subarray(i, i + 4).join(", ")}], ${problem}; ` +
+        "expected finite pixel coordinates x1, y1, x2, y2 with x1 <= x2 and y1 <= y2",
+    );
   }
 }
 
