@@ -92,7 +92,13 @@ export function compile(program: Program, outType: string, mode: Mode, rowwise: 
   const rewind = lines((input, i) => (streamed(input) ? `base${i} -= s${i}[d] * shape[d];` : ""));
   // A value added up is the float32 value the tensor would hold; a store rounds by itself.
   const rounded = (name: string) => (isRaw(program.raw, name) ? `Math.fround(${name})` : name);
-  const result = mode === "store" || mode === "place" ? program.result : rounded(program.result);
+  // Placing into a zero buffer gives exactly what adding into it would: 0 + (-0) is +0.
+  const result =
+    mode === "store"
+      ? program.result
+      : mode === "place"
+        ? `${program.result} + 0`
+        : rounded(program.result);
   const update = mode === "place" ? "=" : "+=";
   let write: string;
   if (mode === "store") write = `out[first + j] = ${result};`;

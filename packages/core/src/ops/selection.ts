@@ -67,6 +67,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
     out,
     [cond, x, y],
     [null, (g) => where(cond, g, 0), (g) => where(cond, 0, g)],
+    [[], [cond], [cond]],
   );
 }
 

@@ -19,7 +19,7 @@ import { checkInteger, checkTensor } from "./util.js";
 /** @internal The same tensor as a new graph node: how `grad` watches an argument. */
 export function identity(x: Tensor): Tensor {
   const out = x.view(x.shape);
-  return record("identity", out, [x], [(g) => g]);
+  return record("identity", out, [x], [(g) => g], [[]]);
 }
 
 /**
@@ -53,7 +53,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   }
   if (shapesEqual(target, x.shape)) return x;
   const out = x.view(target);
-  return record("reshape", out, [x], [(g) => reshape(g, x.shape)]);
+  return record("reshape", out, [x], [(g) => reshape(g, x.shape)], [[]]);
 }
 
 /**
@@ -79,7 +79,13 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   axes.forEach((a, i) => {
     inverse[a] = i;
   });
-  return record("permute", new Tensor(out, shape, x.dtype), [x], [(g) => permute(g, inverse)]);
+  return record(
+    "permute",
+    new Tensor(out, shape, x.dtype),
+    [x],
+    [(g) => permute(g, inverse)],
+    [[]],
+  );
 }
 
 /**
@@ -154,7 +160,7 @@ export function broadcastTo(x: Tensor, shape: Shape): Tensor {
   // An elementwise copy, so that on large shapes it fuses into its consumer instead of filling memory.
   const out = elementwise("a", [x], shape, x.dtype);
   // The engine sums the gradient back to x's shape.
-  return record("broadcastTo", out, [x], [(g) => g]);
+  return record("broadcastTo", out, [x], [(g) => g], [[]]);
 }
 
 /**
@@ -196,7 +202,7 @@ export function slice(x: Tensor, begin: readonly number[], size: readonly number
     result = new Tensor(out, shape, x.dtype);
   }
   const padding = begin.map((b, i): [number, number] => [b, x.shape[i] - b - shape[i]]);
-  return record("slice", result, [x], [(g) => pad(g, padding)]);
+  return record("slice", result, [x], [(g) => pad(g, padding)], [[]]);
 }
 
 /**
@@ -226,7 +232,13 @@ export function pad(x: Tensor, padding: readonly (readonly [number, number])[], 
   const src = x.read();
   scatterInto(interior, outStrides, x.shape, src);
   const begin = padding.map(([before]) => before);
-  return record("pad", new Tensor(out, shape, x.dtype), [x], [(g) => slice(g, begin, x.shape)]);
+  return record(
+    "pad",
+    new Tensor(out, shape, x.dtype),
+    [x],
+    [(g) => slice(g, begin, x.shape)],
+    [[]],
+  );
 }
 
 /** Copies contiguous `src` of `shape` into `dest` laid out with `destStrides`. */
