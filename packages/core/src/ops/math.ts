@@ -131,7 +131,7 @@ function rounding(op: string, expr: string, x: Tensor): Tensor {
   checkNumeric(op, "x", x);
   if (!isFloat(x.dtype)) return x;
   const out = elementwise(expr, [x], x.shape, x.dtype);
-  return record(op, out, [x], [(g) => zerosLike(g)]);
+  return record(op, out, [x], [(g) => zerosLike(g)], [[]]);
 }
 
 /** The largest integer <= x, elementwise; gradient 0. @example floor(tensor([-1.5, 1.5])) // [-2, 1] */

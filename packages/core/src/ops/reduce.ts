@@ -266,7 +266,8 @@ function scan(x: Tensor, ax: number, reverse: boolean): Tensor {
   const outer = sizeOf(shape.slice(0, ax));
   const inner = sizeOf(shape.slice(ax + 1));
   cumulativeSum(x.read(), outer, shape[ax], inner, reverse, out);
-  return record("cumsum", new Tensor(out, x.shape, dtype), [x], [(g) => scan(g, ax, !reverse)]);
+  const result = new Tensor(out, x.shape, dtype);
+  return record("cumsum", result, [x], [(g) => scan(g, ax, !reverse)], [[]]);
 }
 
 /**

@@ -440,6 +440,7 @@ export function takeAlongAxis(x: Tensor, indices: Tensor, axis: number): Tensor 
     new Tensor(out, indices.shape, x.dtype),
     [x, indices],
     [(g) => scatterAlongAxis(indices, g, ax, x.shape), null],
+    [[indices], []],
   );
 }
 
@@ -477,6 +478,7 @@ export function scatterAlongAxis(
     new Tensor(out, shape, updates.dtype),
     [indices, updates],
     [null, (g) => takeAlongAxis(g, indices, ax)],
+    [[], [indices]],
   );
 }
 
