@@ -484,19 +484,26 @@ describe("meshgrid", () => {
   });
 
   it("is differentiable: each input's gradient sums over the other axes (float64)", () => {
+    const grid = (indexing: "ij" | "xy") => (x: Tensor, y: Tensor) => {
+      const [gx, gy] = meshgrid([x, y], { indexing });
+      return mul(gx, add(gy, gx));
+    };
+    const cases = fc.tuple(
+      floatTensor([2]),
+      floatTensor([3]),
+      fc.constantFrom("ij", "xy") as fc.Arbitrary<"ij" | "xy">,
+    );
     fc.assert(
-      fc.property(
-        fc.tuple(floatTensor([2]), floatTensor([3]), fc.constantFrom("ij", "xy")),
-        ([a, b, indexing]) => {
-          const grid = (x: Tensor, y: Tensor) => {
-            const [gx, gy] = meshgrid([x, y], { indexing: indexing as "ij" | "xy" });
-            return mul(gx, add(gy, gx));
-          };
-          assertGradcheck(grid, [a, b]);
-          assertGradgradcheck(grid, [a, b]);
-        },
-      ),
-      { numRuns: 30 },
+      fc.property(cases, ([a, b, indexing]) => {
+        assertGradcheck(grid(indexing), [a, b]);
+      }),
+      runs,
+    );
+    fc.assert(
+      fc.property(cases, ([a, b, indexing]) => {
+        assertGradgradcheck(grid(indexing), [a, b]);
+      }),
+      { numRuns: 20 },
     );
   });
 
@@ -540,14 +547,18 @@ describe("tile", () => {
     const x = tensor([0.5, -1], { dtype: "float64", requiresGrad: true });
     sum(tile(x, [3])).backward();
     expect(Array.from(x.grad!.data)).toEqual([3, 3]);
+    const cases = shape(small).chain((s) =>
+      fc.tuple(floatTensor(s), fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 4 })),
+    );
     fc.assert(
-      fc.property(
-        shape(small).chain((s) =>
-          fc.tuple(floatTensor(s), fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 4 })),
-        ),
-        ([t, reps]) => checkLinear((y) => tile(y, reps), [t]),
-      ),
-      { numRuns: 50 },
+      fc.property(cases, ([t, reps]) => {
+        assertGradcheck((y) => tile(y, reps), [t]);
+      }),
+      runs,
+    );
+    fc.assert(
+      fc.property(cases, ([t, reps]) => checkLinear((y) => tile(y, reps), [t])),
+      { numRuns: 30 },
     );
   });
 
