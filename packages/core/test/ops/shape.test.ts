@@ -507,6 +507,33 @@ describe("meshgrid", () => {
     );
   });
 
+  it("gives grids below and above the fusion threshold that hold their inputs' values", () => {
+    for (const [n, m] of [
+      [20, 30],
+      [20000, 3],
+    ]) {
+      const x = add(tensor(Float64Array.from({ length: n }, (_, i) => i)), 0.5); // pending when large
+      expect(x.isPending).toBe(n >= 16384);
+      const y = tensor(Float64Array.from({ length: m }, (_, j) => 7 + j));
+      const [gx, gy] = meshgrid([x, y]);
+      const [xs, ys] = meshgrid([x, y], { indexing: "xy" });
+      expect(gx.shape).toEqual([n, m]);
+      expect(xs.shape).toEqual([m, n]);
+      const gxv = gx.read();
+      const gyv = gy.read();
+      const xsv = xs.read();
+      const ysv = ys.read();
+      let ok = true;
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < m; j++) {
+          ok &&= gxv[i * m + j] === i + 0.5 && gyv[i * m + j] === 7 + j;
+          ok &&= xsv[j * n + i] === i + 0.5 && ysv[j * n + i] === 7 + j;
+        }
+      }
+      expect(ok).toBe(true);
+    }
+  });
+
   it("rejects an empty list, tensors of rank above 1 and an unknown indexing", () => {
     expect(() => meshgrid([])).toThrow("meshgrid: expected a non-empty array of 1-D tensors");
     expect(() => meshgrid([zeros([2, 2])])).toThrow(
