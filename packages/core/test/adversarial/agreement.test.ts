@@ -2,9 +2,9 @@
 // values and gradients fused (as on tensors above the 16 384-element threshold) and op by op (as
 // below it), at the edges of the float range too: ±0, subnormals, 1 ± 1e-8, ±1e4, ±3e38, ±∞, NaN.
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import * as F from "../../src/index.js";
-import { configureFusion, type FusionSettings } from "../../src/kernels/elementwise.js";
+import { withFusion } from "../../src/testing/index.js";
 
 type Unary = (x: F.Tensor) => F.Tensor;
 const unary: Record<string, Unary> = {
@@ -71,24 +71,15 @@ function bits(t: F.Tensor): number[] {
   return Array.from(t.read(), (v) => (Number.isNaN(v) ? Number.NaN : v));
 }
 
-function withFusion<T>(settings: Partial<FusionSettings>, fn: () => T): T {
-  const before = configureFusion(settings);
-  try {
-    return fn();
-  } finally {
-    configureFusion(before);
-  }
-}
-
-/** The value of `f(x, y)` and the gradients of Σ f(x, y) · w, computed under `settings`. */
+/** The value of `f(x, y)` and the gradients of Σ f(x, y) · w, computed fused or op by op. */
 function evaluate(
   f: Binary,
   xs: number[],
   ys: number[],
   dtype: "float32" | "float64",
-  settings: Partial<FusionSettings>,
+  mode: "fused" | "opByOp",
 ): number[][] {
-  return withFusion(settings, () => {
+  return withFusion(mode, () => {
     const x = F.tensor(xs, { dtype, requiresGrad: true });
     const y = F.tensor(ys, { dtype, requiresGrad: true });
     const w = F.tensor(
@@ -102,17 +93,6 @@ function evaluate(
   });
 }
 
-let saved: FusionSettings;
-beforeAll(() => {
-  saved = configureFusion({ chunk: 3 });
-});
-afterAll(() => {
-  configureFusion(saved);
-});
-
-const opByOp = { enabled: false };
-const fused = { enabled: true, minSize: 1 };
-
 describe("fused and op-by-op evaluation agree bit for bit", () => {
   for (const dtype of ["float32", "float64"] as const) {
     it(`every unary op and chains of them, values and gradients (${dtype})`, () => {
@@ -124,7 +104,9 @@ describe("fused and op-by-op evaluation agree bit for bit", () => {
           (chain, xs) => {
             const f: Binary = (x) => chain.reduce((t, name) => unary[name](t), x);
             const ys = xs.map(() => 0);
-            expect(evaluate(f, xs, ys, dtype, fused)).toEqual(evaluate(f, xs, ys, dtype, opByOp));
+            expect(evaluate(f, xs, ys, dtype, "fused")).toEqual(
+              evaluate(f, xs, ys, dtype, "opByOp"),
+            );
           },
         ),
         { numRuns: 300 },
@@ -141,7 +123,9 @@ describe("fused and op-by-op evaluation agree bit for bit", () => {
             const f: Binary = (x, y) => unary[u](binary[b](x, y));
             const xs = pairs.map((p) => p[0]);
             const ys = pairs.map((p) => p[1]);
-            expect(evaluate(f, xs, ys, dtype, fused)).toEqual(evaluate(f, xs, ys, dtype, opByOp));
+            expect(evaluate(f, xs, ys, dtype, "fused")).toEqual(
+              evaluate(f, xs, ys, dtype, "opByOp"),
+            );
           },
         ),
         { numRuns: 300 },
@@ -152,7 +136,7 @@ describe("fused and op-by-op evaluation agree bit for bit", () => {
   it("log(square(3e38)) overflows fused as op by op (float32)", () => {
     const f: Binary = (x) => F.log(F.square(x));
     // 3e38² = 9e76 overflows float32 to ∞, and log(∞) = ∞; in double it would be 176.9.
-    expect(evaluate(f, [3e38], [0], "float32", fused)[0]).toEqual([Number.POSITIVE_INFINITY]);
-    expect(evaluate(f, [3e38], [0], "float32", opByOp)[0]).toEqual([Number.POSITIVE_INFINITY]);
+    expect(evaluate(f, [3e38], [0], "float32", "fused")[0]).toEqual([Number.POSITIVE_INFINITY]);
+    expect(evaluate(f, [3e38], [0], "float32", "opByOp")[0]).toEqual([Number.POSITIVE_INFINITY]);
   });
 });
