@@ -49,6 +49,7 @@ export {
   arange,
   type CreationOptions,
   full,
+  linspace,
   normal,
   ones,
   onesLike,
@@ -62,12 +63,15 @@ export {
 export { bceWithLogits, binaryCrossEntropy } from "./ops/crossentropy.js";
 export {
   abs,
+  ceil,
   clip,
   exp,
+  floor,
   log,
   log1p,
   logSigmoid,
   relu,
+  round,
   sigmoid,
   sign,
   softplus,
@@ -76,6 +80,10 @@ export {
 } from "./ops/math.js";
 export { matmul } from "./ops/matmul.js";
 export {
+  type ArgReduceOptions,
+  argmax,
+  argmin,
+  cumsum,
   logSoftmax,
   logSumExp,
   max,
@@ -85,19 +93,32 @@ export {
   softmax,
   sum,
 } from "./ops/reduce.js";
-export { argwhere, gather, gatherNd, scatterAdd, scatterNd, where } from "./ops/selection.js";
+export {
+  argwhere,
+  gather,
+  gatherNd,
+  oneHot,
+  scatterAdd,
+  scatterAlongAxis,
+  scatterNd,
+  takeAlongAxis,
+  where,
+} from "./ops/selection.js";
 export {
   broadcastTo,
   concat,
   expandDims,
+  meshgrid,
   pad,
   permute,
   reshape,
   slice,
   squeeze,
   stack,
+  tile,
   transpose,
 } from "./ops/shape.js";
+export { argsort, type SortOptions, sort, type TopkOptions, topk } from "./ops/sorting.js";
 export { checkOptions, type OptionKind, type TensorLike } from "./ops/util.js";
 export * as optim from "./optim/index.js";
 export { Generator } from "./random.js";

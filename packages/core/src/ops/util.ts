@@ -134,7 +134,8 @@ const optionKinds = {
   integer: [(v) => Number.isInteger(v), "an integer"],
   boolean: [(v) => typeof v === "boolean", "true or false"],
   string: [(v) => typeof v === "string", "a string"],
-  // Axes are numbers here; normalizeAxes then says which integers are in range.
+  // Axes are numbers here; normalizeAxis then says which integers are in range.
+  axis: [(v) => typeof v === "number", "an integer axis"],
   axes: [
     (v) => typeof v === "number" || (Array.isArray(v) && v.every((a) => typeof a === "number")),
     "an integer axis or an array of them",

@@ -129,6 +129,29 @@ describe("ops", () => {
   });
 });
 
+describe("the sorting, arg-reduction and grid ops", () => {
+  it("name the op and the key", () => {
+    expect(() => js.sort(x, { axis: 0, ascending: true })).toThrow(
+      'sort: unknown option "ascending"',
+    );
+    expect(() => js.argsort(x, -1)).toThrow("argsort: options must be an object");
+    expect(() => js.topk(x, 1, { axis: [0] })).toThrow(
+      "topk: option axis must be an integer axis, got an array [0]",
+    );
+    expect(() => js.argmax(x, { axes: 0 })).toThrow('argmax: unknown option "axes"');
+    expect(() => js.argmin(x, { keepdims: 0 })).toThrow(
+      "argmin: option keepdims must be true or false",
+    );
+    expect(() => js.linspace(0, 1, 3, { step: 1 })).toThrow('linspace: unknown option "step"');
+    expect(() => js.oneHot(F.tensor([0], { dtype: "int32" }), 2, "float32")).toThrow(
+      "oneHot: options must be an object",
+    );
+    expect(() => js.meshgrid([F.arange(2)], { index: "xy" })).toThrow(
+      'meshgrid: unknown option "index"',
+    );
+  });
+});
+
 describe("nn and optim constructors", () => {
   it("layers and norms", () => {
     expect(() => new js.nn.Linear(2, 3, { seed: 0, bais: false })).toThrow(

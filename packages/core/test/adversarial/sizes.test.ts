@@ -88,6 +88,18 @@ describe("the element limit", () => {
   });
 });
 
+describe("the grid and repetition ops", () => {
+  it("linspace, tile, meshgrid and oneHot name themselves", () => {
+    expect(() => F.linspace(0, 1, 2 ** 31)).toThrow("linspace: shape [2147483648]");
+    expect(() => F.tile(F.zeros([65536]), [65536])).toThrow("tile: shape [4294967296]");
+    const axis = F.zeros([65536]);
+    expect(() => F.meshgrid([axis, axis])).toThrow("meshgrid: shape [65536, 65536]");
+    expect(() => F.oneHot(F.zeros([65536], { dtype: "int32" }), 65536)).toThrow(
+      "oneHot: shape [65536, 65536]",
+    );
+  });
+});
+
 describe("reshape", () => {
   it("keeps the size, and no axis of an empty tensor may pass the limit", () => {
     expect(F.reshape(F.zeros([0]), [65536, 0]).shape).toEqual([65536, 0]);
