@@ -5,6 +5,10 @@
 import { type DType, type Tensor, tensor, valueAndGrad } from "@focalgrad/core";
 import { describe, expect, it } from "vitest";
 import {
+  anchorsFor,
+  anchorTargets,
+  centerBoxCoder,
+  cornerBoxCoder,
   focal,
   focalFromLogits,
   retinanetFocal,
@@ -253,5 +257,23 @@ describe("options from plain JavaScript", () => {
     expect(() =>
       js.softmaxFocalLoss(tensor([[1, 2]]), tensor([0], { dtype: "int32" }), { reduce: "sum" }),
     ).toThrow('softmaxFocalLoss: unknown option "reduce"');
+  });
+});
+
+describe("options of the anchor and target builders are checked at run time", () => {
+  it("names the builder and the unknown key", () => {
+    expect(() => anchorsFor([64, 64], { level: [3] } as never)).toThrow(
+      /anchorsFor: unknown option "level"/,
+    );
+    expect(() => cornerBoxCoder({ stds: [1, 1, 1, 1] } as never)).toThrow(
+      /cornerBoxCoder: unknown option "stds"/,
+    );
+    expect(() => centerBoxCoder({ weight: [1, 1, 1, 1] } as never)).toThrow(
+      /centerBoxCoder: unknown option "weight"/,
+    );
+    const anchors = tensor([[0, 0, 8, 8]]);
+    expect(() =>
+      anchorTargets(anchors, [], { numClasses: 1, imageShape: null, positive: 0.5 } as never),
+    ).toThrow(/anchorTargets: unknown option "positive"/);
   });
 });
