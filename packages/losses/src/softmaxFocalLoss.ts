@@ -23,7 +23,7 @@ export interface SoftmaxFocalOptions {
 }
 
 /**
- * The softmax form of the focal loss (Lin et al. 2017, §3; the multi-class loss of `spec/FOCAL.md`):
+ * The softmax form of the focal loss (Lin et al. 2017, §3; see `docs/focal-loss.md`):
  * `logits [N, K]`, `targets` int32 `[N]` with class indices in [0, K):
  *
  * ```
