@@ -1,6 +1,7 @@
 /**
  * @focalgrad/core/testing: gradient checking against finite differences, and fast-check
- * arbitraries for property tests of ops and losses. Needs `fast-check` installed.
+ * arbitraries for property tests of ops and losses. The gradient checks need nothing else; the
+ * arbitraries need `fast-check` installed (an optional peer dependency).
  */
 
 export {
