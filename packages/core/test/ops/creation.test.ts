@@ -1,5 +1,8 @@
 /** Tests of ops/creation.ts and of a tensor's read-outs: values, dtypes, seeds and errors. */
 
+import { Console } from "node:console";
+import { Writable } from "node:stream";
+import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import {
   arange,
@@ -319,6 +322,25 @@ describe("read-outs", () => {
     expect(tensor([0.5], { dtype: "float64", requiresGrad: true }).toString()).toBe(
       "tensor([0.5], shape=[1], dtype=float64, requiresGrad=true)",
     );
+  });
+
+  it("console.log and util.inspect print the values, not the internals", () => {
+    const x = tensor([0.5, -2], { requiresGrad: true });
+    // Written out by hand: the float32 values 0.5 and -2 (integral, so "-2."), the shape, the dtype.
+    const expected = "tensor([0.5, -2.], shape=[2], dtype=float32, requiresGrad=true)";
+    expect(inspect(x)).toBe(expected);
+    expect(inspect({ weight: x }, { compact: true })).toBe(`{ weight: ${expected} }`);
+    expect(inspect(x)).not.toContain("stored");
+    const lines: string[] = [];
+    const stdout = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const console = new Console({ stdout });
+    console.log(tensor([1, 2], { dtype: "int32" }));
+    expect(lines).toEqual(["tensor([1, 2], shape=[2], dtype=int32)\n"]);
   });
 
   it("toString summarises large tensors", () => {
