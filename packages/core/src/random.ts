@@ -15,6 +15,10 @@ export class Generator {
   private s3: number;
   private spare: number | undefined;
 
+  /**
+   * A generator whose sequence is fixed by `seed` (any finite number; its integer part modulo 2^32
+   * is used, so seeds that differ only there give the same sequence).
+   */
   constructor(seed: number) {
     if (!Number.isFinite(seed))
       throw new Error(`Generator: seed must be a finite number, got ${seed}`);

@@ -6,15 +6,16 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
+/** `pnpm run docs` writes the API reference here; it is not part of the repository. */
+const apiReference = join(root, "docs/api");
 
 /** Tracked-looking files under `dir`: no dependencies, build output or dot directories. */
 function filesUnder(dir: string, extensions: readonly string[]): string[] {
   const found: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name.startsWith(".") || entry.name === "node_modules" || entry.name === "dist") {
-      continue;
-    }
     const path = join(dir, entry.name);
+    const generated = ["node_modules", "dist"].includes(entry.name) || path === apiReference;
+    if (entry.name.startsWith(".") || generated) continue;
     if (entry.isDirectory()) found.push(...filesUnder(path, extensions));
     else if (extensions.some((ext) => entry.name.endsWith(ext))) found.push(path);
   }

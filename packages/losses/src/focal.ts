@@ -19,6 +19,7 @@ import {
 import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
 import { checkAlpha, checkExponent } from "./common.js";
 
+/** Options of `focal` and `focalFromLogits`: the class weight and the focusing exponent. */
 export interface FocalOptions {
   /** Weight of the positive labels; negatives get `1 - alpha`. In [0, 1], default 0.25. */
   alpha?: number;

@@ -18,6 +18,7 @@ import {
 } from "@focalgrad/core";
 import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
 
+/** Options of `smoothL1`: the sharpness sigma. */
 export interface SmoothL1Options {
   /** The loss turns from quadratic to linear at `|d| = 1 / sigma^2`. > 0, default 3. */
   sigma?: number;

@@ -13,6 +13,7 @@ import {
   reduceLoss,
 } from "./common.js";
 
+/** Options of `softmaxFocalLoss`: overall weight, focusing exponent and reduction. */
 export interface SoftmaxFocalOptions {
   /** Overall weight in [0, 1]. Default 0.25. */
   alpha?: number;

@@ -41,7 +41,9 @@ const littleEndian = endianness() === "LE";
 
 /** The contents of a safetensors file. */
 export interface Safetensors {
+  /** The tensors by name, in the file's order. */
   tensors: Map<string, Tensor>;
+  /** The header's `__metadata__` strings (empty when there are none). */
   metadata: Record<string, string>;
 }
 
@@ -245,6 +247,7 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
   return { tensors, metadata };
 }
 
+/** Options of `save`. */
 export interface SaveOptions {
   /** String metadata stored in the header; `format: "pt"` is added, as PyTorch's writer does. */
   metadata?: Record<string, string>;
@@ -293,6 +296,7 @@ export async function save(module: Module, path: string, options: SaveOptions = 
   }
 }
 
+/** Options of `load`. */
 export interface LoadOptions {
   /** Reject tensors in the file that the module does not have. Default true (PyTorch's). */
   strict?: boolean;

@@ -8,7 +8,9 @@ import { writeInPlace } from "./inplace.js";
 
 /** Where random numbers come from: a generator (advanced by the draw) or a seed for a fresh one. */
 export interface RandomSource {
+  /** The generator to draw from; its state advances, so successive layers get different weights. */
   generator?: Generator;
+  /** A seed for a fresh generator, used when `generator` is not given. */
   seed?: number;
 }
 
@@ -62,6 +64,7 @@ function fill(t: Tensor, draw: () => number): Tensor {
   return t;
 }
 
+/** The activations `gain` knows, as PyTorch's `calculate_gain` names them (leaky relu camel-cased). */
 export type Nonlinearity = "relu" | "leakyRelu" | "linear" | "sigmoid" | "tanh";
 
 /**

@@ -20,6 +20,7 @@ import { Tensor } from "../tensor.js";
 import { generatorOf, type RandomSource } from "./init.js";
 import { Module } from "./module.js";
 
+/** Options of the layers with weights: bias, dtype, and where the initial weights are drawn from. */
 export interface LayerOptions extends RandomSource {
   /** Whether the layer adds a learned bias. Default true. */
   bias?: boolean;
@@ -60,11 +61,19 @@ function defaultInit(shape: number[], fanIn: number, dtype: DType, gen: Generato
  * fc.forward(zeros([8, 4])).shape; // [8, 2]
  */
 export class Linear extends Module {
+  /** The learned weight, [outFeatures, inFeatures]. */
   readonly weight: Tensor;
+  /** The learned bias, [outFeatures], or null when made with `bias: false`. */
   readonly bias: Tensor | null;
 
+  /**
+   * A layer from `inFeatures` to `outFeatures` values, its weights drawn from `options.generator`,
+   * a fresh generator of `options.seed`, or the default generator (`manualSeed`).
+   */
   constructor(
+    /** Size of the last axis of the input. */
     readonly inFeatures: number,
+    /** Size of the last axis of the output. */
     readonly outFeatures: number,
     options: LayerOptions = {},
   ) {
@@ -98,10 +107,15 @@ export class Linear extends Module {
   }
 }
 
+/** Options of the `Conv2d` layer: those of `conv2d` (without the bias tensor) and of every layer. */
 export interface Conv2dLayerOptions extends LayerOptions {
+  /** Step of the window, [h, w] or one for both. Default 1. */
   stride?: Pair;
+  /** Zero padding, [h, w], one for both, or "same" / "valid" (see `conv2d`). Default 0. */
   padding?: Conv2dOptions["padding"];
+  /** Spacing of the kernel's taps, [h, w] or one for both. Default 1. */
   dilation?: Pair;
+  /** Channel groups; must divide both channel counts. Default 1. */
   groups?: number;
 }
 
@@ -115,12 +129,21 @@ export interface Conv2dLayerOptions extends LayerOptions {
  * conv.forward(zeros([2, 3, 32, 32])).shape; // [2, 16, 32, 32]
  */
 export class Conv2d extends Module {
+  /** The learned kernels, [outChannels, inChannels / groups, kh, kw]. */
   readonly weight: Tensor;
+  /** The learned bias, [outChannels], or null when made with `bias: false`. */
   readonly bias: Tensor | null;
+  /** The stride, padding, dilation and groups every forward pass uses. */
   readonly options: Conv2dOptions;
 
+  /**
+   * A convolution from `inChannels` to `outChannels` with a `kernelSize` window ([kh, kw] or one
+   * size for both); weights drawn as `Linear`'s.
+   */
   constructor(
+    /** Channels of the input, Cin. */
     readonly inChannels: number,
+    /** Channels of the output, Cout. */
     readonly outChannels: number,
     kernelSize: Pair,
     options: Conv2dLayerOptions = {},
@@ -184,7 +207,11 @@ export class ReLU extends Module {
  * new MaxPool2d({ kernelSize: 2 }).forward(zeros([1, 3, 8, 8])).shape; // [1, 3, 4, 4]
  */
 export class MaxPool2d extends Module {
-  constructor(readonly options: Pool2dOptions) {
+  /** Pooling with the window, stride and padding of `options`. */
+  constructor(
+    /** The window, its stride and padding. */
+    readonly options: Pool2dOptions,
+  ) {
     super();
   }
 
@@ -200,7 +227,16 @@ export class MaxPool2d extends Module {
  * new Upsample({ scaleFactor: 2 }).forward(zeros([1, 8, 4, 4])).shape; // [1, 8, 8, 8]
  */
 export class Upsample extends Module {
-  constructor(readonly options: { scaleFactor: Pair; mode?: "nearest" }) {
+  /** Upsampling by `options.scaleFactor`; `mode` can only be "nearest". */
+  constructor(
+    /** The integer factor per axis (or one for both), and the mode. */
+    readonly options: {
+      /** A positive integer per axis, or one for both. */
+      scaleFactor: Pair;
+      /** Only "nearest" (the default). */
+      mode?: "nearest";
+    },
+  ) {
     super();
     if (options?.mode !== undefined && options.mode !== "nearest") {
       throw new Error(
@@ -221,7 +257,11 @@ export class Upsample extends Module {
  * new Flatten().forward(zeros([2, 3, 4, 4])).shape; // [2, 48]
  */
 export class Flatten extends Module {
-  constructor(readonly startAxis = 1) {
+  /** Flattening from `startAxis` on. */
+  constructor(
+    /** The first axis folded into the last one. Default 1. */
+    readonly startAxis = 1,
+  ) {
     super();
   }
 

@@ -158,8 +158,10 @@ export abstract class Module {
  * net.namedParameters()[0][0];      // "0.weight"
  */
 export class Sequential extends Module {
+  /** The modules, in the order they run. */
   readonly layers: readonly Module[];
 
+  /** Registers `layers` as submodules "0", "1", …. */
   constructor(...layers: Module[]) {
     super();
     this.layers = layers.map((m, i) => this.addModule(String(i), m));

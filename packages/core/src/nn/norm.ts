@@ -11,6 +11,7 @@ import { Tensor } from "../tensor.js";
 import { writeInPlace } from "./inplace.js";
 import { Module } from "./module.js";
 
+/** Options of the normalisation layers: epsilon, the learned affine transform, the dtype. */
 export interface NormOptions {
   /** Added to the variance before the square root. Default 1e-5. */
   eps?: number;
@@ -50,12 +51,18 @@ function channelView(t: Tensor, rank: number): Tensor {
  * gn.forward(uniform([2, 16, 8, 8], { seed: 0 })).shape; // [2, 16, 8, 8]
  */
 export class GroupNorm extends Module {
+  /** The learned scale per channel, [numChannels] (starts at 1), or null without `affine`. */
   readonly weight: Tensor | null;
+  /** The learned shift per channel, [numChannels] (starts at 0), or null without `affine`. */
   readonly bias: Tensor | null;
+  /** Added to the variance before the square root. */
   readonly eps: number;
 
+  /** Normalisation of `numChannels` channels in `numGroups` groups (which must divide them). */
   constructor(
+    /** How many groups the channels are split into. */
     readonly numGroups: number,
+    /** Channels of the input, C (axis 1). */
     readonly numChannels: number,
     options: NormOptions = {},
   ) {
@@ -85,6 +92,7 @@ export class GroupNorm extends Module {
   }
 }
 
+/** Options of `BatchNorm2d`: those of every norm, and the running averages' momentum. */
 export interface BatchNormOptions extends NormOptions {
   /** Weight of the new batch in the running averages. Default 0.1 (PyTorch's). */
   momentum?: number;
@@ -102,15 +110,24 @@ export interface BatchNormOptions extends NormOptions {
  * bn.eval().forward(uniform([1, 8, 5, 5], { seed: 1 }));
  */
 export class BatchNorm2d extends Module {
+  /** The learned scale per channel, [numFeatures] (starts at 1), or null without `affine`. */
   readonly weight: Tensor | null;
+  /** The learned shift per channel, [numFeatures] (starts at 0), or null without `affine`. */
   readonly bias: Tensor | null;
+  /** The running mean per channel (buffer `running_mean`), used in eval mode. */
   readonly runningMean: Tensor;
+  /** The running unbiased variance per channel (buffer `running_var`), used in eval mode. */
   readonly runningVar: Tensor;
+  /** How many training batches updated the running averages (buffer `num_batches_tracked`). */
   readonly numBatchesTracked: Tensor;
+  /** Added to the variance before the square root. */
   readonly eps: number;
+  /** Weight of the new batch in the running averages. */
   readonly momentum: number;
 
+  /** Batch normalisation of `numFeatures` channels. */
   constructor(
+    /** Channels of the input, C (axis 1). */
     readonly numFeatures: number,
     options: BatchNormOptions = {},
   ) {

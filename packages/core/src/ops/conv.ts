@@ -21,6 +21,7 @@ import { checkFloat } from "./util.js";
 /** A size per spatial axis, or one number for both. */
 export type Pair = number | readonly [number, number];
 
+/** Options of `conv2d`: bias, stride, padding, dilation and groups, as PyTorch's `F.conv2d`. */
 export interface Conv2dOptions {
   /** [Cout], added to every output position of its channel. */
   bias?: Tensor;
@@ -262,6 +263,7 @@ function convBackwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor {
   );
 }
 
+/** Options of `maxPool2d` and `avgPool2d`: the window, its stride and the zero padding. */
 export interface Pool2dOptions {
   /** The window, [h, w] or one size for both. */
   kernelSize: Pair;
@@ -362,6 +364,7 @@ function averagePoolBackward(dy: Tensor, shape: readonly number[], g: PoolGeomet
   return record("avgPool2dBackward", result, [dy], [(upstream) => averagePool(upstream, g)]);
 }
 
+/** Options of `upsampleNearest2d`: the integer scale factor. */
 export interface UpsampleOptions {
   /** A positive integer per axis (or one for both): every pixel becomes a block of this size. */
   scaleFactor: Pair;

@@ -5,11 +5,13 @@ import { Generator } from "../random.js";
 import { formatShape, type Shape, sizeOf } from "../shape.js";
 import { type NestedArray, Tensor } from "../tensor.js";
 
+/** Options of `tensor()`: the shape of flat data, the dtype, and whether to record gradients. */
 export interface TensorOptions {
   /** Required for flat arrays and typed arrays of rank other than 1; inferred from nested arrays. */
   shape?: Shape;
   /** Default: the typed array's own dtype, `bool` for booleans, else `float32`. */
   dtype?: DType;
+  /** Make the result a leaf that records gradients (float dtypes only). Default false. */
   requiresGrad?: boolean;
 }
 
@@ -135,8 +137,11 @@ export function tensor(values: Values, options: TensorOptions = {}): Tensor {
   return t;
 }
 
+/** Options of the creators of constant and range tensors (`zeros`, `ones`, `full`, `arange`, …). */
 export interface CreationOptions {
+  /** The element type. Default float32 (`arange`: int32 for integer arguments; `*Like`: the model's). */
   dtype?: DType;
+  /** Make the result a leaf that records gradients (float dtypes only). Default false. */
   requiresGrad?: boolean;
 }
 
@@ -157,12 +162,24 @@ export function full(shape: Shape, value: number, options: CreationOptions = {})
   return t;
 }
 
-/** @example zeros([2, 3], { dtype: "float64" }) */
+/**
+ * A tensor of `shape` filled with zeros, float32 unless `options.dtype` says otherwise (`false` for
+ * bool).
+ *
+ * @example
+ * zeros([2, 3], { dtype: "float64" }); // [[0, 0, 0], [0, 0, 0]]
+ */
 export function zeros(shape: Shape, options: CreationOptions = {}): Tensor {
   return full(shape, 0, options);
 }
 
-/** @example ones([4]) */
+/**
+ * A tensor of `shape` filled with ones, float32 unless `options.dtype` says otherwise (`true` for
+ * bool).
+ *
+ * @example
+ * ones([4]); // [1, 1, 1, 1]
+ */
 export function ones(shape: Shape, options: CreationOptions = {}): Tensor {
   return full(shape, 1, options);
 }
@@ -211,6 +228,7 @@ export function arange(
   return t;
 }
 
+/** Options of the random creators (`uniform`, `normal`): the dtype and where the numbers come from. */
 export interface RandomOptions extends CreationOptions {
   /** A seed for a fresh generator; give this or `generator`. */
   seed?: number;

@@ -13,6 +13,7 @@ import { exp, log } from "./math.js";
 import { broadcastTo, permute, reshape } from "./shape.js";
 import { checkFloat, checkNumeric, checkTensor } from "./util.js";
 
+/** Options of the reductions (`sum`, `mean`, `max`, `min`, `logSumExp`): which axes, and whether to keep them. */
 export interface ReduceOptions {
   /** The axis or axes to reduce (negative counts from the end); default: all. */
   axis?: number | readonly number[];

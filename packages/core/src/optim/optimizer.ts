@@ -32,14 +32,21 @@ function checkNumber(
  * }
  */
 export abstract class Optimizer {
+  /** The parameters this optimiser updates, in the order given. */
   readonly params: readonly Tensor[];
   /** The learning rate of the next step; schedules set it. */
   lr: number;
   /** How many times `step()` has run. */
   stepCount = 0;
+  /** The per-parameter buffers of a subclass (momentum, moments), made by `initialState` on first use. */
   protected readonly state = new Map<Tensor, Float64Array[]>();
 
+  /**
+   * Checks `params` (float leaves that require gradients, each once) and `lr` (>= 0); `name`
+   * prefixes every error message.
+   */
   constructor(
+    /** The optimiser's name, as errors show it ("SGD", "Adam", …). */
     readonly name: string,
     params: Iterable<Tensor>,
     lr: number,
@@ -102,7 +109,9 @@ export abstract class Optimizer {
   ): void;
 }
 
+/** Options of `SGD`: the learning rate (required, as in PyTorch), momentum, decay. */
 export interface SGDOptions {
+  /** The learning rate, >= 0. */
   lr: number;
   /** Default 0. */
   momentum?: number;
@@ -124,11 +133,16 @@ export interface SGDOptions {
  * opt.zeroGrad(); loss.backward(); opt.step();
  */
 export class SGD extends Optimizer {
+  /** The momentum factor μ (0: plain SGD). */
   readonly momentum: number;
+  /** The dampening of the new gradient in the momentum buffer. */
   readonly dampening: number;
+  /** Whether the step uses Nesterov momentum. */
   readonly nesterov: boolean;
+  /** The L2 penalty λ added to the gradient. */
   readonly weightDecay: number;
 
+  /** SGD over `params` (usually `module.parameters()`). */
   constructor(params: Iterable<Tensor>, options: SGDOptions) {
     super("SGD", params, options?.lr);
     this.momentum = options.momentum ?? 0;
@@ -166,6 +180,7 @@ export class SGD extends Optimizer {
   }
 }
 
+/** Options of `Adam` and `AdamW`: learning rate, moment decay rates, epsilon, weight decay. */
 export interface AdamOptions {
   /** Default 1e-3. */
   lr?: number;
@@ -186,14 +201,19 @@ export interface AdamOptions {
  * const opt = new Adam(model.parameters(), { lr: 1e-3 });
  */
 export class Adam extends Optimizer {
+  /** Decay rate β₁ of the first-moment average. */
   readonly beta1: number;
+  /** Decay rate β₂ of the second-moment average. */
   readonly beta2: number;
+  /** Added to √v̂ in the denominator. */
   readonly eps: number;
+  /** The weight decay λ (an L2 term for Adam, decoupled for AdamW). */
   readonly weightDecay: number;
   /** Decoupled weight decay (AdamW) instead of an L2 term in the gradient. */
   protected readonly decoupled: boolean = false;
   private readonly steps = new WeakMap<Float64Array, number>();
 
+  /** Adam over `params`; `name` and `defaultDecay` are how `AdamW` reuses it. */
   constructor(
     params: Iterable<Tensor>,
     options: AdamOptions = {},
@@ -245,6 +265,7 @@ export class Adam extends Optimizer {
 export class AdamW extends Adam {
   protected override readonly decoupled: boolean = true;
 
+  /** AdamW over `params`. */
   constructor(params: Iterable<Tensor>, options: AdamOptions = {}) {
     super(params, options, "AdamW", 0.01);
   }

@@ -90,8 +90,11 @@ export class LearningRateScheduler {
   /** The step whose rate the optimiser holds now. */
   current = 0;
 
+  /** Drives `optimizer`'s rate by `schedule`, setting the rate of step 0 at once. */
   constructor(
+    /** The optimiser whose `lr` this sets. */
     readonly optimizer: Optimizer,
+    /** The rate of every step. */
     readonly schedule: Schedule,
   ) {
     this.optimizer.lr = this.rateAt(0);
@@ -103,6 +106,7 @@ export class LearningRateScheduler {
     return lr;
   }
 
+  /** Moves to the next step and sets its rate; call it after `optimizer.step()`. */
   step(): void {
     this.current++;
     this.optimizer.lr = this.rateAt(this.current);

@@ -25,8 +25,11 @@ function fastCheck(arbitrary: string): FastCheck {
   return installed;
 }
 
+/** Bounds on the shapes `shape()` and `broadcastPair()` draw. */
 export interface ShapeConstraints {
+  /** Smallest number of axes. Default 0 (scalars included). */
   minRank?: number;
+  /** Largest number of axes. Default 3. */
   maxRank?: number;
   /** Smallest size of any axis. Default 1. */
   minSide?: number;
@@ -69,6 +72,7 @@ export function broadcastPair(constraints: ShapeConstraints = {}): Arbitrary<[nu
   });
 }
 
+/** Bounds on the values `floatTensor()` draws, its dtype, and kinks to keep away from. */
 export interface TensorConstraints {
   /** Default -2. */
   min?: number;
