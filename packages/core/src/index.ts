@@ -92,6 +92,6 @@ export {
 } from "./ops/shape.js";
 export type { TensorLike } from "./ops/util.js";
 export * as optim from "./optim/index.js";
-export { Generator } from "./random.js";
+export { Generator, getDefaultGenerator, manualSeed, type RandomSource } from "./random.js";
 export type { Shape } from "./shape.js";
 export { type NestedArray, Tensor } from "./tensor.js";

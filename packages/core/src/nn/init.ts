@@ -1,37 +1,12 @@
 /** Weight initialisers (He/Kaiming, Xavier/Glorot, normal, the focal-loss prior bias), drawing from a seeded generator so that a run is reproducible bit for bit. */
 
 import { isFloat } from "../dtype.js";
-import { Generator } from "../random.js";
+import { generatorOf, type RandomSource } from "../random.js";
 import { formatShape } from "../shape.js";
 import type { Tensor } from "../tensor.js";
 import { writeInPlace } from "./inplace.js";
 
-/** Where random numbers come from: a generator (advanced by the draw) or a seed for a fresh one. */
-export interface RandomSource {
-  /** The generator to draw from; its state advances, so successive layers get different weights. */
-  generator?: Generator;
-  /** A seed for a fresh generator, used when `generator` is not given. */
-  seed?: number;
-}
-
-/**
- * @internal The generator of `source`, or an error naming `op` when there is none.
- *
- * @example
- * generatorOf("Linear", { seed: 0 }).uniform();
- */
-export function generatorOf(op: string, source: RandomSource | undefined): Generator {
-  if (source?.generator !== undefined) {
-    if (!(source.generator instanceof Generator)) {
-      throw new Error(`${op}: generator must be a Generator, got ${typeof source.generator}`);
-    }
-    return source.generator;
-  }
-  if (source?.seed !== undefined) return new Generator(source.seed);
-  throw new Error(
-    `${op}: pass { generator } or { seed }, so that the initial weights are reproducible`,
-  );
-}
+export { generatorOf, type RandomSource };
 
 function checkTarget(op: string, t: Tensor): void {
   if (t === null || typeof t !== "object" || !("data" in t) || !isFloat(t.dtype)) {

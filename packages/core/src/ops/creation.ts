@@ -1,7 +1,7 @@
 /** Making tensors: from JavaScript values, constants, ranges and seeded random numbers. */
 
 import { allocate, type DataArray, type DType, dtypeOfArray, isDType } from "../dtype.js";
-import { Generator } from "../random.js";
+import { type Generator, generatorOf, type RandomSource } from "../random.js";
 import { formatShape, type Shape, sizeOf } from "../shape.js";
 import { type NestedArray, Tensor } from "../tensor.js";
 
@@ -229,18 +229,7 @@ export function arange(
 }
 
 /** Options of the random creators (`uniform`, `normal`): the dtype and where the numbers come from. */
-export interface RandomOptions extends CreationOptions {
-  /** A seed for a fresh generator; give this or `generator`. */
-  seed?: number;
-  /** A generator to draw from (its state advances), for sequences of reproducible draws. */
-  generator?: Generator;
-}
-
-function generatorFor(op: string, options: RandomOptions): Generator {
-  if (options.generator !== undefined) return options.generator;
-  if (options.seed !== undefined) return new Generator(options.seed);
-  throw new Error(`${op}: pass a seed or a generator, so that the draw is reproducible`);
-}
+export interface RandomOptions extends CreationOptions, RandomSource {}
 
 function random(
   op: string,
@@ -253,7 +242,7 @@ function random(
   if (dtype !== "float32" && dtype !== "float64") {
     throw new Error(`${op}: dtype must be float32 or float64, got ${dtype}`);
   }
-  const gen = generatorFor(op, options);
+  const gen = generatorOf(op, options);
   const data = allocate(dtype, sizeOf(shape));
   for (let i = 0; i < data.length; i++) data[i] = draw(gen);
   const t = new Tensor(data, shape, dtype);

@@ -9,8 +9,10 @@ import {
   type DType,
   full,
   Generator,
+  getDefaultGenerator,
   logicalAnd,
   logicalNot,
+  manualSeed,
   normal,
   ones,
   onesLike,
@@ -254,12 +256,27 @@ describe("uniform and normal", () => {
     expect(normal([2], { seed: 0, requiresGrad: true }).requiresGrad).toBe(true);
   });
 
-  it("require a seed or a generator", () => {
-    expect(() => uniform([2])).toThrow(
-      "uniform: pass a seed or a generator, so that the draw is reproducible",
+  it("draw from the default generator without a seed or a generator, as torch.rand does", () => {
+    // The default generator reseeded with 5 and a fresh Generator(5) give the same sequence.
+    manualSeed(5);
+    const first = uniform([3]);
+    expect(first.toArray()).toEqual(uniform([3], { seed: 5 }).toArray());
+    // The default sequence advances: the next draw is the fresh generator's 4th to 6th numbers.
+    const fresh = new Generator(5);
+    for (let i = 0; i < 3; i++) fresh.uniform();
+    const next = [fresh.uniform(), fresh.uniform(), fresh.uniform()].map(Math.fround);
+    expect(uniform([3]).toArray()).toEqual(next);
+    manualSeed(5);
+    expect(normal([4]).toArray()).toEqual(normal([4], { seed: 5 }).toArray());
+    expect(getDefaultGenerator()).toBe(manualSeed(0));
+  });
+
+  it("reject a seed that is not a finite number", () => {
+    expect(() => uniform([2], { seed: Number.NaN })).toThrow(
+      "uniform: seed must be a finite number, got NaN",
     );
-    expect(() => normal([2])).toThrow(
-      "normal: pass a seed or a generator, so that the draw is reproducible",
+    expect(() => manualSeed(Number.POSITIVE_INFINITY)).toThrow(
+      "Generator: seed must be a finite number, got Infinity",
     );
   });
 
