@@ -13,6 +13,8 @@ export {
   javascriptBackend,
   setBackend,
 } from "./kernels/backend.js";
+// Installs the op methods on Tensor.prototype (a side effect, listed in package.json's sideEffects).
+export { methodNames, type TensorMethods } from "./methods.js";
 export * as nn from "./nn/index.js";
 export { add, div, maximum, minimum, mul, neg, pow, square, sub } from "./ops/arithmetic.js";
 export { cast } from "./ops/cast.js";

@@ -6,7 +6,7 @@ import { formatShape } from "../shape.js";
 import type { Tensor } from "../tensor.js";
 import { writeInPlace } from "./inplace.js";
 
-export { generatorOf, type RandomSource };
+export type { RandomSource };
 
 function checkTarget(op: string, t: Tensor): void {
   if (t === null || typeof t !== "object" || !("data" in t) || !isFloat(t.dtype)) {

@@ -14,10 +14,9 @@ import { relu } from "../ops/math.js";
 import { matmulTransposed } from "../ops/matmul.js";
 import { reshape } from "../ops/shape.js";
 import { checkTensor } from "../ops/util.js";
-import type { Generator } from "../random.js";
+import { type Generator, generatorOf, type RandomSource } from "../random.js";
 import { formatShape } from "../shape.js";
 import { Tensor } from "../tensor.js";
-import { generatorOf, type RandomSource } from "./init.js";
 import { Module } from "./module.js";
 
 /** Options of the layers with weights: bias, dtype, and where the initial weights are drawn from. */
