@@ -200,18 +200,31 @@ export class ReLU extends Module {
 }
 
 /**
- * Max pooling over NCHW input; see `maxPool2d` for the tie rule.
+ * Max pooling over NCHW input; see `maxPool2d` for the tie rule. Made as PyTorch's
+ * `nn.MaxPool2d(kernel_size, stride, padding)` is, or from a `Pool2dOptions` object.
  *
  * @example
- * new MaxPool2d({ kernelSize: 2 }).forward(zeros([1, 3, 8, 8])).shape; // [1, 3, 4, 4]
+ * new MaxPool2d(2).forward(zeros([1, 3, 8, 8])).shape; // [1, 3, 4, 4]
+ * new MaxPool2d(3, { stride: 2, padding: 1 });
+ * new MaxPool2d({ kernelSize: 2 });
  */
 export class MaxPool2d extends Module {
-  /** Pooling with the window, stride and padding of `options`. */
+  /** The window, its stride and padding. */
+  readonly options: Pool2dOptions;
+
+  /**
+   * Pooling with a `kernelSize` window ([h, w] or one size for both; stride defaults to the window,
+   * padding to 0), or with every setting of `options` in one object.
+   */
   constructor(
-    /** The window, its stride and padding. */
-    readonly options: Pool2dOptions,
+    kernelSize: Pair | Pool2dOptions,
+    options: Omit<Pool2dOptions, "kernelSize"> = {},
   ) {
     super();
+    this.options =
+      typeof kernelSize === "number" || Array.isArray(kernelSize)
+        ? { ...options, kernelSize: kernelSize as Pair }
+        : (kernelSize as Pool2dOptions);
   }
 
   forward(x: Tensor): Tensor {
