@@ -47,18 +47,22 @@ describe("activations", () => {
     expect(() => new nn.Softmax(0.5)).toThrow("Softmax: axis must be an integer, got 0.5");
   });
 
-  it("have gradients that match finite differences, first and second order", () => {
-    const layers = [new nn.LeakyReLU(0.2), new nn.SiLU(), new nn.Softmax(1), new nn.Tanh()];
-    fc.assert(
-      fc.property(floatTensor([2, 3], { avoid: [0] }), (x) => {
-        for (const layer of layers) {
+  it.each([
+    ["LeakyReLU", new nn.LeakyReLU(0.2)],
+    ["SiLU", new nn.SiLU()],
+    ["Softmax", new nn.Softmax(1)],
+  ] as const)(
+    "%s has gradients that match finite differences, first and second order",
+    (_, layer) => {
+      fc.assert(
+        fc.property(floatTensor([2, 3], { avoid: [0] }), (x) => {
           assertGradcheck((t: Tensor) => layer.forward(t), [x]);
           assertGradgradcheck((t: Tensor) => layer.forward(t), [x]);
-        }
-      }),
-      { numRuns: 30 },
-    );
-  });
+        }),
+        { numRuns: 20 },
+      );
+    },
+  );
 });
 
 describe("Dropout", () => {
@@ -238,7 +242,9 @@ describe("containers", () => {
     expect(() => heads.get("mask")).toThrow(
       'ModuleDict: no module named "mask" (it has "cls", "box")',
     );
-    expect(() => heads.set("a.b", new nn.ReLU())).toThrow(/name must be a non-empty string/);
+    expect(() => (heads as nn.ModuleDict).set("a.b", new nn.ReLU())).toThrow(
+      /name must be a non-empty string/,
+    );
   });
 });
 
