@@ -19,6 +19,12 @@ export * as nn from "./nn/index.js";
 export { add, div, maximum, minimum, mul, neg, pow, square, sub } from "./ops/arithmetic.js";
 export { cast } from "./ops/cast.js";
 export {
+  type CrossEntropyOptions,
+  crossEntropy,
+  type NllLossOptions,
+  nllLoss,
+} from "./ops/classification.js";
+export {
   equal,
   greater,
   greaterEqual,

@@ -216,10 +216,7 @@ export class MaxPool2d extends Module {
    * Pooling with a `kernelSize` window ([h, w] or one size for both; stride defaults to the window,
    * padding to 0), or with every setting of `options` in one object.
    */
-  constructor(
-    kernelSize: Pair | Pool2dOptions,
-    options: Omit<Pool2dOptions, "kernelSize"> = {},
-  ) {
+  constructor(kernelSize: Pair | Pool2dOptions, options: Omit<Pool2dOptions, "kernelSize"> = {}) {
     super();
     this.options =
       typeof kernelSize === "number" || Array.isArray(kernelSize)
