@@ -3,6 +3,7 @@
  * nets are made of.
  */
 
+export { DataLoader, type DataLoaderOptions } from "./data.js";
 export { type DataArray, DTYPES, type DType, isFloat, promoteTypes } from "./dtype.js";
 export { type GradientRule, grad, isGradEnabled, noGrad, valueAndGrad } from "./engine.js";
 export {
@@ -53,6 +54,7 @@ export {
   ones,
   onesLike,
   type RandomOptions,
+  randperm,
   type TensorOptions,
   tensor,
   uniform,

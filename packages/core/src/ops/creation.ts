@@ -281,3 +281,26 @@ export function normal(
   if (!(std >= 0)) throw new Error(`normal: std must be >= 0, got ${std}`);
   return random("normal", shape, options, (g) => g.normal(mean, std));
 }
+
+/**
+ * A random permutation of 0 … n − 1 as int32 (PyTorch's `randperm`), by a Fisher–Yates shuffle
+ * drawn from `options.generator`, a fresh generator of `options.seed`, or the default generator.
+ *
+ * @example
+ * randperm(5, { seed: 0 }); // the numbers 0 to 4, in a seeded order
+ */
+export function randperm(n: number, options: RandomSource = {}): Tensor {
+  if (!Number.isInteger(n) || n < 0) {
+    throw new Error(`randperm: n must be an integer >= 0, got ${n}`);
+  }
+  const gen = generatorOf("randperm", options);
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = gen.integer(i + 1);
+    const swap = order[i];
+    order[i] = order[j];
+    order[j] = swap;
+  }
+  return new Tensor(order, [n], "int32");
+}
