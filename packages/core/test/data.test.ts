@@ -62,7 +62,7 @@ describe("DataLoader", () => {
       [...loader].flatMap(([x, y]) => {
         const xs = (x.toArray() as number[][]).map(([v]) => v);
         const ys = y.toArray() as number[];
-        xs.forEach((v, i) => expect(ys[i]).toBe(100 + v));
+        expect(ys).toEqual(xs.map((v) => 100 + v));
         return xs;
       });
     const first = epoch();
