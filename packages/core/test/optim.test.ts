@@ -270,3 +270,181 @@ describe("gradient clipping", () => {
     );
   });
 });
+
+describe("RMSprop", () => {
+  it("takes p − lr · g / (√v + ε) with v = αv + (1 − α)g²", () => {
+    // p = 1, g = 0.5, lr 0.01, α 0.99: v = 0.01 · 0.25 = 0.0025, √v = 0.05, step 0.5 / 0.05 = 10
+    // (less 2e-6 for ε): p = 1 − 0.1 = 0.9.
+    const p = f64([1]);
+    expect(run(new optim.RMSprop([p]), p, [[0.5]])[0]).toBeCloseTo(0.9, 7);
+    // Centred: m = 0.005, v − m² = 0.002475, √ = 0.049749…, p = 1 − 0.01 · 0.5 / 0.049749 = 0.899496…
+    const q = f64([1]);
+    expect(run(new optim.RMSprop([q], { centered: true }), q, [[0.5]])[0]).toBeCloseTo(
+      0.8994962,
+      6,
+    );
+  });
+
+  it("accumulates the scaled step with momentum", () => {
+    // Step 1 as above: b = 10, p = 0.9. Step 2: v = 0.99 · 0.0025 + 0.01 · 0.25 = 0.004975,
+    // √v = 0.0705337, b = 0.9 · 10 + 0.5 / 0.0705337 = 16.08881, p = 0.9 − 0.1608881 = 0.7391119.
+    const p = f64([1]);
+    const opt = new optim.RMSprop([p], { momentum: 0.9 });
+    expect(run(opt, p, [[0.5], [0.5]])[0]).toBeCloseTo(0.7391119, 6);
+  });
+
+  it("rejects bad hyperparameters", () => {
+    expect(() => new optim.RMSprop([f64([1])], { alpha: 1 })).toThrow(
+      "RMSprop: alpha must be in [0, 1), got 1",
+    );
+  });
+});
+
+describe("optimiser state", () => {
+  const trajectory = (
+    make: (params: Tensor[]) => optim.Optimizer,
+    interruptAt: number | null,
+  ): number[] => {
+    const p = f64([1, -2]);
+    let opt = make([p]);
+    const gradients = [
+      [0.5, 1],
+      [-0.25, 0.5],
+      [1, -1],
+      [0.1, 0.2],
+    ];
+    gradients.forEach((g, i) => {
+      if (i === interruptAt) {
+        // Save, build a fresh optimiser over the same parameter, restore through JSON.
+        const saved = JSON.parse(JSON.stringify(opt.stateDict()));
+        opt = make([p]);
+        opt.loadStateDict(saved);
+      }
+      p.grad = grad(g);
+      opt.step();
+    });
+    return [...p.data];
+  };
+
+  it.each([
+    ["SGD with momentum", (ps: Tensor[]) => new optim.SGD(ps, { lr: 0.1, momentum: 0.9 })],
+    ["Adam", (ps: Tensor[]) => new optim.Adam(ps, { lr: 0.1 })],
+    ["AdamW", (ps: Tensor[]) => new optim.AdamW(ps, { lr: 0.1 })],
+    ["RMSprop", (ps: Tensor[]) => new optim.RMSprop(ps, { momentum: 0.5, centered: true })],
+  ] as const)("%s resumes from its stateDict exactly where it stopped", (_, make) => {
+    const straight = trajectory(make, null);
+    expect(trajectory(make, 2)).toEqual(straight);
+    // A fresh optimiser has taken no step and holds no buffers.
+    const p = f64([1]);
+    const opt = make([p]);
+    expect(opt.stateDict()).toEqual({ name: opt.name, lr: opt.lr, stepCount: 0, state: {} });
+  });
+
+  it("refuses the state of another optimiser or of other parameters", () => {
+    const p = f64([1, 2]);
+    const adam = new optim.Adam([p], { lr: 0.1 });
+    p.grad = grad([1, 1]);
+    adam.step();
+    expect(() => new optim.SGD([p], { lr: 0.1 }).loadStateDict(adam.stateDict())).toThrow(
+      'SGD.loadStateDict: expected the state of a SGD optimiser, got one of "Adam"',
+    );
+    expect(() => new optim.Adam([f64([1, 2, 3])]).loadStateDict(adam.stateDict())).toThrow(
+      "Adam.loadStateDict: the buffers of parameter 0 have lengths [2, 2, 1], expected [3, 3, 1] for a parameter of shape [3]",
+    );
+    expect(() =>
+      new optim.Adam([f64([1])]).loadStateDict({ ...adam.stateDict(), state: { 3: [] } }),
+    ).toThrow(
+      "Adam.loadStateDict: the state has buffers for parameter 3, but the optimiser has 1 parameters",
+    );
+  });
+});
+
+describe("oneCycle", () => {
+  it("warms up from maxLr / 25 to maxLr over 30 % of the steps, then anneals to maxLr / 25e4", () => {
+    const s = optim.oneCycle({ maxLr: 0.1, totalSteps: 100 });
+    // Phase ends at step 0.3 · 100 − 1 = 29 and at step 99.
+    expect(s(0)).toBeCloseTo(0.004, 15);
+    expect(s(29)).toBeCloseTo(0.1, 15);
+    expect(s(99)).toBeCloseTo(4e-7, 15);
+    // Step 10, cosine: 0.1 + (0.004 − 0.1) / 2 · (cos(π · 10 / 29) + 1) = 0.0295163948…
+    expect(s(10)).toBeCloseTo(0.029516394846410082, 12);
+    // Linear: halfway down phase 2 (step 64) is the mean of 0.1 and 4e-7.
+    const linear = optim.oneCycle({ maxLr: 0.1, totalSteps: 100, annealStrategy: "linear" });
+    expect(linear(64)).toBeCloseTo((0.1 + 4e-7) / 2, 12);
+    expect(s(500)).toBe(s(99));
+    expect(() => optim.oneCycle({ maxLr: 0.1, totalSteps: 10, pctStart: 1 })).toThrow(
+      "oneCycle: pctStart must be in (0, 1), got 1",
+    );
+  });
+
+  it("drives an optimiser through LearningRateScheduler, whose position can be saved", () => {
+    const opt = new optim.SGD([f64([1])], { lr: 1 });
+    const scheduler = new optim.LearningRateScheduler(
+      opt,
+      optim.oneCycle({ maxLr: 0.1, totalSteps: 100 }),
+    );
+    expect(opt.lr).toBeCloseTo(0.004, 15);
+    for (let i = 0; i < 29; i++) scheduler.step();
+    expect(opt.lr).toBeCloseTo(0.1, 15);
+    const other = new optim.LearningRateScheduler(
+      opt,
+      optim.oneCycle({ maxLr: 0.1, totalSteps: 100 }),
+    );
+    other.loadStateDict(scheduler.stateDict());
+    expect(other.current).toBe(29);
+    expect(opt.lr).toBeCloseTo(0.1, 15);
+  });
+});
+
+describe("ReduceLROnPlateau", () => {
+  it("multiplies the rate by factor after more than patience steps without improvement", () => {
+    const opt = new optim.SGD([f64([1])], { lr: 1 });
+    const plateau = new optim.ReduceLROnPlateau(opt, { patience: 2, factor: 0.5 });
+    // 1 (best), 1, 1 (two bad steps: tolerated), 1 (third: reduce to 0.5), then 0.5 improves.
+    for (const loss of [1, 1, 1]) plateau.step(loss);
+    expect(opt.lr).toBe(1);
+    plateau.step(1);
+    expect(opt.lr).toBe(0.5);
+    plateau.step(0.5);
+    expect(plateau.best).toBe(0.5);
+    expect(plateau.numBadSteps).toBe(0);
+  });
+
+  it("counts an improvement only beyond the relative threshold, and respects cooldown and minLr", () => {
+    const opt = new optim.SGD([f64([1])], { lr: 1 });
+    const plateau = new optim.ReduceLROnPlateau(opt, {
+      patience: 0,
+      factor: 0.1,
+      cooldown: 1,
+      minLr: 0.05,
+      threshold: 0.1,
+    });
+    plateau.step(1); // best 1
+    plateau.step(0.95); // not below 1 · (1 − 0.1) = 0.9: bad, > patience 0: lr 0.1, cooldown 1
+    expect(opt.lr).toBeCloseTo(0.1, 15);
+    plateau.step(0.95); // bad, but in cooldown: counter back to 0
+    expect(opt.lr).toBeCloseTo(0.1, 15);
+    plateau.step(0.95); // bad: 0.1 · 0.1 = 0.01, floored at minLr 0.05
+    expect(opt.lr).toBe(0.05);
+    const saved = plateau.stateDict();
+    const restored = new optim.ReduceLROnPlateau(opt);
+    restored.loadStateDict(saved);
+    expect(restored.stateDict()).toEqual(saved);
+  });
+
+  it("maximises in max mode, and names bad options", () => {
+    const opt = new optim.SGD([f64([1])], { lr: 1 });
+    const plateau = new optim.ReduceLROnPlateau(opt, { mode: "max", patience: 0 });
+    plateau.step(0.5);
+    plateau.step(0.6); // better
+    expect(opt.lr).toBe(1);
+    plateau.step(0.6); // not better: reduced to 0.1
+    expect(opt.lr).toBeCloseTo(0.1, 15);
+    expect(() => new optim.ReduceLROnPlateau(opt, { factor: 1 })).toThrow(
+      "ReduceLROnPlateau: factor must be in [0, 1), got 1",
+    );
+    expect(() => plateau.step(Number.NaN)).toThrow(
+      "ReduceLROnPlateau: metric must be a number, got NaN",
+    );
+  });
+});

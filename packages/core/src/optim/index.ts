@@ -1,4 +1,4 @@
-/** `optim`: optimisers, learning-rate schedules and gradient clipping. */
+/** `optim`: optimisers (with saveable state), learning-rate schedules and schedulers, gradient clipping. */
 
 export { clipGradNorm, clipGradValue } from "./clip.js";
 export {
@@ -6,6 +6,9 @@ export {
   type AdamOptions,
   AdamW,
   Optimizer,
+  type OptimizerState,
+  RMSprop,
+  type RMSpropOptions,
   SGD,
   type SGDOptions,
 } from "./optimizer.js";
@@ -13,6 +16,9 @@ export {
   cosineDecay,
   LearningRateScheduler,
   linearWarmup,
+  oneCycle,
+  type PlateauOptions,
+  ReduceLROnPlateau,
   type Schedule,
   stepDecay,
 } from "./schedule.js";

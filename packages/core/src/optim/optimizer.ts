@@ -1,4 +1,4 @@
-/** Optimisers (SGD with momentum and Nesterov, Adam, AdamW) that update parameters in place from their `.grad`, with state per parameter. */
+/** Optimisers (SGD with momentum and Nesterov, Adam, AdamW, RMSprop) that update parameters in place from their `.grad`, with state per parameter that can be saved and restored. */
 
 import { isFloat } from "../dtype.js";
 import { writeInPlace } from "../nn/inplace.js";
@@ -15,6 +15,18 @@ function checkNumber(
   if (typeof value !== "number" || !Number.isFinite(value) || !ok(value)) {
     throw new Error(`${op}: ${name} must be ${expected}, got ${value}`);
   }
+}
+
+/** An optimiser's `stateDict()`: plain numbers and arrays, safe to `JSON.stringify`. */
+export interface OptimizerState {
+  /** Which optimiser made it ("SGD", "Adam", …). */
+  name: string;
+  /** The learning rate at the time. */
+  lr: number;
+  /** How many steps had run. */
+  stepCount: number;
+  /** Each parameter's buffers, by the parameter's index in `params` (absent: no step yet). */
+  state: Record<number, number[][]>;
 }
 
 /**
@@ -66,6 +78,69 @@ export abstract class Optimizer {
     checkNumber(name, "lr", lr, (v) => v >= 0, "a number >= 0");
     this.params = list;
     this.lr = lr;
+  }
+
+  /**
+   * The optimiser's state as plain data (PyTorch's `optimizer.state_dict()`): the learning rate,
+   * the step count, and each parameter's buffers by its index in `params`, copied. JSON-safe.
+   *
+   * @example
+   * const saved = JSON.stringify(opt.stateDict());
+   * fresh.loadStateDict(JSON.parse(saved)); // resumes where opt stopped
+   */
+  stateDict(): OptimizerState {
+    const state: OptimizerState["state"] = {};
+    this.params.forEach((p, i) => {
+      const slots = this.state.get(p);
+      if (slots !== undefined) state[i] = slots.map((slot) => Array.from(slot));
+    });
+    return { name: this.name, lr: this.lr, stepCount: this.stepCount, state };
+  }
+
+  /**
+   * Restores a `stateDict()` of an optimiser of the same kind over parameters of the same shapes,
+   * in the same order; checks everything before changing anything.
+   */
+  loadStateDict(saved: OptimizerState): void {
+    const op = `${this.name}.loadStateDict`;
+    if (saved === null || typeof saved !== "object" || saved.name !== this.name) {
+      throw new Error(
+        `${op}: expected the state of a ${this.name} optimiser, got ${saved === null || typeof saved !== "object" ? String(saved) : `one of ${JSON.stringify(saved.name)}`}`,
+      );
+    }
+    checkNumber(op, "lr", saved.lr, (v) => v >= 0, "a number >= 0");
+    checkNumber(
+      op,
+      "stepCount",
+      saved.stepCount,
+      (v) => Number.isInteger(v) && v >= 0,
+      "an integer >= 0",
+    );
+    const restored = new Map<Tensor, Float64Array[]>();
+    for (const [key, slots] of Object.entries(saved.state ?? {})) {
+      const index = Number(key);
+      const p = this.params[index];
+      if (p === undefined) {
+        throw new Error(
+          `${op}: the state has buffers for parameter ${key}, but the optimiser has ${this.params.length} parameters`,
+        );
+      }
+      const expected = this.initialState(p).map((slot) => slot.length);
+      const lengths = Array.isArray(slots) ? slots.map((slot) => slot.length) : [];
+      if (lengths.join() !== expected.join()) {
+        throw new Error(
+          `${op}: the buffers of parameter ${key} have lengths [${lengths.join(", ")}], expected [${expected.join(", ")}] for a parameter of shape ${formatShape(p.shape)}`,
+        );
+      }
+      restored.set(
+        p,
+        slots.map((slot) => Float64Array.from(slot)),
+      );
+    }
+    this.lr = saved.lr;
+    this.stepCount = saved.stepCount;
+    this.state.clear();
+    for (const [p, slots] of restored) this.state.set(p, slots);
   }
 
   /** Clears every parameter's `.grad` (PyTorch's `set_to_none`), ready for the next backward pass. */
@@ -159,16 +234,17 @@ export class SGD extends Optimizer {
     }
   }
 
-  protected initialState(): Float64Array[] {
-    return [];
+  /** With momentum: the buffer, and a flag (1 once started). */
+  protected initialState(p: Tensor): Float64Array[] {
+    return this.momentum === 0 ? [] : [new Float64Array(p.size), new Float64Array(1)];
   }
 
   protected update(param: Tensor["data"], grad: Tensor["data"], slots: Float64Array[]): void {
     const { lr, momentum, dampening, nesterov, weightDecay } = this;
     // PyTorch starts the momentum buffer at the first gradient, not at zero.
-    const first = momentum !== 0 && slots.length === 0;
-    if (first) slots.push(new Float64Array(param.length));
-    const buffer = slots[0];
+    const [buffer, started] = slots;
+    const first = momentum !== 0 && started[0] === 0;
+    if (momentum !== 0) started[0] = 1;
     for (let i = 0; i < param.length; i++) {
       let g = grad[i] + weightDecay * param[i];
       if (momentum !== 0) {
@@ -211,7 +287,6 @@ export class Adam extends Optimizer {
   readonly weightDecay: number;
   /** Decoupled weight decay (AdamW) instead of an L2 term in the gradient. */
   protected readonly decoupled: boolean = false;
-  private readonly steps = new WeakMap<Float64Array, number>();
 
   /** Adam over `params`; `name` and `defaultDecay` are how `AdamW` reuses it. */
   constructor(
@@ -232,14 +307,14 @@ export class Adam extends Optimizer {
     checkNumber(name, "weightDecay", this.weightDecay, (v) => v >= 0, "a number >= 0");
   }
 
+  /** The first and second moments, and this parameter's step count t. */
   protected initialState(p: Tensor): Float64Array[] {
-    return [new Float64Array(p.size), new Float64Array(p.size)];
+    return [new Float64Array(p.size), new Float64Array(p.size), new Float64Array(1)];
   }
 
   protected update(param: Tensor["data"], grad: Tensor["data"], slots: Float64Array[]): void {
-    const [m, v] = slots;
-    const t = (this.steps.get(m) ?? 0) + 1;
-    this.steps.set(m, t);
+    const [m, v, steps] = slots;
+    const t = ++steps[0];
     const { lr, beta1, beta2, eps, weightDecay } = this;
     const correction1 = 1 - beta1 ** t;
     const correction2 = 1 - beta2 ** t;
@@ -268,5 +343,82 @@ export class AdamW extends Adam {
   /** AdamW over `params`. */
   constructor(params: Iterable<Tensor>, options: AdamOptions = {}) {
     super(params, options, "AdamW", 0.01);
+  }
+}
+
+/** Options of `RMSprop`, as PyTorch's: rate, smoothing, epsilon, decay, momentum, centring. */
+export interface RMSpropOptions {
+  /** Default 1e-2 (PyTorch's). */
+  lr?: number;
+  /** Smoothing constant of the squared-gradient average, in [0, 1). Default 0.99. */
+  alpha?: number;
+  /** Added to the root mean square in the denominator. Default 1e-8. */
+  eps?: number;
+  /** L2 penalty added to the gradient. Default 0. */
+  weightDecay?: number;
+  /** Momentum of the scaled step. Default 0. */
+  momentum?: number;
+  /** Divide by an estimate of the gradient's variance instead of its second moment. Default false. */
+  centered?: boolean;
+}
+
+/**
+ * RMSprop (Hinton's lecture notes) as PyTorch implements it: g ← ∇ + λp, v ← αv + (1 − α)g²;
+ * centred, m ← αm + (1 − α)g and v̄ = v − m², else v̄ = v; with momentum μ, b ← μb + g / (√v̄ + ε)
+ * and p ← p − lr · b, else p ← p − lr · g / (√v̄ + ε).
+ *
+ * @example
+ * const opt = new RMSprop(model.parameters(), { lr: 1e-3, momentum: 0.9 });
+ */
+export class RMSprop extends Optimizer {
+  /** Smoothing constant α of the squared-gradient average. */
+  readonly alpha: number;
+  /** Added to the root mean square in the denominator. */
+  readonly eps: number;
+  /** The L2 penalty λ added to the gradient. */
+  readonly weightDecay: number;
+  /** The momentum μ of the scaled step (0: none). */
+  readonly momentum: number;
+  /** Whether the denominator uses the gradient's variance. */
+  readonly centered: boolean;
+
+  /** RMSprop over `params`. */
+  constructor(params: Iterable<Tensor>, options: RMSpropOptions = {}) {
+    super("RMSprop", params, options.lr ?? 1e-2);
+    this.alpha = options.alpha ?? 0.99;
+    this.eps = options.eps ?? 1e-8;
+    this.weightDecay = options.weightDecay ?? 0;
+    this.momentum = options.momentum ?? 0;
+    this.centered = options.centered ?? false;
+    checkNumber("RMSprop", "alpha", this.alpha, (v) => v >= 0 && v < 1, "in [0, 1)");
+    checkNumber("RMSprop", "eps", this.eps, (v) => v >= 0, "a number >= 0");
+    checkNumber("RMSprop", "weightDecay", this.weightDecay, (v) => v >= 0, "a number >= 0");
+    checkNumber("RMSprop", "momentum", this.momentum, (v) => v >= 0, "a number >= 0");
+  }
+
+  /** The squared-gradient average, the gradient average (centred) and the momentum buffer. */
+  protected initialState(p: Tensor): Float64Array[] {
+    return [new Float64Array(p.size), new Float64Array(p.size), new Float64Array(p.size)];
+  }
+
+  protected update(param: Tensor["data"], grad: Tensor["data"], slots: Float64Array[]): void {
+    const [square, average, buffer] = slots;
+    const { lr, alpha, eps, weightDecay, momentum, centered } = this;
+    for (let i = 0; i < param.length; i++) {
+      const g = grad[i] + weightDecay * param[i];
+      square[i] = alpha * square[i] + (1 - alpha) * g * g;
+      let variance = square[i];
+      if (centered) {
+        average[i] = alpha * average[i] + (1 - alpha) * g;
+        variance -= average[i] * average[i];
+      }
+      const scaled = g / (Math.sqrt(variance) + eps);
+      if (momentum > 0) {
+        buffer[i] = momentum * buffer[i] + scaled;
+        param[i] -= lr * buffer[i];
+      } else {
+        param[i] -= lr * scaled;
+      }
+    }
   }
 }
