@@ -1,6 +1,8 @@
 /**
- * @focalgrad/core: tensors, reverse-mode autodiff, and the ops that focal losses and small conv
+ * `@focalgrad/core`: tensors, reverse-mode autodiff, and the ops that focal losses and small conv
  * nets are made of.
+ *
+ * @packageDocumentation
  */
 
 export { DataLoader, type DataLoaderOptions } from "./data.js";

@@ -1,6 +1,8 @@
 /**
- * @focalgrad/losses: the seed's focal loss and its family, each a composition of public
+ * `@focalgrad/losses`: the seed's focal loss and its family, each a composition of public
  * `@focalgrad/core` ops whose gradients come from the autodiff engine.
+ *
+ * @packageDocumentation
  */
 
 export { anchorStateOf, batchNormalizer, imageNormalizer } from "./anchors.js";

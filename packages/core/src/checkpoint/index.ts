@@ -1,7 +1,9 @@
 /**
- * @focalgrad/core/checkpoint: saving and loading a module's parameters and buffers in the
+ * `@focalgrad/core/checkpoint`: saving and loading a module's parameters and buffers in the
  * safetensors format, which PyTorch's `safetensors` loader reads. Node only (node:fs), hence a
  * subpath of its own, so that the root package stays free of Node built-ins.
+ *
+ * @packageDocumentation
  */
 
 import { randomBytes } from "node:crypto";

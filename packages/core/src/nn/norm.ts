@@ -110,7 +110,7 @@ export interface BatchNormOptions extends NormOptions {
  * bn.eval().forward(uniform([1, 8, 5, 5], { seed: 1 }));
  */
 export class BatchNorm2d extends Module {
-  /** The input ranks this layer accepts, and how it names them in errors. */
+  /** @internal The input ranks this layer accepts, and how it names them in errors. */
   protected readonly layout: { ranks: readonly number[]; text: string } = {
     ranks: [4],
     text: "rank 4 [batch, channels, height, width]",
@@ -211,6 +211,7 @@ export class BatchNorm2d extends Module {
  * bn.forward(uniform([8, 3], { seed: 0 })).shape; // [8, 3]
  */
 export class BatchNorm1d extends BatchNorm2d {
+  /** @internal */
   protected override readonly layout = {
     ranks: [2, 3],
     text: "rank 2 [batch, channels] or 3 [batch, channels, length]",

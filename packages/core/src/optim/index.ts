@@ -18,7 +18,9 @@ export {
   linearWarmup,
   oneCycle,
   type PlateauOptions,
+  type PlateauState,
   ReduceLROnPlateau,
   type Schedule,
+  type SchedulerState,
   stepDecay,
 } from "./schedule.js";

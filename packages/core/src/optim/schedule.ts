@@ -113,16 +113,32 @@ export class LearningRateScheduler {
   }
 
   /** The scheduler's position, as PyTorch's `scheduler.state_dict()` (the schedule is code). */
-  stateDict(): { current: number } {
+  stateDict(): SchedulerState {
     return { current: this.current };
   }
 
   /** Resumes at a saved position and sets the optimiser's rate for it. */
-  loadStateDict(saved: { current: number }): void {
+  loadStateDict(saved: SchedulerState): void {
     checkInteger("LearningRateScheduler.loadStateDict", "current", saved?.current);
     this.current = saved.current;
     this.optimizer.lr = this.rateAt(this.current);
   }
+}
+
+/** A `LearningRateScheduler`'s saved position. */
+export interface SchedulerState {
+  /** The step whose rate the optimiser held. */
+  current: number;
+}
+
+/** A `ReduceLROnPlateau`'s saved counters. */
+export interface PlateauState {
+  /** The best metric so far. */
+  best: number;
+  /** Calls since the last improvement. */
+  numBadSteps: number;
+  /** Calls left before counting again after a reduction. */
+  cooldownCounter: number;
 }
 
 function checkInteger(op: string, name: string, value: unknown): asserts value is number {
@@ -304,7 +320,7 @@ export class ReduceLROnPlateau {
   }
 
   /** The counters, as PyTorch's `state_dict()`. */
-  stateDict(): { best: number; numBadSteps: number; cooldownCounter: number } {
+  stateDict(): PlateauState {
     return {
       best: this.best,
       numBadSteps: this.numBadSteps,
@@ -313,7 +329,7 @@ export class ReduceLROnPlateau {
   }
 
   /** Restores saved counters. */
-  loadStateDict(saved: { best: number; numBadSteps: number; cooldownCounter: number }): void {
+  loadStateDict(saved: PlateauState): void {
     const op = "ReduceLROnPlateau.loadStateDict";
     if (typeof saved?.best !== "number" || Number.isNaN(saved.best)) {
       throw new Error(`${op}: best must be a number, got ${String(saved?.best)}`);

@@ -1,7 +1,9 @@
 /**
- * @focalgrad/core/testing: gradient checking against finite differences, and fast-check
+ * `@focalgrad/core/testing`: gradient checking against finite differences, and fast-check
  * arbitraries for property tests of ops and losses. The gradient checks need nothing else; the
  * arbitraries need `fast-check` installed (an optional peer dependency).
+ *
+ * @packageDocumentation
  */
 
 export {
