@@ -64,6 +64,7 @@ export {
   zerosLike,
 } from "./ops/creation.js";
 export { bceWithLogits, binaryCrossEntropy } from "./ops/crossentropy.js";
+export { type InterpolateOptions, interpolate } from "./ops/interpolate.js";
 export {
   abs,
   clip,

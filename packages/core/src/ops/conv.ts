@@ -39,7 +39,8 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
-function pairOf(op: string, name: string, value: Pair, min: number): [number, number] {
+/** @internal `value` as [h, w], each an integer >= `min`; errors name `op` and `name`. */
+export function pairOf(op: string, name: string, value: Pair, min: number): [number, number] {
   const pair: readonly number[] =
     typeof value === "number" ? [value, value] : Array.isArray(value) ? value : [];
   if (pair.length !== 2 || pair.some((v) => !Number.isInteger(v) || v < min)) {
@@ -51,7 +52,8 @@ function pairOf(op: string, name: string, value: Pair, min: number): [number, nu
   return [pair[0], pair[1]];
 }
 
-function checkNchw(op: string, name: string, t: Tensor): void {
+/** @internal Checks that `t` is a float NCHW tensor. */
+export function checkNchw(op: string, name: string, t: Tensor): void {
   checkFloat(op, name, t);
   if (t.rank !== 4) {
     throw new Error(
