@@ -337,7 +337,13 @@ describe("optimiser state", () => {
     // A fresh optimiser has taken no step and holds no buffers.
     const p = f64([1]);
     const opt = make([p]);
-    expect(opt.stateDict()).toEqual({ name: opt.name, lr: opt.lr, stepCount: 0, state: {} });
+    expect(opt.stateDict()).toEqual({
+      name: opt.name,
+      lr: opt.lr,
+      groupLrs: [opt.lr],
+      stepCount: 0,
+      state: {},
+    });
   });
 
   it("refuses the state of another optimiser or of other parameters", () => {
@@ -445,6 +451,80 @@ describe("ReduceLROnPlateau", () => {
     );
     expect(() => plateau.step(Number.NaN)).toThrow(
       "ReduceLROnPlateau: metric must be a number, got NaN",
+    );
+  });
+});
+
+describe("parameter groups", () => {
+  it("give each group its own options, the others falling back to the optimiser's", () => {
+    // Group 0: lr 0.01; group 1: the optimiser's lr 0.1 and momentum 0.9 overridden to 0.
+    // g = 1 for both: a = 1 − 0.01 = 0.99, b = 1 − 0.1 = 0.9.
+    const a = f64([1]);
+    const b = f64([1]);
+    const opt = new optim.SGD(
+      [
+        { params: [a], lr: 0.01 },
+        { params: [b], momentum: 0 },
+      ],
+      { lr: 0.1, momentum: 0.9 },
+    );
+    expect(opt.paramGroups.map((g) => g.options.lr)).toEqual([0.01, 0.1]);
+    expect(opt.paramGroups[0].options.momentum).toBe(0.9);
+    expect(opt.params).toEqual([a, b]);
+    a.grad = grad([1]);
+    b.grad = grad([1]);
+    opt.step();
+    expect([a.data[0], b.data[0]]).toEqual([0.99, 0.9]);
+    // Setting lr (as schedules do) sets every group's; a group's own lr can be set too.
+    opt.lr = 0.5;
+    expect(opt.paramGroups.map((g) => g.options.lr)).toEqual([0.5, 0.5]);
+    opt.paramGroups[1].options.lr = 0.25;
+    expect(opt.stateDict().groupLrs).toEqual([0.5, 0.25]);
+  });
+
+  it("work for Adam, AdamW and RMSprop, and are saved and restored by the state", () => {
+    const make = (p: Tensor, q: Tensor) =>
+      new optim.AdamW(
+        [
+          { params: [p], weightDecay: 0 },
+          { params: [q], lr: 0.5 },
+        ],
+        { lr: 0.1 },
+      );
+    const p = f64([1]);
+    const q = f64([1]);
+    const opt = make(p, q);
+    expect(opt.paramGroups.map((g) => g.options.weightDecay)).toEqual([0, 0.01]);
+    p.grad = grad([0.5]);
+    q.grad = grad([0.5]);
+    opt.step();
+    // Adam's first step moves by lr: p = 1 − 0.1; q = 1 · (1 − 0.5 · 0.01) − 0.5 = 0.495.
+    expect(p.data[0]).toBeCloseTo(0.9, 7);
+    expect(q.data[0]).toBeCloseTo(0.495, 7);
+    const restored = make(f64([1]), f64([1]));
+    restored.loadStateDict(opt.stateDict());
+    expect(restored.paramGroups.map((g) => g.options.lr)).toEqual([0.1, 0.5]);
+    expect(() =>
+      new optim.SGD([f64([1])], { lr: 1 }).loadStateDict({ ...opt.stateDict(), name: "SGD" }),
+    ).toThrow("SGD.loadStateDict: the state has 2 parameter groups, the optimiser 1");
+    const r = f64([1]);
+    new optim.RMSprop([{ params: [r], lr: 0 }]).step();
+    expect(r.data[0]).toBe(1);
+  });
+
+  it("check every group's options and parameters", () => {
+    const a = f64([1]);
+    expect(() => new optim.SGD([{ params: [a], lr: -1 }], { lr: 0.1 })).toThrow(
+      "SGD: lr must be a number >= 0, got -1",
+    );
+    expect(() => new optim.SGD([{ params: [a] }, { params: [] }], { lr: 0.1 })).toThrow(
+      "SGD: got an empty list of parameters (paramGroups[1].params)",
+    );
+    expect(() => new optim.SGD([{ params: [a] }, { params: [a] }], { lr: 0.1 })).toThrow(
+      "SGD: a parameter appears more than once in params",
+    );
+    expect(() => new optim.Adam([{ params: [a] }, { params: [tensor([1])] }])).toThrow(
+      "Adam: paramGroups[1].params[0] must be a float leaf tensor that requires gradients (pass module.parameters())",
     );
   });
 });

@@ -21,12 +21,53 @@ function checkNumber(
 export interface OptimizerState {
   /** Which optimiser made it ("SGD", "Adam", …). */
   name: string;
-  /** The learning rate at the time. */
+  /** The learning rate at the time (of the first group). */
   lr: number;
+  /** Each parameter group's learning rate, in order. */
+  groupLrs: number[];
   /** How many steps had run. */
   stepCount: number;
   /** Each parameter's buffers, by the parameter's index in `params` (absent: no step yet). */
   state: Record<number, number[][]>;
+}
+
+/**
+ * A group of parameters with options of its own (PyTorch's parameter groups): any option of the
+ * optimiser given here overrides the optimiser-wide one for these parameters.
+ *
+ * @example
+ * new SGD([{ params: backbone.parameters(), lr: 1e-4 }, { params: head.parameters() }], { lr: 1e-2 });
+ */
+export type ParamGroup<O> = GroupParams & Partial<O>;
+
+/** The parameters of a `ParamGroup`. */
+export interface GroupParams {
+  /** The group's parameters (for example `module.parameters()` of one part of a model). */
+  params: Iterable<Tensor>;
+}
+
+/** The one option every optimiser has. */
+export interface LearningRate {
+  /** The learning rate, >= 0. */
+  lr: number;
+}
+
+/** A parameter group as the optimiser holds it: its parameters and its resolved options. */
+export interface ParamGroupState<H> {
+  /** The group's parameters, in the order given. */
+  readonly params: readonly Tensor[];
+  /** Every option of the group, defaults filled in; `lr` may be changed between steps. */
+  readonly options: H;
+}
+
+function isGroupList<O>(params: unknown): params is readonly ParamGroup<O>[] {
+  return (
+    Array.isArray(params) &&
+    params.length > 0 &&
+    params.every(
+      (g) => g !== null && typeof g === "object" && !(g instanceof Tensor) && "params" in g,
+    )
+  );
 }
 
 /**
@@ -43,42 +84,66 @@ export interface OptimizerState {
  *   opt.step();
  * }
  */
-export abstract class Optimizer {
-  /** The parameters this optimiser updates, in the order given. */
-  readonly params: readonly Tensor[];
-  /** The learning rate of the next step; schedules set it. */
-  lr: number;
+export abstract class Optimizer<O extends object = object, H extends LearningRate = LearningRate> {
+  /** The parameter groups: one unless the constructor was given a list of groups. */
+  readonly paramGroups: readonly ParamGroupState<H>[];
+  /** The optimiser-wide options, defaults filled in (what a group does not override). */
+  readonly defaults: H;
   /** How many times `step()` has run. */
   stepCount = 0;
+  /** The options of the group being updated, for `update` and `initialState`. */
+  protected hyper!: H;
   /** The per-parameter buffers of a subclass (momentum, moments), made by `initialState` on first use. */
   protected readonly state = new Map<Tensor, Float64Array[]>();
 
   /**
-   * Checks `params` (float leaves that require gradients, each once) and `lr` (>= 0); `name`
-   * prefixes every error message.
+   * Checks `params` (float leaves that require gradients, each once, in one list or in groups)
+   * and resolves the options of every group with `resolve`; `name` prefixes every error message.
    */
   constructor(
     /** The optimiser's name, as errors show it ("SGD", "Adam", …). */
     readonly name: string,
-    params: Iterable<Tensor>,
-    lr: number,
+    params: Iterable<Tensor> | readonly ParamGroup<O>[],
+    options: O,
   ) {
-    const list = [...params];
-    if (list.length === 0) throw new Error(`${name}: got an empty list of parameters`);
-    list.forEach((p, i) => {
-      if (!(p instanceof Tensor) || !isFloat(p.dtype) || !p.requiresGrad || !p.isLeaf) {
-        throw new Error(
-          `${name}: params[${i}] must be a float leaf tensor that requires gradients (pass module.parameters())`,
-        );
-      }
+    this.defaults = this.resolve(options);
+    const groups = isGroupList<O>(params) ? params : [{ params: params as Iterable<Tensor> }];
+    const seen = new Set<Tensor>();
+    this.paramGroups = groups.map((group, g) => {
+      const { params: members, ...overrides } = group;
+      const where = groups.length === 1 ? "params" : `paramGroups[${g}].params`;
+      const list = [...(members ?? [])];
+      if (list.length === 0) throw new Error(`${name}: got an empty list of parameters (${where})`);
+      list.forEach((p, i) => {
+        if (!(p instanceof Tensor) || !isFloat(p.dtype) || !p.requiresGrad || !p.isLeaf) {
+          throw new Error(
+            `${name}: ${where}[${i}] must be a float leaf tensor that requires gradients (pass module.parameters())`,
+          );
+        }
+        if (seen.has(p)) throw new Error(`${name}: a parameter appears more than once in params`);
+        seen.add(p);
+      });
+      return { params: list, options: this.resolve({ ...options, ...overrides }) };
     });
-    if (new Set(list).size !== list.length) {
-      throw new Error(`${name}: a parameter appears more than once in params`);
-    }
-    checkNumber(name, "lr", lr, (v) => v >= 0, "a number >= 0");
-    this.params = list;
-    this.lr = lr;
   }
+
+  /** Every parameter, group after group. */
+  get params(): readonly Tensor[] {
+    return this.paramGroups.flatMap((g) => g.params);
+  }
+
+  /** The learning rate of the first group; setting it sets every group's (as schedules do). */
+  get lr(): number {
+    return this.paramGroups[0].options.lr;
+  }
+
+  /** Sets every group's learning rate. */
+  set lr(value: number) {
+    for (const g of this.paramGroups) g.options.lr = value;
+  }
+
+  /** An options object with defaults filled in, checked; errors name the optimiser. */
+  protected abstract resolve(options: O): H;
 
   /**
    * The optimiser's state as plain data (PyTorch's `optimizer.state_dict()`): the learning rate,
@@ -94,7 +159,13 @@ export abstract class Optimizer {
       const slots = this.state.get(p);
       if (slots !== undefined) state[i] = slots.map((slot) => Array.from(slot));
     });
-    return { name: this.name, lr: this.lr, stepCount: this.stepCount, state };
+    return {
+      name: this.name,
+      lr: this.lr,
+      groupLrs: this.paramGroups.map((g) => g.options.lr),
+      stepCount: this.stepCount,
+      state,
+    };
   }
 
   /**
@@ -108,7 +179,13 @@ export abstract class Optimizer {
         `${op}: expected the state of a ${this.name} optimiser, got ${saved === null || typeof saved !== "object" ? String(saved) : `one of ${JSON.stringify(saved.name)}`}`,
       );
     }
-    checkNumber(op, "lr", saved.lr, (v) => v >= 0, "a number >= 0");
+    const lrs = saved.groupLrs ?? [saved.lr];
+    if (!Array.isArray(lrs) || lrs.length !== this.paramGroups.length) {
+      throw new Error(
+        `${op}: the state has ${Array.isArray(lrs) ? lrs.length : 0} parameter groups, the optimiser ${this.paramGroups.length}`,
+      );
+    }
+    lrs.forEach((lr, g) => checkNumber(op, `groupLrs[${g}]`, lr, (v) => v >= 0, "a number >= 0"));
     checkNumber(
       op,
       "stepCount",
@@ -125,6 +202,7 @@ export abstract class Optimizer {
           `${op}: the state has buffers for parameter ${key}, but the optimiser has ${this.params.length} parameters`,
         );
       }
+      this.hyper = this.groupOf(p).options;
       const expected = this.initialState(p).map((slot) => slot.length);
       const lengths = Array.isArray(slots) ? slots.map((slot) => slot.length) : [];
       if (lengths.join() !== expected.join()) {
@@ -137,7 +215,9 @@ export abstract class Optimizer {
         slots.map((slot) => Float64Array.from(slot)),
       );
     }
-    this.lr = saved.lr;
+    this.paramGroups.forEach((g, i) => {
+      g.options.lr = lrs[i];
+    });
     this.stepCount = saved.stepCount;
     this.state.clear();
     for (const [p, slots] of restored) this.state.set(p, slots);
@@ -150,7 +230,9 @@ export abstract class Optimizer {
 
   /** Applies one update to every parameter that has a gradient; the others are left alone. */
   step(): void {
-    checkNumber(this.name, "lr", this.lr, (v) => v >= 0, "a number >= 0");
+    for (const g of this.paramGroups) {
+      checkNumber(this.name, "lr", g.options.lr, (v) => v >= 0, "a number >= 0");
+    }
     const stepped = this.params.filter((p) => p.grad !== null);
     for (const p of stepped) {
       const g = p.grad!;
@@ -162,15 +244,29 @@ export abstract class Optimizer {
     }
     this.stepCount++;
     writeInPlace(stepped, () => {
-      for (const p of stepped) {
-        let slots = this.state.get(p);
-        if (slots === undefined) {
-          slots = this.initialState(p);
-          this.state.set(p, slots);
+      for (const group of this.paramGroups) {
+        this.hyper = group.options;
+        for (const p of group.params) {
+          if (p.grad === null) continue;
+          let slots = this.state.get(p);
+          if (slots === undefined) {
+            slots = this.initialState(p);
+            this.state.set(p, slots);
+          }
+          this.update(p.data, p.grad.data, slots);
         }
-        this.update(p.data, p.grad!.data, slots);
       }
     });
+  }
+
+  #groupOf = new Map<Tensor, ParamGroupState<H>>();
+
+  /** The group that holds `p`. */
+  protected groupOf(p: Tensor): ParamGroupState<H> {
+    if (this.#groupOf.size === 0) {
+      for (const g of this.paramGroups) for (const q of g.params) this.#groupOf.set(q, g);
+    }
+    return this.#groupOf.get(p)!;
   }
 
   /** Fresh per-parameter state (buffers of the parameter's size). */
@@ -207,7 +303,10 @@ export interface SGDOptions {
  * const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, nesterov: true });
  * opt.zeroGrad(); loss.backward(); opt.step();
  */
-export class SGD extends Optimizer {
+/** SGD's options with every default filled in. */
+type SGDSettings = Required<SGDOptions>;
+
+export class SGD extends Optimizer<SGDOptions, SGDSettings> {
   /** The momentum factor μ (0: plain SGD). */
   readonly momentum: number;
   /** The dampening of the new gradient in the momentum buffer. */
@@ -218,29 +317,43 @@ export class SGD extends Optimizer {
   readonly weightDecay: number;
 
   /** SGD over `params` (usually `module.parameters()`). */
-  constructor(params: Iterable<Tensor>, options: SGDOptions) {
-    super("SGD", params, options?.lr);
-    this.momentum = options.momentum ?? 0;
-    this.dampening = options.dampening ?? 0;
-    this.nesterov = options.nesterov ?? false;
-    this.weightDecay = options.weightDecay ?? 0;
-    checkNumber("SGD", "momentum", this.momentum, (v) => v >= 0, "a number >= 0");
-    checkNumber("SGD", "dampening", this.dampening, () => true, "a finite number");
-    checkNumber("SGD", "weightDecay", this.weightDecay, (v) => v >= 0, "a number >= 0");
-    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
+  constructor(params: Iterable<Tensor> | readonly ParamGroup<SGDOptions>[], options: SGDOptions) {
+    super("SGD", params, options);
+    ({
+      momentum: this.momentum,
+      dampening: this.dampening,
+      nesterov: this.nesterov,
+      weightDecay: this.weightDecay,
+    } = this.defaults);
+  }
+
+  protected resolve(options: SGDOptions): SGDSettings {
+    const settings = {
+      lr: options?.lr,
+      momentum: options?.momentum ?? 0,
+      dampening: options?.dampening ?? 0,
+      nesterov: options?.nesterov ?? false,
+      weightDecay: options?.weightDecay ?? 0,
+    };
+    checkNumber("SGD", "lr", settings.lr, (v) => v >= 0, "a number >= 0");
+    checkNumber("SGD", "momentum", settings.momentum, (v) => v >= 0, "a number >= 0");
+    checkNumber("SGD", "dampening", settings.dampening, () => true, "a finite number");
+    checkNumber("SGD", "weightDecay", settings.weightDecay, (v) => v >= 0, "a number >= 0");
+    if (settings.nesterov && (settings.momentum <= 0 || settings.dampening !== 0)) {
       throw new Error(
-        `SGD: nesterov needs momentum > 0 and dampening 0, got momentum ${this.momentum} and dampening ${this.dampening}`,
+        `SGD: nesterov needs momentum > 0 and dampening 0, got momentum ${settings.momentum} and dampening ${settings.dampening}`,
       );
     }
+    return settings;
   }
 
   /** With momentum: the buffer, and a flag (1 once started). */
   protected initialState(p: Tensor): Float64Array[] {
-    return this.momentum === 0 ? [] : [new Float64Array(p.size), new Float64Array(1)];
+    return this.hyper.momentum === 0 ? [] : [new Float64Array(p.size), new Float64Array(1)];
   }
 
   protected update(param: Tensor["data"], grad: Tensor["data"], slots: Float64Array[]): void {
-    const { lr, momentum, dampening, nesterov, weightDecay } = this;
+    const { lr, momentum, dampening, nesterov, weightDecay } = this.hyper;
     // PyTorch starts the momentum buffer at the first gradient, not at zero.
     const [buffer, started] = slots;
     const first = momentum !== 0 && started[0] === 0;
@@ -268,6 +381,15 @@ export interface AdamOptions {
   weightDecay?: number;
 }
 
+/** Adam's options with every default filled in. */
+interface AdamSettings {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
 /**
  * Adam (Kingma and Ba, 2015) as PyTorch implements it: g ← ∇ + λp, m ← β₁m + (1 − β₁)g,
  * v ← β₂v + (1 − β₂)g², p ← p − lr · m̂ / (√v̂ + ε) with m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ).
@@ -276,7 +398,7 @@ export interface AdamOptions {
  * @example
  * const opt = new Adam(model.parameters(), { lr: 1e-3 });
  */
-export class Adam extends Optimizer {
+export class Adam extends Optimizer<AdamOptions, AdamSettings> {
   /** Decay rate β₁ of the first-moment average. */
   readonly beta1: number;
   /** Decay rate β₂ of the second-moment average. */
@@ -288,23 +410,42 @@ export class Adam extends Optimizer {
   /** Decoupled weight decay (AdamW) instead of an L2 term in the gradient. */
   protected readonly decoupled: boolean = false;
 
-  /** Adam over `params`; `name` and `defaultDecay` are how `AdamW` reuses it. */
+  /** Adam over `params` (one list, or parameter groups); `name` is how `AdamW` reuses it. */
   constructor(
-    params: Iterable<Tensor>,
+    params: Iterable<Tensor> | readonly ParamGroup<AdamOptions>[],
     options: AdamOptions = {},
     name = "Adam",
-    defaultDecay = 0,
   ) {
-    super(name, params, options.lr ?? 1e-3);
-    const [beta1, beta2] = options.betas ?? [0.9, 0.999];
+    super(name, params, options);
+    ({
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+    } = this.defaults);
+  }
+
+  /** The weight decay when none is given: 0 for Adam, 0.01 for AdamW (PyTorch's defaults). */
+  protected defaultWeightDecay(): number {
+    return 0;
+  }
+
+  protected resolve(options: AdamOptions): AdamSettings {
+    const name = this.name ?? "Adam";
+    const [beta1, beta2] = options?.betas ?? [0.9, 0.999];
+    const settings = {
+      lr: options?.lr ?? 1e-3,
+      beta1,
+      beta2,
+      eps: options?.eps ?? 1e-8,
+      weightDecay: options?.weightDecay ?? this.defaultWeightDecay(),
+    };
+    checkNumber(name, "lr", settings.lr, (v) => v >= 0, "a number >= 0");
     checkNumber(name, "betas[0]", beta1, (v) => v >= 0 && v < 1, "in [0, 1)");
     checkNumber(name, "betas[1]", beta2, (v) => v >= 0 && v < 1, "in [0, 1)");
-    this.beta1 = beta1;
-    this.beta2 = beta2;
-    this.eps = options.eps ?? 1e-8;
-    checkNumber(name, "eps", this.eps, (v) => v >= 0, "a number >= 0");
-    this.weightDecay = options.weightDecay ?? defaultDecay;
-    checkNumber(name, "weightDecay", this.weightDecay, (v) => v >= 0, "a number >= 0");
+    checkNumber(name, "eps", settings.eps, (v) => v >= 0, "a number >= 0");
+    checkNumber(name, "weightDecay", settings.weightDecay, (v) => v >= 0, "a number >= 0");
+    return settings;
   }
 
   /** The first and second moments, and this parameter's step count t. */
@@ -315,7 +456,7 @@ export class Adam extends Optimizer {
   protected update(param: Tensor["data"], grad: Tensor["data"], slots: Float64Array[]): void {
     const [m, v, steps] = slots;
     const t = ++steps[0];
-    const { lr, beta1, beta2, eps, weightDecay } = this;
+    const { lr, beta1, beta2, eps, weightDecay } = this.hyper;
     const correction1 = 1 - beta1 ** t;
     const correction2 = 1 - beta2 ** t;
     const decay = this.decoupled ? 1 - lr * weightDecay : 1;
@@ -340,9 +481,16 @@ export class Adam extends Optimizer {
 export class AdamW extends Adam {
   protected override readonly decoupled: boolean = true;
 
-  /** AdamW over `params`. */
-  constructor(params: Iterable<Tensor>, options: AdamOptions = {}) {
-    super(params, options, "AdamW", 0.01);
+  /** AdamW over `params` (one list, or parameter groups). */
+  constructor(
+    params: Iterable<Tensor> | readonly ParamGroup<AdamOptions>[],
+    options: AdamOptions = {},
+  ) {
+    super(params, options, "AdamW");
+  }
+
+  protected override defaultWeightDecay(): number {
+    return 0.01;
   }
 }
 
@@ -370,7 +518,10 @@ export interface RMSpropOptions {
  * @example
  * const opt = new RMSprop(model.parameters(), { lr: 1e-3, momentum: 0.9 });
  */
-export class RMSprop extends Optimizer {
+/** RMSprop's options with every default filled in. */
+type RMSpropSettings = Required<RMSpropOptions>;
+
+export class RMSprop extends Optimizer<RMSpropOptions, RMSpropSettings> {
   /** Smoothing constant α of the squared-gradient average. */
   readonly alpha: number;
   /** Added to the root mean square in the denominator. */
@@ -382,18 +533,36 @@ export class RMSprop extends Optimizer {
   /** Whether the denominator uses the gradient's variance. */
   readonly centered: boolean;
 
-  /** RMSprop over `params`. */
-  constructor(params: Iterable<Tensor>, options: RMSpropOptions = {}) {
-    super("RMSprop", params, options.lr ?? 1e-2);
-    this.alpha = options.alpha ?? 0.99;
-    this.eps = options.eps ?? 1e-8;
-    this.weightDecay = options.weightDecay ?? 0;
-    this.momentum = options.momentum ?? 0;
-    this.centered = options.centered ?? false;
-    checkNumber("RMSprop", "alpha", this.alpha, (v) => v >= 0 && v < 1, "in [0, 1)");
-    checkNumber("RMSprop", "eps", this.eps, (v) => v >= 0, "a number >= 0");
-    checkNumber("RMSprop", "weightDecay", this.weightDecay, (v) => v >= 0, "a number >= 0");
-    checkNumber("RMSprop", "momentum", this.momentum, (v) => v >= 0, "a number >= 0");
+  /** RMSprop over `params` (one list, or parameter groups). */
+  constructor(
+    params: Iterable<Tensor> | readonly ParamGroup<RMSpropOptions>[],
+    options: RMSpropOptions = {},
+  ) {
+    super("RMSprop", params, options);
+    ({
+      alpha: this.alpha,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+      momentum: this.momentum,
+      centered: this.centered,
+    } = this.defaults);
+  }
+
+  protected resolve(options: RMSpropOptions): RMSpropSettings {
+    const settings = {
+      lr: options?.lr ?? 1e-2,
+      alpha: options?.alpha ?? 0.99,
+      eps: options?.eps ?? 1e-8,
+      weightDecay: options?.weightDecay ?? 0,
+      momentum: options?.momentum ?? 0,
+      centered: options?.centered ?? false,
+    };
+    checkNumber("RMSprop", "lr", settings.lr, (v) => v >= 0, "a number >= 0");
+    checkNumber("RMSprop", "alpha", settings.alpha, (v) => v >= 0 && v < 1, "in [0, 1)");
+    checkNumber("RMSprop", "eps", settings.eps, (v) => v >= 0, "a number >= 0");
+    checkNumber("RMSprop", "weightDecay", settings.weightDecay, (v) => v >= 0, "a number >= 0");
+    checkNumber("RMSprop", "momentum", settings.momentum, (v) => v >= 0, "a number >= 0");
+    return settings;
   }
 
   /** The squared-gradient average, the gradient average (centred) and the momentum buffer. */
@@ -403,7 +572,7 @@ export class RMSprop extends Optimizer {
 
   protected update(param: Tensor["data"], grad: Tensor["data"], slots: Float64Array[]): void {
     const [square, average, buffer] = slots;
-    const { lr, alpha, eps, weightDecay, momentum, centered } = this;
+    const { lr, alpha, eps, weightDecay, momentum, centered } = this.hyper;
     for (let i = 0; i < param.length; i++) {
       const g = grad[i] + weightDecay * param[i];
       square[i] = alpha * square[i] + (1 - alpha) * g * g;
