@@ -20,6 +20,14 @@ export {
 export { methodNames, type TensorMethods } from "./methods.js";
 export * as nn from "./nn/index.js";
 export { add, div, maximum, minimum, mul, neg, pow, square, sub } from "./ops/arithmetic.js";
+export {
+  batchedNms,
+  boxArea,
+  boxIou,
+  clipBoxes,
+  generalizedBoxIou,
+  nms,
+} from "./ops/boxes.js";
 export { cast } from "./ops/cast.js";
 export {
   type CrossEntropyOptions,
@@ -52,6 +60,7 @@ export {
   arange,
   type CreationOptions,
   full,
+  linspace,
   normal,
   ones,
   onesLike,
@@ -67,12 +76,15 @@ export { bceWithLogits, binaryCrossEntropy } from "./ops/crossentropy.js";
 export { type InterpolateOptions, interpolate } from "./ops/interpolate.js";
 export {
   abs,
+  ceil,
   clip,
   exp,
+  floor,
   log,
   log1p,
   logSigmoid,
   relu,
+  round,
   sigmoid,
   sign,
   softplus,
@@ -81,6 +93,10 @@ export {
 } from "./ops/math.js";
 export { matmul } from "./ops/matmul.js";
 export {
+  type ArgReduceOptions,
+  argmax,
+  argmin,
+  cumsum,
   logSoftmax,
   logSumExp,
   max,
@@ -90,19 +106,32 @@ export {
   softmax,
   sum,
 } from "./ops/reduce.js";
-export { argwhere, gather, gatherNd, scatterAdd, scatterNd, where } from "./ops/selection.js";
+export {
+  argwhere,
+  gather,
+  gatherNd,
+  oneHot,
+  scatterAdd,
+  scatterAlongAxis,
+  scatterNd,
+  takeAlongAxis,
+  where,
+} from "./ops/selection.js";
 export {
   broadcastTo,
   concat,
   expandDims,
+  meshgrid,
   pad,
   permute,
   reshape,
   slice,
   squeeze,
   stack,
+  tile,
   transpose,
 } from "./ops/shape.js";
+export { argsort, type SortOptions, sort, type TopkOptions, topk } from "./ops/sorting.js";
 export type { TensorLike } from "./ops/util.js";
 export * as optim from "./optim/index.js";
 export { Generator, getDefaultGenerator, manualSeed, type RandomSource } from "./random.js";

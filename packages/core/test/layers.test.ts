@@ -218,7 +218,7 @@ describe("MaxPool2d", () => {
 describe("containers", () => {
   it("ModuleList registers its modules as 0, 1, … and iterates over them", () => {
     const list = new nn.ModuleList([new nn.Linear(2, 3), new nn.ReLU()]);
-    list.push(new nn.Linear(3, 1));
+    list.append(new nn.Linear(3, 1));
     expect(list.length).toBe(3);
     expect(list.namedParameters().map(([name]) => name)).toEqual([
       "0.weight",
@@ -228,8 +228,8 @@ describe("containers", () => {
     ]);
     expect(list.at(-1)).toBe([...list][2]);
     expect(() => list.at(3)).toThrow("ModuleList: index 3 is out of range for a list of 3 modules");
-    expect(() => list.forward(zeros([1]))).toThrow(
-      "ModuleList: a ModuleList has no forward; call the modules it holds",
+    expect(() => list.forward()).toThrow(
+      "ModuleList: has no forward of its own; call the modules it holds instead",
     );
   });
 
@@ -244,6 +244,9 @@ describe("containers", () => {
     );
     expect(() => (heads as nn.ModuleDict).set("a.b", new nn.ReLU())).toThrow(
       /name must be a non-empty string/,
+    );
+    expect(() => heads.forward()).toThrow(
+      "ModuleDict: has no forward of its own; call the modules it holds instead",
     );
   });
 });

@@ -16,8 +16,8 @@ import {
   tensor,
   where,
 } from "@focalgrad/core";
-import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
 import { checkAlpha, checkExponent } from "./common.js";
+import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
 
 /** Options of `focal` and `focalFromLogits`: the class weight and the focusing exponent. */
 export interface FocalOptions {

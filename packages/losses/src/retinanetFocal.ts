@@ -17,8 +17,8 @@ import {
   tensor,
   where,
 } from "@focalgrad/core";
-import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
 import { checkAlpha, checkExponent } from "./common.js";
+import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
 
 /** Options of `retinanetFocal`: class weight, focusing exponent and the positive-label cutoff. */
 export interface RetinanetFocalOptions {

@@ -16,7 +16,7 @@ import {
   tensor,
   where,
 } from "@focalgrad/core";
-import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
+import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
 
 /** Options of `smoothL1`: the sharpness sigma. */
 export interface SmoothL1Options {

@@ -12,7 +12,7 @@ import { endianness } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { allocate, type DataArray, type DType } from "../dtype.js";
 import { writeInPlace } from "../nn/inplace.js";
-import type { Module } from "../nn/module.js";
+import type { AnyModule } from "../nn/module.js";
 import { formatShape, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
 
@@ -50,7 +50,7 @@ export interface Safetensors {
 }
 
 function rawBytes(t: Tensor): Uint8Array {
-  const data = t.data;
+  const data = t.read();
   if (littleEndian) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint8Array(data.byteLength);
   const view = new DataView(out.buffer);
@@ -133,7 +133,7 @@ export function encodeSafetensors(
   let at = 8 + headerLength;
   for (const [, t] of ordered) {
     out.set(rawBytes(t), at);
-    at += t.data.byteLength;
+    at += t.read().byteLength;
   }
   return out;
 }
@@ -266,7 +266,11 @@ export interface SaveOptions {
  * await save(model, "detector.safetensors");
  * await load(model, "detector.safetensors");
  */
-export async function save(module: Module, path: string, options: SaveOptions = {}): Promise<void> {
+export async function save(
+  module: AnyModule,
+  path: string,
+  options: SaveOptions = {},
+): Promise<void> {
   checkModule("save", module);
   const bytes = encodeSafetensors(module.stateDict(), { format: "pt", ...options.metadata });
   const directory = dirname(path);
@@ -333,7 +337,7 @@ export interface LoadResult {
  * }); // missingKeys: the head's parameters
  */
 export async function load(
-  module: Module,
+  module: AnyModule,
   path: string,
   options: LoadOptions = {},
 ): Promise<LoadResult> {
@@ -385,17 +389,17 @@ export async function load(
   writeInPlace(
     loaded.map(([, target]) => target),
     () => {
-      for (const [name, target] of loaded) target.data.set(file.tensors.get(name)!.data);
+      for (const [name, target] of loaded) target.writable().set(file.tensors.get(name)!.read());
     },
   );
   return { missingKeys, unexpectedKeys, metadata: file.metadata };
 }
 
-function checkModule(op: string, module: Module): void {
+function checkModule(op: string, module: AnyModule): void {
   if (
     module === null ||
     typeof module !== "object" ||
-    typeof (module as Module).stateDict !== "function"
+    typeof (module as AnyModule).stateDict !== "function"
   ) {
     throw new Error(`${op}: the first argument must be an nn.Module`);
   }

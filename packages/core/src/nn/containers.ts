@@ -1,60 +1,6 @@
-/** Containers that register their modules without running them: ModuleList and ModuleDict. */
+/** ModuleDict: submodules registered by name, without a computation of their own (ModuleList is in module.ts). */
 
-import type { Tensor } from "../tensor.js";
-import { Module } from "./module.js";
-
-/**
- * An ordered list of submodules, registered as "0", "1", … so that their parameters are found
- * and saved (PyTorch's `nn.ModuleList`). It has no `forward` of its own: a parent module loops
- * over it.
- *
- * @example
- * const heads = new ModuleList([new Linear(8, 4), new Linear(8, 4)]);
- * heads.push(new Linear(8, 4));
- * const outputs = [...heads].map((head) => head.forward(features));
- * heads.namedParameters()[2][0]; // "1.weight"
- */
-export class ModuleList<M extends Module = Module> extends Module implements Iterable<M> {
-  readonly #items: M[] = [];
-
-  /** A list holding `modules`, in order. */
-  constructor(modules: Iterable<M> = []) {
-    super();
-    for (const m of modules) this.push(m);
-  }
-
-  /** How many modules the list holds. */
-  get length(): number {
-    return this.#items.length;
-  }
-
-  /** Appends `module` under the next index and returns this list. */
-  push(module: M): this {
-    this.#items.push(this.addModule(String(this.#items.length), module));
-    return this;
-  }
-
-  /** The module at `index` (negative counts from the end); throws when out of range. */
-  at(index: number): M {
-    const i = index < 0 ? this.#items.length + index : index;
-    if (!Number.isInteger(index) || i < 0 || i >= this.#items.length) {
-      throw new Error(
-        `ModuleList: index ${index} is out of range for a list of ${this.#items.length} modules`,
-      );
-    }
-    return this.#items[i];
-  }
-
-  /** The modules, in order. */
-  [Symbol.iterator](): Iterator<M> {
-    return this.#items[Symbol.iterator]();
-  }
-
-  /** Throws: a ModuleList is a container; call its modules. */
-  forward(_x: Tensor): Tensor {
-    throw new Error("ModuleList: a ModuleList has no forward; call the modules it holds");
-  }
-}
+import { type AnyModule, type Layer, Module } from "./module.js";
 
 /**
  * Submodules by name, registered under those names (PyTorch's `nn.ModuleDict`); the names may not
@@ -65,7 +11,7 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
  * heads.get("box").forward(features);
  * heads.namedParameters().map(([name]) => name); // ["cls.weight", "cls.bias", "box.weight", "box.bias"]
  */
-export class ModuleDict<M extends Module = Module> extends Module {
+export class ModuleDict<M extends AnyModule = Layer> extends Module<[], never> {
   readonly #items = new Map<string, M>();
 
   /** A dictionary holding the modules of `modules`, in its key order. */
@@ -107,8 +53,8 @@ export class ModuleDict<M extends Module = Module> extends Module {
     return [...this.#items];
   }
 
-  /** Throws: a ModuleDict is a container; call its modules. */
-  forward(_x: Tensor): Tensor {
-    throw new Error("ModuleDict: a ModuleDict has no forward; call the modules it holds");
+  /** A dictionary applies nothing itself: call the modules it holds. */
+  forward(): never {
+    throw new Error("ModuleDict: has no forward of its own; call the modules it holds instead");
   }
 }

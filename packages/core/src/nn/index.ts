@@ -10,7 +10,7 @@ export {
   Softmax,
   Tanh,
 } from "./activations.js";
-export { ModuleDict, ModuleList } from "./containers.js";
+export { ModuleDict } from "./containers.js";
 export type { RandomSource } from "./init.js";
 export * as init from "./init.js";
 export {
@@ -23,7 +23,7 @@ export {
   ReLU,
   Upsample,
 } from "./layers.js";
-export { Module, Sequential } from "./module.js";
+export { type AnyModule, type Layer, Module, ModuleList, Sequential } from "./module.js";
 export {
   BatchNorm1d,
   BatchNorm2d,

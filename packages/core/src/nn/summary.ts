@@ -1,7 +1,7 @@
 /** How big a model is: its parameter count and a per-module summary table. */
 
 import { formatShape } from "../shape.js";
-import type { Module } from "./module.js";
+import type { AnyModule } from "./module.js";
 
 /**
  * The number of parameter elements of `module` and everything below it (a tensor shared by two
@@ -10,7 +10,7 @@ import type { Module } from "./module.js";
  * @example
  * parameterCount(new Linear(4, 2)); // 4 · 2 weights + 2 biases = 10
  */
-export function parameterCount(module: Module): number {
+export function parameterCount(module: AnyModule): number {
   let count = 0;
   for (const p of module.parameters()) count += p.size;
   return count;
@@ -29,7 +29,7 @@ export function parameterCount(module: Module): number {
  * // …
  * // total                              49
  */
-export function summary(module: Module): string {
+export function summary(module: AnyModule): string {
   const seen = new Set<unknown>();
   const rows: string[][] = [["name", "module", "parameters", "count"]];
   for (const [name, m] of module.namedModules()) {

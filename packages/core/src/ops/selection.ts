@@ -1,6 +1,6 @@
 /** Selection: where, argwhere, gather and gatherNd, and the scatter-adds that are their gradients. */
 
-import { allocate, promoteTypes } from "../dtype.js";
+import { allocate, type DType, isDType, promoteTypes } from "../dtype.js";
 import { record, ScatteredGradient } from "../engine.js";
 import {
   elementwise,
@@ -10,9 +10,12 @@ import {
   viewOf,
 } from "../kernels/elementwise.js";
 import {
+  gatherAlong,
   gatherAxis,
   gatherRows,
   ndOffsets,
+  oneHotInto,
+  scatterAddAlong,
   scatterAddAxis,
   scatterAddRows,
 } from "../kernels/gather.js";
@@ -29,6 +32,7 @@ import { Tensor } from "../tensor.js";
 import {
   checkBool,
   checkInt32,
+  checkInteger,
   checkTensor,
   describe,
   operandPair,
@@ -63,6 +67,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
     out,
     [cond, x, y],
     [null, (g) => where(cond, g, 0), (g) => where(cond, 0, g)],
+    [[], [cond], [cond]],
   );
 }
 
@@ -75,7 +80,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
  */
 export function argwhere(cond: Tensor): Tensor {
   checkTensor("argwhere", "cond", cond);
-  const data = cond.data;
+  const data = cond.read();
   let count = 0;
   for (let i = 0; i < data.length; i++) if (data[i] !== 0) count++;
   const positions = new Int32Array(count);
@@ -136,7 +141,7 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
   const axisSize = x.shape[ax];
   checkIndices(
     "gather",
-    indices.data as Int32Array,
+    indices.read() as Int32Array,
     axisSize,
     `axis ${ax} of x (shape ${formatShape(x.shape)})`,
   );
@@ -144,8 +149,8 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
   const inner = sizeOf(x.shape.slice(ax + 1));
   const shape = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
   const out = allocate(x.dtype, sizeOf(shape));
-  const index = indices.data as Int32Array;
-  gatherAxis(x.data, index, outer, axisSize, inner, out);
+  const index = indices.read() as Int32Array;
+  gatherAxis(x.read(), index, outer, axisSize, inner, out);
   const result = new Tensor(out, shape, x.dtype);
   return record(
     "gather",
@@ -156,7 +161,7 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
         new ScatteredGradient(
           x.shape,
           g.dtype,
-          (dest) => scatterAddAxis(g.data, index, outer, axisSize, inner, dest),
+          (dest) => scatterAddAxis(g.read(), index, outer, axisSize, inner, dest),
           () => scatterAdd(indices, g, ax, x.shape),
           g.size,
         ),
@@ -185,14 +190,14 @@ export function scatterAdd(indices: Tensor, updates: Tensor, axis: number, shape
   }
   checkIndices(
     "scatterAdd",
-    indices.data as Int32Array,
+    indices.read() as Int32Array,
     shape[ax],
     `axis ${ax} of shape ${formatShape(shape)}`,
   );
   const out = allocate(updates.dtype, sizeOf(shape));
   const outer = sizeOf(shape.slice(0, ax));
   const inner = sizeOf(shape.slice(ax + 1));
-  scatterAddAxis(updates.data, indices.data as Int32Array, outer, shape[ax], inner, out);
+  scatterAddAxis(updates.read(), indices.read() as Int32Array, outer, shape[ax], inner, out);
   const result = new Tensor(out, shape, updates.dtype);
   return record("scatterAdd", result, [indices, updates], [null, (g) => gather(g, indices, ax)]);
 }
@@ -224,6 +229,8 @@ function ndLayout(
   offset = 0,
 ): NdLayout {
   const key = `${shape.join(",")}|${strides.join(",")}|${offset}`;
+  // Indices whose memory was handed out may change without a version bump: never cached.
+  if (indices.isExposed) return computeNdLayout(op, indices, shape, strides, offset);
   let known = ndLayouts.get(indices);
   if (known === undefined || known.version !== indices.version) {
     known = { version: indices.version, byKey: new Map() };
@@ -252,10 +259,10 @@ function computeNdLayout(
     );
   }
   const rows = sizeOf(indices.shape.slice(0, -1));
-  const found = indices.version === 0 ? hits.get(indices) : undefined;
+  const found = indices.version === 0 && !indices.isExposed ? hits.get(indices) : undefined;
   const fromArgwhere = found !== undefined && shapesEqual(found.shape, shape.slice(0, m));
   if (!fromArgwhere) {
-    const idx = indices.data as Int32Array;
+    const idx = indices.read() as Int32Array;
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < m; j++) {
         const v = idx[r * m + j];
@@ -284,7 +291,7 @@ function computeNdLayout(
       disjoint,
     };
   }
-  const offsets = ndOffsets(indices.data as Int32Array, rows, m, strides.slice(0, m), offset);
+  const offsets = ndOffsets(indices.read() as Int32Array, rows, m, strides.slice(0, m), offset);
   let disjoint = true;
   for (let r = 1; r < rows && disjoint; r++) disjoint = offsets[r] - offsets[r - 1] >= slice;
   return { rows: { index: offsets, scale: 1, start: 0 }, slice, outShape, disjoint };
@@ -325,7 +332,7 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
   const run = view === null ? null : trailingRun(x.shape.slice(m), view.strides.slice(m), width);
   if (view !== null && run !== null) {
     const through = ndLayout("gatherNd", indices, x.shape, view.strides, view.offset);
-    result = lazyGatherRows(view.tensor, through.rows, width, run, through.outShape);
+    result = lazyGatherRows(view, through.rows, width, run, through.outShape);
   }
   // x's own row-major layout: the gradient scatters through it.
   const own = () => ndLayout("gatherNd", indices, x.shape);
@@ -334,7 +341,7 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
     result = lazyGatherRows(x, rows, slice, 1, outShape);
     if (result === null) {
       const out = allocate(x.dtype, sizeOf(outShape));
-      gatherRows(x.data, rows, slice, out);
+      gatherRows(x.read(), rows, slice, out);
       result = new Tensor(out, outShape, x.dtype);
     }
   }
@@ -352,7 +359,7 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
             // own; into a zero buffer through disjoint rows it stores rather than adds.
             const { rows, slice, disjoint } = own();
             if (!scatterPendingRows(g, rows, slice, dest, zero && disjoint))
-              scatterAddRows(g.data, rows, slice, dest);
+              scatterAddRows(g.read(), rows, slice, dest);
           },
           () => scatterNd(indices, g, x.shape),
           g.size,
@@ -380,7 +387,139 @@ export function scatterNd(indices: Tensor, updates: Tensor, shape: Shape): Tenso
     );
   }
   const out = allocate(updates.dtype, sizeOf(shape));
-  scatterAddRows(updates.data, rows, slice, out);
+  scatterAddRows(updates.read(), rows, slice, out);
   const result = new Tensor(out, shape, updates.dtype);
   return record("scatterNd", result, [indices, updates], [null, (g) => gatherNd(g, indices)]);
+}
+
+/** x viewed as [outer, axisSize, inner] and indices as [outer, count, inner], for take/scatter along an axis. */
+function alongLayout(op: string, shape: Shape, indices: Tensor, axis: number) {
+  const ax = normalizeAxis(op, axis, shape.length);
+  if (indices.rank !== shape.length || indices.shape.some((d, i) => i !== ax && d !== shape[i])) {
+    throw new Error(
+      `${op}: indices of shape ${formatShape(indices.shape)} must match ${formatShape(shape)} on every axis but axis ${ax}`,
+    );
+  }
+  checkIndices(
+    op,
+    indices.read() as Int32Array,
+    shape[ax],
+    `axis ${ax} of shape ${formatShape(shape)}`,
+  );
+  return {
+    ax,
+    outer: sizeOf(shape.slice(0, ax)),
+    axisSize: shape[ax],
+    count: indices.shape[ax],
+    inner: sizeOf(shape.slice(ax + 1)),
+  };
+}
+
+/**
+ * Takes from `x` along `axis` the entries that `indices` (int32, x's shape except along `axis`)
+ * name, one per position: out[…, j, …] = x[…, indices[…, j, …], …] (NumPy's `take_along_axis`,
+ * PyTorch's `gather`). The gradient scatter-adds back to the positions taken.
+ *
+ * @example
+ * const x = tensor([[10, 20, 30], [40, 50, 60]]);
+ * takeAlongAxis(x, tensor([[2, 0], [1, 1]], { dtype: "int32" }), 1); // [[30, 10], [50, 50]]
+ */
+export function takeAlongAxis(x: Tensor, indices: Tensor, axis: number): Tensor {
+  checkTensor("takeAlongAxis", "x", x);
+  checkInt32("takeAlongAxis", "indices", indices);
+  const { ax, outer, axisSize, count, inner } = alongLayout(
+    "takeAlongAxis",
+    x.shape,
+    indices,
+    axis,
+  );
+  const out = allocate(x.dtype, indices.size);
+  gatherAlong(x.read(), indices.read() as Int32Array, outer, axisSize, count, inner, out);
+  return record(
+    "takeAlongAxis",
+    new Tensor(out, indices.shape, x.dtype),
+    [x, indices],
+    [(g) => scatterAlongAxis(indices, g, ax, x.shape), null],
+    [[indices], []],
+  );
+}
+
+/**
+ * The adjoint of `takeAlongAxis`: a zero tensor of `shape` into which `updates` (of indices'
+ * shape) are added along `axis` at `indices`; repeated indices accumulate (PyTorch's
+ * `scatter_add`).
+ *
+ * @example
+ * scatterAlongAxis(tensor([[1, 1]], { dtype: "int32" }), tensor([[2, 3]]), 1, [1, 3]); // [[0, 5, 0]]
+ */
+export function scatterAlongAxis(
+  indices: Tensor,
+  updates: Tensor,
+  axis: number,
+  shape: Shape,
+): Tensor {
+  checkInt32("scatterAlongAxis", "indices", indices);
+  checkTensor("scatterAlongAxis", "updates", updates);
+  if (!shapesEqual(updates.shape, indices.shape)) {
+    throw new Error(
+      `scatterAlongAxis: updates must have the shape of indices ${formatShape(indices.shape)}, got ${describe(updates)}`,
+    );
+  }
+  const { ax, outer, axisSize, count, inner } = alongLayout(
+    "scatterAlongAxis",
+    shape,
+    indices,
+    axis,
+  );
+  const out = allocate(updates.dtype, sizeOf(shape));
+  scatterAddAlong(updates.read(), indices.read() as Int32Array, outer, axisSize, count, inner, out);
+  return record(
+    "scatterAlongAxis",
+    new Tensor(out, shape, updates.dtype),
+    [indices, updates],
+    [null, (g) => takeAlongAxis(g, indices, ax)],
+    [[], [indices]],
+  );
+}
+
+/**
+ * One-hot encoding (PyTorch's `one_hot`): for int32 `indices` of any shape, a tensor of shape
+ * [...indices.shape, numClasses] that is 1 at each index and 0 elsewhere. `numClasses` defaults to
+ * the largest index + 1; the dtype to int32 (PyTorch's integer result), or pass `dtype`.
+ *
+ * @example
+ * oneHot(tensor([0, 2], { dtype: "int32" }), 3); // [[1, 0, 0], [0, 0, 1]]
+ * oneHot(labels, 10, { dtype: "float32" });      // targets for a per-class BCE
+ */
+export function oneHot(
+  indices: Tensor,
+  numClasses?: number,
+  options: { dtype?: DType } = {},
+): Tensor {
+  checkInt32("oneHot", "indices", indices);
+  const index = indices.read() as Int32Array;
+  let classes = numClasses;
+  if (classes === undefined) {
+    if (index.length === 0) {
+      throw new Error("oneHot: cannot infer numClasses from empty indices; pass numClasses");
+    }
+    classes = index.reduce((a, b) => Math.max(a, b), 0) + 1;
+  }
+  checkInteger("oneHot", "numClasses", classes, 1);
+  const dtype = options.dtype ?? "int32";
+  if (!isDType(dtype)) {
+    throw new Error(
+      `oneHot: unknown dtype ${JSON.stringify(dtype)} (expected float32, float64, int32 or bool)`,
+    );
+  }
+  for (let i = 0; i < index.length; i++) {
+    if (index[i] < 0 || index[i] >= classes) {
+      throw new Error(
+        `oneHot: index ${index[i]} (at position ${i} of indices) is out of range for numClasses = ${classes} (expected 0 <= index < ${classes})`,
+      );
+    }
+  }
+  const out = allocate(dtype, index.length * classes);
+  oneHotInto(index, classes, out);
+  return new Tensor(out, [...indices.shape, classes], dtype);
 }

@@ -185,7 +185,9 @@ export abstract class Optimizer<O extends object = object, H extends LearningRat
         `${op}: the state has ${Array.isArray(lrs) ? lrs.length : 0} parameter groups, the optimiser ${this.paramGroups.length}`,
       );
     }
-    lrs.forEach((lr, g) => checkNumber(op, `groupLrs[${g}]`, lr, (v) => v >= 0, "a number >= 0"));
+    for (const [g, lr] of lrs.entries()) {
+      checkNumber(op, `groupLrs[${g}]`, lr, (v) => v >= 0, "a number >= 0");
+    }
     checkNumber(
       op,
       "stepCount",
@@ -253,7 +255,7 @@ export abstract class Optimizer<O extends object = object, H extends LearningRat
             slots = this.initialState(p);
             this.state.set(p, slots);
           }
-          this.update(p.data, p.grad.data, slots);
+          this.update(p.writable(), p.grad.read(), slots);
         }
       }
     });

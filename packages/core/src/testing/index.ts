@@ -1,7 +1,8 @@
 /**
- * `@focalgrad/core/testing`: gradient checking against finite differences, and fast-check
- * arbitraries for property tests of ops and losses. The gradient checks need nothing else; the
- * arbitraries need `fast-check` installed (an optional peer dependency).
+ * `@focalgrad/core/testing`: gradient checking against finite differences, fast-check arbitraries
+ * for property tests of ops and losses, and `withFusion` to run code fused or op by op. The
+ * gradient checks need nothing else; the arbitraries need `fast-check` installed (an optional
+ * peer dependency).
  *
  * @packageDocumentation
  */
@@ -14,6 +15,7 @@ export {
   shape,
   type TensorConstraints,
 } from "./arbitraries.js";
+export { withFusion } from "./fusion.js";
 export {
   assertGradcheck,
   assertGradgradcheck,

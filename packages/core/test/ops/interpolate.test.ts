@@ -9,7 +9,7 @@ const row = (values: number[]) => tensor([[[values]]], { dtype: "float64" }); //
 const flat = (t: Tensor) => (t.toArray() as number[][][][])[0][0][0];
 const close = (actual: number[], expected: number[]) => {
   expect(actual.length).toBe(expected.length);
-  actual.forEach((v, i) => expect(v).toBeCloseTo(expected[i], 14));
+  for (const [i, v] of actual.entries()) expect(v).toBeCloseTo(expected[i], 14);
 };
 
 describe("interpolate", () => {
