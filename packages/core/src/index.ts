@@ -131,7 +131,14 @@ export {
   tile,
   transpose,
 } from "./ops/shape.js";
-export { argsort, type SortOptions, sort, type TopkOptions, topk } from "./ops/sorting.js";
+export {
+  argsort,
+  type SortOptions,
+  type SortResult,
+  sort,
+  type TopkOptions,
+  topk,
+} from "./ops/sorting.js";
 export type { TensorLike } from "./ops/util.js";
 export * as optim from "./optim/index.js";
 export { Generator, getDefaultGenerator, manualSeed, type RandomSource } from "./random.js";

@@ -220,6 +220,7 @@ export class Sequential extends Module {
 export class ModuleList<M extends AnyModule = Layer> extends Module<[], never> {
   readonly #items: M[] = [];
 
+  /** A list holding `modules`, in order. */
   constructor(modules: Iterable<M> = []) {
     super();
     for (const m of modules) this.append(m);
@@ -247,6 +248,7 @@ export class ModuleList<M extends AnyModule = Layer> extends Module<[], never> {
     return this.#items[index < 0 ? index + n : index];
   }
 
+  /** The modules, in order. */
   [Symbol.iterator](): Iterator<M> {
     return this.#items[Symbol.iterator]();
   }

@@ -200,6 +200,7 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   return exp(logSoftmax(x, axis));
 }
 
+/** Options of `argmax` and `argmin`: the axis (default: the flattened tensor) and `keepdims`. */
 export interface ArgReduceOptions {
   /** The axis to reduce (negative counts from the end); default: the flattened tensor. */
   axis?: number;
