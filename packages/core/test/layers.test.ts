@@ -2,7 +2,16 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { manualSeed, nn, ones, sum, type Tensor, tensor, zeros } from "../src/index.js";
+import {
+  interpolate,
+  manualSeed,
+  nn,
+  ones,
+  sum,
+  type Tensor,
+  tensor,
+  zeros,
+} from "../src/index.js";
 import { assertGradcheck, assertGradgradcheck, floatTensor } from "../src/testing/index.js";
 
 const f64 = (values: number[] | number[][]) => tensor(values, { dtype: "float64" });
@@ -212,6 +221,28 @@ describe("MaxPool2d", () => {
         ],
       ],
     ]);
+  });
+});
+
+describe("Upsample", () => {
+  it("is interpolate in every mode, and the integer-factor kernel in nearest mode", () => {
+    const x = tensor([0, 2, 4, 6], { shape: [1, 1, 2, 2], dtype: "float64" });
+    // Nearest, factor 2: every pixel a 2 × 2 block, as interpolate gives.
+    const nearest = new nn.Upsample({ scaleFactor: 2 }).forward(x);
+    expect(nearest.toArray()).toEqual(interpolate(x, { scaleFactor: 2 }).toArray());
+    // Bilinear with corners aligned, 2 × 2 → 3 × 3: the centre is the mean 3.
+    const bilinear = new nn.Upsample({ size: 3, mode: "bilinear", alignCorners: true }).forward(x);
+    expect(bilinear.toArray()).toEqual([
+      [
+        [
+          [0, 1, 2],
+          [2, 3, 4],
+          [4, 5, 6],
+        ],
+      ],
+    ]);
+    // A fractional nearest factor goes through interpolate: 2 × 1.5 = 3 columns.
+    expect(new nn.Upsample({ scaleFactor: 1.5 }).forward(x).shape).toEqual([1, 1, 3, 3]);
   });
 });
 

@@ -479,8 +479,8 @@ describe("shape layers", () => {
     expect(y.shape).toEqual([1, 16]);
     expect(y.data.every((v) => v === 3)).toBe(true);
     expect(net.parameters()).toEqual([]);
-    expect(() => new nn.Upsample({ scaleFactor: 2, mode: "bilinear" as "nearest" })).toThrow(
-      'Upsample: only mode "nearest" is supported, got "bilinear"',
+    expect(() => new nn.Upsample({ scaleFactor: 2, mode: "bicubic" as "nearest" })).toThrow(
+      'Upsample: mode must be "nearest" or "bilinear", got "bicubic"',
     );
   });
 });

@@ -10,6 +10,7 @@ import {
   type Pool2dOptions,
   upsampleNearest2d,
 } from "../ops/conv.js";
+import { type InterpolateOptions, interpolate } from "../ops/interpolate.js";
 import { relu } from "../ops/math.js";
 import { matmulTransposed } from "../ops/matmul.js";
 import { reshape } from "../ops/shape.js";
@@ -230,32 +231,40 @@ export class MaxPool2d extends Module {
 }
 
 /**
- * Nearest-neighbour upsampling by integer factors (the "nearest" mode of PyTorch's `Upsample`).
+ * Upsampling (PyTorch's `nn.Upsample`): "nearest" (the default) or "bilinear", to a `size` or by a
+ * `scaleFactor`, with `alignCorners` for bilinear; see `interpolate` for the index rules.
  *
  * @example
  * new Upsample({ scaleFactor: 2 }).forward(zeros([1, 8, 4, 4])).shape; // [1, 8, 8, 8]
+ * new Upsample({ size: [7, 7], mode: "bilinear" }).forward(zeros([1, 8, 4, 4])).shape; // [1, 8, 7, 7]
  */
 export class Upsample extends Module {
-  /** Upsampling by `options.scaleFactor`; `mode` can only be "nearest". */
+  /** Upsampling with the size or factor, mode and corner convention of `options`. */
   constructor(
-    /** The integer factor per axis (or one for both), and the mode. */
-    readonly options: {
-      /** A positive integer per axis, or one for both. */
-      scaleFactor: Pair;
-      /** Only "nearest" (the default). */
-      mode?: "nearest";
-    },
+    /** As `interpolate`'s options: `size` or `scaleFactor`, `mode`, `alignCorners`. */
+    readonly options: InterpolateOptions,
   ) {
     super();
-    if (options?.mode !== undefined && options.mode !== "nearest") {
+    const mode = options?.mode;
+    if (mode !== undefined && mode !== "nearest" && mode !== "bilinear") {
       throw new Error(
-        `Upsample: only mode "nearest" is supported, got ${JSON.stringify(options.mode)}`,
+        `Upsample: mode must be "nearest" or "bilinear", got ${JSON.stringify(mode)}`,
       );
     }
   }
 
   forward(x: Tensor): Tensor {
-    return upsampleNearest2d(x, { scaleFactor: this.options.scaleFactor });
+    const { scaleFactor, size, mode = "nearest" } = this.options;
+    // Integer factors in nearest mode are block copies: the dedicated kernel does them directly.
+    const integral =
+      size === undefined &&
+      (typeof scaleFactor === "number" ? [scaleFactor] : (scaleFactor ?? [0.5])).every((f) =>
+        Number.isInteger(f),
+      );
+    if (mode === "nearest" && integral) {
+      return upsampleNearest2d(x, { scaleFactor: scaleFactor as Pair });
+    }
+    return interpolate(x, this.options);
   }
 }
 
