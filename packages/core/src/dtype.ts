@@ -1,5 +1,6 @@
 /** The four element types a tensor can hold, and the rules for mixing them. */
 
+/** The element type of a tensor: two float widths, 32-bit integers (indices) and booleans (masks). */
 export type DType = "float32" | "float64" | "int32" | "bool";
 
 /** The typed array that stores each dtype. `bool` is one byte per element, 0 or 1. */
@@ -9,8 +10,10 @@ export interface DataArrayOf {
   int32: Int32Array;
   bool: Uint8Array;
 }
+/** The typed array of any dtype: what `tensor.data` is when the dtype is not known statically. */
 export type DataArray = DataArrayOf[DType];
 
+/** Every dtype, as a list (to iterate over them, as the tests do). */
 export const DTYPES = ["float32", "float64", "int32", "bool"] as const satisfies readonly DType[];
 
 const constructors = {
@@ -25,6 +28,13 @@ export function allocate<D extends DType>(dtype: D, n: number): DataArrayOf[D] {
   return new constructors[dtype](n) as DataArrayOf[D];
 }
 
+/**
+ * Whether `dtype` is floating point (float32 or float64): the dtypes that can take gradients.
+ *
+ * @example
+ * isFloat("float64"); // true
+ * isFloat("int32");   // false
+ */
 export function isFloat(dtype: DType): dtype is "float32" | "float64" {
   return dtype === "float32" || dtype === "float64";
 }

@@ -1,8 +1,11 @@
 /**
- * @focalgrad/core: tensors, reverse-mode autodiff, and the ops that focal losses and small conv
+ * `@focalgrad/core`: tensors, reverse-mode autodiff, and the ops that focal losses and small conv
  * nets are made of.
+ *
+ * @packageDocumentation
  */
 
+export { DataLoader, type DataLoaderOptions } from "./data.js";
 export { type DataArray, DTYPES, type DType, isFloat, promoteTypes } from "./dtype.js";
 export { type GradientRule, grad, isGradEnabled, noGrad, valueAndGrad } from "./engine.js";
 export {
@@ -13,6 +16,8 @@ export {
   javascriptBackend,
   setBackend,
 } from "./kernels/backend.js";
+// Installs the op methods on Tensor.prototype (a side effect, listed in package.json's sideEffects).
+export { methodNames, type TensorMethods } from "./methods.js";
 export * as nn from "./nn/index.js";
 export { add, div, maximum, minimum, mul, neg, pow, square, sub } from "./ops/arithmetic.js";
 export {
@@ -24,6 +29,12 @@ export {
   nms,
 } from "./ops/boxes.js";
 export { cast } from "./ops/cast.js";
+export {
+  type CrossEntropyOptions,
+  crossEntropy,
+  type NllLossOptions,
+  nllLoss,
+} from "./ops/classification.js";
 export {
   equal,
   greater,
@@ -54,6 +65,7 @@ export {
   ones,
   onesLike,
   type RandomOptions,
+  randperm,
   type TensorOptions,
   tensor,
   uniform,
@@ -61,6 +73,7 @@ export {
   zerosLike,
 } from "./ops/creation.js";
 export { bceWithLogits, binaryCrossEntropy } from "./ops/crossentropy.js";
+export { type InterpolateOptions, interpolate } from "./ops/interpolate.js";
 export {
   abs,
   ceil,
@@ -118,9 +131,16 @@ export {
   tile,
   transpose,
 } from "./ops/shape.js";
-export { argsort, type SortOptions, sort, type TopkOptions, topk } from "./ops/sorting.js";
+export {
+  argsort,
+  type SortOptions,
+  type SortResult,
+  sort,
+  type TopkOptions,
+  topk,
+} from "./ops/sorting.js";
 export { checkOptions, type OptionKind, type TensorLike } from "./ops/util.js";
 export * as optim from "./optim/index.js";
-export { Generator } from "./random.js";
+export { Generator, getDefaultGenerator, manualSeed, type RandomSource } from "./random.js";
 export type { Shape } from "./shape.js";
 export { type NestedArray, Tensor } from "./tensor.js";

@@ -9,15 +9,33 @@
  * gen.normal();  // standard normal
  */
 export class Generator {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
+  private s0 = 0;
+  private s1 = 0;
+  private s2 = 0;
+  private s3 = 0;
   private spare: number | undefined;
 
+  /**
+   * A generator whose sequence is fixed by `seed` (any finite number; its integer part modulo 2^32
+   * is used, so seeds that differ only there give the same sequence).
+   */
   constructor(seed: number) {
-    if (!Number.isFinite(seed))
-      throw new Error(`Generator: seed must be a finite number, got ${seed}`);
+    this.manualSeed(seed);
+  }
+
+  /**
+   * Restarts this generator's sequence from `seed`, as `torch.Generator.manual_seed` does; returns
+   * the generator.
+   *
+   * @example
+   * const gen = new Generator(1);
+   * const first = gen.uniform();
+   * gen.manualSeed(1).uniform() === first; // true
+   */
+  manualSeed(seed: number): this {
+    if (typeof seed !== "number" || !Number.isFinite(seed))
+      throw new Error(`Generator: seed must be a finite number, got ${String(seed)}`);
+    this.spare = undefined;
     let x = Math.trunc(seed) >>> 0;
     const next = () => {
       x = (x + 0x9e3779b9) | 0;
@@ -30,6 +48,7 @@ export class Generator {
     this.s1 = next();
     this.s2 = next();
     this.s3 = next();
+    return this;
   }
 
   /** The next 32 random bits as an unsigned integer. */
@@ -74,4 +93,66 @@ export class Generator {
 
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
+}
+
+/**
+ * The generator that layers, initialisers and random creators draw from when given neither a
+ * `generator` nor a `seed` (PyTorch's default generator). It starts from seed 0, so a program is
+ * reproducible even without `manualSeed`.
+ */
+const defaultGenerator = new Generator(0);
+
+/**
+ * Reseeds the default generator, like `torch.manual_seed`, and returns it. Everything drawn
+ * afterwards without an explicit `generator` or `seed` follows from `seed`.
+ *
+ * @example
+ * manualSeed(42);
+ * const a = new nn.Linear(4, 2);
+ * manualSeed(42);
+ * const b = new nn.Linear(4, 2); // the same weights as a
+ */
+export function manualSeed(seed: number): Generator {
+  return defaultGenerator.manualSeed(seed);
+}
+
+/**
+ * The default generator itself (see `manualSeed`), for code that wants to pass it on explicitly.
+ *
+ * @example
+ * getDefaultGenerator().uniform(); // advances the default sequence
+ */
+export function getDefaultGenerator(): Generator {
+  return defaultGenerator;
+}
+
+/**
+ * Where random numbers come from: a generator (advanced by the draw), a seed for a fresh one, or,
+ * with neither, the default generator (`manualSeed`).
+ */
+export interface RandomSource {
+  /** The generator to draw from; its state advances, so successive layers get different weights. */
+  generator?: Generator;
+  /** A seed for a fresh generator, used when `generator` is not given. */
+  seed?: number;
+}
+
+/**
+ * @internal The generator of `source`: its `generator`, a fresh one of its `seed`, or else the
+ * default generator. Errors name `op`.
+ */
+export function generatorOf(op: string, source: RandomSource | undefined): Generator {
+  if (source?.generator !== undefined) {
+    if (!(source.generator instanceof Generator)) {
+      throw new Error(`${op}: generator must be a Generator, got ${typeof source.generator}`);
+    }
+    return source.generator;
+  }
+  if (source?.seed !== undefined) {
+    if (typeof source.seed !== "number" || !Number.isFinite(source.seed)) {
+      throw new Error(`${op}: seed must be a finite number, got ${String(source.seed)}`);
+    }
+    return new Generator(source.seed);
+  }
+  return defaultGenerator;
 }

@@ -40,6 +40,22 @@ export class Storage {
 /** A pending result deeper than this (results of pending results …) computes its inputs first. */
 const maxPendingDepth = 200;
 
+/** The key Node's `util.inspect` (and so `console.log`) looks up; `Symbol.for` needs no Node import. */
+const inspectCustom: unique symbol = Symbol.for("nodejs.util.inspect.custom");
+
+/**
+ * An n-dimensional array of one dtype (`float32`, `float64`, `int32` or `bool`), stored as a
+ * contiguous row-major typed array, and a node of the autodiff graph. Make tensors with `tensor()`,
+ * `zeros()`, `ones()` and the other creators, and combine them with the functions of this package
+ * (`add(x, y)`, `sum(x)`, …); every op returns a new tensor. Tensors are ordinary garbage-collected
+ * objects, with no `dispose`.
+ *
+ * @example
+ * const x = tensor([1, 2, 3], { requiresGrad: true }); // float32, shape [3]
+ * sum(mul(x, x)).backward();
+ * x.grad!.toArray(); // [2, 4, 6]
+ * console.log(x);    // tensor([1., 2., 3.], shape=[3], dtype=float32, requiresGrad=true)
+ */
 export class Tensor<D extends DType = DType> {
   private storage: Storage | null;
   private compute: (() => DataArray) | null;
@@ -49,8 +65,11 @@ export class Tensor<D extends DType = DType> {
   private capturedPending = false;
   /** @internal How many pending results stand between this one and concrete data (0 when concrete). */
   readonly pendingDepth: number;
+  /** The length of each axis, outermost first; `[]` for a scalar. Frozen. */
   readonly shape: Shape;
+  /** The element type: `float32`, `float64`, `int32` or `bool`. */
   readonly dtype: D;
+  /** The number of elements, the product of `shape` (1 for a scalar). */
   readonly size: number;
   /** The accumulated gradient after `backward()`, on leaves that require gradients. */
   grad: Tensor | null = null;
@@ -233,6 +252,7 @@ export class Tensor<D extends DType = DType> {
     return this.storage === null;
   }
 
+  /** The number of axes, `shape.length` (0 for a scalar). */
   get rank(): number {
     return this.shape.length;
   }
@@ -242,6 +262,10 @@ export class Tensor<D extends DType = DType> {
     return this.requires;
   }
 
+  /**
+   * Makes this leaf record gradients (into `.grad` on `backward()`), or stops it. Throws for a
+   * tensor that is not float, and when turning it off on a tensor made by an op (use `detach()`).
+   */
   set requiresGrad(value: boolean) {
     if (value && !isFloat(this.dtype)) {
       throw new Error(
@@ -313,9 +337,18 @@ export class Tensor<D extends DType = DType> {
     return this.view(this.shape);
   }
 
+  /**
+   * The values and the metadata, like PyTorch's `repr`: `tensor([1., 2.], shape=[2], dtype=float32)`.
+   * Tensors of more than 1000 elements show the first and last three entries of each axis.
+   */
   toString(): string {
     const grad = this.requires ? ", requiresGrad=true" : "";
     return `tensor(${formatValues(this)}, shape=${formatShape(this.shape)}, dtype=${this.dtype}${grad})`;
+  }
+
+  /** What `console.log(t)` and `util.inspect(t)` print in Node: `toString()`, not the internals. */
+  [inspectCustom](): string {
+    return this.toString();
   }
 }
 

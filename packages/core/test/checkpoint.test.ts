@@ -36,9 +36,10 @@ describe("save and load", () => {
     expect(snapshot(b)).not.toEqual(snapshot(a));
     const path = fresh();
     await save(a, path, { metadata: { epoch: "3" } });
-    const metadata = await load(b, path);
+    const { metadata, missingKeys, unexpectedKeys } = await load(b, path);
     expect(snapshot(b)).toEqual(snapshot(a));
     expect(metadata).toEqual({ format: "pt", epoch: "3" });
+    expect([missingKeys, unexpectedKeys]).toEqual([[], []]);
     // Loading writes into the existing tensors, so an optimiser holding them keeps working.
     expect(b.parameters()[0]).toBe(b.namedParameters()[0][1]);
   });
@@ -271,12 +272,52 @@ print(json.dumps({"reader": reader, "tensors": out}))
       await expectRejected(partial, 'missing "1.running_var"');
       const extra = encodeSafetensors([...makeModel(0).stateDict(), ["head.bias", tensor([1])]]);
       await expectRejected(extra, 'unexpected "head.bias" (not in the module)');
-      // Non-strict loading ignores the extra tensor.
+      // Non-strict loading ignores the extra tensor and reports it.
       const path = fresh();
       writeFileSync(path, extra);
       const model = makeModel(9);
-      await load(model, path, { strict: false });
+      const result = await load(model, path, { strict: false });
       expect(snapshot(model)).toEqual(snapshot(makeModel(0)));
+      expect([result.missingKeys, result.unexpectedKeys]).toEqual([[], ["head.bias"]]);
+    });
+
+    it("non-strict: loads what both sides have and reports the rest both ways, as load_state_dict", async () => {
+      // A backbone checkpoint (conv, norm) into a detector with an extra head: the head is missing
+      // from the file; the file's extra "neck.weight" is not in the detector.
+      const backbone = new nn.Sequential(
+        new nn.Conv2d(1, 4, 3, { padding: "same", seed: 3 }),
+        new nn.BatchNorm2d(4),
+      );
+      const bytes = encodeSafetensors([
+        ...backbone.stateDict(),
+        ["neck.weight", tensor([1, 2], { dtype: "float32" })],
+      ]);
+      const path = fresh();
+      writeFileSync(path, bytes);
+      const detector = new nn.Sequential(
+        new nn.Conv2d(1, 4, 3, { padding: "same", seed: 8 }),
+        new nn.BatchNorm2d(4),
+        new nn.Flatten(),
+        new nn.Linear(4 * 4 * 4, 2, { seed: 9 }),
+      );
+      const head = detector.layers[3] as nn.Linear;
+      const headBefore = head.weight.toArray();
+      const { missingKeys, unexpectedKeys } = await load(detector, path, { strict: false });
+      expect(missingKeys).toEqual(["3.weight", "3.bias"]);
+      expect(unexpectedKeys).toEqual(["neck.weight"]);
+      expect(detector.layers[0].parameters()[0].toArray()).toEqual(
+        backbone.layers[0].parameters()[0].toArray(),
+      );
+      expect(head.weight.toArray()).toEqual(headBefore);
+      // Strict (the default) refuses the same file, listing both kinds, and loads nothing.
+      await expect(load(detector, path)).rejects.toThrow(
+        'missing "3.weight"; missing "3.bias"; unexpected "neck.weight" (not in the module)',
+      );
+      // A wrong shape is an error even when not strict.
+      const wide = new nn.Sequential(new nn.Conv2d(1, 5, 3, { padding: "same", seed: 0 }));
+      await expect(load(wide, path, { strict: false })).rejects.toThrow(
+        '"0.weight" has shape [4, 1, 3, 3] in the file but [5, 1, 3, 3] in the module',
+      );
     });
   });
 });

@@ -5,6 +5,7 @@ import {
   concat,
   conv2d,
   Generator,
+  manualSeed,
   matmul,
   mean,
   nn,
@@ -291,13 +292,26 @@ describe("Linear", () => {
     expect(lin.bias?.grad?.toArray()).toEqual([2, 2]);
   });
 
-  it("rejects input whose last axis is not inFeatures, and a missing seed", () => {
+  it("draws its weights from the default generator when given no generator or seed", () => {
+    manualSeed(3);
+    const a = new nn.Linear(4, 2);
+    manualSeed(3);
+    const b = new nn.Linear(4, 2);
+    // The default generator reseeded with 3 gives a fresh Generator(3)'s sequence.
+    const c = new nn.Linear(4, 2, { seed: 3 });
+    expect(a.weight.toArray()).toEqual(b.weight.toArray());
+    expect(a.weight.toArray()).toEqual(c.weight.toArray());
+    expect(a.bias!.toArray()).toEqual(c.bias!.toArray());
+    // Without reseeding, the next layer continues the sequence: other weights.
+    expect(new nn.Linear(4, 2).weight.toArray()).not.toEqual(a.weight.toArray());
+    const conv = new nn.Conv2d(1, 2, 3);
+    expect(conv.weight.shape).toEqual([2, 1, 3, 3]);
+  });
+
+  it("rejects input whose last axis is not inFeatures", () => {
     const lin = new nn.Linear(3, 2, { seed: 0 });
     expect(() => lin.forward(zeros([4, 5]))).toThrow(
       "Linear: x of shape [4, 5] must end in inFeatures = 3 (weight [2, 3])",
-    );
-    expect(() => new nn.Linear(3, 2)).toThrow(
-      "Linear: pass { generator } or { seed }, so that the initial weights are reproducible",
     );
     expect(() => new nn.Linear(0, 2, { seed: 0 })).toThrow(
       "Linear: inFeatures must be an integer >= 1, got 0",
@@ -465,8 +479,8 @@ describe("shape layers", () => {
     expect(y.shape).toEqual([1, 16]);
     expect(y.data.every((v) => v === 3)).toBe(true);
     expect(net.parameters()).toEqual([]);
-    expect(() => new nn.Upsample({ scaleFactor: 2, mode: "bilinear" as "nearest" })).toThrow(
-      'Upsample: only mode "nearest" is supported, got "bilinear"',
+    expect(() => new nn.Upsample({ scaleFactor: 2, mode: "bicubic" as "nearest" })).toThrow(
+      'Upsample: mode must be "nearest" or "bilinear", got "bicubic"',
     );
   });
 });

@@ -270,3 +270,261 @@ describe("gradient clipping", () => {
     );
   });
 });
+
+describe("RMSprop", () => {
+  it("takes p − lr · g / (√v + ε) with v = αv + (1 − α)g²", () => {
+    // p = 1, g = 0.5, lr 0.01, α 0.99: v = 0.01 · 0.25 = 0.0025, √v = 0.05, step 0.5 / 0.05 = 10
+    // (less 2e-6 for ε): p = 1 − 0.1 = 0.9.
+    const p = f64([1]);
+    expect(run(new optim.RMSprop([p]), p, [[0.5]])[0]).toBeCloseTo(0.9, 7);
+    // Centred: m = 0.005, v − m² = 0.002475, √ = 0.049749…, p = 1 − 0.01 · 0.5 / 0.049749 = 0.899496…
+    const q = f64([1]);
+    expect(run(new optim.RMSprop([q], { centered: true }), q, [[0.5]])[0]).toBeCloseTo(
+      0.8994962,
+      6,
+    );
+  });
+
+  it("accumulates the scaled step with momentum", () => {
+    // Step 1 as above: b = 10, p = 0.9. Step 2: v = 0.99 · 0.0025 + 0.01 · 0.25 = 0.004975,
+    // √v = 0.0705337, b = 0.9 · 10 + 0.5 / 0.0705337 = 16.08881, p = 0.9 − 0.1608881 = 0.7391119.
+    const p = f64([1]);
+    const opt = new optim.RMSprop([p], { momentum: 0.9 });
+    expect(run(opt, p, [[0.5], [0.5]])[0]).toBeCloseTo(0.7391119, 6);
+  });
+
+  it("rejects bad hyperparameters", () => {
+    expect(() => new optim.RMSprop([f64([1])], { alpha: 1 })).toThrow(
+      "RMSprop: alpha must be in [0, 1), got 1",
+    );
+  });
+});
+
+describe("optimiser state", () => {
+  const trajectory = (
+    make: (params: Tensor[]) => optim.Optimizer,
+    interruptAt: number | null,
+  ): number[] => {
+    const p = f64([1, -2]);
+    let opt = make([p]);
+    const gradients = [
+      [0.5, 1],
+      [-0.25, 0.5],
+      [1, -1],
+      [0.1, 0.2],
+    ];
+    gradients.forEach((g, i) => {
+      if (i === interruptAt) {
+        // Save, build a fresh optimiser over the same parameter, restore through JSON.
+        const saved = JSON.parse(JSON.stringify(opt.stateDict()));
+        opt = make([p]);
+        opt.loadStateDict(saved);
+      }
+      p.grad = grad(g);
+      opt.step();
+    });
+    return [...p.data];
+  };
+
+  it.each([
+    ["SGD with momentum", (ps: Tensor[]) => new optim.SGD(ps, { lr: 0.1, momentum: 0.9 })],
+    ["Adam", (ps: Tensor[]) => new optim.Adam(ps, { lr: 0.1 })],
+    ["AdamW", (ps: Tensor[]) => new optim.AdamW(ps, { lr: 0.1 })],
+    ["RMSprop", (ps: Tensor[]) => new optim.RMSprop(ps, { momentum: 0.5, centered: true })],
+  ] as const)("%s resumes from its stateDict exactly where it stopped", (_, make) => {
+    const straight = trajectory(make, null);
+    expect(trajectory(make, 2)).toEqual(straight);
+    // A fresh optimiser has taken no step and holds no buffers.
+    const p = f64([1]);
+    const opt = make([p]);
+    expect(opt.stateDict()).toEqual({
+      name: opt.name,
+      lr: opt.lr,
+      groupLrs: [opt.lr],
+      stepCount: 0,
+      state: {},
+    });
+  });
+
+  it("refuses the state of another optimiser or of other parameters", () => {
+    const p = f64([1, 2]);
+    const adam = new optim.Adam([p], { lr: 0.1 });
+    p.grad = grad([1, 1]);
+    adam.step();
+    expect(() => new optim.SGD([p], { lr: 0.1 }).loadStateDict(adam.stateDict())).toThrow(
+      'SGD.loadStateDict: expected the state of a SGD optimiser, got one of "Adam"',
+    );
+    expect(() => new optim.Adam([f64([1, 2, 3])]).loadStateDict(adam.stateDict())).toThrow(
+      "Adam.loadStateDict: the buffers of parameter 0 have lengths [2, 2, 1], expected [3, 3, 1] for a parameter of shape [3]",
+    );
+    expect(() =>
+      new optim.Adam([f64([1])]).loadStateDict({ ...adam.stateDict(), state: { 3: [] } }),
+    ).toThrow(
+      "Adam.loadStateDict: the state has buffers for parameter 3, but the optimiser has 1 parameters",
+    );
+  });
+});
+
+describe("oneCycle", () => {
+  it("warms up from maxLr / 25 to maxLr over 30 % of the steps, then anneals to maxLr / 25e4", () => {
+    const s = optim.oneCycle({ maxLr: 0.1, totalSteps: 100 });
+    // Phase ends at step 0.3 · 100 − 1 = 29 and at step 99.
+    expect(s(0)).toBeCloseTo(0.004, 15);
+    expect(s(29)).toBeCloseTo(0.1, 15);
+    expect(s(99)).toBeCloseTo(4e-7, 15);
+    // Step 10, cosine: 0.1 + (0.004 − 0.1) / 2 · (cos(π · 10 / 29) + 1) = 0.0295163948…
+    expect(s(10)).toBeCloseTo(0.029516394846410082, 12);
+    // Linear: halfway down phase 2 (step 64) is the mean of 0.1 and 4e-7.
+    const linear = optim.oneCycle({ maxLr: 0.1, totalSteps: 100, annealStrategy: "linear" });
+    expect(linear(64)).toBeCloseTo((0.1 + 4e-7) / 2, 12);
+    expect(s(500)).toBe(s(99));
+    expect(() => optim.oneCycle({ maxLr: 0.1, totalSteps: 10, pctStart: 1 })).toThrow(
+      "oneCycle: pctStart must be in (0, 1), got 1",
+    );
+  });
+
+  it("drives an optimiser through LearningRateScheduler, whose position can be saved", () => {
+    const opt = new optim.SGD([f64([1])], { lr: 1 });
+    const scheduler = new optim.LearningRateScheduler(
+      opt,
+      optim.oneCycle({ maxLr: 0.1, totalSteps: 100 }),
+    );
+    expect(opt.lr).toBeCloseTo(0.004, 15);
+    for (let i = 0; i < 29; i++) scheduler.step();
+    expect(opt.lr).toBeCloseTo(0.1, 15);
+    const other = new optim.LearningRateScheduler(
+      opt,
+      optim.oneCycle({ maxLr: 0.1, totalSteps: 100 }),
+    );
+    other.loadStateDict(scheduler.stateDict());
+    expect(other.current).toBe(29);
+    expect(opt.lr).toBeCloseTo(0.1, 15);
+  });
+});
+
+describe("ReduceLROnPlateau", () => {
+  it("multiplies the rate by factor after more than patience steps without improvement", () => {
+    const opt = new optim.SGD([f64([1])], { lr: 1 });
+    const plateau = new optim.ReduceLROnPlateau(opt, { patience: 2, factor: 0.5 });
+    // 1 (best), 1, 1 (two bad steps: tolerated), 1 (third: reduce to 0.5), then 0.5 improves.
+    for (const loss of [1, 1, 1]) plateau.step(loss);
+    expect(opt.lr).toBe(1);
+    plateau.step(1);
+    expect(opt.lr).toBe(0.5);
+    plateau.step(0.5);
+    expect(plateau.best).toBe(0.5);
+    expect(plateau.numBadSteps).toBe(0);
+  });
+
+  it("counts an improvement only beyond the relative threshold, and respects cooldown and minLr", () => {
+    const opt = new optim.SGD([f64([1])], { lr: 1 });
+    const plateau = new optim.ReduceLROnPlateau(opt, {
+      patience: 0,
+      factor: 0.1,
+      cooldown: 1,
+      minLr: 0.05,
+      threshold: 0.1,
+    });
+    plateau.step(1); // best 1
+    plateau.step(0.95); // not below 1 · (1 − 0.1) = 0.9: bad, > patience 0: lr 0.1, cooldown 1
+    expect(opt.lr).toBeCloseTo(0.1, 15);
+    plateau.step(0.95); // bad, but in cooldown: counter back to 0
+    expect(opt.lr).toBeCloseTo(0.1, 15);
+    plateau.step(0.95); // bad: 0.1 · 0.1 = 0.01, floored at minLr 0.05
+    expect(opt.lr).toBe(0.05);
+    const saved = plateau.stateDict();
+    const restored = new optim.ReduceLROnPlateau(opt);
+    restored.loadStateDict(saved);
+    expect(restored.stateDict()).toEqual(saved);
+  });
+
+  it("maximises in max mode, and names bad options", () => {
+    const opt = new optim.SGD([f64([1])], { lr: 1 });
+    const plateau = new optim.ReduceLROnPlateau(opt, { mode: "max", patience: 0 });
+    plateau.step(0.5);
+    plateau.step(0.6); // better
+    expect(opt.lr).toBe(1);
+    plateau.step(0.6); // not better: reduced to 0.1
+    expect(opt.lr).toBeCloseTo(0.1, 15);
+    expect(() => new optim.ReduceLROnPlateau(opt, { factor: 1 })).toThrow(
+      "ReduceLROnPlateau: factor must be in [0, 1), got 1",
+    );
+    expect(() => plateau.step(Number.NaN)).toThrow(
+      "ReduceLROnPlateau: metric must be a number, got NaN",
+    );
+  });
+});
+
+describe("parameter groups", () => {
+  it("give each group its own options, the others falling back to the optimiser's", () => {
+    // Group 0: lr 0.01; group 1: the optimiser's lr 0.1 and momentum 0.9 overridden to 0.
+    // g = 1 for both: a = 1 − 0.01 = 0.99, b = 1 − 0.1 = 0.9.
+    const a = f64([1]);
+    const b = f64([1]);
+    const opt = new optim.SGD(
+      [
+        { params: [a], lr: 0.01 },
+        { params: [b], momentum: 0 },
+      ],
+      { lr: 0.1, momentum: 0.9 },
+    );
+    expect(opt.paramGroups.map((g) => g.options.lr)).toEqual([0.01, 0.1]);
+    expect(opt.paramGroups[0].options.momentum).toBe(0.9);
+    expect(opt.params).toEqual([a, b]);
+    a.grad = grad([1]);
+    b.grad = grad([1]);
+    opt.step();
+    expect([a.data[0], b.data[0]]).toEqual([0.99, 0.9]);
+    // Setting lr (as schedules do) sets every group's; a group's own lr can be set too.
+    opt.lr = 0.5;
+    expect(opt.paramGroups.map((g) => g.options.lr)).toEqual([0.5, 0.5]);
+    opt.paramGroups[1].options.lr = 0.25;
+    expect(opt.stateDict().groupLrs).toEqual([0.5, 0.25]);
+  });
+
+  it("work for Adam, AdamW and RMSprop, and are saved and restored by the state", () => {
+    const make = (p: Tensor, q: Tensor) =>
+      new optim.AdamW(
+        [
+          { params: [p], weightDecay: 0 },
+          { params: [q], lr: 0.5 },
+        ],
+        { lr: 0.1 },
+      );
+    const p = f64([1]);
+    const q = f64([1]);
+    const opt = make(p, q);
+    expect(opt.paramGroups.map((g) => g.options.weightDecay)).toEqual([0, 0.01]);
+    p.grad = grad([0.5]);
+    q.grad = grad([0.5]);
+    opt.step();
+    // Adam's first step moves by lr: p = 1 − 0.1; q = 1 · (1 − 0.5 · 0.01) − 0.5 = 0.495.
+    expect(p.data[0]).toBeCloseTo(0.9, 7);
+    expect(q.data[0]).toBeCloseTo(0.495, 7);
+    const restored = make(f64([1]), f64([1]));
+    restored.loadStateDict(opt.stateDict());
+    expect(restored.paramGroups.map((g) => g.options.lr)).toEqual([0.1, 0.5]);
+    expect(() =>
+      new optim.SGD([f64([1])], { lr: 1 }).loadStateDict({ ...opt.stateDict(), name: "SGD" }),
+    ).toThrow("SGD.loadStateDict: the state has 2 parameter groups, the optimiser 1");
+    const r = f64([1]);
+    new optim.RMSprop([{ params: [r], lr: 0 }]).step();
+    expect(r.data[0]).toBe(1);
+  });
+
+  it("check every group's options and parameters", () => {
+    const a = f64([1]);
+    expect(() => new optim.SGD([{ params: [a], lr: -1 }], { lr: 0.1 })).toThrow(
+      "SGD: lr must be a number >= 0, got -1",
+    );
+    expect(() => new optim.SGD([{ params: [a] }, { params: [] }], { lr: 0.1 })).toThrow(
+      "SGD: got an empty list of parameters (paramGroups[1].params)",
+    );
+    expect(() => new optim.SGD([{ params: [a] }, { params: [a] }], { lr: 0.1 })).toThrow(
+      "SGD: a parameter appears more than once in params",
+    );
+    expect(() => new optim.Adam([{ params: [a] }, { params: [tensor([1])] }])).toThrow(
+      "Adam: paramGroups[1].params[0] must be a float leaf tensor that requires gradients (pass module.parameters())",
+    );
+  });
+});

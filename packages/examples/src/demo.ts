@@ -11,8 +11,8 @@ import { fusedFocal } from "./fused/focal.js";
 
 const usage = `Usage: pnpm demo [-- options]
 
-Computes the focal loss of the Keras RetinaNet seed (spec/FOCAL.md) on a seeded synthetic anchor
-batch, backpropagates it through focalgrad's autodiff engine, and checks the result against a
+Computes the focal loss of the Keras RetinaNet seed (docs/focal-loss.md) on a seeded synthetic
+anchor batch, backpropagates it through focalgrad's autodiff engine, and checks the result against a
 hand-fused loop and the gradient against central finite differences in float64.
 
 Options:

@@ -6,6 +6,7 @@ import { checkLossOptions, isPositiveFinite } from "./common.js";
 /** Which library's anchors to reproduce. */
 export type AnchorConvention = "keras-retinanet" | "torchvision";
 
+/** Where anchors go and what shapes they take: levels, sizes, strides, ratios, scales, convention. */
 export interface AnchorConfig {
   /** Pyramid levels, P3 = 3 (a stride of 2^3 = 8). Default [3, 4, 5, 6, 7]. */
   levels?: readonly number[];

@@ -6,13 +6,16 @@ import { checkBoxValues, checkLossOptions, checkTensorArg, describeTensor } from
 
 /** The ground truth of one image: `boxes [K, 4]` (x1, y1, x2, y2, pixels) and int32 `labels [K]`. */
 export interface Annotation {
+  /** The boxes, `[K, 4]` corners (x1, y1, x2, y2) in pixels. */
   boxes: Tensor;
+  /** int32 class indices `[K]`, one per box. */
   labels: Tensor;
 }
 
 /** `[height, width]` of an image. */
 export type ImageShape = readonly [number, number];
 
+/** Options of the anchor matching: classes, IoU thresholds and the box coder. */
 export interface AnchorTargetOptions {
   /** Number of classes C; labels lie in [0, C). */
   numClasses: number;

@@ -125,6 +125,7 @@ function checkDecodeArgs(op: string, anchors: unknown, deltas: unknown): [Tensor
   return [a.dtype === d.dtype ? a : cast(a, d.dtype), d];
 }
 
+/** Options of `cornerBoxCoder` (keras-retinanet's): the mean and scale of the offsets. */
 export interface CornerBoxCoderOptions {
   /** Subtracted from the raw offsets before dividing by `std`. Default [0, 0, 0, 0]. */
   mean?: readonly number[];
@@ -195,6 +196,7 @@ export function cornerBoxCoder(options: CornerBoxCoderOptions = {}): BoxCoder {
   };
 }
 
+/** Options of `centerBoxCoder` (torchvision's): the weights and the clip of dw and dh. */
 export interface CenterBoxCoderOptions {
   /** (wx, wy, ww, wh), multiplying (dx, dy, dw, dh); all > 0. Default [1, 1, 1, 1]. */
   weights?: readonly number[];

@@ -19,6 +19,7 @@ import {
 import { checkAlpha, checkExponent, checkLossOptions } from "./common.js";
 import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
 
+/** Options of `focal` and `focalFromLogits`: the class weight and the focusing exponent. */
 export interface FocalOptions {
   /** Weight of the positive labels; negatives get `1 - alpha`. In [0, 1], default 0.25. */
   alpha?: number;
@@ -31,7 +32,7 @@ const epsilon = 1e-7;
 
 /**
  * The seed's focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017, as written
- * in the Keras RetinaNet of `spec/seed-focal-keras.txt`; semantics in `spec/FOCAL.md`).
+ * in the Keras RetinaNet the project started from; reference semantics in `docs/focal-loss.md`).
  *
  * `yPred [B, N, C]` holds probabilities; `yTrue [B, N, C + 1]` holds the labels (0/1) and, last,
  * the anchor state: -1 ignore, 0 background, 1 object. With `BCE` Keras' clipped binary

@@ -13,6 +13,7 @@ import {
   reduceLoss,
 } from "./common.js";
 
+/** Options of `focalStar`: sharpness, shift and reduction. */
 export interface FocalStarOptions {
   /** Sharpness, > 0 (the loss divides by it). Default 2. */
   gamma?: number;

@@ -28,6 +28,7 @@ import {
 } from "./common.js";
 import { logitsAndTargets } from "./sigmoidFocalLoss.js";
 
+/** Options of `qualityFocalLoss`: the focusing exponent beta and the reduction. */
 export interface QualityFocalOptions {
   /** Focusing exponent on `|y - sigma|`, >= 0. Default 2 (the paper's). */
   beta?: number;
@@ -71,6 +72,7 @@ export function qualityFocalLoss(
   return reduceLoss(mul(scale, bceWithLogits(x, quality)), reduction);
 }
 
+/** Options of `distributionFocalLoss`: the reduction. */
 export interface DistributionFocalOptions {
   /** `'mean'` over the N rows (default), `'sum'`, or `'none'` (shape [N]). */
   reduction?: Reduction;

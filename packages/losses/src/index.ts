@@ -1,7 +1,9 @@
 /**
- * @focalgrad/losses: the seed's focal loss and its family, each a composition of public
+ * `@focalgrad/losses`: the seed's focal loss and its family, each a composition of public
  * `@focalgrad/core` ops whose gradients come from the autodiff engine, and the anchors, targets
  * and box coders that produce the layout they consume.
+ *
+ * @packageDocumentation
  */
 
 export {

@@ -13,6 +13,7 @@ import {
 } from "./common.js";
 import { logitsAndTargets, oneMinusPt, sigmoidFocalTerms } from "./sigmoidFocalLoss.js";
 
+/** Options of `poly1FocalLoss`: the focal loss's options and the extra term's coefficient. */
 export interface Poly1FocalOptions {
   /** As `sigmoidFocalLoss`: weight of positives, negative to turn it off. Default 0.25. */
   alpha?: number;

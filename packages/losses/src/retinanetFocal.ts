@@ -20,6 +20,7 @@ import {
 import { checkAlpha, checkExponent, checkLossOptions } from "./common.js";
 import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
 
+/** Options of `retinanetFocal`: class weight, focusing exponent and the positive-label cutoff. */
 export interface RetinanetFocalOptions {
   /** Weight of the positive labels; negatives get `1 - alpha`. In [0, 1], default 0.25. */
   alpha?: number;

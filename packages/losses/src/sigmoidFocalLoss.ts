@@ -15,6 +15,7 @@ import {
   reduceLoss,
 } from "./common.js";
 
+/** Options of `sigmoidFocalLoss`, as torchvision's arguments: alpha, gamma, reduction. */
 export interface SigmoidFocalOptions {
   /** Weight of positives (`1 - alpha` for negatives); a negative value turns weighting off. Default 0.25. */
   alpha?: number;

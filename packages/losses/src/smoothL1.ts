@@ -19,6 +19,7 @@ import {
 import { checkLossOptions } from "./common.js";
 import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
 
+/** Options of `smoothL1`: the sharpness sigma. */
 export interface SmoothL1Options {
   /** The loss turns from quadratic to linear at `|d| = 1 / sigma^2`. > 0, default 3. */
   sigma?: number;

@@ -14,6 +14,7 @@ import {
   reduceLoss,
 } from "./common.js";
 
+/** Options of `softmaxFocalLoss`: overall weight, focusing exponent and reduction. */
 export interface SoftmaxFocalOptions {
   /** Overall weight in [0, 1]. Default 0.25. */
   alpha?: number;
@@ -24,7 +25,7 @@ export interface SoftmaxFocalOptions {
 }
 
 /**
- * The softmax form of the focal loss (Lin et al. 2017, §3; the multi-class loss of `spec/FOCAL.md`):
+ * The softmax form of the focal loss (Lin et al. 2017, §3; see `docs/focal-loss.md`):
  * `logits [N, K]`, `targets` int32 `[N]` with class indices in [0, K):
  *
  * ```

@@ -21,6 +21,7 @@ import {
 } from "./common.js";
 import { logitsAndTargets } from "./sigmoidFocalLoss.js";
 
+/** Options of `varifocalLoss`: the negatives' weight and focusing, IoU weighting, reduction. */
 export interface VarifocalOptions {
   /** Weight of the negatives' focal term, in [0, 1]. Default 0.75 (the paper's). */
   alpha?: number;

@@ -112,7 +112,7 @@ export function caseTensors(c: DetectionCase, dtype: DType = "float64"): [Tensor
 
 /**
  * The seed's loss and its gradient in yPred, written out element by element in plain float64
- * JavaScript from spec/FOCAL.md, with the derivative taken by hand:
+ * JavaScript from docs/focal-loss.md, with the derivative taken by hand:
  * d/dp [w(p) · BCE(y, p)] = w'(p) · BCE + w · BCE', BCE' = (pc - y) / (pc (1 - pc)) inside the
  * clip [eps, 1 - eps] (bounds included) and 0 strictly outside.
  */

@@ -1,7 +1,9 @@
 /**
- * @focalgrad/core/checkpoint: saving and loading a module's parameters and buffers in the
+ * `@focalgrad/core/checkpoint`: saving and loading a module's parameters and buffers in the
  * safetensors format, which PyTorch's `safetensors` loader reads. Node only (node:fs), hence a
  * subpath of its own, so that the root package stays free of Node built-ins.
+ *
+ * @packageDocumentation
  */
 
 import { randomBytes } from "node:crypto";
@@ -42,7 +44,9 @@ const littleEndian = endianness() === "LE";
 
 /** The contents of a safetensors file. */
 export interface Safetensors {
+  /** The tensors by name, in the file's order. */
   tensors: Map<string, Tensor>;
+  /** The header's `__metadata__` strings (empty when there are none). */
   metadata: Record<string, string>;
 }
 
@@ -316,6 +320,7 @@ function readLayout(bytes: Uint8Array): {
   return { spans, metadata, start };
 }
 
+/** Options of `save`. */
 export interface SaveOptions {
   /** String metadata stored in the header; `format: "pt"` is added, as PyTorch's writer does. */
   metadata?: Record<string, string>;
@@ -378,26 +383,45 @@ export async function save(
   }
 }
 
+/** Options of `load`. */
 export interface LoadOptions {
-  /** Reject tensors in the file that the module does not have. Default true (PyTorch's). */
+  /**
+   * Require the file's names and the module's to match exactly (default true, PyTorch's). With
+   * `false`, names on one side only are reported in the result instead, and every tensor both
+   * sides have is loaded: a backbone checkpoint loads into a model with an extra head.
+   */
   strict?: boolean;
+}
+
+/** What `load` did, as PyTorch's `load_state_dict` reports it, and the file's metadata. */
+export interface LoadResult {
+  /** Names the module has and the file does not (left as they were); empty when strict. */
+  missingKeys: string[];
+  /** Names the file has and the module does not (ignored); empty when strict. */
+  unexpectedKeys: string[];
+  /** The file's string metadata. */
+  metadata: Record<string, string>;
 }
 
 /**
  * Reads a safetensors checkpoint into `module`'s parameters and buffers, in place (optimisers
  * holding the parameters keep working). The whole file is validated first: a truncated or
- * corrupt file, a missing or unexpected name, or a tensor of the wrong shape or dtype is an error
- * that lists every problem, and leaves the module unchanged. Returns the file's metadata.
+ * corrupt file, a tensor of the wrong shape or dtype, or (when strict) a missing or unexpected
+ * name is an error that lists every problem, and leaves the module unchanged. Returns the names
+ * found on one side only (with `strict: false`) and the file's metadata.
  *
  * @example
  * import { load } from "@focalgrad/core/checkpoint";
- * const metadata = await load(model, "detector.safetensors");
+ * const { metadata } = await load(model, "detector.safetensors");
+ * const { missingKeys, unexpectedKeys } = await load(detector, "backbone.safetensors", {
+ *   strict: false,
+ * }); // missingKeys: the head's parameters
  */
 export async function load(
   module: AnyModule,
   path: string,
   options: LoadOptions = {},
-): Promise<Record<string, string>> {
+): Promise<LoadResult> {
   checkModule("load", module);
   checkOptions("load", options, { strict: "boolean" });
   let bytes: Uint8Array;
@@ -416,11 +440,14 @@ export async function load(
       `load: ${JSON.stringify(path)} is not a valid safetensors file: ${(e as Error).message}`,
     );
   }
+  const strict = options.strict ?? true;
   const state = module.stateDict();
   const problems: string[] = [];
+  const missingKeys: string[] = [];
+  const unexpectedKeys = [...file.tensors.keys()].filter((name) => !state.has(name));
   for (const [name, target] of state) {
     const found = file.tensors.get(name);
-    if (found === undefined) problems.push(`missing "${name}"`);
+    if (found === undefined) missingKeys.push(name);
     else if (found.dtype !== target.dtype) {
       problems.push(
         `"${name}" is ${tagOf[found.dtype]} in the file but ${tagOf[target.dtype]} in the module`,
@@ -431,20 +458,23 @@ export async function load(
       );
     }
   }
-  if (options.strict ?? true) {
-    for (const name of file.tensors.keys()) {
-      if (!state.has(name)) problems.push(`unexpected "${name}" (not in the module)`);
-    }
+  if (strict) {
+    problems.push(...missingKeys.map((name) => `missing "${name}"`));
+    problems.push(...unexpectedKeys.map((name) => `unexpected "${name}" (not in the module)`));
   }
   if (problems.length > 0) {
     throw new Error(
       `load: ${JSON.stringify(path)} does not match the module (${problems.length} problem${problems.length === 1 ? "" : "s"}; nothing was loaded): ${problems.join("; ")}`,
     );
   }
-  writeInPlace(state.values(), () => {
-    for (const [name, target] of state) target.writable().set(file.tensors.get(name)!.read());
-  });
-  return file.metadata;
+  const loaded = [...state].filter(([name]) => file.tensors.has(name));
+  writeInPlace(
+    loaded.map(([, target]) => target),
+    () => {
+      for (const [name, target] of loaded) target.writable().set(file.tensors.get(name)!.read());
+    },
+  );
+  return { missingKeys, unexpectedKeys, metadata: file.metadata };
 }
 
 function checkModule(op: string, module: AnyModule): void {

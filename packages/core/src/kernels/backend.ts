@@ -17,7 +17,9 @@ export type Gemm = typeof gemm;
  * (zero-filled) and never allocates per element; float32 and float64 arrays must both be handled.
  */
 export interface DenseBackend {
+  /** A name for messages and benchmarks, e.g. "javascript". */
   readonly name: string;
+  /** The general matrix product every matmul runs on. */
   gemm: Gemm;
   /** out[B, Cout, Ho, Wo] = conv(x, w) (+ bias per output channel when given). */
   conv2d(

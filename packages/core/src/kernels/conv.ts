@@ -9,21 +9,37 @@ import type { Gemm } from "./backend.js";
  * the asymmetric padding of "same" with an even kernel), dilations and groups.
  */
 export interface ConvGeometry {
+  /** Images in the batch, B. */
   batch: number;
+  /** Input channels, Cin (all groups together). */
   inChannels: number;
+  /** Input height, H. */
   inHeight: number;
+  /** Input width, W. */
   inWidth: number;
+  /** Output channels, Cout (all groups together). */
   outChannels: number;
+  /** Output height, Ho. */
   outHeight: number;
+  /** Output width, Wo. */
   outWidth: number;
+  /** Kernel height, kh. */
   kernelHeight: number;
+  /** Kernel width, kw. */
   kernelWidth: number;
+  /** Step between output rows, in input rows. */
   strideHeight: number;
+  /** Step between output columns, in input columns. */
   strideWidth: number;
+  /** Zero rows before the first input row. */
   padTop: number;
+  /** Zero columns before the first input column. */
   padLeft: number;
+  /** Spacing between kernel rows, in input rows (1: adjacent). */
   dilationHeight: number;
+  /** Spacing between kernel columns, in input columns (1: adjacent). */
   dilationWidth: number;
+  /** Channel groups: each output channel sees `inChannels / groups` input channels. */
   groups: number;
 }
 

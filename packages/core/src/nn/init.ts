@@ -2,35 +2,12 @@
 
 import { isFloat } from "../dtype.js";
 import { checkOptions } from "../ops/util.js";
-import { Generator } from "../random.js";
+import { generatorOf, type RandomSource } from "../random.js";
 import { formatShape } from "../shape.js";
 import type { Tensor } from "../tensor.js";
 import { writeInPlace } from "./inplace.js";
 
-/** Where random numbers come from: a generator (advanced by the draw) or a seed for a fresh one. */
-export interface RandomSource {
-  generator?: Generator;
-  seed?: number;
-}
-
-/**
- * @internal The generator of `source`, or an error naming `op` when there is none.
- *
- * @example
- * generatorOf("Linear", { seed: 0 }).uniform();
- */
-export function generatorOf(op: string, source: RandomSource | undefined): Generator {
-  if (source?.generator !== undefined) {
-    if (!(source.generator instanceof Generator)) {
-      throw new Error(`${op}: generator must be a Generator, got ${typeof source.generator}`);
-    }
-    return source.generator;
-  }
-  if (source?.seed !== undefined) return new Generator(source.seed);
-  throw new Error(
-    `${op}: pass { generator } or { seed }, so that the initial weights are reproducible`,
-  );
-}
+export type { RandomSource };
 
 function checkTarget(op: string, t: Tensor): void {
   if (t === null || typeof t !== "object" || !("data" in t) || !isFloat(t.dtype)) {
@@ -63,6 +40,7 @@ function fill(t: Tensor, draw: () => number): Tensor {
   return t;
 }
 
+/** The activations `gain` knows, as PyTorch's `calculate_gain` names them (leaky relu camel-cased). */
 export type Nonlinearity = "relu" | "leakyRelu" | "linear" | "sigmoid" | "tanh";
 
 /**

@@ -10,14 +10,14 @@ import {
   type Pool2dOptions,
   upsampleNearest2d,
 } from "../ops/conv.js";
+import { type InterpolateOptions, interpolate } from "../ops/interpolate.js";
 import { relu } from "../ops/math.js";
 import { matmulTransposed } from "../ops/matmul.js";
 import { reshape } from "../ops/shape.js";
 import { checkOptions, checkTensor } from "../ops/util.js";
-import type { Generator } from "../random.js";
+import { type Generator, generatorOf, type RandomSource } from "../random.js";
 import { formatShape } from "../shape.js";
 import { Tensor } from "../tensor.js";
-import { generatorOf, type RandomSource } from "./init.js";
 import { Module } from "./module.js";
 
 const layerOptions = {
@@ -27,6 +27,7 @@ const layerOptions = {
   seed: "integer",
 } as const;
 
+/** Options of the layers with weights: bias, dtype, and where the initial weights are drawn from. */
 export interface LayerOptions extends RandomSource {
   /** Whether the layer adds a learned bias. Default true. */
   bias?: boolean;
@@ -67,11 +68,19 @@ function defaultInit(shape: number[], fanIn: number, dtype: DType, gen: Generato
  * fc.forward(zeros([8, 4])).shape; // [8, 2]
  */
 export class Linear extends Module {
+  /** The learned weight, [outFeatures, inFeatures]. */
   readonly weight: Tensor;
+  /** The learned bias, [outFeatures], or null when made with `bias: false`. */
   readonly bias: Tensor | null;
 
+  /**
+   * A layer from `inFeatures` to `outFeatures` values, its weights drawn from `options.generator`,
+   * a fresh generator of `options.seed`, or the default generator (`manualSeed`).
+   */
   constructor(
+    /** Size of the last axis of the input. */
     readonly inFeatures: number,
+    /** Size of the last axis of the output. */
     readonly outFeatures: number,
     options: LayerOptions = {},
   ) {
@@ -106,10 +115,15 @@ export class Linear extends Module {
   }
 }
 
+/** Options of the `Conv2d` layer: those of `conv2d` (without the bias tensor) and of every layer. */
 export interface Conv2dLayerOptions extends LayerOptions {
+  /** Step of the window, [h, w] or one for both. Default 1. */
   stride?: Pair;
+  /** Zero padding, [h, w], one for both, or "same" / "valid" (see `conv2d`). Default 0. */
   padding?: Conv2dOptions["padding"];
+  /** Spacing of the kernel's taps, [h, w] or one for both. Default 1. */
   dilation?: Pair;
+  /** Channel groups; must divide both channel counts. Default 1. */
   groups?: number;
 }
 
@@ -123,12 +137,21 @@ export interface Conv2dLayerOptions extends LayerOptions {
  * conv.forward(zeros([2, 3, 32, 32])).shape; // [2, 16, 32, 32]
  */
 export class Conv2d extends Module {
+  /** The learned kernels, [outChannels, inChannels / groups, kh, kw]. */
   readonly weight: Tensor;
+  /** The learned bias, [outChannels], or null when made with `bias: false`. */
   readonly bias: Tensor | null;
+  /** The stride, padding, dilation and groups every forward pass uses. */
   readonly options: Conv2dOptions;
 
+  /**
+   * A convolution from `inChannels` to `outChannels` with a `kernelSize` window ([kh, kw] or one
+   * size for both); weights drawn as `Linear`'s.
+   */
   constructor(
+    /** Channels of the input, Cin. */
     readonly inChannels: number,
+    /** Channels of the output, Cout. */
     readonly outChannels: number,
     kernelSize: Pair,
     options: Conv2dLayerOptions = {},
@@ -193,15 +216,29 @@ export class ReLU extends Module {
 }
 
 /**
- * Max pooling over NCHW input; see `maxPool2d` for the tie rule.
+ * Max pooling over NCHW input; see `maxPool2d` for the tie rule. Made as PyTorch's
+ * `nn.MaxPool2d(kernel_size, stride, padding)` is, or from a `Pool2dOptions` object.
  *
  * @example
- * new MaxPool2d({ kernelSize: 2 }).forward(zeros([1, 3, 8, 8])).shape; // [1, 3, 4, 4]
+ * new MaxPool2d(2).forward(zeros([1, 3, 8, 8])).shape; // [1, 3, 4, 4]
+ * new MaxPool2d(3, { stride: 2, padding: 1 });
+ * new MaxPool2d({ kernelSize: 2 });
  */
 export class MaxPool2d extends Module {
-  constructor(readonly options: Pool2dOptions) {
-    checkOptions("MaxPool2d", options, { kernelSize: "pair", stride: "pair", padding: "pair" });
+  /** The window, its stride and padding. */
+  readonly options: Pool2dOptions;
+
+  /**
+   * Pooling with a `kernelSize` window ([h, w] or one size for both; stride defaults to the window,
+   * padding to 0), or with every setting of `options` in one object.
+   */
+  constructor(kernelSize: Pair | Pool2dOptions, options: Omit<Pool2dOptions, "kernelSize"> = {}) {
     super();
+    const window = { stride: "pair", padding: "pair" } as const;
+    this.options =
+      typeof kernelSize === "number" || Array.isArray(kernelSize)
+        ? { ...checkOptions("MaxPool2d", options, window), kernelSize: kernelSize as Pair }
+        : checkOptions("MaxPool2d", kernelSize as Pool2dOptions, { ...window, kernelSize: "pair" });
   }
 
   forward(x: Tensor): Tensor {
@@ -210,24 +247,46 @@ export class MaxPool2d extends Module {
 }
 
 /**
- * Nearest-neighbour upsampling by integer factors (the "nearest" mode of PyTorch's `Upsample`).
+ * Upsampling (PyTorch's `nn.Upsample`): "nearest" (the default) or "bilinear", to a `size` or by a
+ * `scaleFactor`, with `alignCorners` for bilinear; see `interpolate` for the index rules.
  *
  * @example
  * new Upsample({ scaleFactor: 2 }).forward(zeros([1, 8, 4, 4])).shape; // [1, 8, 8, 8]
+ * new Upsample({ size: [7, 7], mode: "bilinear" }).forward(zeros([1, 8, 4, 4])).shape; // [1, 8, 7, 7]
  */
 export class Upsample extends Module {
-  constructor(readonly options: { scaleFactor: Pair; mode?: "nearest" }) {
-    checkOptions("Upsample", options, { scaleFactor: "pair", mode: "string" });
+  /** Upsampling with the size or factor, mode and corner convention of `options`. */
+  constructor(
+    /** As `interpolate`'s options: `size` or `scaleFactor`, `mode`, `alignCorners`. */
+    readonly options: InterpolateOptions,
+  ) {
     super();
-    if (options?.mode !== undefined && options.mode !== "nearest") {
+    checkOptions("Upsample", options, {
+      size: "pair",
+      scaleFactor: "pair",
+      mode: "string",
+      alignCorners: "boolean",
+    });
+    const mode = options?.mode;
+    if (mode !== undefined && mode !== "nearest" && mode !== "bilinear") {
       throw new Error(
-        `Upsample: only mode "nearest" is supported, got ${JSON.stringify(options.mode)}`,
+        `Upsample: mode must be "nearest" or "bilinear", got ${JSON.stringify(mode)}`,
       );
     }
   }
 
   forward(x: Tensor): Tensor {
-    return upsampleNearest2d(x, { scaleFactor: this.options.scaleFactor });
+    const { scaleFactor, size, mode = "nearest" } = this.options;
+    // Integer factors in nearest mode are block copies: the dedicated kernel does them directly.
+    const integral =
+      size === undefined &&
+      (typeof scaleFactor === "number" ? [scaleFactor] : (scaleFactor ?? [0.5])).every((f) =>
+        Number.isInteger(f),
+      );
+    if (mode === "nearest" && integral) {
+      return upsampleNearest2d(x, { scaleFactor: scaleFactor as Pair });
+    }
+    return interpolate(x, this.options);
   }
 }
 
@@ -238,7 +297,11 @@ export class Upsample extends Module {
  * new Flatten().forward(zeros([2, 3, 4, 4])).shape; // [2, 48]
  */
 export class Flatten extends Module {
-  constructor(readonly startAxis = 1) {
+  /** Flattening from `startAxis` on. */
+  constructor(
+    /** The first axis folded into the last one. Default 1. */
+    readonly startAxis = 1,
+  ) {
     super();
   }
 

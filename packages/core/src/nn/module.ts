@@ -183,8 +183,10 @@ export type Layer = Module<[Tensor], Tensor>;
  * net.namedParameters()[0][0];      // "0.weight"
  */
 export class Sequential extends Module {
+  /** The modules, in the order they run. */
   readonly layers: readonly Layer[];
 
+  /** Registers `layers` as submodules "0", "1", …. */
   constructor(...layers: Layer[]) {
     super();
     this.layers = layers.map((m, i) => this.addModule(String(i), m));
@@ -218,6 +220,7 @@ export class Sequential extends Module {
 export class ModuleList<M extends AnyModule = Layer> extends Module<[], never> {
   readonly #items: M[] = [];
 
+  /** A list holding `modules`, in order. */
   constructor(modules: Iterable<M> = []) {
     super();
     for (const m of modules) this.append(m);
@@ -245,6 +248,7 @@ export class ModuleList<M extends AnyModule = Layer> extends Module<[], never> {
     return this.#items[index < 0 ? index + n : index];
   }
 
+  /** The modules, in order. */
   [Symbol.iterator](): Iterator<M> {
     return this.#items[Symbol.iterator]();
   }

@@ -21,6 +21,7 @@ import { checkFloat, checkOptions } from "./util.js";
 /** A size per spatial axis, or one number for both. */
 export type Pair = number | readonly [number, number];
 
+/** Options of `conv2d`: bias, stride, padding, dilation and groups, as PyTorch's `F.conv2d`. */
 export interface Conv2dOptions {
   /** [Cout], added to every output position of its channel. */
   bias?: Tensor;
@@ -38,7 +39,8 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
-function pairOf(op: string, name: string, value: Pair, min: number): [number, number] {
+/** @internal `value` as [h, w], each an integer >= `min`; errors name `op` and `name`. */
+export function pairOf(op: string, name: string, value: Pair, min: number): [number, number] {
   const pair: readonly number[] =
     typeof value === "number" ? [value, value] : Array.isArray(value) ? value : [];
   if (pair.length !== 2 || pair.some((v) => !Number.isInteger(v) || v < min)) {
@@ -50,7 +52,8 @@ function pairOf(op: string, name: string, value: Pair, min: number): [number, nu
   return [pair[0], pair[1]];
 }
 
-function checkNchw(op: string, name: string, t: Tensor): void {
+/** @internal Checks that `t` is a float NCHW tensor. */
+export function checkNchw(op: string, name: string, t: Tensor): void {
   checkFloat(op, name, t);
   if (t.rank !== 4) {
     throw new Error(
@@ -270,6 +273,7 @@ function convBackwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor {
   );
 }
 
+/** Options of `maxPool2d` and `avgPool2d`: the window, its stride and the zero padding. */
 export interface Pool2dOptions {
   /** The window, [h, w] or one size for both. */
   kernelSize: Pair;
@@ -372,6 +376,7 @@ function averagePoolBackward(dy: Tensor, shape: readonly number[], g: PoolGeomet
   return record("avgPool2dBackward", result, [dy], [(upstream) => averagePool(upstream, g)]);
 }
 
+/** Options of `upsampleNearest2d`: the integer scale factor. */
 export interface UpsampleOptions {
   /** A positive integer per axis (or one for both): every pixel becomes a block of this size. */
   scaleFactor: Pair;

@@ -1,16 +1,18 @@
 /** Making tensors: from JavaScript values, constants, ranges and seeded random numbers. */
 
 import { allocate, type DataArray, type DType, dtypeOfArray, isDType } from "../dtype.js";
-import { Generator } from "../random.js";
+import { type Generator, generatorOf, type RandomSource } from "../random.js";
 import { checkShape, checkSize, formatShape, type Shape, sizeOf } from "../shape.js";
 import { type NestedArray, Tensor } from "../tensor.js";
 import { checkInt32Value, checkOptions, describeValue } from "./util.js";
 
+/** Options of `tensor()`: the shape of flat data, the dtype, and whether to record gradients. */
 export interface TensorOptions {
   /** Required for flat arrays and typed arrays of rank other than 1; inferred from nested arrays. */
   shape?: Shape;
   /** Default: the typed array's own dtype, `bool` for booleans, else `float32`. */
   dtype?: DType;
+  /** Make the result a leaf that records gradients (float dtypes only). Default false. */
   requiresGrad?: boolean;
 }
 
@@ -134,10 +136,15 @@ export function tensor(values: Values, options?: TensorOptions): Tensor {
   return t;
 }
 
+/** Options of the creators of constant and range tensors (`zeros`, `ones`, `full`, `arange`, …). */
 export interface CreationOptions {
+  /** The element type. Default float32 (`arange`: int32 for integer arguments; `*Like`: the model's). */
   dtype?: DType;
+  /** Make the result a leaf that records gradients (float dtypes only). Default false. */
   requiresGrad?: boolean;
 }
+
+const creationOptions = { dtype: "any", requiresGrad: "boolean" } as const; // checkDtype checks dtype
 
 /**
  * A tensor of `shape` filled with `value`.
@@ -145,8 +152,6 @@ export interface CreationOptions {
  * @example
  * full([2, 3], 0.5); // float32
  */
-const creationOptions = { dtype: "any", requiresGrad: "boolean" } as const; // checkDtype checks dtype
-
 export function full(shape: Shape, value: number, options?: CreationOptions): Tensor {
   return filledTensor("full", shape, value, options);
 }
@@ -173,12 +178,24 @@ function filledTensor(
   return t;
 }
 
-/** @example zeros([2, 3], { dtype: "float64" }) */
+/**
+ * A tensor of `shape` filled with zeros, float32 unless `options.dtype` says otherwise (`false` for
+ * bool).
+ *
+ * @example
+ * zeros([2, 3], { dtype: "float64" }); // [[0, 0, 0], [0, 0, 0]]
+ */
 export function zeros(shape: Shape, options?: CreationOptions): Tensor {
   return filledTensor("zeros", shape, 0, options);
 }
 
-/** @example ones([4]) */
+/**
+ * A tensor of `shape` filled with ones, float32 unless `options.dtype` says otherwise (`true` for
+ * bool).
+ *
+ * @example
+ * ones([4]); // [1, 1, 1, 1]
+ */
 export function ones(shape: Shape, options?: CreationOptions): Tensor {
   return filledTensor("ones", shape, 1, options);
 }
@@ -284,20 +301,10 @@ export function linspace(
   return t;
 }
 
-export interface RandomOptions extends CreationOptions {
-  /** A seed for a fresh generator; give this or `generator`. */
-  seed?: number;
-  /** A generator to draw from (its state advances), for sequences of reproducible draws. */
-  generator?: Generator;
-}
+/** Options of the random creators (`uniform`, `normal`): the dtype and where the numbers come from. */
+export interface RandomOptions extends CreationOptions, RandomSource {}
 
 const randomOptions = { ...creationOptions, seed: "integer", generator: "generator" } as const;
-
-function generatorFor(op: string, options: RandomOptions): Generator {
-  if (options.generator !== undefined) return options.generator;
-  if (options.seed !== undefined) return new Generator(options.seed);
-  throw new Error(`${op}: pass a seed or a generator, so that the draw is reproducible`);
-}
 
 function random(
   op: string,
@@ -310,7 +317,7 @@ function random(
   if (dtype !== "float32" && dtype !== "float64") {
     throw new Error(`${op}: dtype must be float32 or float64, got ${dtype}`);
   }
-  const gen = generatorFor(op, options);
+  const gen = generatorOf(op, options);
   const data = allocate(dtype, sizeOf(shape));
   for (let i = 0; i < data.length; i++) data[i] = draw(gen);
   const t = new Tensor(data, shape, dtype);
@@ -350,4 +357,27 @@ export function normal(
   const std = options.std ?? 1;
   if (!(std >= 0)) throw new Error(`normal: std must be >= 0, got ${std}`);
   return random("normal", shape, options, (g) => g.normal(mean, std));
+}
+
+/**
+ * A random permutation of 0 … n − 1 as int32 (PyTorch's `randperm`), by a Fisher–Yates shuffle
+ * drawn from `options.generator`, a fresh generator of `options.seed`, or the default generator.
+ *
+ * @example
+ * randperm(5, { seed: 0 }); // the numbers 0 to 4, in a seeded order
+ */
+export function randperm(n: number, options: RandomSource = {}): Tensor {
+  if (!Number.isInteger(n) || n < 0) {
+    throw new Error(`randperm: n must be an integer >= 0, got ${n}`);
+  }
+  const gen = generatorOf("randperm", options);
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = gen.integer(i + 1);
+    const swap = order[i];
+    order[i] = order[j];
+    order[j] = swap;
+  }
+  return new Tensor(order, [n], "int32");
 }

@@ -18,6 +18,7 @@ import { exp, log } from "./math.js";
 import { broadcastTo, permute, reshape } from "./shape.js";
 import { checkFloat, checkNumeric, checkOptions, checkTensor, describeValue } from "./util.js";
 
+/** Options of the reductions (`sum`, `mean`, `max`, `min`, `logSumExp`): which axes, and whether to keep them. */
 export interface ReduceOptions {
   /** The axis or axes to reduce (negative counts from the end); default: all. */
   axis?: number | readonly number[];
@@ -250,6 +251,7 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   return exp(logSoftmax(x, axis));
 }
 
+/** Options of `argmax` and `argmin`: the axis (default: the flattened tensor) and `keepdims`. */
 export interface ArgReduceOptions {
   /** The axis to reduce (negative counts from the end); default: the flattened tensor. */
   axis?: number;

@@ -9,6 +9,7 @@ import { checkInteger, checkNumeric, checkOptions } from "./util.js";
 
 const sortOptions = { axis: "axis", descending: "boolean" } as const;
 
+/** Options of `sort` and `argsort`: the axis and the direction. */
 export interface SortOptions {
   /** The axis to sort along (negative counts from the end). Default -1. */
   axis?: number;
@@ -16,6 +17,15 @@ export interface SortOptions {
   descending?: boolean;
 }
 
+/** What `sort` and `topk` return: the chosen values and where they were along the axis. */
+export interface SortResult {
+  /** The values, in the order chosen. */
+  values: Tensor;
+  /** int32 positions of the values along the axis of the input. */
+  indices: Tensor;
+}
+
+/** Options of `topk`: the axis, largest or smallest, and whether the result is ordered. */
 export interface TopkOptions {
   /** The axis to choose along (negative counts from the end). Default -1. */
   axis?: number;
@@ -72,7 +82,7 @@ function withAxis<T extends Tensor | { values: Tensor; indices: Tensor }>(
  * values;  // [1, 1, 2, 3]
  * indices; // [1, 3, 2, 0]
  */
-export function sort(x: Tensor, options: SortOptions = {}): { values: Tensor; indices: Tensor } {
+export function sort(x: Tensor, options: SortOptions = {}): SortResult {
   const { axis = -1, descending = false } = checkOptions("sort", options, sortOptions);
   return withAxis("sort", x, axis, (v, ax) => {
     const indices = positions(v, ax, descending, v.shape[ax], false);
@@ -104,11 +114,7 @@ export function argsort(x: Tensor, options: SortOptions = {}): Tensor {
  * values;  // [0.9, 0.9]
  * indices; // [1, 3]
  */
-export function topk(
-  x: Tensor,
-  k: number,
-  options: TopkOptions = {},
-): { values: Tensor; indices: Tensor } {
+export function topk(x: Tensor, k: number, options: TopkOptions = {}): SortResult {
   const {
     axis = -1,
     largest = true,

@@ -1,12 +1,35 @@
 /** fast-check arbitraries for property tests of ops and losses: shapes, broadcasts, tensors, indices. */
 
-import fc from "fast-check";
+import type { Arbitrary } from "fast-check";
 import type { DType } from "../dtype.js";
 import { type Shape, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
 
+type FastCheck = typeof import("fast-check");
+
+// fast-check is an optional peer dependency: it is loaded when installed, so that importing
+// `@focalgrad/core/testing` for `gradcheck` alone works without it.
+const installed: FastCheck | null = await import("fast-check").then(
+  (module) => module,
+  () => null,
+);
+
+/** fast-check, or an error naming the arbitrary that needs it. */
+function fastCheck(arbitrary: string): FastCheck {
+  if (installed === null) {
+    throw new Error(
+      `${arbitrary}: the arbitraries of @focalgrad/core/testing need fast-check, which is not ` +
+        "installed (npm install --save-dev fast-check); gradcheck and gradgradcheck do not",
+    );
+  }
+  return installed;
+}
+
+/** Bounds on the shapes `shape()` and `broadcastPair()` draw. */
 export interface ShapeConstraints {
+  /** Smallest number of axes. Default 0 (scalars included). */
   minRank?: number;
+  /** Largest number of axes. Default 3. */
   maxRank?: number;
   /** Smallest size of any axis. Default 1. */
   minSide?: number;
@@ -20,7 +43,8 @@ export interface ShapeConstraints {
  * @example
  * fc.assert(fc.property(shape({ minRank: 1 }), (s) => s.length >= 1));
  */
-export function shape(constraints: ShapeConstraints = {}): fc.Arbitrary<number[]> {
+export function shape(constraints: ShapeConstraints = {}): Arbitrary<number[]> {
+  const fc = fastCheck("shape");
   const { minRank = 0, maxRank = 3, minSide = 1, maxSide = 4 } = constraints;
   return fc.array(fc.integer({ min: minSide, max: maxSide }), {
     minLength: minRank,
@@ -35,9 +59,8 @@ export function shape(constraints: ShapeConstraints = {}): fc.Arbitrary<number[]
  * @example
  * fc.assert(fc.property(broadcastPair(), ([a, b]) => broadcastShapes("add", a, b).length >= 0));
  */
-export function broadcastPair(
-  constraints: ShapeConstraints = {},
-): fc.Arbitrary<[number[], number[]]> {
+export function broadcastPair(constraints: ShapeConstraints = {}): Arbitrary<[number[], number[]]> {
+  const fc = fastCheck("broadcastPair");
   return shape(constraints).chain((full) => {
     const side = fc
       .tuple(
@@ -49,6 +72,7 @@ export function broadcastPair(
   });
 }
 
+/** Bounds on the values `floatTensor()` draws, its dtype, and kinks to keep away from. */
 export interface TensorConstraints {
   /** Default -2. */
   min?: number;
@@ -69,13 +93,14 @@ export interface TensorConstraints {
  * fc.assert(fc.property(floatTensor([2, 3], { min: 0.1, max: 0.9 }), (p) => p.size === 6));
  */
 export function floatTensor(
-  shapeOf: Shape | fc.Arbitrary<number[]>,
+  shapeOf: Shape | Arbitrary<number[]>,
   constraints: TensorConstraints = {},
-): fc.Arbitrary<Tensor> {
+): Arbitrary<Tensor> {
+  const fc = fastCheck("floatTensor");
   const { min = -2, max = 2, dtype = "float64", avoid = [], margin = 0.05 } = constraints;
   const shapes = Array.isArray(shapeOf)
     ? fc.constant([...shapeOf])
-    : (shapeOf as fc.Arbitrary<number[]>);
+    : (shapeOf as Arbitrary<number[]>);
   return shapes.chain((s) =>
     fc
       .array(fc.double({ min, max, noNaN: true, noDefaultInfinity: true }), {
@@ -102,7 +127,8 @@ export function floatTensor(
  * @example
  * fc.assert(fc.property(indexTensor(5, [7]), (idx) => idx.data.every((i) => i < 5)));
  */
-export function indexTensor(size: number, shapeOf: Shape): fc.Arbitrary<Tensor> {
+export function indexTensor(size: number, shapeOf: Shape): Arbitrary<Tensor> {
+  const fc = fastCheck("indexTensor");
   const n = sizeOf(shapeOf);
   const value = fc.integer({ min: 0, max: Math.max(0, size - 1) });
   return fc

@@ -9,6 +9,7 @@ import { Generator } from "../random.js";
 import { formatShape } from "../shape.js";
 import { Tensor } from "../tensor.js";
 
+/** Options of `gradcheck` and `gradgradcheck`: step, tolerances, inputs and projection seed. */
 export interface GradcheckOptions {
   /** Finite-difference step. Default 1e-6 (PyTorch's). */
   eps?: number;
@@ -22,18 +23,23 @@ export interface GradcheckOptions {
   seed?: number;
 }
 
+/** One checked element: where it is, and its analytic and numerical derivatives. */
 export interface GradcheckElement {
   /** Position of the input in `inputs`. */
   input: number;
   /** Flat (row-major) index of the element within that input. */
   index: number;
+  /** The derivative from the autodiff engine. */
   analytic: number;
+  /** The central finite difference `(f(x + eps) − f(x − eps)) / (2 eps)`, in float64. */
   numeric: number;
 }
 
+/** What `gradcheck` found: whether it passed, the largest errors, and the worst element. */
 export interface GradcheckReport {
   /** Whether every element satisfied |analytic − numeric| <= atol + rtol · |numeric|. */
   ok: boolean;
+  /** Largest |analytic − numeric| over every checked element. */
   maxAbsError: number;
   /** Largest |analytic − numeric| / max(|numeric|, tiny). */
   maxRelError: number;

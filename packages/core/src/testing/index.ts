@@ -1,7 +1,10 @@
 /**
- * @focalgrad/core/testing: gradient checking against finite differences, fast-check arbitraries
- * for property tests of ops and losses (they need `fast-check` installed), and `withFusion` to run
- * code fused or op by op.
+ * `@focalgrad/core/testing`: gradient checking against finite differences, fast-check arbitraries
+ * for property tests of ops and losses, and `withFusion` to run code fused or op by op. The
+ * gradient checks need nothing else; the arbitraries need `fast-check` installed (an optional
+ * peer dependency).
+ *
+ * @packageDocumentation
  */
 
 export {

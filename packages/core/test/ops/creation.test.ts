@@ -1,14 +1,19 @@
 /** Tests of ops/creation.ts and of a tensor's read-outs: values, dtypes, seeds and errors. */
 
+import { Console } from "node:console";
+import { Writable } from "node:stream";
+import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import {
   arange,
   type DType,
   full,
   Generator,
+  getDefaultGenerator,
   linspace,
   logicalAnd,
   logicalNot,
+  manualSeed,
   normal,
   ones,
   onesLike,
@@ -258,12 +263,27 @@ describe("uniform and normal", () => {
     expect(normal([2], { seed: 0, requiresGrad: true }).requiresGrad).toBe(true);
   });
 
-  it("require a seed or a generator", () => {
-    expect(() => uniform([2])).toThrow(
-      "uniform: pass a seed or a generator, so that the draw is reproducible",
+  it("draw from the default generator without a seed or a generator, as torch.rand does", () => {
+    // The default generator reseeded with 5 and a fresh Generator(5) give the same sequence.
+    manualSeed(5);
+    const first = uniform([3]);
+    expect(first.toArray()).toEqual(uniform([3], { seed: 5 }).toArray());
+    // The default sequence advances: the next draw is the fresh generator's 4th to 6th numbers.
+    const fresh = new Generator(5);
+    for (let i = 0; i < 3; i++) fresh.uniform();
+    const next = [fresh.uniform(), fresh.uniform(), fresh.uniform()].map(Math.fround);
+    expect(uniform([3]).toArray()).toEqual(next);
+    manualSeed(5);
+    expect(normal([4]).toArray()).toEqual(normal([4], { seed: 5 }).toArray());
+    expect(getDefaultGenerator()).toBe(manualSeed(0));
+  });
+
+  it("reject a seed that is not an integer", () => {
+    expect(() => uniform([2], { seed: Number.NaN })).toThrow(
+      "uniform: option seed must be an integer, got NaN",
     );
-    expect(() => normal([2])).toThrow(
-      "normal: pass a seed or a generator, so that the draw is reproducible",
+    expect(() => manualSeed(Number.POSITIVE_INFINITY)).toThrow(
+      "Generator: seed must be a finite number, got Infinity",
     );
   });
 
@@ -326,6 +346,25 @@ describe("read-outs", () => {
     expect(tensor([0.5], { dtype: "float64", requiresGrad: true }).toString()).toBe(
       "tensor([0.5], shape=[1], dtype=float64, requiresGrad=true)",
     );
+  });
+
+  it("console.log and util.inspect print the values, not the internals", () => {
+    const x = tensor([0.5, -2], { requiresGrad: true });
+    // Written out by hand: the float32 values 0.5 and -2 (integral, so "-2."), the shape, the dtype.
+    const expected = "tensor([0.5, -2.], shape=[2], dtype=float32, requiresGrad=true)";
+    expect(inspect(x)).toBe(expected);
+    expect(inspect({ weight: x }, { compact: true })).toBe(`{ weight: ${expected} }`);
+    expect(inspect(x)).not.toContain("stored");
+    const lines: string[] = [];
+    const stdout = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const console = new Console({ stdout });
+    console.log(tensor([1, 2], { dtype: "int32" }));
+    expect(lines).toEqual(["tensor([1, 2], shape=[2], dtype=int32)\n"]);
   });
 
   it("toString summarises large tensors", () => {

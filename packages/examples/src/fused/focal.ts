@@ -20,7 +20,7 @@ export interface FusedFocalResult {
 }
 
 /**
- * The Keras RetinaNet focal loss of `spec/FOCAL.md` and its gradient with respect to `yPred`,
+ * The Keras RetinaNet focal loss of `docs/focal-loss.md` and its gradient with respect to `yPred`,
  * computed without a graph: a pass over the anchor states counts the objects (the normaliser),
  * then one pass over the predictions accumulates the loss and writes each gradient element once.
  * Ignored anchors are skipped and keep a gradient of exactly 0. The loss accumulates in double
