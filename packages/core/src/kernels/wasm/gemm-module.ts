@@ -40,11 +40,18 @@ export function gemmFunctions(
   relaxed: boolean,
   firstIndex: number,
 ): FunctionBuilder[] {
-  return [microKernel(`micro${suffix}`, layout, relaxed), loopNest(`gemm${suffix}`, layout, firstIndex)];
+  return [
+    microKernel(`micro${suffix}`, layout, relaxed),
+    loopNest(`gemm${suffix}`, layout, firstIndex),
+  ];
 }
 
 /** micro(a, b, c, ldc, kc, first): one mr × nr tile of C (+)= A panel · B panel over kc steps. */
-function microKernel(name: string, { bytes, mr, nr }: GemmLayout, relaxed: boolean): FunctionBuilder {
+function microKernel(
+  name: string,
+  { bytes, mr, nr }: GemmLayout,
+  relaxed: boolean,
+): FunctionBuilder {
   const f = new FunctionBuilder(name, [I32, I32, I32, I32, I32, I32]);
   const [a, b, c, ldc, kc, first] = [0, 1, 2, 3, 4, 5];
   const vectors = (nr * bytes) / 16;
@@ -118,7 +125,11 @@ function microKernel(name: string, { bytes, mr, nr }: GemmLayout, relaxed: boole
   return f;
 }
 
-function loopNest(name: string, { bytes, mr, nr }: GemmLayout, microIndex: number): FunctionBuilder {
+function loopNest(
+  name: string,
+  { bytes, mr, nr }: GemmLayout,
+  microIndex: number,
+): FunctionBuilder {
   const params = new Array(13).fill(I32);
   const f = new FunctionBuilder(name, params);
   const [ap, bp, cp, ldc, mPanels, nPanels, iStart, iEnd, jStart, jEnd, k, kc, mc] = params.map(
@@ -217,4 +228,3 @@ function loopNest(name: string, { bytes, mr, nr }: GemmLayout, microIndex: numbe
   );
   return f;
 }
-

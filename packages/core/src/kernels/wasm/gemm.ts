@@ -6,10 +6,19 @@ import { type GemmLayout, LAYOUTS } from "./gemm-module.js";
 import type { Share } from "./pool.js";
 import { FUNCTION_NAMES, getNumThreads, type WasmRuntime } from "./runtime.js";
 
-/** Below this many multiply-adds the copies into wasm memory cost more than the SIMD saves. */
-const SMALL = 16 * 16 * 16;
-/** Below this many multiply-adds per extra thread, waking a worker costs more than it saves. */
-const PER_THREAD = 1 << 18;
+/** Where the wasm GEMM hands over to the JavaScript kernel or to more threads. */
+export interface GemmThresholds {
+  /**
+   * Products of at most this many multiply-adds run on the JavaScript kernel: below it the copies
+   * into wasm memory cost more than SIMD saves. Default 4096 (16³).
+   */
+  minProduct?: number;
+  /**
+   * Multiply-adds each thread must get before another thread is woken. Default 2¹⁸ (about 20 µs of
+   * work, several times what waking a worker costs).
+   */
+  perThread?: number;
+}
 /** Depth of a packed block: one B panel (kc · nr elements) stays in L1 while A panels pass. */
 const KC = 256;
 /** Bytes of A panels per row block, kept in L2 while every B panel of the range passes. */
@@ -91,11 +100,29 @@ function split(panels: number, parts: number): [number, number][] {
  * the JavaScript kernel.
  *
  * @example
- * const gemm = wasmGemm(new WasmRuntime(hasRelaxedSimd()));
+ * const gemm = wasmGemm(new WasmRuntime(hasRelaxedSimd()), { minProduct: 0 });
  * gemm(2, 2, 2, a, 0, 2, 1, b, 0, 2, 1, c, 0, 2);
  */
-export function wasmGemm(runtime: WasmRuntime): typeof javascriptGemm {
-  return (m, n, k, a, aOffset, aRowStride, aColStride, b, bOffset, bRowStride, bColStride, c, cOffset, cRowStride) => {
+export function wasmGemm(
+  runtime: WasmRuntime,
+  { minProduct = 16 * 16 * 16, perThread = 1 << 18 }: GemmThresholds = {},
+): typeof javascriptGemm {
+  return (
+    m,
+    n,
+    k,
+    a,
+    aOffset,
+    aRowStride,
+    aColStride,
+    b,
+    bOffset,
+    bRowStride,
+    bColStride,
+    c,
+    cOffset,
+    cRowStride,
+  ) => {
     if (m === 0 || n === 0 || k === 0) return;
     const single = c instanceof Float32Array;
     const layout: GemmLayout = single ? LAYOUTS.float32 : LAYOUTS.float64;
@@ -108,8 +135,23 @@ export function wasmGemm(runtime: WasmRuntime): typeof javascriptGemm {
     const bAt = align64(aAt + mPad * k * bytes);
     const cAt = align64(bAt + nPad * k * bytes);
     const end = cAt + mPad * nPad * bytes;
-    if (m * n * k <= SMALL || !runtime.reserve(end)) {
-      javascriptGemm(m, n, k, a, aOffset, aRowStride, aColStride, b, bOffset, bRowStride, bColStride, c, cOffset, cRowStride);
+    if (m * n * k <= minProduct || !runtime.reserve(end)) {
+      javascriptGemm(
+        m,
+        n,
+        k,
+        a,
+        aOffset,
+        aRowStride,
+        aColStride,
+        b,
+        bOffset,
+        bRowStride,
+        bColStride,
+        c,
+        cOffset,
+        cRowStride,
+      );
       return;
     }
     const view = single ? runtime.f32 : runtime.f64;
@@ -120,7 +162,14 @@ export function wasmGemm(runtime: WasmRuntime): typeof javascriptGemm {
     const mc = Math.max(1, Math.floor(MC_BYTES / (mr * kc * bytes)));
     const fn = FUNCTION_NAMES.indexOf(single ? "gemm32" : "gemm64");
     const ldc = nPad * bytes;
-    const parts = Math.max(1, Math.min(getNumThreads(), Math.floor((m * n * k) / PER_THREAD), Math.max(mPanels, nPanels)));
+    const parts = Math.max(
+      1,
+      Math.min(
+        getNumThreads(),
+        Math.floor((m * n * k) / Math.max(1, perThread)),
+        Math.max(mPanels, nPanels),
+      ),
+    );
     // Split along whichever side has more panels; every tile is summed the same way regardless.
     const byColumns = nPanels >= mPanels;
     const shares: Share[] = split(byColumns ? nPanels : mPanels, parts).map(([lo, hi]) => ({

@@ -73,7 +73,15 @@ export class WorkerPool {
     for (let index = 0; index < size; index++) {
       const worker = new Worker(workerSource, {
         eval: true,
-        workerData: { module, memory, control: this.control, index, names, header: HEADER, slot: SLOT },
+        workerData: {
+          module,
+          memory,
+          control: this.control,
+          index,
+          names,
+          header: HEADER,
+          slot: SLOT,
+        },
       });
       worker.unref();
       this.workers.push(worker);
@@ -86,7 +94,9 @@ export class WorkerPool {
    */
   run(shares: readonly Share[], local: Record<string, unknown>): void {
     if (shares.length - 1 > this.size) {
-      throw new Error(`WorkerPool.run: ${shares.length} shares for ${this.size} workers + this thread`);
+      throw new Error(
+        `WorkerPool.run: ${shares.length} shares for ${this.size} workers + this thread`,
+      );
     }
     const control = this.control;
     for (let w = 0; w < this.size; w++) {
@@ -96,7 +106,8 @@ export class WorkerPool {
         control[base] = IDLE;
         continue;
       }
-      if (share.args.length > MAX_ARGS) throw new Error(`WorkerPool.run: more than ${MAX_ARGS} arguments`);
+      if (share.args.length > MAX_ARGS)
+        throw new Error(`WorkerPool.run: more than ${MAX_ARGS} arguments`);
       control[base] = share.fn;
       control[base + 1] = share.args.length;
       control.set(share.args, base + 2);
