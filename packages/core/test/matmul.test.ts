@@ -68,7 +68,7 @@ describeOnBackends(
             for (let i = 0; i < c.length; i++) expect(c[i]).toBeCloseTo(expected[i], 10);
           },
         ),
-        { numRuns: 60 },
+        { numRuns: 30 },
       );
     });
 

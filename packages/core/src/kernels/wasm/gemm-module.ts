@@ -13,8 +13,9 @@ export interface GemmLayout {
 }
 
 /**
- * Tile shapes: float32 keeps 6 × 8 (twelve f32x4 accumulators, two B vectors and one broadcast A
- * value: fifteen of x64's sixteen vector registers); float64 keeps 6 × 4 of f64x2 likewise.
+ * Tile shapes: float32 keeps 4 × 8 (eight f32x4 accumulators, two B vectors and one broadcast A
+ * value in registers), float64 4 × 4 of f64x2 likewise. 6 × 8 needs fifteen vector registers,
+ * which V8 does not leave free on x64 (it keeps one as scratch): it spilled and ran at 60 %.
  */
 export const LAYOUTS: Record<"float32" | "float64", GemmLayout> = {
   float32: { bytes: 4, mr: 4, nr: 8 },
@@ -25,7 +26,8 @@ export const LAYOUTS: Record<"float32" | "float64", GemmLayout> = {
  * The two functions of one GEMM, `micro<suffix>` (to be placed at function index `firstIndex`)
  * and `gemm<suffix>` right after it:
  *
- * `gemm(ap, bp, cp, ldc, mPanels, nPanels, iStart, iEnd, jStart, jEnd, k, kc, mc)` computes the
+ * `gemm(ap, bp, cp, ldc, mPanels, nPanels, iStart, iEnd, jStart, jEnd, k, kc, mc, accumulate)`
+ * computes (adds into C when `accumulate` is 1, else overwrites) the
  * tiles of C (row-major at byte address `cp`, `ldc` bytes per row) in row panels [iStart, iEnd)
  * and column panels [jStart, jEnd), from A packed at `ap` and B at `bp`. The depth is cut into
  * blocks of `kc`; block `pc` of A holds mPanels panels of `kcLen × mr` (p-major), starting at
@@ -130,11 +132,10 @@ function loopNest(
   { bytes, mr, nr }: GemmLayout,
   microIndex: number,
 ): FunctionBuilder {
-  const params = new Array(13).fill(I32);
+  const params = new Array(14).fill(I32);
   const f = new FunctionBuilder(name, params);
-  const [ap, bp, cp, ldc, mPanels, nPanels, iStart, iEnd, jStart, jEnd, k, kc, mc] = params.map(
-    (_, i) => i,
-  );
+  const [ap, bp, cp, ldc, mPanels, nPanels, iStart, iEnd, jStart, jEnd, k, kc, mc, accumulate] =
+    params.map((_, i) => i);
   const [pc, kcLen, aBlock, bBlock, ic, icEnd, jp, ip, bPanel, first] = Array.from(
     { length: 10 },
     () => f.local(I32),
@@ -156,7 +157,7 @@ function loopNest(
         () => f.get(k).get(pc).op(Op.i32Sub),
       );
       f.set(kcLen);
-      f.get(pc).op(Op.i32Eqz).set(first);
+      f.get(pc).op(Op.i32Eqz).get(accumulate).op(Op.i32Eqz, 0x71).set(first); // i32.and
       f.get(ap)
         .get(pc)
         .get(mPanels)

@@ -28,61 +28,6 @@ const roundUp = (x: number, multiple: number) => Math.ceil(x / multiple) * multi
 const align64 = (bytes: number) => roundUp(bytes, 64);
 
 /**
- * Packs op(X)[rows × depth] (element (r, p) at `offset + r · rowStride + p · depthStride`) into
- * panels of `width` rows, depth block by depth block (blocks of `kc`), p-major within a panel,
- * zero-padding the rows past the last: the layout `gemm32` / `gemm64` read.
- */
-function pack(
-  rows: number,
-  depth: number,
-  src: DataArray,
-  offset: number,
-  rowStride: number,
-  depthStride: number,
-  width: number,
-  kc: number,
-  out: Float32Array<ArrayBufferLike> | Float64Array<ArrayBufferLike>,
-  at: number,
-): void {
-  const panels = Math.ceil(rows / width);
-  let block = at;
-  for (let pc = 0; pc < depth; pc += kc) {
-    const kcLen = Math.min(kc, depth - pc);
-    if (rowStride === 1) {
-      // The rows of one depth step are contiguous: read them in order and scatter to the panels
-      // (the other order strides through the source by whole rows and thrashes the caches).
-      for (let p = 0; p < kcLen; p++) {
-        const s = offset + (pc + p) * depthStride;
-        let o = block + p * width;
-        for (let r0 = 0; r0 < rows; r0 += width) {
-          const live = Math.min(width, rows - r0);
-          for (let r = 0; r < live; r++) out[o + r] = src[s + r0 + r];
-          for (let r = live; r < width; r++) out[o + r] = 0;
-          o += width * kcLen;
-        }
-      }
-    } else {
-      let o = block;
-      for (let r0 = 0; r0 < rows; r0 += width) {
-        const live = Math.min(width, rows - r0);
-        let start = offset + r0 * rowStride + pc * depthStride;
-        for (let p = 0; p < kcLen; p++) {
-          let s = start;
-          for (let r = 0; r < live; r++) {
-            out[o + r] = src[s];
-            s += rowStride;
-          }
-          for (let r = live; r < width; r++) out[o + r] = 0;
-          o += width;
-          start += depthStride;
-        }
-      }
-    }
-    block += panels * width * kcLen;
-  }
-}
-
-/**
  * Splits [0, panels) into `parts` contiguous ranges as even as possible, as [start, end) pairs.
  */
 function split(panels: number, parts: number): [number, number][] {
@@ -131,7 +76,13 @@ export function wasmGemm(
     const nPanels = Math.ceil(n / nr);
     const mPad = mPanels * mr;
     const nPad = nPanels * nr;
-    const aAt = 0;
+    // Wasm memory, in bytes: the elements of A and of B that the product reads, copied as they lie
+    // (one memcpy each; packing then runs in wasm), their packed panels, and C with padded rows.
+    const aSpan = (m - 1) * aRowStride + (k - 1) * aColStride + 1;
+    const bSpan = (k - 1) * bRowStride + (n - 1) * bColStride + 1;
+    const aStage = 0;
+    const bStage = align64(aStage + aSpan * bytes);
+    const aAt = align64(bStage + bSpan * bytes);
     const bAt = align64(aAt + mPad * k * bytes);
     const cAt = align64(bAt + nPad * k * bytes);
     const end = cAt + mPad * nPad * bytes;
@@ -155,12 +106,22 @@ export function wasmGemm(
       return;
     }
     const view = single ? runtime.f32 : runtime.f64;
+    view.set(a.subarray(aOffset, aOffset + aSpan), aStage / bytes);
+    view.set(b.subarray(bOffset, bOffset + bSpan), bStage / bytes);
+    // C comes in too, so that the kernel adds into it and the result goes back as plain copies.
+    const cBase = cAt / bytes;
+    for (let i = 0; i < m; i++) {
+      const row = cOffset + i * cRowStride;
+      view.set(c.subarray(row, row + n), cBase + i * nPad);
+    }
     // Equal depth blocks near KC, as the JavaScript kernel cuts them.
     const kc = Math.ceil(k / Math.max(1, Math.round(k / KC)));
-    pack(m, k, a, aOffset, aRowStride, aColStride, mr, kc, view, aAt / bytes);
-    pack(n, k, b, bOffset, bColStride, bRowStride, nr, kc, view, bAt / bytes);
+    const suffix = single ? "32" : "64";
+    const { exports } = runtime;
+    exports[`packA${suffix}`](aStage, m, k, aRowStride, aColStride, kc, aAt);
+    exports[`packB${suffix}`](bStage, n, k, bColStride, bRowStride, kc, bAt);
     const mc = Math.max(1, Math.floor(MC_BYTES / (mr * kc * bytes)));
-    const fn = FUNCTION_NAMES.indexOf(single ? "gemm32" : "gemm64");
+    const fn = FUNCTION_NAMES.indexOf(`gemm${suffix}`);
     const ldc = nPad * bytes;
     const parts = Math.max(
       1,
@@ -188,15 +149,13 @@ export function wasmGemm(
         k,
         kc,
         mc,
+        1,
       ],
     }));
     runtime.run(shares);
-    let from = cAt / bytes;
-    let to = cOffset;
     for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) c[to + j] += view[from + j];
-      from += nPad;
-      to += cRowStride;
+      const from = cBase + i * nPad;
+      c.set(view.subarray(from, from + n), cOffset + i * cRowStride);
     }
   };
 }

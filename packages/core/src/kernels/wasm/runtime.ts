@@ -4,6 +4,7 @@ import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import { assemble, FunctionBuilder, Simd, V128 } from "./assembler.js";
 import { gemmFunctions, LAYOUTS } from "./gemm-module.js";
+import { packFunction } from "./pack-module.js";
 import { type Share, WorkerPool } from "./pool.js";
 import { type WasmMemory, type WasmModule, webAssembly } from "./webassembly.js";
 
@@ -88,7 +89,16 @@ export function getNumThreads(): number {
 }
 
 /** The functions the module exports, in index order (the pool names them by index). */
-export const FUNCTION_NAMES = ["micro32", "gemm32", "micro64", "gemm64"] as const;
+export const FUNCTION_NAMES = [
+  "micro32",
+  "gemm32",
+  "micro64",
+  "gemm64",
+  "packA32",
+  "packB32",
+  "packA64",
+  "packB64",
+] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
 /**
@@ -107,6 +117,10 @@ export class WasmRuntime {
     const functions = [
       ...gemmFunctions("32", LAYOUTS.float32, relaxed, 0),
       ...gemmFunctions("64", LAYOUTS.float64, relaxed, 2),
+      packFunction("packA32", 4, LAYOUTS.float32.mr),
+      packFunction("packB32", 4, LAYOUTS.float32.nr),
+      packFunction("packA64", 8, LAYOUTS.float64.mr),
+      packFunction("packB64", 8, LAYOUTS.float64.nr),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
