@@ -25,8 +25,9 @@ export const WASM_BACKENDS: DenseBackend[] = [
 export const BACKENDS: DenseBackend[] = [javascriptBackend, WASM_BACKENDS[0]];
 
 /**
- * `describe(name)` once per backend of `backends`, each run with that backend current and two
- * threads (so that the wasm kernels' split between threads is exercised on any machine).
+ * `describe(name)` once per backend of `backends`, each run with that backend current on one
+ * thread: the op tests make thousands of tiny products, and waking a worker for each costs more
+ * than the product on a loaded machine; backends.test.ts checks the split between threads.
  */
 export function describeOnBackends(
   name: string,
@@ -40,7 +41,7 @@ export function describeOnBackends(
       beforeAll(() => {
         previous = setBackend(backend);
         threads = getNumThreads();
-        setNumThreads(2);
+        setNumThreads(1);
       });
       afterAll(() => {
         setBackend(previous);
