@@ -157,38 +157,43 @@ describe("wasm gemm", () => {
   });
 });
 
-/** A small random convolution geometry (with strides, padding, dilation and groups). */
+/** A small random convolution geometry (strides, padding and dilation differing between the axes, groups). */
 const geometryArb = fc
   .record({
     batch: fc.integer({ min: 1, max: 2 }),
     inGroup: fc.integer({ min: 1, max: 3 }),
     outGroup: fc.integer({ min: 1, max: 3 }),
     groups: fc.integer({ min: 1, max: 2 }),
-    size: fc.integer({ min: 4, max: 9 }),
-    kernel: fc.integer({ min: 1, max: 3 }),
-    stride: fc.integer({ min: 1, max: 2 }),
-    pad: fc.integer({ min: 0, max: 1 }),
-    dilation: fc.integer({ min: 1, max: 2 }),
+    height: fc.integer({ min: 4, max: 9 }),
+    width: fc.integer({ min: 4, max: 11 }),
+    kernelHeight: fc.integer({ min: 1, max: 3 }),
+    kernelWidth: fc.integer({ min: 1, max: 3 }),
+    strideHeight: fc.integer({ min: 1, max: 2 }),
+    strideWidth: fc.integer({ min: 1, max: 3 }),
+    padTop: fc.integer({ min: 0, max: 1 }),
+    padLeft: fc.integer({ min: 0, max: 2 }),
+    dilationHeight: fc.integer({ min: 1, max: 2 }),
+    dilationWidth: fc.integer({ min: 1, max: 2 }),
   })
   .map((c): ConvGeometry => {
-    const extent = c.dilation * (c.kernel - 1) + 1;
-    const out = Math.floor((c.size + 2 * c.pad - extent) / c.stride) + 1;
+    const out = (size: number, kernel: number, stride: number, pad: number, dilation: number) =>
+      Math.floor((size + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1;
     return {
       batch: c.batch,
       inChannels: c.inGroup * c.groups,
-      inHeight: c.size,
-      inWidth: c.size + 1,
+      inHeight: c.height,
+      inWidth: c.width,
       outChannels: c.outGroup * c.groups,
-      outHeight: out,
-      outWidth: Math.floor((c.size + 1 + 2 * c.pad - extent) / c.stride) + 1,
-      kernelHeight: c.kernel,
-      kernelWidth: c.kernel,
-      strideHeight: c.stride,
-      strideWidth: c.stride,
-      padTop: c.pad,
-      padLeft: c.pad,
-      dilationHeight: c.dilation,
-      dilationWidth: c.dilation,
+      outHeight: out(c.height, c.kernelHeight, c.strideHeight, c.padTop, c.dilationHeight),
+      outWidth: out(c.width, c.kernelWidth, c.strideWidth, c.padLeft, c.dilationWidth),
+      kernelHeight: c.kernelHeight,
+      kernelWidth: c.kernelWidth,
+      strideHeight: c.strideHeight,
+      strideWidth: c.strideWidth,
+      padTop: c.padTop,
+      padLeft: c.padLeft,
+      dilationHeight: c.dilationHeight,
+      dilationWidth: c.dilationWidth,
       groups: c.groups,
     };
   });

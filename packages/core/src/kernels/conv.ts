@@ -33,7 +33,8 @@ export interface ConvGeometry {
 let columns64 = new Float64Array(0);
 let columns32 = new Float32Array(0);
 
-type Columns = Float32Array | Float64Array;
+/** An im2col block: float32 for float32 convolutions, float64 otherwise. */
+export type Columns = Float32Array | Float64Array;
 
 function columnScratch(size: number, like: DataArray): Columns {
   if (like instanceof Float32Array) {
@@ -174,6 +175,27 @@ function col2im(
   }
 }
 
+/**
+ * Where a convolution's im2col blocks live and what builds them. A backend may keep them in its
+ * own memory, where its gemm reads them without a copy.
+ */
+export interface ColumnSource {
+  /** A block of at least `size` elements of `like`'s precision, for the convolution `g`. */
+  scratch(size: number, like: DataArray, g: ConvGeometry): Columns;
+  /** The im2col block of output rows [oy0, oy1) of the image at `xOffset`, into `col`. */
+  im2col(
+    x: DataArray,
+    xOffset: number,
+    g: ConvGeometry,
+    col: Columns,
+    oy0: number,
+    oy1: number,
+  ): void;
+}
+
+/** Blocks in JavaScript arrays, built by the loops above: the reference and the fallback. */
+export const javascriptColumns: ColumnSource = { scratch: columnScratch, im2col };
+
 /** Sizes shared by the three products. */
 function layout(g: ConvGeometry, block: number) {
   const taps = g.kernelHeight * g.kernelWidth;
@@ -200,10 +222,11 @@ export function conv2dInto(
   g: ConvGeometry,
   gemm: Gemm,
   block = COLUMN_BLOCK,
+  columns = javascriptColumns,
 ): void {
   const { outGroup, depth, outPlane, inImage, outImage, rows, allDepth } = layout(g, block);
   const pointwise = isPointwise(g);
-  const col = pointwise ? null : columnScratch(allDepth * rows * g.outWidth, out);
+  const col = pointwise ? null : columns.scratch(allDepth * rows * g.outWidth, out, g);
   for (let b = 0; b < g.batch; b++) {
     const outBase = b * outImage;
     if (bias !== null) {
@@ -235,7 +258,7 @@ export function conv2dInto(
     for (let oy0 = 0; oy0 < g.outHeight; oy0 += rows) {
       const oy1 = Math.min(g.outHeight, oy0 + rows);
       const n = (oy1 - oy0) * g.outWidth;
-      im2col(x, b * inImage, g, col, oy0, oy1);
+      columns.im2col(x, b * inImage, g, col, oy0, oy1);
       for (let gi = 0; gi < g.groups; gi++) {
         gemm(
           outGroup,
@@ -274,6 +297,7 @@ export function conv2dBackwardInputInto(
   g: ConvGeometry,
   gemm: Gemm,
   block = COLUMN_BLOCK,
+  columns = javascriptColumns,
 ): void {
   const { inGroup, outGroup, depth, outPlane, inImage, outImage, rows, allDepth } = layout(
     g,
@@ -305,12 +329,12 @@ export function conv2dBackwardInputInto(
       padTop: g.dilationHeight * (kh - 1) - g.padTop,
       padLeft: g.dilationWidth * (kw - 1) - g.padLeft,
     };
-    conv2dInto(dy, flipped, null, dx, transposed, gemm, block);
+    conv2dInto(dy, flipped, null, dx, transposed, gemm, block, columns);
     return;
   }
   // Otherwise: per image and block of output rows, W[g]ᵀ · dy[g] into an im2col block, then
   // col2im. Wᵀ is read by swapping W's strides: no transpose copy.
-  const col = pointwise ? null : columnScratch(allDepth * rows * g.outWidth, dx);
+  const col = pointwise ? null : columns.scratch(allDepth * rows * g.outWidth, dx, g);
   for (let b = 0; b < g.batch; b++) {
     if (col === null) {
       for (let gi = 0; gi < g.groups; gi++) {
@@ -368,10 +392,11 @@ export function conv2dBackwardWeightInto(
   g: ConvGeometry,
   gemm: Gemm,
   block = COLUMN_BLOCK,
+  columns = javascriptColumns,
 ): void {
   const { outGroup, depth, outPlane, inImage, outImage, rows, allDepth } = layout(g, block);
   const pointwise = isPointwise(g);
-  const col = pointwise ? null : columnScratch(allDepth * rows * g.outWidth, dw);
+  const col = pointwise ? null : columns.scratch(allDepth * rows * g.outWidth, dw, g);
   for (let b = 0; b < g.batch; b++) {
     if (col === null) {
       for (let gi = 0; gi < g.groups; gi++) {
@@ -397,7 +422,7 @@ export function conv2dBackwardWeightInto(
     for (let oy0 = 0; oy0 < g.outHeight; oy0 += rows) {
       const oy1 = Math.min(g.outHeight, oy0 + rows);
       const n = (oy1 - oy0) * g.outWidth;
-      im2col(x, b * inImage, g, col, oy0, oy1);
+      columns.im2col(x, b * inImage, g, col, oy0, oy1);
       // The block is read transposed through its strides.
       for (let gi = 0; gi < g.groups; gi++) {
         gemm(

@@ -1,4 +1,4 @@
-/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, the JavaScript pooling loops. */
+/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col in wasm memory, the JavaScript pooling loops. */
 
 import type { DenseBackend } from "../backend.js";
 import {
@@ -9,6 +9,7 @@ import {
   conv2dInto,
   maxPool2dInto,
 } from "../conv.js";
+import { wasmColumns } from "./columns.js";
 import { type GemmThresholds, wasmGemm } from "./gemm.js";
 import { hasRelaxedSimd, WasmRuntime } from "./runtime.js";
 
@@ -45,15 +46,16 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
   }
   const runtime = new WasmRuntime(relaxed);
   const gemm = wasmGemm(runtime, options);
+  const columns = wasmColumns(runtime);
   return {
     name: relaxed ? "wasm" : "wasm-simd",
     gemm,
     conv2d: (x, w, bias, out, geometry) =>
-      conv2dInto(x, w, bias, out, geometry, gemm, COLUMN_BLOCK),
+      conv2dInto(x, w, bias, out, geometry, gemm, COLUMN_BLOCK, columns),
     conv2dBackwardInput: (dy, w, dx, geometry) =>
-      conv2dBackwardInputInto(dy, w, dx, geometry, gemm, COLUMN_BLOCK),
+      conv2dBackwardInputInto(dy, w, dx, geometry, gemm, COLUMN_BLOCK, columns),
     conv2dBackwardWeight: (x, dy, dw, geometry) =>
-      conv2dBackwardWeightInto(x, dy, dw, geometry, gemm, COLUMN_BLOCK),
+      conv2dBackwardWeightInto(x, dy, dw, geometry, gemm, COLUMN_BLOCK, columns),
     maxPool2d: maxPool2dInto,
     avgPool2d: avgPool2dInto,
     avgPool2dBackward: avgPool2dBackwardInto,

@@ -80,9 +80,11 @@ export function wasmGemm(
     // (one memcpy each; packing then runs in wasm), their packed panels, and C with padded rows.
     const aSpan = (m - 1) * aRowStride + (k - 1) * aColStride + 1;
     const bSpan = (k - 1) * bRowStride + (n - 1) * bColStride + 1;
-    const aStage = 0;
-    const bStage = align64(aStage + aSpan * bytes);
-    const aAt = align64(bStage + bSpan * bytes);
+    const aResident = runtime.addressOf(a, single);
+    const bResident = runtime.addressOf(b, single);
+    const aStage = align64(runtime.residentBytes);
+    const bStage = align64(aStage + (aResident < 0 ? aSpan * bytes : 0));
+    const aAt = align64(bStage + (bResident < 0 ? bSpan * bytes : 0));
     const bAt = align64(aAt + mPad * k * bytes);
     const cAt = align64(bAt + nPad * k * bytes);
     const end = cAt + mPad * nPad * bytes;
@@ -106,8 +108,11 @@ export function wasmGemm(
       return;
     }
     const view = single ? runtime.f32 : runtime.f64;
-    view.set(a.subarray(aOffset, aOffset + aSpan), aStage / bytes);
-    view.set(b.subarray(bOffset, bOffset + bSpan), bStage / bytes);
+    // Operands already in wasm memory (im2col blocks) are read where they are.
+    const aFrom = aResident < 0 ? aStage : aResident + aOffset * bytes;
+    const bFrom = bResident < 0 ? bStage : bResident + bOffset * bytes;
+    if (aResident < 0) view.set(a.subarray(aOffset, aOffset + aSpan), aStage / bytes);
+    if (bResident < 0) view.set(b.subarray(bOffset, bOffset + bSpan), bStage / bytes);
     // C comes in too, so that the kernel adds into it and the result goes back as plain copies.
     const cBase = cAt / bytes;
     for (let i = 0; i < m; i++) {
@@ -118,8 +123,8 @@ export function wasmGemm(
     const kc = Math.ceil(k / Math.max(1, Math.round(k / KC)));
     const suffix = single ? "32" : "64";
     const { exports } = runtime;
-    exports[`packA${suffix}`](aStage, m, k, aRowStride, aColStride, kc, aAt);
-    exports[`packB${suffix}`](bStage, n, k, bColStride, bRowStride, kc, bAt);
+    exports[`packA${suffix}`](aFrom, m, k, aRowStride, aColStride, kc, aAt);
+    exports[`packB${suffix}`](bFrom, n, k, bColStride, bRowStride, kc, bAt);
     const mc = Math.max(1, Math.floor(MC_BYTES / (mr * kc * bytes)));
     const fn = FUNCTION_NAMES.indexOf(`gemm${suffix}`);
     const ldc = nPad * bytes;

@@ -4,6 +4,7 @@ import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import { assemble, FunctionBuilder, Simd, V128 } from "./assembler.js";
 import { gemmFunctions, LAYOUTS } from "./gemm-module.js";
+import { im2colFunction } from "./im2col-module.js";
 import { packFunction } from "./pack-module.js";
 import { type Share, WorkerPool } from "./pool.js";
 import { type WasmMemory, type WasmModule, webAssembly } from "./webassembly.js";
@@ -98,6 +99,8 @@ export const FUNCTION_NAMES = [
   "packB32",
   "packA64",
   "packB64",
+  "im2col32",
+  "im2col64",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
@@ -110,6 +113,10 @@ export class WasmRuntime {
   readonly module: WasmModule;
   readonly exports: Record<KernelName, (...args: number[]) => void>;
   private pool: WorkerPool | null = null;
+  /** Views onto wasm memory handed to other kernels (im2col blocks), with their byte addresses. */
+  private readonly residents = new WeakMap<object, number>();
+  /** Bytes at the start of memory that resident views occupy; kernels' scratch starts after. */
+  residentBytes = 0;
   f32: Float32Array<ArrayBufferLike> = new Float32Array(0);
   f64: Float64Array<ArrayBufferLike> = new Float64Array(0);
 
@@ -121,6 +128,8 @@ export class WasmRuntime {
       packFunction("packB32", 4, LAYOUTS.float32.nr),
       packFunction("packA64", 8, LAYOUTS.float64.mr),
       packFunction("packB64", 8, LAYOUTS.float64.nr),
+      im2colFunction("im2col32", 4),
+      im2colFunction("im2col64", 8),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
@@ -151,6 +160,25 @@ export class WasmRuntime {
     if (bytes > have) this.memory.grow(Math.ceil((bytes - have) / PAGE));
     this.refreshViews();
     return true;
+  }
+
+  /**
+   * A float32 (or float64) view of `length` elements at byte `address`, remembered as resident:
+   * a kernel given it reads it in place instead of copying it in. It stays valid when the memory
+   * grows (a shared memory keeps its backing store).
+   */
+  residentView(address: number, length: number, single: boolean): Float32Array | Float64Array {
+    const view = single
+      ? new Float32Array(this.memory.buffer, address, length)
+      : new Float64Array(this.memory.buffer, address, length);
+    this.residents.set(view, address);
+    return view as Float32Array | Float64Array;
+  }
+
+  /** The byte address of a resident view of the given precision, or -1 for any other array. */
+  addressOf(array: object, single: boolean): number {
+    if (array instanceof Float32Array !== single) return -1;
+    return this.residents.get(array) ?? -1;
   }
 
   /** Runs the shares, the first on this thread and the rest on workers. */
