@@ -9,7 +9,6 @@ import { cliArguments } from "../cli.js";
 import { conv2dCase, matmulCase } from "./dense.js";
 import { FOCAL_WORKLOADS, type FocalFactory, focalCase } from "./focal.js";
 import { formatFacts, formatTable, machineFacts } from "./report.js";
-import { trainingCase } from "./training.js";
 import {
   type Case,
   canCollectGarbage,
@@ -20,6 +19,7 @@ import {
   runCase,
 } from "./run.js";
 import { loadTfjs, useBackend, wasmFeatures } from "./tfjs.js";
+import { trainingCase } from "./training.js";
 
 const WORKLOADS = [
   "voc512",

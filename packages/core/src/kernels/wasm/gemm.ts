@@ -1,6 +1,5 @@
-/** The WebAssembly GEMM as the backend sees it: packs the operands into wasm memory, splits the tiles of C between threads, and adds the result into the caller's array. */
+/** The WebAssembly GEMM as the backend sees it: copies the operands and C into wasm memory, packs there, splits the tiles of C between threads, and copies C back. */
 
-import type { DataArray } from "../../dtype.js";
 import { gemm as javascriptGemm } from "../matmul.js";
 import { type GemmLayout, LAYOUTS } from "./gemm-module.js";
 import type { Share } from "./pool.js";
