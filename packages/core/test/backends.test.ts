@@ -15,20 +15,10 @@ import {
 } from "../src/index.js";
 import { backendFromEnvironment, type ConvGeometry } from "../src/kernels/backend.js";
 import { hasRelaxedSimd } from "../src/kernels/wasm/runtime.js";
-import { WASM_BACKENDS } from "./backends.js";
+import { filled, WASM_BACKENDS } from "./backends.js";
 
 const F32_UNIT = 2 ** -24;
 const F64_UNIT = 2 ** -53;
-
-function filled(n: number, seed: number): Float64Array {
-  const out = new Float64Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
-}
 
 const abs = (x: ArrayLike<number>) => Float64Array.from(x, Math.abs);
 

@@ -1,5 +1,6 @@
 /** The WebAssembly GEMM as the backend sees it: copies the operands and C into wasm memory, packs there, splits the tiles of C between threads, and copies C back. */
 
+import type { Gemm } from "../backend.js";
 import { gemm as javascriptGemm } from "../matmul.js";
 import { type GemmLayout, LAYOUTS } from "./gemm-module.js";
 import type { Share } from "./pool.js";
@@ -50,23 +51,10 @@ function split(panels: number, parts: number): [number, number][] {
 export function wasmGemm(
   runtime: WasmRuntime,
   { minProduct = 16 * 16 * 16, perThread = 1 << 18 }: GemmThresholds = {},
-): typeof javascriptGemm {
-  return (
-    m,
-    n,
-    k,
-    a,
-    aOffset,
-    aRowStride,
-    aColStride,
-    b,
-    bOffset,
-    bRowStride,
-    bColStride,
-    c,
-    cOffset,
-    cRowStride,
-  ) => {
+): Gemm {
+  return (...args) => {
+    const [m, n, k, a, aOffset, aRowStride, aColStride, b, bOffset, bRowStride, bColStride] = args;
+    const [c, cOffset, cRowStride] = args.slice(11) as [Parameters<Gemm>[11], number, number];
     if (m === 0 || n === 0 || k === 0) return;
     const single = c instanceof Float32Array;
     const layout: GemmLayout = single ? LAYOUTS.float32 : LAYOUTS.float64;
@@ -88,22 +76,7 @@ export function wasmGemm(
     const cAt = align64(bAt + nPad * k * bytes);
     const end = cAt + mPad * nPad * bytes;
     if (m * n * k <= minProduct || !runtime.reserve(end)) {
-      javascriptGemm(
-        m,
-        n,
-        k,
-        a,
-        aOffset,
-        aRowStride,
-        aColStride,
-        b,
-        bOffset,
-        bRowStride,
-        bColStride,
-        c,
-        cOffset,
-        cRowStride,
-      );
+      javascriptGemm(...args);
       return;
     }
     const view = single ? runtime.f32 : runtime.f64;

@@ -27,11 +27,9 @@ function probe(build: (f: FunctionBuilder) => void): boolean {
   }
 }
 
-const zeroVector = (f: FunctionBuilder) => f.simd(0x0c).op(...new Array<number>(16).fill(0));
-
 /** Whether this runtime has SIMD128 and shared memories (the wasm backend needs both). */
 export function hasWasmSimd(): boolean {
-  return webAssembly !== undefined && probe((f) => zeroVector(f));
+  return webAssembly !== undefined && probe((f) => f.zeroVector());
 }
 
 let relaxedSupport: boolean | undefined;
@@ -43,10 +41,7 @@ let relaxedSupport: boolean | undefined;
 export function hasRelaxedSimd(): boolean {
   if (relaxedSupport !== undefined) return relaxedSupport;
   const relaxedModule = (f: FunctionBuilder) => {
-    zeroVector(f);
-    zeroVector(f);
-    zeroVector(f);
-    f.simd(Simd.f32x4RelaxedMadd);
+    f.zeroVector().zeroVector().zeroVector().simd(Simd.f32x4RelaxedMadd);
   };
   relaxedSupport = probe(relaxedModule);
   if (!relaxedSupport) {
