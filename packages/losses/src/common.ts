@@ -135,7 +135,7 @@ export function reduceLoss(loss: Tensor, reduction: Reduction): Tensor {
 
 /** Checks, in one loop over its data, that every element of a targets tensor lies in [0, 1]. */
 export function checkUnitInterval(op: string, name: string, t: Tensor): void {
-  const data = t.data;
+  const data = t.read();
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     if (!(v >= 0 && v <= 1)) {

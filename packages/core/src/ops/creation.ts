@@ -65,9 +65,9 @@ function flatten(
 }
 
 /**
- * A tensor from a number, nested arrays, a flat array with `shape`, or a typed array.
- * Typed arrays of the tensor's dtype are used as they are, without a copy (a Uint8Array read as
- * bool only when it holds nothing but 0 and 1).
+ * A tensor from a number, nested arrays, a flat array with `shape`, or a typed array. The values
+ * are always copied, as `torch.tensor` copies: writing into the array afterwards does not change
+ * the tensor (write into the tensor's own `data` for that).
  *
  * @example
  * tensor([[1, 2], [3, 4]]);                      // float32, shape [2, 2]
@@ -116,12 +116,13 @@ export function tensor(values: Values, options: TensorOptions = {}): Tensor {
     );
   }
   let data: DataArray;
-  // Bytes other than 0 and 1 are copied as bool: the logic kernels (a & b, a ^ 1) need exact 0/1.
-  const shareable =
+  // Copied, as torch.tensor copies: the caller keeps its array, and writes into it never reach
+  // the tensor. Bytes other than 0 and 1 become 1 as bool: the logic kernels need exact 0/1.
+  const copyable =
     ArrayBuffer.isView(values) &&
     dtypeOfArray(values) === dtype &&
     !(dtype === "bool" && (values as Uint8Array).some((v) => v > 1));
-  if (shareable) data = values as unknown as DataArray;
+  if (copyable) data = (values as unknown as DataArray).slice();
   else {
     data = allocate(dtype, flat.length);
     // bool is "not 0", as in cast(): NaN is true (a plain truthiness test would make it false).

@@ -46,12 +46,12 @@ function runReduce(
     const after = reducedLive.length === 0 ? x.rank : reducedLive[reducedLive.length - 1] + 1;
     const outer = sizeOf(x.shape.slice(0, before));
     const length = sizeOf(x.shape.slice(before, after));
-    reduceKernel(kind, x.data, outer, length, sizeOf(x.shape.slice(after)), out);
+    reduceKernel(kind, x.read(), outer, length, sizeOf(x.shape.slice(after)), out);
   } else {
     const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
     const moved = permute(x, [...kept, ...axes]);
     const outer = sizeOf(kept.map((i) => x.shape[i]));
-    reduceKernel(kind, moved.data, outer, x.size / Math.max(outer, 1), 1, out);
+    reduceKernel(kind, moved.read(), outer, x.size / Math.max(outer, 1), 1, out);
   }
   return out;
 }
@@ -80,7 +80,7 @@ export function sum(x: Tensor, options: ReduceOptions = {}): Tensor {
   // same elements, which recomputes the same intermediate values anyway.
   const deferred = full && x.requiresGrad && isGradEnabled() ? deferredSum(x, shape, dtype) : null;
   const out = deferred ?? new Tensor(summed(x, axes, dtype, full), shape, dtype);
-  return record("sum", out, [x], [(g) => spread(g, x.shape, axes)]);
+  return record("sum", out, [x], [(g) => spread(g, x.shape, axes)], [[]]);
 }
 
 /** The data of a sum computed now: inside a pending program's own loop when it can be. */
@@ -161,7 +161,7 @@ export function logSumExp(x: Tensor, options: ReduceOptions = {}): Tensor {
   // The shift is a constant for the gradient (it cancels), so it is taken from the detached input.
   const shift = max(x.detach(), { axis: axes, keepdims: true });
   const finiteShift = new Tensor(
-    shift.data.map((v) => (Number.isFinite(v) ? v : 0)),
+    shift.read().map((v) => (Number.isFinite(v) ? v : 0)),
     shift.shape,
     shift.dtype,
   );

@@ -18,8 +18,8 @@ import { checkInteger, checkTensor } from "./util.js";
 
 /** @internal The same tensor as a new graph node: how `grad` watches an argument. */
 export function identity(x: Tensor): Tensor {
-  const out = new Tensor(x.data, x.shape, x.dtype);
-  return record("identity", out, [x], [(g) => g]);
+  const out = x.view(x.shape);
+  return record("identity", out, [x], [(g) => g], [[]]);
 }
 
 /**
@@ -52,8 +52,8 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     );
   }
   if (shapesEqual(target, x.shape)) return x;
-  const out = new Tensor(x.data, target, x.dtype);
-  return record("reshape", out, [x], [(g) => reshape(g, x.shape)]);
+  const out = x.view(target);
+  return record("reshape", out, [x], [(g) => reshape(g, x.shape)], [[]]);
 }
 
 /**
@@ -74,12 +74,18 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const shape = axes.map((a) => x.shape[a]);
   const strides = stridesOf(x.shape);
   const out = allocate(x.dtype, x.size);
-  strided("a", out, shape, [{ data: x.data, strides: axes.map((a) => strides[a]), offset: 0 }]);
+  strided("a", out, shape, [{ data: x.read(), strides: axes.map((a) => strides[a]), offset: 0 }]);
   const inverse = new Array<number>(axes.length);
   axes.forEach((a, i) => {
     inverse[a] = i;
   });
-  return record("permute", new Tensor(out, shape, x.dtype), [x], [(g) => permute(g, inverse)]);
+  return record(
+    "permute",
+    new Tensor(out, shape, x.dtype),
+    [x],
+    [(g) => permute(g, inverse)],
+    [[]],
+  );
 }
 
 /**
@@ -154,7 +160,7 @@ export function broadcastTo(x: Tensor, shape: Shape): Tensor {
   // An elementwise copy, so that on large shapes it fuses into its consumer instead of filling memory.
   const out = elementwise("a", [x], shape, x.dtype);
   // The engine sums the gradient back to x's shape.
-  return record("broadcastTo", out, [x], [(g) => g]);
+  return record("broadcastTo", out, [x], [(g) => g], [[]]);
 }
 
 /**
@@ -192,11 +198,11 @@ export function slice(x: Tensor, begin: readonly number[], size: readonly number
   let result = lazyView(x, shape, strides, offset);
   if (result === null) {
     const out = allocate(x.dtype, sizeOf(shape));
-    strided("a", out, shape, [{ data: x.data, strides, offset }]);
+    strided("a", out, shape, [{ data: x.read(), strides, offset }]);
     result = new Tensor(out, shape, x.dtype);
   }
   const padding = begin.map((b, i): [number, number] => [b, x.shape[i] - b - shape[i]]);
-  return record("slice", result, [x], [(g) => pad(g, padding)]);
+  return record("slice", result, [x], [(g) => pad(g, padding)], [[]]);
 }
 
 /**
@@ -223,10 +229,16 @@ export function pad(x: Tensor, padding: readonly (readonly [number, number])[], 
   const offset = padding.reduce((acc, [before], i) => acc + before * outStrides[i], 0);
   // Write x into the interior by reading the interior window of `out` as the destination.
   const interior = out.subarray(offset);
-  const src = x.data;
+  const src = x.read();
   scatterInto(interior, outStrides, x.shape, src);
   const begin = padding.map(([before]) => before);
-  return record("pad", new Tensor(out, shape, x.dtype), [x], [(g) => slice(g, begin, x.shape)]);
+  return record(
+    "pad",
+    new Tensor(out, shape, x.dtype),
+    [x],
+    [(g) => slice(g, begin, x.shape)],
+    [[]],
+  );
 }
 
 /** Copies contiguous `src` of `shape` into `dest` laid out with `destStrides`. */
@@ -297,7 +309,7 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   for (const t of tensors) {
     const chunk = t.shape[ax] * inner;
     for (let o = 0; o < outer; o++)
-      out.set(t.data.subarray(o * chunk, (o + 1) * chunk), o * rowLength + start);
+      out.set(t.read().subarray(o * chunk, (o + 1) * chunk), o * rowLength + start);
     start += chunk;
   }
   const result = new Tensor(out, shape, first.dtype);

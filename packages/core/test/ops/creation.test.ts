@@ -51,11 +51,16 @@ describe("tensor()", () => {
     ]);
   });
 
-  it("uses a typed array of its own dtype without a copy, and converts others", () => {
+  it("copies a typed array (of its own dtype or converted), as torch.tensor does", () => {
     const f64 = new Float64Array([1, 2, 3, 4, 5, 6]);
     const a = tensor(f64, { shape: [2, 3] });
     expect(a.dtype).toBe("float64");
-    expect(a.data).toBe(f64);
+    expect(a.data).not.toBe(f64);
+    f64[0] = 100; // the caller's array is its own
+    expect(a.toArray()).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     expect(tensor(new Int32Array([1, 2])).dtype).toBe("int32");
     expect(tensor(new Uint8Array([1, 0])).toArray()).toEqual([true, false]);
     const b = tensor(new Float32Array([1.5, 2.5]), { dtype: "float64" });
