@@ -14,7 +14,10 @@ import {
   tensor,
 } from "../src/index.js";
 import { backendFromEnvironment, type ConvGeometry } from "../src/kernels/backend.js";
+import { assemble, FunctionBuilder } from "../src/kernels/wasm/assembler.js";
+import { WorkerPool } from "../src/kernels/wasm/pool.js";
 import { hasRelaxedSimd } from "../src/kernels/wasm/runtime.js";
+import { webAssembly } from "../src/kernels/wasm/webassembly.js";
 import { filled, WASM_BACKENDS } from "./backends.js";
 
 const F32_UNIT = 2 ** -24;
@@ -307,5 +310,53 @@ describe("setNumThreads", () => {
       );
     }
     expect(getNumThreads()).toBe(threads);
+  });
+});
+
+describe("worker pool", () => {
+  it("runs shares on workers and reports a share that trapped", () => {
+    // store(i32 address, i32 value) and a function that traps (unreachable).
+    const store = new FunctionBuilder("store", [0x7f, 0x7f]);
+    store.get(0).get(1).memory(0x36, 2, 0); // i32.store
+    const trap = new FunctionBuilder("trap", []);
+    trap.op(0x00);
+    const memory = new webAssembly!.Memory({ initial: 1, maximum: 1, shared: true });
+    const module = new webAssembly!.Module(
+      assemble([store, trap], { initialPages: 1, maximumPages: 1 }),
+    );
+    const local = new webAssembly!.Instance(module, { env: { memory } }).exports;
+    const pool = new WorkerPool(module, memory, ["store", "trap"], 2);
+    try {
+      pool.run(
+        [
+          { fn: 0, args: [0, 11] },
+          { fn: 0, args: [4, 22] },
+          { fn: 0, args: [8, 33] },
+        ],
+        local,
+      );
+      // Each participant wrote its own word: this thread 11, the two workers 22 and 33.
+      expect(Array.from(new Int32Array(memory.buffer, 0, 3))).toEqual([11, 22, 33]);
+      expect(() =>
+        pool.run(
+          [
+            { fn: 0, args: [0, 1] },
+            { fn: 1, args: [] },
+          ],
+          local,
+        ),
+      ).toThrow("WorkerPool.run: a worker's share of the kernel trapped");
+      // The pool still works after a trap.
+      pool.run(
+        [
+          { fn: 0, args: [0, 5] },
+          { fn: 0, args: [4, 6] },
+        ],
+        local,
+      );
+      expect(Array.from(new Int32Array(memory.buffer, 0, 2))).toEqual([5, 6]);
+    } finally {
+      pool.close();
+    }
   });
 });
