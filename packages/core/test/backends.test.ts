@@ -244,6 +244,64 @@ describe("wasm convolution kernels", () => {
   }
 });
 
+describe("wasm pooling kernels", () => {
+  const poolArb = fc
+    .record({
+      planes: fc.integer({ min: 1, max: 4 }),
+      inHeight: fc.integer({ min: 1, max: 9 }),
+      inWidth: fc.integer({ min: 1, max: 9 }),
+      kernelHeight: fc.integer({ min: 1, max: 3 }),
+      kernelWidth: fc.integer({ min: 1, max: 3 }),
+      strideHeight: fc.integer({ min: 1, max: 3 }),
+      strideWidth: fc.integer({ min: 1, max: 3 }),
+      padTop: fc.integer({ min: 0, max: 1 }),
+      padLeft: fc.integer({ min: 0, max: 1 }),
+      // Values from a small set, so that windows tie; some NaN.
+      values: fc.array(fc.constantFrom(-1, 0, 0.5, 2, Number.NaN), { minLength: 81 * 4 }),
+    })
+    .filter(
+      (c) =>
+        2 * c.padTop <= c.kernelHeight &&
+        2 * c.padLeft <= c.kernelWidth &&
+        c.inHeight + 2 * c.padTop >= c.kernelHeight &&
+        c.inWidth + 2 * c.padLeft >= c.kernelWidth,
+    )
+    .map((c) => ({
+      ...c,
+      outHeight: Math.floor((c.inHeight + 2 * c.padTop - c.kernelHeight) / c.strideHeight) + 1,
+      outWidth: Math.floor((c.inWidth + 2 * c.padLeft - c.kernelWidth) / c.strideWidth) + 1,
+    }));
+
+  for (const backend of WASM_BACKENDS) {
+    for (const dtype of ["float32", "float64"] as const) {
+      it(`${backend.name}, ${dtype}: max and average pooling give the JavaScript loops' bits, ties and NaN included`, () => {
+        const make = (n: number) =>
+          dtype === "float32" ? new Float32Array(n) : new Float64Array(n);
+        fc.assert(
+          fc.property(poolArb, (g) => {
+            const x = make(g.planes * g.inHeight * g.inWidth);
+            x.forEach((_, i) => {
+              x[i] = g.values[i % g.values.length];
+            });
+            const outputs = g.planes * g.outHeight * g.outWidth;
+            const [out, expected] = [make(outputs), make(outputs)];
+            const [argmax, expectedArgmax] = [new Int32Array(outputs), new Int32Array(outputs)];
+            backend.maxPool2d(x, out, argmax, g);
+            javascriptBackend.maxPool2d(x, expected, expectedArgmax, g);
+            expect(Array.from(out)).toEqual(Array.from(expected));
+            expect(Array.from(argmax)).toEqual(Array.from(expectedArgmax));
+            const finite = x.map((v) => (Number.isNaN(v) ? 0.25 : v));
+            backend.avgPool2d(finite, out, g);
+            javascriptBackend.avgPool2d(finite, expected, g);
+            expect(Array.from(out)).toEqual(Array.from(expected));
+          }),
+          { numRuns: 60 },
+        );
+      });
+    }
+  }
+});
+
 describe("backend selection", () => {
   it("selects built-in backends by name and returns the previous one", () => {
     const before = getBackend();

@@ -7,6 +7,7 @@ import { gemmFunctions, LAYOUTS } from "./gemm-module.js";
 import { im2colFunction } from "./im2col-module.js";
 import { packFunction } from "./pack-module.js";
 import { type Share, WorkerPool } from "./pool.js";
+import { avgPoolFunction, maxPoolFunction } from "./pool-module.js";
 import { type WasmMemory, type WasmModule, webAssembly } from "./webassembly.js";
 
 const PAGE = 65536;
@@ -96,6 +97,10 @@ export const FUNCTION_NAMES = [
   "packB64",
   "im2col32",
   "im2col64",
+  "maxPool32",
+  "maxPool64",
+  "avgPool32",
+  "avgPool64",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
@@ -125,6 +130,10 @@ export class WasmRuntime {
       packFunction("packB64", 8, LAYOUTS.float64.nr),
       im2colFunction("im2col32", 4),
       im2colFunction("im2col64", 8),
+      maxPoolFunction("maxPool32", 4),
+      maxPoolFunction("maxPool64", 8),
+      avgPoolFunction("avgPool32", 4),
+      avgPoolFunction("avgPool64", 8),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
