@@ -353,6 +353,12 @@ function checkUpstream(op: string, root: Tensor, upstream: Tensor | undefined): 
     }
     return onesLike(root);
   }
+  if (!(upstream instanceof Tensor)) {
+    const what = Array.isArray(upstream) ? "an array" : typeof upstream;
+    throw new Error(
+      `${op}: the upstream gradient must be a Tensor of shape ${formatShape(root.shape)}, got ${what}`,
+    );
+  }
   if (!shapesEqual(upstream.shape, root.shape)) {
     throw new Error(
       `${op}: upstream gradient of shape ${formatShape(upstream.shape)} does not match the output's shape ${formatShape(root.shape)}`,

@@ -19,6 +19,14 @@ export { createWasmBackend, type WasmBackendOptions } from "./kernels/wasm/backe
 export { getNumThreads, setNumThreads } from "./kernels/wasm/runtime.js";
 export * as nn from "./nn/index.js";
 export { add, div, maximum, minimum, mul, neg, pow, square, sub } from "./ops/arithmetic.js";
+export {
+  batchedNms,
+  boxArea,
+  boxIou,
+  clipBoxes,
+  generalizedBoxIou,
+  nms,
+} from "./ops/boxes.js";
 export { cast } from "./ops/cast.js";
 export {
   equal,
@@ -45,6 +53,7 @@ export {
   arange,
   type CreationOptions,
   full,
+  linspace,
   normal,
   ones,
   onesLike,
@@ -58,12 +67,15 @@ export {
 export { bceWithLogits, binaryCrossEntropy } from "./ops/crossentropy.js";
 export {
   abs,
+  ceil,
   clip,
   exp,
+  floor,
   log,
   log1p,
   logSigmoid,
   relu,
+  round,
   sigmoid,
   sign,
   softplus,
@@ -72,6 +84,10 @@ export {
 } from "./ops/math.js";
 export { matmul } from "./ops/matmul.js";
 export {
+  type ArgReduceOptions,
+  argmax,
+  argmin,
+  cumsum,
   logSoftmax,
   logSumExp,
   max,
@@ -81,19 +97,32 @@ export {
   softmax,
   sum,
 } from "./ops/reduce.js";
-export { argwhere, gather, gatherNd, scatterAdd, scatterNd, where } from "./ops/selection.js";
+export {
+  argwhere,
+  gather,
+  gatherNd,
+  oneHot,
+  scatterAdd,
+  scatterAlongAxis,
+  scatterNd,
+  takeAlongAxis,
+  where,
+} from "./ops/selection.js";
 export {
   broadcastTo,
   concat,
   expandDims,
+  meshgrid,
   pad,
   permute,
   reshape,
   slice,
   squeeze,
   stack,
+  tile,
   transpose,
 } from "./ops/shape.js";
+export { argsort, type SortOptions, sort, type TopkOptions, topk } from "./ops/sorting.js";
 export type { TensorLike } from "./ops/util.js";
 export * as optim from "./optim/index.js";
 export { Generator } from "./random.js";

@@ -182,9 +182,9 @@ export class Tensor<D extends DType = DType> {
     return this.computed ?? this.storage!.array;
   }
 
-  /** @internal Whether a pending program may not defer reading this tensor (see `capture`). */
+  /** @internal Whether this tensor's memory was handed out by `.data` (a user may hold it). */
   get isExposed(): boolean {
-    return this.storage !== null && this.storage.exposed;
+    return this.storage?.exposed === true;
   }
 
   /** @internal Whether `other` is this tensor or shares its memory (a view, a detached copy). */

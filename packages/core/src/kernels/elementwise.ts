@@ -11,9 +11,8 @@
  * so a chain such as `mul(0.75, pow(p, 2))` runs as one pass, and a full `sum` of a pending tensor
  * runs its program inside the reduction loop. A pending tensor computes its data the first time
  * anything reads `.data`. Steps are value-numbered, so a chain and its gradient fused into one loop
- * compute each logarithm once. A fused float32 chain holds its intermediates in double precision
- * and rounds where a float32 value is observed (see `fusion.exact`); float64 chains are bit for bit
- * those of op-by-op evaluation.
+ * compute each logarithm once. Every step rounds to its op's dtype, so fused results are bit for
+ * bit those of op-by-op evaluation (see `fusion.exact`).
  *
  * A differentiated full sum of a pending tensor waits for the backward pass, which computes it in
  * the same loop as the gradient (see `deferredSum` and `whileDifferentiating`).

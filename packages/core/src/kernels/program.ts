@@ -75,15 +75,14 @@ export const fusion = {
   recompute: true,
   /**
    * Whether every float32 step of a fused program rounds to float32, so that fused results are bit
-   * for bit those of op-by-op evaluation. By default (false) a fused chain holds its float32
-   * intermediates in double precision, as the hand-written loop it replaces would, and rounds them
-   * where a float32 value is observed: when stored or scattered, when summed, when compared (every
-   * decision is taken on a float32 value, as in op-by-op evaluation), and when converted to another
-   * dtype. A smooth chain is then its float64 evaluation rounded once, at least as accurate as
-   * op-by-op evaluation, and may differ from it in the last bits; `exact: true` restores op-by-op
-   * rounding, step by step.
+   * for bit those of op-by-op evaluation (the default: laziness must not be observable, and an
+   * intermediate that overflows or underflows float32 op by op must do so fused too, or
+   * `log(square(3e38))` would be ∞ on small tensors and 176.9 on large ones). With `false` a fused
+   * chain holds its float32 intermediates in double precision, as a hand-written loop would, and
+   * rounds them where a float32 value is observed (stored, scattered, summed, compared, converted):
+   * about 15 % faster on the focal loss, and observable at the edges of the float32 range.
    */
-  exact: false,
+  exact: true,
   /** Elements per call of a compiled loop (see `launch`); tests make it tiny. */
   chunk: 1 << 13,
   maxInputs: 16,

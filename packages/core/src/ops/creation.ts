@@ -212,6 +212,50 @@ export function arange(
   return t;
 }
 
+/**
+ * `steps` evenly spaced values from `start` to `end`, both included (PyTorch's `linspace`);
+ * float32 unless `dtype` says otherwise. As PyTorch, the first half counts up from `start` and the
+ * second half down from `end`, so both ends are exact; float32 values are computed in float32.
+ *
+ * @example
+ * linspace(0, 1, 5); // [0, 0.25, 0.5, 0.75, 1]
+ * linspace(2, 2, 1); // [2]
+ */
+export function linspace(
+  start: number,
+  end: number,
+  steps: number,
+  options: CreationOptions = {},
+): Tensor {
+  for (const [name, v] of [
+    ["start", start],
+    ["end", end],
+  ] as const) {
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new Error(`linspace: ${name} must be a finite number, got ${v}`);
+    }
+  }
+  if (!Number.isInteger(steps) || steps < 0) {
+    throw new Error(`linspace: steps must be an integer >= 0, got ${steps}`);
+  }
+  const dtype = options.dtype ?? "float32";
+  checkDtype("linspace", dtype);
+  if (dtype === "bool") throw new Error("linspace: dtype must be numeric, got bool");
+  const round = dtype === "float32" ? Math.fround : (v: number) => v;
+  const [first, last] = [round(start), round(end)];
+  const step = steps > 1 ? round(round(last - first) / (steps - 1)) : 0;
+  // One step is `start` alone (PyTorch fills it); two halves otherwise.
+  const halfway = steps === 1 ? 1 : Math.floor(steps / 2);
+  const data = allocate(dtype, steps);
+  for (let i = 0; i < steps; i++) {
+    data[i] =
+      i < halfway ? round(first + round(step * i)) : round(last - round(step * (steps - 1 - i)));
+  }
+  const t = new Tensor(data, [steps], dtype);
+  if (options.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
 export interface RandomOptions extends CreationOptions {
   /** A seed for a fresh generator; give this or `generator`. */
   seed?: number;

@@ -1,10 +1,12 @@
 /** Elementwise functions of one tensor, each with its gradient rule beside it. */
 
+import { isFloat } from "../dtype.js";
 import { record } from "../engine.js";
 import { elementwise } from "../kernels/elementwise.js";
 import type { Tensor } from "../tensor.js";
 import { div, mul, neg, sub } from "./arithmetic.js";
 import { greater, greaterEqual, lessEqual, logicalAnd } from "./compare.js";
+import { zerosLike } from "./creation.js";
 import { where } from "./selection.js";
 import { checkFloat, checkNumeric, scalarTensor } from "./util.js";
 
@@ -118,4 +120,39 @@ export function clip(x: Tensor, lo: number, hi: number): Tensor {
     [(g) => where(logicalAnd(greaterEqual(x, lo), lessEqual(x, hi)), g, 0)],
     [[x]],
   );
+}
+
+/**
+ * A rounding of floats to integers (integers are returned as they are). Its gradient is 0
+ * everywhere, as PyTorch defines it (the true derivative is 0 almost everywhere), so that a loss
+ * through it still backpropagates, into zeros.
+ */
+function rounding(op: string, expr: string, x: Tensor): Tensor {
+  checkNumeric(op, "x", x);
+  if (!isFloat(x.dtype)) return x;
+  const out = elementwise(expr, [x], x.shape, x.dtype);
+  return record(op, out, [x], [(g) => zerosLike(g)], [[]]);
+}
+
+/** The largest integer <= x, elementwise; gradient 0. @example floor(tensor([-1.5, 1.5])) // [-2, 1] */
+export function floor(x: Tensor): Tensor {
+  return rounding("floor", "Math.floor(a)", x);
+}
+
+/** The smallest integer >= x, elementwise; gradient 0. @example ceil(tensor([-1.5, 1.2])) // [-1, 2] */
+export function ceil(x: Tensor): Tensor {
+  return rounding("ceil", "Math.ceil(a)", x);
+}
+
+/**
+ * The nearest integer, halves to the even neighbour (as `torch.round` and NumPy; not
+ * `Math.round`, which rounds halves up); gradient 0.
+ *
+ * @example
+ * round(tensor([0.5, 1.5, 2.5, -0.5, -1.5, 2.4])); // [0, 2, 2, -0, -2, 2]
+ */
+export function round(x: Tensor): Tensor {
+  // A half is exactly a - floor(a) === 0.5 (the subtraction is exact); its even neighbour is
+  // twice the rounded half of a.
+  return rounding("round", "a - Math.floor(a) === 0.5 ? 2 * Math.round(a / 2) : Math.round(a)", x);
 }

@@ -348,3 +348,86 @@ export function stack(tensors: readonly Tensor[], axis = 0): Tensor {
     ax,
   );
 }
+
+/**
+ * Coordinate grids from 1-D tensors (PyTorch's `meshgrid`): for tensors of sizes n0, n1, …, each
+ * result has shape [n0, n1, …] and varies along its own axis only. `indexing: "ij"` (the default,
+ * matrix indexing) as above; `"xy"` (Cartesian, NumPy's default) swaps the first two axes, so that
+ * x varies along the columns. Differentiable (each result is a broadcast of its input).
+ *
+ * @example
+ * const [ys, xs] = meshgrid([arange(2), arange(3)]); // both [2, 3]
+ * xs; // [[0, 1, 2], [0, 1, 2]]
+ * const [gx, gy] = meshgrid([arange(3), arange(2)], { indexing: "xy" }); // both [2, 3]
+ */
+export function meshgrid(
+  tensors: readonly Tensor[],
+  options: { indexing?: "ij" | "xy" } = {},
+): Tensor[] {
+  if (!Array.isArray(tensors) || tensors.length === 0) {
+    throw new Error("meshgrid: expected a non-empty array of 1-D tensors");
+  }
+  tensors.forEach((t, i) => {
+    checkTensor("meshgrid", `tensors[${i}]`, t);
+    if (t.rank > 1) {
+      throw new Error(
+        `meshgrid: tensors[${i}] must be 1-D (or a scalar), got shape ${formatShape(t.shape)}`,
+      );
+    }
+  });
+  const { indexing = "ij" } = options;
+  if (indexing !== "ij" && indexing !== "xy") {
+    throw new Error(`meshgrid: indexing must be "ij" or "xy", got ${JSON.stringify(indexing)}`);
+  }
+  const swap = indexing === "xy" && tensors.length >= 2;
+  // Axis of the result along which tensors[i] varies.
+  const axisOf = (i: number) => (swap && i < 2 ? 1 - i : i);
+  const shape: number[] = [];
+  tensors.forEach((t, i) => {
+    shape[axisOf(i)] = t.size;
+  });
+  return tensors.map((t, i) =>
+    broadcastTo(
+      reshape(
+        t,
+        shape.map((d, k) => (k === axisOf(i) ? d : 1)),
+      ),
+      shape,
+    ),
+  );
+}
+
+/**
+ * `x` repeated `reps[i]` times along axis i (PyTorch's `tile`, NumPy's `tile`). When `reps` is
+ * shorter than x's rank it is padded with leading 1s; when longer, x gets leading axes of size 1.
+ * Differentiable: the gradient sums over the copies.
+ *
+ * @example
+ * tile(tensor([1, 2]), [2]);    // [1, 2, 1, 2]
+ * tile(tensor([1, 2]), [2, 1]); // [[1, 2], [1, 2]]
+ */
+export function tile(x: Tensor, reps: readonly number[]): Tensor {
+  checkTensor("tile", "x", x);
+  if (!Array.isArray(reps)) {
+    throw new Error(`tile: reps must be an array of repetition counts, got ${typeof reps}`);
+  }
+  reps.forEach((r, i) => {
+    checkInteger("tile", `reps[${i}]`, r, 0);
+  });
+  const rank = Math.max(x.rank, reps.length);
+  const shape = [...new Array<number>(rank - x.rank).fill(1), ...x.shape];
+  const counts = [...new Array<number>(rank - reps.length).fill(1), ...reps];
+  // [d0, d1, …] as [1, d0, 1, d1, …], broadcast to [r0, d0, r1, d1, …], then merged pairwise.
+  const spread = reshape(
+    x,
+    shape.flatMap((d) => [1, d]),
+  );
+  const copies = broadcastTo(
+    spread,
+    shape.flatMap((d, i) => [counts[i], d]),
+  );
+  return reshape(
+    copies,
+    shape.map((d, i) => d * counts[i]),
+  );
+}

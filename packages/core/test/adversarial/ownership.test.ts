@@ -2,18 +2,12 @@
 // ever share a gradient buffer that a later backward() adds into in place.
 import { describe, expect, it } from "vitest";
 import * as F from "../../src/index.js";
-import { configureFusion } from "../../src/kernels/elementwise.js";
+import { withFusion } from "../../src/testing/index.js";
 
-/** Runs `fn` once op by op and once with every elementwise chain fused (tiny chunks). */
+/** Runs `fn` once op by op and once with every elementwise chain fused. */
 function bothPaths(fn: () => void): void {
-  const before = configureFusion({ enabled: false });
-  try {
-    fn();
-    configureFusion({ enabled: true, minSize: 1, chunk: 3 });
-    fn();
-  } finally {
-    configureFusion(before);
-  }
+  withFusion("opByOp", fn);
+  withFusion("fused", fn);
 }
 
 describe("gradient ownership", () => {
