@@ -4,7 +4,7 @@ import type { Gemm } from "../backend.js";
 import { gemm as javascriptGemm } from "../matmul.js";
 import { type GemmLayout, LAYOUTS } from "./gemm-module.js";
 import type { Share } from "./pool.js";
-import { FUNCTION_NAMES, getNumThreads, type WasmRuntime } from "./runtime.js";
+import { align64, FUNCTION_NAMES, getNumThreads, type WasmRuntime } from "./runtime.js";
 
 /** Where the wasm GEMM hands over to the JavaScript kernel or to more threads. */
 export interface GemmThresholds {
@@ -23,9 +23,6 @@ export interface GemmThresholds {
 const KC = 256;
 /** Bytes of A panels per row block, kept in L2 while every B panel of the range passes. */
 const MC_BYTES = 1 << 16;
-
-const roundUp = (x: number, multiple: number) => Math.ceil(x / multiple) * multiple;
-const align64 = (bytes: number) => roundUp(bytes, 64);
 
 /**
  * Splits [0, panels) into `parts` contiguous ranges as even as possible, as [start, end) pairs.

@@ -2,9 +2,7 @@
 
 import type { DataArray } from "../../dtype.js";
 import type { PoolGeometry } from "../conv.js";
-import type { WasmRuntime } from "./runtime.js";
-
-const align64 = (bytes: number) => Math.ceil(bytes / 64) * 64;
+import { align64, type WasmRuntime, windowArguments } from "./runtime.js";
 
 /**
  * `maxPool2d` and `avgPool2d` of the backend interface on `runtime`, bit for bit the JavaScript
@@ -41,12 +39,7 @@ export function wasmPooling(runtime: WasmRuntime) {
       g.inWidth,
       g.outHeight,
       g.outWidth,
-      g.kernelHeight,
-      g.kernelWidth,
-      g.strideHeight,
-      g.strideWidth,
-      g.padTop,
-      g.padLeft,
+      ...windowArguments(g),
     );
     out.set(view.subarray(outAt / bytes, outAt / bytes + outputs));
     argmax?.set(new Int32Array(runtime.memory.buffer, argmaxAt, outputs));

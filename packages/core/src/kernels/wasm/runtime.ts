@@ -18,6 +18,23 @@ const PAGE = 65536;
 const MAX_PAGES = 32768;
 const MAX_BYTES = MAX_PAGES * PAGE;
 
+/** `bytes` rounded up to a cache line: every region the kernels use starts on one. */
+export function align64(bytes: number): number {
+  return Math.ceil(bytes / 64) * 64;
+}
+
+/** A convolution's or pool's window, in the order the generated kernels take it. */
+export function windowArguments(g: {
+  kernelHeight: number;
+  kernelWidth: number;
+  strideHeight: number;
+  strideWidth: number;
+  padTop: number;
+  padLeft: number;
+}): number[] {
+  return [g.kernelHeight, g.kernelWidth, g.strideHeight, g.strideWidth, g.padTop, g.padLeft];
+}
+
 function probe(build: (f: FunctionBuilder) => void): boolean {
   const f = new FunctionBuilder("probe", [], [V128]);
   build(f);
