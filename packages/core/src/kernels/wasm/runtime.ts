@@ -2,6 +2,7 @@
 
 import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
+import type { PoolGeometry } from "../conv.js";
 import { assemble, FunctionBuilder, Simd, V128 } from "./assembler.js";
 import { gemmFunctions, LAYOUTS } from "./gemm-module.js";
 import { im2colFunction } from "./im2col-module.js";
@@ -24,14 +25,7 @@ export function align64(bytes: number): number {
 }
 
 /** A convolution's or pool's window, in the order the generated kernels take it. */
-export function windowArguments(g: {
-  kernelHeight: number;
-  kernelWidth: number;
-  strideHeight: number;
-  strideWidth: number;
-  padTop: number;
-  padLeft: number;
-}): number[] {
+export function windowArguments(g: Omit<PoolGeometry, "planes">): number[] {
   return [g.kernelHeight, g.kernelWidth, g.strideHeight, g.strideWidth, g.padTop, g.padLeft];
 }
 
