@@ -9,13 +9,17 @@ export { DataLoader, type DataLoaderOptions } from "./data.js";
 export { type DataArray, DTYPES, type DType, isFloat, promoteTypes } from "./dtype.js";
 export { type GradientRule, grad, isGradEnabled, noGrad, valueAndGrad } from "./engine.js";
 export {
+  type BackendName,
   type ConvGeometry,
   type DenseBackend,
   type Gemm,
   getBackend,
   javascriptBackend,
+  type PoolGeometry,
   setBackend,
 } from "./kernels/backend.js";
+export { createWasmBackend, type WasmBackendOptions } from "./kernels/wasm/backend.js";
+export { getNumThreads, setNumThreads } from "./kernels/wasm/runtime.js";
 // Installs the op methods on Tensor.prototype (a side effect, listed in package.json's sideEffects).
 export { methodNames, type TensorMethods } from "./methods.js";
 export * as nn from "./nn/index.js";
