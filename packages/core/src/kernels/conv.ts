@@ -464,16 +464,27 @@ export function conv2dBackwardWeightInto(
 
 /** The window of a 2-D pool over `planes` independent H × W planes (batch × channels). */
 export interface PoolGeometry {
+  /** Batch × channels: the number of independent H × W planes pooled. */
   planes: number;
+  /** Input height, in pixels. */
   inHeight: number;
+  /** Input width, in pixels. */
   inWidth: number;
+  /** Output height, in windows. */
   outHeight: number;
+  /** Output width, in windows. */
   outWidth: number;
+  /** Window height. */
   kernelHeight: number;
+  /** Window width. */
   kernelWidth: number;
+  /** Vertical step between windows. */
   strideHeight: number;
+  /** Horizontal step between windows. */
   strideWidth: number;
+  /** Padding above the input, in pixels (`maxPool2d` and `avgPool2d` say how padded cells count). */
   padTop: number;
+  /** Padding left of the input, in pixels. */
   padLeft: number;
 }
 

@@ -21,6 +21,7 @@ import { hasRelaxedSimd, WasmRuntime } from "./runtime.js";
  */
 const COLUMN_BLOCK = 1 << 18;
 
+/** Options of `createWasmBackend`: the relaxed-SIMD choice and the sizes above which products go to threads. */
 export interface WasmBackendOptions extends GemmThresholds {
   /**
    * Use `f32x4.relaxed_madd` / `f64x2.relaxed_madd` (a fused multiply-add where the CPU has one).
