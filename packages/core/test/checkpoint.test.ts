@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { decodeSafetensors, encodeSafetensors, load, save } from "../src/checkpoint/index.js";
-import { nn, type Tensor, tensor, uniform } from "../src/index.js";
+import { nn, reshape, type Tensor, tensor, uniform } from "../src/index.js";
 
 const directory = mkdtempSync(join(tmpdir(), "focalgrad-checkpoint-"));
 afterAll(() => {
@@ -21,7 +21,7 @@ function makeModel(seed: number, dtype: "float32" | "float64" = "float32"): nn.S
   );
 }
 
-function snapshot(m: nn.Module): Map<string, number[]> {
+function snapshot(m: nn.AnyModule): Map<string, number[]> {
   return new Map([...m.stateDict()].map(([k, t]) => [k, [...t.data]]));
 }
 
@@ -41,6 +41,57 @@ describe("save and load", () => {
     expect(metadata).toEqual({ format: "pt", epoch: "3" });
     // Loading writes into the existing tensors, so an optimiser holding them keeps working.
     expect(b.parameters()[0]).toBe(b.namedParameters()[0][1]);
+  });
+
+  it("round-trips a module of several inputs and outputs, with a list and a buffer inside", async () => {
+    class TwoLevelHead extends nn.Module<[Tensor, Tensor], { scores: Tensor; boxes: Tensor }> {
+      readonly convs = this.addModule(
+        "convs",
+        new nn.ModuleList([0, 1].map((i) => new nn.Conv2d(2, 2, 3, { padding: "same", seed: i }))),
+      );
+      readonly norm = this.addModule("norm", new nn.BatchNorm2d(2));
+      readonly boxes = this.addModule("boxes", new nn.Linear(2, 4, { seed: 2 }));
+      constructor(readonly offset: number) {
+        super();
+        for (const p of this.parameters()) {
+          for (let i = 0; i < p.size; i++) p.data[i] += offset;
+          p.markModified();
+        }
+      }
+      forward(p3: Tensor, p4: Tensor) {
+        const a = this.norm.forward(this.convs.at(0).forward(p3));
+        const b = this.convs.at(1).forward(p4);
+        return { scores: a, boxes: this.boxes.forward(reshape(b, [-1, 2])) };
+      }
+    }
+    const a = new TwoLevelHead(0);
+    a.forward(uniform([2, 2, 3, 3], { seed: 1 }), uniform([1, 2, 2, 2], { seed: 2 }));
+    const b = new TwoLevelHead(1);
+    expect(snapshot(b)).not.toEqual(snapshot(a));
+    const path = fresh("head");
+    await save(a, path);
+    await load(b, path);
+    expect([...b.stateDict().keys()]).toEqual([
+      "convs.0.weight",
+      "convs.0.bias",
+      "convs.1.weight",
+      "convs.1.bias",
+      "norm.weight",
+      "norm.bias",
+      "norm.running_mean",
+      "norm.running_var",
+      "norm.num_batches_tracked",
+      "boxes.weight",
+      "boxes.bias",
+    ]);
+    expect(snapshot(b)).toEqual(snapshot(a));
+    // The loaded module computes what the saved one does, in evaluation mode (running statistics).
+    const p3 = uniform([1, 2, 3, 3], { seed: 3 });
+    const p4 = uniform([1, 2, 2, 2], { seed: 4 });
+    const want = a.eval().forward(p3, p4);
+    const got = b.eval().forward(p3, p4);
+    expect([...got.scores.data]).toEqual([...want.scores.data]);
+    expect([...got.boxes.data]).toEqual([...want.boxes.data]);
   });
 
   it("writes the safetensors layout: u64 header length, JSON header, aligned raw data", async () => {

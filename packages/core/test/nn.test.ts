@@ -2,12 +2,14 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   add,
+  concat,
   conv2d,
   Generator,
   matmul,
   mean,
   nn,
   relu,
+  reshape,
   square,
   sum,
   type Tensor,
@@ -107,6 +109,139 @@ describe("Module", () => {
     expect(() => new Bad("op")).toThrow(
       'Bad: parameter "w" must be a float leaf tensor (not the result of an op)',
     );
+  });
+});
+
+/** Two pyramid levels in, two out: 1×1 laterals (one per level, in a list) and a top-down sum. */
+class TinyPyramid extends nn.Module<[Tensor, Tensor], [Tensor, Tensor]> {
+  readonly lateral = this.addModule(
+    "lateral",
+    new nn.ModuleList([2, 3].map((c, i) => new nn.Conv2d(c, 2, 1, { seed: i, dtype: "float64" }))),
+  );
+  readonly upsample = this.addModule("upsample", new nn.Upsample({ scaleFactor: 2 }));
+  forward(c3: Tensor, c4: Tensor): [Tensor, Tensor] {
+    const p4 = this.lateral.at(1).forward(c4);
+    const p3 = add(this.lateral.at(0).forward(c3), this.upsample.forward(p4));
+    return [p3, p4];
+  }
+}
+
+/** A head shared over levels, returning both outputs by name, with a parameter of its own. */
+class TinyHead extends nn.Module<[Tensor[]], { classification: Tensor; regression: Tensor }> {
+  readonly prior = this.addParameter("prior", tensor([0.5], { dtype: "float64" }));
+  readonly cls = this.addModule("cls", new nn.Conv2d(2, 1, 1, { seed: 5, dtype: "float64" }));
+  readonly box = this.addModule("box", new nn.Conv2d(2, 4, 1, { seed: 6, dtype: "float64" }));
+  forward(levels: Tensor[]) {
+    const flat = (t: Tensor, channels: number) => reshape(t, [t.shape[0], channels, -1]);
+    return {
+      classification: add(
+        concat(
+          levels.map((p) => flat(this.cls.forward(p), 1)),
+          2,
+        ),
+        this.prior,
+      ),
+      regression: concat(
+        levels.map((p) => flat(this.box.forward(p), 4)),
+        2,
+      ),
+    };
+  }
+}
+
+class TinyDetector extends nn.Module<
+  [Tensor, Tensor],
+  { classification: Tensor; regression: Tensor }
+> {
+  readonly fpn = this.addModule("fpn", new TinyPyramid());
+  readonly head = this.addModule("head", new TinyHead());
+  forward(c3: Tensor, c4: Tensor) {
+    return this.head.forward(this.fpn.forward(c3, c4));
+  }
+}
+
+describe("modules of any forward signature", () => {
+  it("take several tensors and return a tuple or an object, with parameters like any module", () => {
+    const det = new TinyDetector();
+    expect(det.namedParameters().map(([name]) => name)).toEqual([
+      "fpn.lateral.0.weight",
+      "fpn.lateral.0.bias",
+      "fpn.lateral.1.weight",
+      "fpn.lateral.1.bias",
+      "head.prior",
+      "head.cls.weight",
+      "head.cls.bias",
+      "head.box.weight",
+      "head.box.bias",
+    ]);
+    expect([...det.stateDict().keys()]).toEqual(det.namedParameters().map(([name]) => name));
+    expect(det.namedModules().map(([name]) => name)).toEqual([
+      "",
+      "fpn",
+      "fpn.lateral",
+      "fpn.lateral.0",
+      "fpn.lateral.1",
+      "fpn.upsample",
+      "head",
+      "head.cls",
+      "head.box",
+    ]);
+    const c3 = uniform([1, 2, 4, 4], { seed: 1, dtype: "float64" });
+    const c4 = uniform([1, 3, 2, 2], { seed: 2, dtype: "float64" });
+    const [p3, p4] = det.fpn.forward(c3, c4);
+    expect(p3.shape).toEqual([1, 2, 4, 4]);
+    expect(p4.shape).toEqual([1, 2, 2, 2]);
+    const { classification, regression } = det.forward(c3, c4);
+    expect(classification.shape).toEqual([1, 1, 20]); // 16 + 4 positions
+    expect(regression.shape).toEqual([1, 4, 20]);
+    add(sum(classification), sum(regression)).backward();
+    expect(det.parameters().every((p) => p.grad !== null)).toBe(true);
+    // d/d prior of sum(classification) is one per position.
+    expect(det.head.prior.grad!.item()).toBe(20);
+  });
+
+  it("have the right gradient through several inputs (float64)", () => {
+    const fpn = new TinyPyramid();
+    fc.assert(
+      fc.property(floatTensor([1, 2, 2, 2]), floatTensor([1, 3, 1, 1]), (c3, c4) => {
+        assertGradcheck(
+          (a, b) => {
+            const [p3, p4] = fpn.forward(a, b);
+            return add(sum(square(p3)), sum(p4));
+          },
+          [c3, c4],
+        );
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it("are typed: arguments and results are checked, and only one-tensor layers go in a Sequential", () => {
+    const fpn = new TinyPyramid();
+    const x = zeros([1, 2, 2, 2], { dtype: "float64" });
+    // @ts-expect-error: forward takes two tensors
+    expect(() => fpn.forward(x)).toThrow();
+    // @ts-expect-error: the result is a tuple of two, not an object
+    expect(fpn.forward(x, zeros([1, 3, 1, 1], { dtype: "float64" })).classification).toBe(
+      undefined,
+    );
+    // @ts-expect-error: a module of two inputs is not a layer of a Sequential
+    new nn.Sequential(fpn);
+    const generic: nn.AnyModule = fpn; // what save and load take
+    expect(generic.parameters().length).toBe(4);
+  });
+
+  it("ModuleList holds modules by index, iterates, and has no forward of its own", () => {
+    const list = new nn.ModuleList<nn.Layer>([new nn.Linear(2, 2, { seed: 0 })]).append(
+      new nn.ReLU(),
+    );
+    expect(list.length).toBe(2);
+    expect(list.at(-1)).toBeInstanceOf(nn.ReLU);
+    expect([...list].map((m) => m.constructor.name)).toEqual(["Linear", "ReLU"]);
+    expect(list.namedParameters().map(([name]) => name)).toEqual(["0.weight", "0.bias"]);
+    expect(() => list.at(2)).toThrow("ModuleList: index 2 is out of range for a list of 2 modules");
+    expect(() => list.at(0.5)).toThrow("ModuleList: index 0.5 is out of range");
+    expect(() => list.forward()).toThrow("ModuleList: has no forward of its own");
   });
 });
 

@@ -10,7 +10,7 @@ import { endianness } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { allocate, type DataArray, type DType } from "../dtype.js";
 import { writeInPlace } from "../nn/inplace.js";
-import type { Module } from "../nn/module.js";
+import type { AnyModule } from "../nn/module.js";
 import { formatShape, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
 
@@ -261,7 +261,11 @@ export interface SaveOptions {
  * await save(model, "detector.safetensors");
  * await load(model, "detector.safetensors");
  */
-export async function save(module: Module, path: string, options: SaveOptions = {}): Promise<void> {
+export async function save(
+  module: AnyModule,
+  path: string,
+  options: SaveOptions = {},
+): Promise<void> {
   checkModule("save", module);
   const bytes = encodeSafetensors(module.stateDict(), { format: "pt", ...options.metadata });
   const directory = dirname(path);
@@ -309,7 +313,7 @@ export interface LoadOptions {
  * const metadata = await load(model, "detector.safetensors");
  */
 export async function load(
-  module: Module,
+  module: AnyModule,
   path: string,
   options: LoadOptions = {},
 ): Promise<Record<string, string>> {
@@ -361,11 +365,11 @@ export async function load(
   return file.metadata;
 }
 
-function checkModule(op: string, module: Module): void {
+function checkModule(op: string, module: AnyModule): void {
   if (
     module === null ||
     typeof module !== "object" ||
-    typeof (module as Module).stateDict !== "function"
+    typeof (module as AnyModule).stateDict !== "function"
   ) {
     throw new Error(`${op}: the first argument must be an nn.Module`);
   }

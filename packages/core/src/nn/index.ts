@@ -12,5 +12,5 @@ export {
   ReLU,
   Upsample,
 } from "./layers.js";
-export { Module, Sequential } from "./module.js";
+export { type AnyModule, type Layer, Module, ModuleList, Sequential } from "./module.js";
 export { BatchNorm2d, type BatchNormOptions, GroupNorm, type NormOptions } from "./norm.js";

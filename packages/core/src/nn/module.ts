@@ -9,6 +9,11 @@ import { Tensor } from "../tensor.js";
  * statistics) and submodules. Names join with "." as in PyTorch's `state_dict`, so a checkpoint's
  * keys match a PyTorch model built the same way.
  *
+ * `Args` (the tuple of `forward`'s arguments) and `Out` (what it returns) type the computation;
+ * they default to one tensor in, one tensor out, the shape of every layer. A feature pyramid takes
+ * several tensors and a detection head returns several: both are Modules like any other, with
+ * parameters, `stateDict()` and checkpoints.
+ *
  * @example
  * class TwoLayer extends Module {
  *   readonly hidden = this.addModule("hidden", new Linear(4, 8, { seed: 0 }));
@@ -17,16 +22,27 @@ import { Tensor } from "../tensor.js";
  * }
  * new TwoLayer().namedParameters().map(([name]) => name);
  * // ["hidden.weight", "hidden.bias", "out.weight", "out.bias"]
+ *
+ * // Two inputs, an object out:
+ * class Head extends Module<[Tensor, Tensor], { classification: Tensor; regression: Tensor }> {
+ *   readonly cls = this.addModule("cls", new Linear(8, 3, { seed: 2 }));
+ *   readonly box = this.addModule("box", new Linear(8, 4, { seed: 3 }));
+ *   forward(p3: Tensor, p4: Tensor) {
+ *     const features = concat([p3, p4], 0);
+ *     return { classification: this.cls.forward(features), regression: this.box.forward(features) };
+ *   }
+ * }
+ * new Head().forward(zeros([2, 8]), zeros([1, 8])).regression.shape; // [3, 4]
  */
-export abstract class Module {
+export abstract class Module<Args extends unknown[] = [Tensor], Out = Tensor> {
   /** True in training mode (the default), false after `eval()`. */
   training = true;
   readonly #parameters = new Map<string, Tensor>();
   readonly #buffers = new Map<string, Tensor>();
-  readonly #modules = new Map<string, Module>();
+  readonly #modules = new Map<string, AnyModule>();
 
   /** The module's computation. */
-  abstract forward(x: Tensor): Tensor;
+  abstract forward(...args: Args): Out;
 
   #checkName(kind: string, name: string): void {
     if (typeof name !== "string" || name === "" || name.includes(".")) {
@@ -63,7 +79,7 @@ export abstract class Module {
   }
 
   /** Registers a submodule under `name` and returns it. */
-  protected addModule<M extends Module>(name: string, module: M): M {
+  protected addModule<M extends AnyModule>(name: string, module: M): M {
     this.#checkName("module", name);
     if (!(module instanceof Module)) {
       throw new Error(`${this.constructor.name}: submodule "${name}" must be a Module`);
@@ -73,13 +89,13 @@ export abstract class Module {
   }
 
   /** The direct submodules, by name. */
-  namedChildren(): [string, Module][] {
+  namedChildren(): [string, AnyModule][] {
     return [...this.#modules];
   }
 
   /** This module and every module below it, pre-order, with dotted names ("" for this one). */
-  namedModules(prefix = ""): [string, Module][] {
-    const out: [string, Module][] = [[prefix, this]];
+  namedModules(prefix = ""): [string, AnyModule][] {
+    const out: [string, AnyModule][] = [[prefix, this]];
     for (const [name, child] of this.#modules) {
       out.push(...child.namedModules(prefix === "" ? name : `${prefix}.${name}`));
     }
@@ -110,7 +126,7 @@ export abstract class Module {
    */
   stateDict(): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
-    const visit = (m: Module, prefix: string) => {
+    const visit = (m: AnyModule, prefix: string) => {
       for (const [name, t] of m.#parameters) out.set(prefix + name, t);
       for (const [name, t] of m.#buffers) out.set(prefix + name, t);
       for (const [name, child] of m.#modules) visit(child, `${prefix}${name}.`);
@@ -119,7 +135,7 @@ export abstract class Module {
     return out;
   }
 
-  #collect(pick: (m: Module) => Map<string, Tensor>): [string, Tensor][] {
+  #collect(pick: (m: AnyModule) => Map<string, Tensor>): [string, Tensor][] {
     const seen = new Set<Tensor>();
     const out: [string, Tensor][] = [];
     for (const [prefix, m] of this.namedModules()) {
@@ -150,6 +166,15 @@ export abstract class Module {
 }
 
 /**
+ * A Module of any forward signature: what containers, `save` and `load` accept. (Its `forward`
+ * cannot be called; keep the concrete type for that.)
+ */
+export type AnyModule = Module<never, unknown>;
+
+/** A Module from one tensor to one tensor: a layer, or a stage of a `Sequential`. */
+export type Layer = Module<[Tensor], Tensor>;
+
+/**
  * Modules applied one after another, named "0", "1", … as in PyTorch.
  *
  * @example
@@ -158,9 +183,9 @@ export abstract class Module {
  * net.namedParameters()[0][0];      // "0.weight"
  */
 export class Sequential extends Module {
-  readonly layers: readonly Module[];
+  readonly layers: readonly Layer[];
 
-  constructor(...layers: Module[]) {
+  constructor(...layers: Layer[]) {
     super();
     this.layers = layers.map((m, i) => this.addModule(String(i), m));
   }
@@ -169,5 +194,63 @@ export class Sequential extends Module {
     let y = x;
     for (const m of this.layers) y = m.forward(y);
     return y;
+  }
+}
+
+/**
+ * A list of submodules named "0", "1", … (PyTorch's `nn.ModuleList`): for a network that applies
+ * its parts in its own way, such as one convolution per pyramid level. It has parameters and a
+ * `stateDict()` like any module, but no computation of its own: its `forward` throws, as
+ * PyTorch's does.
+ *
+ * @example
+ * class Lateral extends Module<[Tensor[]], Tensor[]> {
+ *   readonly convs = this.addModule(
+ *     "convs",
+ *     new ModuleList([8, 16].map((c, i) => new Conv2d(c, 4, 1, { seed: i }))),
+ *   );
+ *   forward(levels: Tensor[]): Tensor[] {
+ *     return levels.map((x, i) => this.convs.at(i).forward(x));
+ *   }
+ * }
+ * new Lateral().namedParameters()[0][0]; // "convs.0.weight"
+ */
+export class ModuleList<M extends AnyModule = Layer> extends Module<[], never> {
+  readonly #items: M[] = [];
+
+  constructor(modules: Iterable<M> = []) {
+    super();
+    for (const m of modules) this.append(m);
+  }
+
+  /** Adds `module` at the end, under the next index; returns this. */
+  append(module: M): this {
+    this.#items.push(this.addModule(String(this.#items.length), module));
+    return this;
+  }
+
+  /** How many modules the list holds. */
+  get length(): number {
+    return this.#items.length;
+  }
+
+  /** The module at `index` (negative counts from the end, as in Python). */
+  at(index: number): M {
+    const n = this.#items.length;
+    if (!Number.isInteger(index) || index < -n || index >= n) {
+      throw new Error(
+        `ModuleList: index ${index} is out of range for a list of ${n} module${n === 1 ? "" : "s"}`,
+      );
+    }
+    return this.#items[index < 0 ? index + n : index];
+  }
+
+  [Symbol.iterator](): Iterator<M> {
+    return this.#items[Symbol.iterator]();
+  }
+
+  /** A list applies nothing itself: call the modules it holds. */
+  forward(): never {
+    throw new Error("ModuleList: has no forward of its own; call the modules it holds instead");
   }
 }
