@@ -15,6 +15,14 @@ export {
 } from "./kernels/backend.js";
 export * as nn from "./nn/index.js";
 export { add, div, maximum, minimum, mul, neg, pow, square, sub } from "./ops/arithmetic.js";
+export {
+  batchedNms,
+  boxArea,
+  boxIou,
+  clipBoxes,
+  generalizedBoxIou,
+  nms,
+} from "./ops/boxes.js";
 export { cast } from "./ops/cast.js";
 export {
   equal,

@@ -16,8 +16,8 @@ import {
   tensor,
   where,
 } from "@focalgrad/core";
-import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
 import { checkAlpha, checkExponent } from "./common.js";
+import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
 
 export interface FocalOptions {
   /** Weight of the positive labels; negatives get `1 - alpha`. In [0, 1], default 0.25. */

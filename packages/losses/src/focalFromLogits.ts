@@ -18,9 +18,9 @@ import {
   tensor,
   where,
 } from "@focalgrad/core";
-import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
 import { checkAlpha, checkExponent } from "./common.js";
 import type { FocalOptions } from "./focal.js";
+import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
 
 /** `sigmoid(x) ** gamma` as `exp(gamma · logSigmoid(x))`: finite, with a finite gradient, for any x. */
 function sigmoidPower(x: Tensor, gamma: number): Tensor {

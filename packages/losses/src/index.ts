@@ -1,9 +1,24 @@
 /**
  * @focalgrad/losses: the seed's focal loss and its family, each a composition of public
- * `@focalgrad/core` ops whose gradients come from the autodiff engine.
+ * `@focalgrad/core` ops whose gradients come from the autodiff engine, and the anchors, targets
+ * and box coders that produce the layout they consume.
  */
 
-export { anchorStateOf, batchNormalizer, imageNormalizer } from "./anchors.js";
+export {
+  type AnchorConfig,
+  type AnchorConvention,
+  type AnchorLevel,
+  anchorLevels,
+  anchorsFor,
+  anchorsPerLocation,
+} from "./anchorGenerator.js";
+export {
+  type BoxCoder,
+  type CenterBoxCoderOptions,
+  type CornerBoxCoderOptions,
+  centerBoxCoder,
+  cornerBoxCoder,
+} from "./boxCoder.js";
 export type { Reduction } from "./common.js";
 export { type FocalOptions, focal } from "./focal.js";
 export { focalFromLogits } from "./focalFromLogits.js";
@@ -19,4 +34,5 @@ export { type RetinanetFocalOptions, retinanetFocal } from "./retinanetFocal.js"
 export { type SigmoidFocalOptions, sigmoidFocalLoss } from "./sigmoidFocalLoss.js";
 export { type SmoothL1Options, smoothL1 } from "./smoothL1.js";
 export { type SoftmaxFocalOptions, softmaxFocalLoss } from "./softmaxFocalLoss.js";
+export { anchorStateOf, batchNormalizer, imageNormalizer } from "./targetLayout.js";
 export { type VarifocalOptions, varifocalLoss } from "./varifocalLoss.js";

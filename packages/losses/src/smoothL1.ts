@@ -16,7 +16,7 @@ import {
   tensor,
   where,
 } from "@focalgrad/core";
-import { checkAnchorTargets, splitAnchorTargets } from "./anchors.js";
+import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
 
 export interface SmoothL1Options {
   /** The loss turns from quadratic to linear at `|d| = 1 / sigma^2`. > 0, default 3. */
