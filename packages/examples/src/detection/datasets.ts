@@ -29,7 +29,7 @@ export interface DatasetOptions {
   count: number;
   /** Seed of the images; the same seed and split give the same images. Default 0. */
   seed?: number;
-  /** Width and height of the square images in pixels. */
+  /** Width and height of the square images in pixels. Default 64 (shapes), 96 (digits). */
   imageSize?: number;
 }
 
@@ -41,11 +41,16 @@ export const SHAPE_CLASSES = ["disc", "square", "triangle"] as const;
 /** The digits dataset's classes, in label order. */
 export const DIGIT_CLASSES = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"] as const;
 
-function checkOptions(op: string, options: DatasetOptions, minSize: number): Required<DatasetOptions> {
+function checkOptions(
+  op: string,
+  options: DatasetOptions,
+  defaultSize: number,
+  minSize: number,
+): Required<DatasetOptions> {
   if (options === null || typeof options !== "object") {
     throw new Error(`${op}: expected an options object { split, count, seed, imageSize }`);
   }
-  const { split = "train", count, seed = 0, imageSize = minSize } = options;
+  const { split = "train", count, seed = 0, imageSize = defaultSize } = options;
   if (split !== "train" && split !== "test") {
     throw new Error(`${op}: split must be "train" or "test", got ${JSON.stringify(split)}`);
   }
@@ -169,7 +174,7 @@ const MAX_SHAPE_OVERLAP = 0.2;
  * annotations[0].boxes.shape[1]; // 4
  */
 export function shapesDataset(options: DatasetOptions): DetectionDataset {
-  const { split, count, seed, imageSize } = checkOptions("shapesDataset", options, 32);
+  const { split, count, seed, imageSize } = checkOptions("shapesDataset", options, 64, 32);
   const plane = imageSize * imageSize;
   const pixels = new Float32Array(count * 3 * plane);
   const annotations: Annotation[] = [];
@@ -216,8 +221,8 @@ const MNIST_SIDE = 28;
 /** Every fifth sample of each digit (index ≡ 4 mod 5) is a test digit, the rest train: fixed, whatever the seed. */
 const TEST_EVERY = 5;
 
-/** Scaled ink at or above this intensity counts for the box. */
-const INK_THRESHOLD = 0.25;
+/** Scaled ink at or above this intensity counts for the box (the faint anti-aliased rim does not). */
+const INK_THRESHOLD = 0.5;
 
 let mnistCache: Float32Array[] | null = null;
 
@@ -291,7 +296,7 @@ export interface DigitsDataset extends DetectionDataset {
 /**
  * Real handwritten digits from the MNIST samples of the `mnist` package (labels 0–9): 1–5 digits
  * per image, each scaled to 14–40 pixels, in tinted ink on a dark noisy background, their squares
- * never overlapping. A box is the tight extent of the pixels whose ink is at least 0.25. The test
+ * never overlapping. A box is the tight extent of the pixels whose ink is at least 0.5. The test
  * split uses only held-out samples (see `digitSamples`).
  *
  * @example
@@ -300,7 +305,7 @@ export interface DigitsDataset extends DetectionDataset {
  * annotations[0].labels.dtype;    // "int32"
  */
 export function digitsDataset(options: DatasetOptions): DigitsDataset {
-  const { split, count, seed, imageSize } = checkOptions("digitsDataset", options, 48);
+  const { split, count, seed, imageSize } = checkOptions("digitsDataset", options, 96, 48);
   const digits = mnistDigits();
   const pool = digitSamples(split);
   const plane = imageSize * imageSize;
@@ -343,7 +348,7 @@ export function digitsDataset(options: DatasetOptions): DigitsDataset {
         }
       }
       if (x1 === Infinity) continue;
-      const colour = [gen.uniform(0.6, 1), gen.uniform(0.6, 1), gen.uniform(0.6, 1)];
+      const colour = [gen.uniform(0.7, 1), gen.uniform(0.7, 1), gen.uniform(0.7, 1)];
       for (let r = 0; r < size; r++) {
         for (let c = 0; c < size; c++) {
           const a = ink[r * size + c];

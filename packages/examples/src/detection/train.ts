@@ -6,6 +6,7 @@ import { join } from "node:path";
 import {
   add,
   cast,
+  div,
   expandDims,
   mul,
   notEqual,
@@ -268,13 +269,15 @@ function classificationLossOf(config: ResolvedTrainConfig): (labels: Tensor, out
     case "sigmoidFocalLoss": {
       // torchvision's elementwise loss, summed over the anchors that are not ignored and divided by
       // the positives (max 1), as torchvision's RetinaNet head does.
-      const loss = sigmoidFocalLoss({ alpha, gamma, reduction: "none" });
       return (labels, out) => {
         const [b, n, c] = out.logits.shape;
         const state = anchorStateOf(labels);
         const valid = expandDims(cast(notEqual(state, -1), out.logits.dtype), -1);
         const targets = slice(labels, [0, 0, 0], [b, n, c]);
-        return mul(sum(mul(loss(out.logits, targets), valid)), batchNormalizer(state));
+        return div(
+          sum(mul(sigmoidFocalLoss(out.logits, targets, { alpha, gamma }), valid)),
+          batchNormalizer(state),
+        );
       };
     }
   }
