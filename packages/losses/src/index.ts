@@ -13,6 +13,13 @@ export {
   anchorsPerLocation,
 } from "./anchorGenerator.js";
 export {
+  type AnchorTargetOptions,
+  type AnchorTargets,
+  type Annotation,
+  anchorTargets,
+  type ImageShape,
+} from "./anchorTargets.js";
+export {
   type BoxCoder,
   type CenterBoxCoderOptions,
   type CornerBoxCoderOptions,
