@@ -276,11 +276,18 @@ describe("generalizedBoxIou", () => {
   );
 
   it("gives a gradient to boxes that do not overlap, pulling them together", () => {
-    // a = [0, 0, 1, 1], b = [2, 0, 3, 1]: GIoU = −(3 − 2)/3 with C's width a.x1 … b.x2. Moving
-    // a.x2 right by d keeps C and grows the union by d: GIoU = −(1 − d)/(3) … d GIoU / d a.x2 = 1/3.
+    // a = [0, 0, 1, 1], b = [2, 0, 3, 1]: IoU 0 (its gradient is blocked by the clamp, w = −1),
+    // so GIoU = −1 + union / hull with union = area(a) + 1 = 2 and hull = (3 − a.x1) · 1 = 3.
+    // d/d a.x1: union −1, hull −1 → (−1 · 3 − 2 · (−1)) / 9 = −1/9.
+    // d/d a.x2: union +1, hull unchanged (b.x2 bounds C) → 3 / 9 = 1/3.
+    // d/d a.y1: union −1; C's bottom is min(a.y1, b.y1), a tie, so hull changes by 3 · (−1/2):
+    // (−1 · 3 − 2 · (−1.5)) / 9 = 0. Likewise 0 for a.y2.
     const a = f64([[0, 0, 1, 1]], true);
     const g = grad((p: Tensor) => sum(generalizedBoxIou(p, f64([[2, 0, 3, 1]]))))(a);
-    expect(g.data[2]).toBeCloseTo(1 / 3, 12);
+    const want = [-1 / 9, 0, 1 / 3, 0];
+    g.data.forEach((v, i) => {
+      expect(v).toBeCloseTo(want[i], 12);
+    });
   });
 });
 
