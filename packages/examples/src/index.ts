@@ -1,4 +1,4 @@
-/** @focalgrad/examples: synthetic anchor batches and the hand-fused focal loop, shared by the demo, the benchmark and tests. */
+/** @focalgrad/examples: the toy detector (also at @focalgrad/examples/detection), synthetic anchor batches and the hand-fused focal loop shared by the loss demo, the benchmark and tests. */
 
 export {
   type AnchorBatch,
@@ -11,3 +11,4 @@ export {
   fusedFocal,
   fusedFocalInto,
 } from "./fused/focal.js";
+export * from "./detection/index.js";

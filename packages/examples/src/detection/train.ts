@@ -386,6 +386,7 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
         numClasses,
         imageShape,
         lowQualityMatches: resolved.lowQualityMatches,
+        boxCoder: detector.coder,
       });
       const cls = classificationLoss(targets.labels, out);
       const box = boxLoss(targets.regression, out.regression);
