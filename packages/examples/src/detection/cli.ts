@@ -233,6 +233,9 @@ async function runPredict(args: string[]): Promise<void> {
     sources = values.image;
   } else {
     const { training } = JSON.parse(await readFile(`${values.run}/config.json`, "utf8"));
+    if (training.dataset === "custom") {
+      throw new UsageError("predict: this run was trained on your own data; give the images with --image FILE.png");
+    }
     const count = numberOption(values, "count", true, 1) ?? training.testImages;
     const make = training.dataset === "digits" ? digitsDataset : shapesDataset;
     const test = make({ split: "test", count, seed: training.seed, imageSize: size });
@@ -273,7 +276,13 @@ async function runTrain(args: string[]): Promise<void> {
     return;
   }
   const wall = performance.now();
-  const result = await train(config);
+  // The first Ctrl-C stops after the current step with a checkpoint; a second one kills at once.
+  const controller = new AbortController();
+  process.once("SIGINT", () => {
+    console.error("\nstopping after this step (Ctrl-C again to kill)…");
+    controller.abort();
+  });
+  const result = await train({ ...config, signal: controller.signal });
   if (result.interrupted) {
     console.log(`interrupted at step ${result.step}: checkpoint saved in ${result.runDir}; add --resume to continue`);
     process.exitCode = 130;

@@ -45,8 +45,14 @@ export const DATASETS = ["shapes", "digits"] as const;
 export type DatasetName = (typeof DATASETS)[number];
 
 export interface TrainConfig {
-  /** Default "shapes". */
-  dataset?: DatasetName;
+  /** Default "shapes"; "custom" when `data` is given. */
+  dataset?: DatasetName | "custom";
+  /**
+   * Your own images and boxes instead of a toy dataset: square float32 images `[count, 3, S, S]` in
+   * [0, 1], one `{ boxes [K, 4] (x1, y1, x2, y2, pixels), labels [K] int32 }` per image, and the
+   * class names. `test` is held out for evaluation.
+   */
+  data?: { train: DetectionDataset; test: DetectionDataset };
   /** The run directory is `runsDir/name`. Default: the dataset's name. */
   name?: string;
   /** Default "runs". */
@@ -91,14 +97,21 @@ export interface TrainConfig {
   model?: Omit<RetinaNetConfig, "numClasses" | "numAnchors">;
   /** Anchor sizes per level (default 10/20/40 for shapes, 12/24/48 for digits), ratios, scales. */
   anchors?: { sizes?: readonly number[]; ratios?: readonly number[]; scales?: readonly number[] };
+  /** Mirror training images left–right at random. Default true for shapes, false otherwise (a mirrored digit is no digit). */
+  horizontalFlip?: boolean;
   /** Give every box its best anchors even below IoU 0.5 (torchvision's low-quality matches). Default true. */
   lowQualityMatches?: boolean;
   /** Continue the checkpoint in the run directory. Default false. */
   resume?: boolean;
   /** Log lines instead of a progress bar. Default: when stderr is not a terminal. */
   quiet?: boolean;
-  /** Stop at the first SIGINT (Ctrl-C) with a checkpoint. Default true. */
-  handleInterrupt?: boolean;
+  /**
+   * Stops training after the current step, with a checkpoint, once aborted (the CLI aborts it on
+   * Ctrl-C); `resume: true` then continues exactly where it stopped.
+   */
+  signal?: AbortSignal;
+  /** Called after every step with the steps done and that step's losses (a hook for tools and tests). */
+  onStep?: (step: number, classificationLoss: number, boxLoss: number) => void;
   /** Write loss.png and detections.png. Default true. */
   plots?: boolean;
 }
@@ -132,7 +145,8 @@ export interface TrainResult {
 }
 
 /** The settings with every default filled in: what config.json records and a resume must match. */
-export type ResolvedTrainConfig = Required<Omit<TrainConfig, "resume" | "quiet" | "handleInterrupt" | "plots" | "model" | "anchors">> & {
+export type ResolvedTrainConfig = Required<Omit<TrainConfig, "resume" | "quiet" | "signal" | "onStep" | "plots" | "model" | "anchors" | "data" | "dataset">> & {
+  dataset: DatasetName | "custom";
   model: Omit<RetinaNetConfig, "numClasses" | "numAnchors">;
   anchors: { sizes: number[]; ratios: number[]; scales: number[] };
 };
@@ -158,8 +172,12 @@ function checkNumber(name: string, value: unknown, ok: (v: number) => boolean, e
  * resolveTrainConfig({ dataset: "digits" }).imageSize; // 96
  */
 export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfig {
-  const dataset = config.dataset ?? "shapes";
-  if (!DATASETS.includes(dataset)) {
+  const custom = config.data !== undefined;
+  const dataset = custom ? "custom" : (config.dataset ?? "shapes");
+  if (custom && config.dataset !== undefined && config.dataset !== "custom") {
+    throw new Error(`train: give either dataset (${config.dataset}) or data, not both`);
+  }
+  if (!custom && !DATASETS.includes(dataset as DatasetName)) {
     throw new Error(`train: dataset must be one of ${DATASETS.join(", ")}, got ${JSON.stringify(dataset)}`);
   }
   const shapes = dataset === "shapes";
@@ -181,10 +199,10 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
     name,
     runsDir: config.runsDir ?? "runs",
     seed: checkInteger("seed", config.seed ?? 0, 0),
-    trainImages: checkInteger("trainImages", config.trainImages ?? (shapes ? 2000 : 4000), 1),
-    testImages: checkInteger("testImages", config.testImages ?? 500, 1),
+    trainImages: checkInteger("trainImages", config.data?.train.images.shape[0] ?? config.trainImages ?? (shapes ? 2000 : 4000), 1),
+    testImages: checkInteger("testImages", config.data?.test.images.shape[0] ?? config.testImages ?? 500, 1),
     evalImages: checkInteger("evalImages", config.evalImages ?? 100, 1),
-    imageSize: checkInteger("imageSize", config.imageSize ?? (shapes ? 64 : 96), 32),
+    imageSize: checkInteger("imageSize", config.data?.train.images.shape[3] ?? config.imageSize ?? (shapes ? 64 : 96), 32),
     steps,
     batchSize: checkInteger("batchSize", config.batchSize ?? 8, 1),
     optimizer,
@@ -204,15 +222,42 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
       ratios: [...(config.anchors?.ratios ?? [0.5, 1, 2])],
       scales: [...(config.anchors?.scales ?? [1, 2 ** (1 / 3), 2 ** (2 / 3)])],
     },
+    horizontalFlip: config.horizontalFlip ?? shapes,
     lowQualityMatches: config.lowQualityMatches ?? true,
   };
+  if (config.data !== undefined) checkCustomData(config.data, resolved.imageSize);
   if (resolved.batchSize > resolved.trainImages) {
     throw new Error(`train: batchSize (${resolved.batchSize}) must not exceed trainImages (${resolved.trainImages})`);
   }
   return resolved;
 }
 
-function datasetOf(config: ResolvedTrainConfig, split: "train" | "test", count: number): DetectionDataset {
+function checkCustomData(data: { train: DetectionDataset; test: DetectionDataset }, size: number): void {
+  for (const split of ["train", "test"] as const) {
+    const set = data[split];
+    const shape = set?.images?.shape ?? [];
+    if (set?.images?.dtype !== "float32" || shape.length !== 4 || shape[1] !== 3 || shape[2] !== size || shape[3] !== size) {
+      throw new Error(`train: data.${split}.images must be float32 [count, 3, ${size}, ${size}] (square, the size of data.train), got [${shape.join(", ")}]`);
+    }
+    if (!Array.isArray(set.annotations) || set.annotations.length !== shape[0]) {
+      throw new Error(`train: data.${split}.annotations must hold one { boxes, labels } per image (${shape[0]}), got ${set.annotations?.length}`);
+    }
+    if (!Array.isArray(set.classNames) || set.classNames.length < 1) {
+      throw new Error(`train: data.${split}.classNames must name the classes`);
+    }
+  }
+  if (data.train.classNames.join("\n") !== data.test.classNames.join("\n")) {
+    throw new Error("train: data.train and data.test must have the same classNames");
+  }
+}
+
+function datasetOf(
+  config: ResolvedTrainConfig,
+  split: "train" | "test",
+  count: number,
+  data: TrainConfig["data"],
+): DetectionDataset {
+  if (data !== undefined) return data[split];
   const make = config.dataset === "shapes" ? shapesDataset : digitsDataset;
   return make({ split, count, seed: config.seed, imageSize: config.imageSize });
 }
@@ -315,8 +360,8 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
   const resolved = resolveTrainConfig(config);
   const runDir = join(resolved.runsDir, resolved.name);
   const checkpointPath = join(runDir, "checkpoint.safetensors");
-  const trainSet = datasetOf(resolved, "train", resolved.trainImages);
-  const testSet = datasetOf(resolved, "test", resolved.testImages);
+  const trainSet = datasetOf(resolved, "train", resolved.trainImages, config.data);
+  const testSet = datasetOf(resolved, "test", resolved.testImages, config.data);
   const detectorConfig = detectorConfigOf(resolved, trainSet.classNames);
   const model = new RetinaNet(detectorConfig.model);
   const detector = new Detector(model, detectorConfig);
@@ -327,7 +372,7 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
   const loader = new BatchLoader(trainSet, {
     batchSize: resolved.batchSize,
     seed: resolved.seed,
-    horizontalFlip: resolved.dataset === "shapes",
+    horizontalFlip: resolved.horizontalFlip,
   });
   const classificationLoss = classificationLossOf(resolved);
   const boxLoss = smoothL1({ sigma: 3 });
@@ -364,10 +409,6 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
   };
 
   let interrupted = false;
-  const onInterrupt = () => {
-    interrupted = true;
-  };
-  if (config.handleInterrupt !== false) process.on("SIGINT", onInterrupt);
   const progress: Progress = progressReporter({
     total: resolved.steps,
     start: step,
@@ -402,6 +443,7 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
       records.losses.push([step, clsValue, boxValue]);
       step++;
       progress.update(step, clsValue, boxValue);
+      config.onStep?.(step, clsValue, boxValue);
       if (resolved.evalEvery > 0 && step % resolved.evalEvery === 0 && step < resolved.steps) {
         const evaluation = evaluate(Math.min(resolved.evalImages, resolved.testImages));
         records.evaluations.push(evaluation);
@@ -409,13 +451,15 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
         await writeMetrics();
       }
       if (resolved.checkpointEvery > 0 && step % resolved.checkpointEvery === 0) await checkpoint();
-      // Let a pending SIGINT reach its handler between steps.
+      // Let a pending Ctrl-C reach its handler between steps.
       await new Promise((resolve) => setImmediate(resolve));
-      if (interrupted) break;
+      if (config.signal?.aborted === true) {
+        interrupted = true;
+        break;
+      }
     }
   } finally {
     progress.stop();
-    if (config.handleInterrupt !== false) process.off("SIGINT", onInterrupt);
   }
   const seconds = (performance.now() - started) / 1000;
   await checkpoint();
