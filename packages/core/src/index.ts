@@ -85,7 +85,17 @@ export {
   softmax,
   sum,
 } from "./ops/reduce.js";
-export { argwhere, gather, gatherNd, scatterAdd, scatterNd, where } from "./ops/selection.js";
+export {
+  argwhere,
+  gather,
+  gatherNd,
+  oneHot,
+  scatterAdd,
+  scatterAlongAxis,
+  scatterNd,
+  takeAlongAxis,
+  where,
+} from "./ops/selection.js";
 export {
   broadcastTo,
   concat,
@@ -98,6 +108,7 @@ export {
   stack,
   transpose,
 } from "./ops/shape.js";
+export { argsort, type SortOptions, sort, type TopkOptions, topk } from "./ops/sorting.js";
 export type { TensorLike } from "./ops/util.js";
 export * as optim from "./optim/index.js";
 export { Generator } from "./random.js";

@@ -96,3 +96,55 @@ export function scatterAddRows(
     for (let j = 0; j < slice; j++) out[to + j] += updates[u++];
   }
 }
+
+/**
+ * out[o, j, n] = x[o, index[o, j, n], n] for x viewed as [outer, axisSize, inner] and index as
+ * [outer, count, inner] (NumPy's take_along_axis). Indices are already checked to be in range.
+ */
+export function gatherAlong(
+  x: DataArray,
+  index: Int32Array,
+  outer: number,
+  axisSize: number,
+  count: number,
+  inner: number,
+  out: DataArray,
+): void {
+  for (let o = 0; o < outer; o++) {
+    const from = o * axisSize * inner;
+    const to = o * count * inner;
+    for (let j = 0; j < count; j++) {
+      for (let n = 0; n < inner; n++) {
+        const at = to + j * inner + n;
+        out[at] = x[from + index[at] * inner + n];
+      }
+    }
+  }
+}
+
+/** The adjoint of `gatherAlong`: out[o, index[o, j, n], n] += updates[o, j, n]. Repeats add up. */
+export function scatterAddAlong(
+  updates: DataArray,
+  index: Int32Array,
+  outer: number,
+  axisSize: number,
+  count: number,
+  inner: number,
+  out: DataArray,
+): void {
+  for (let o = 0; o < outer; o++) {
+    const to = o * axisSize * inner;
+    const from = o * count * inner;
+    for (let j = 0; j < count; j++) {
+      for (let n = 0; n < inner; n++) {
+        const at = from + j * inner + n;
+        out[to + index[at] * inner + n] += updates[at];
+      }
+    }
+  }
+}
+
+/** out[r, c] = 1 where c = index[r], for out [index.length, classes] zero on entry. */
+export function oneHotInto(index: Int32Array, classes: number, out: DataArray): void {
+  for (let r = 0; r < index.length; r++) out[r * classes + index[r]] = 1;
+}

@@ -40,3 +40,30 @@ export function stableOrder(
   );
   for (let k = 0; k < length; k++) out[k] = positions[k];
 }
+
+/**
+ * For x viewed as [outer, length, inner], writes into `out` ([outer, count, inner]) the positions
+ * along the middle axis of the first `count` elements of each run in `stableOrder`'s order; with
+ * `indexOrder`, those `count` positions in increasing position instead (a top-k left unsorted).
+ */
+export function orderAlong(
+  x: DataArray,
+  outer: number,
+  length: number,
+  inner: number,
+  descending: boolean,
+  count: number,
+  indexOrder: boolean,
+  out: Int32Array,
+): void {
+  const order = new Int32Array(length);
+  const keys = new Float64Array(length);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      stableOrder(x, o * length * inner + i, inner, length, descending, order, keys);
+      const chosen = indexOrder ? order.subarray(0, count).sort() : order;
+      const base = o * count * inner + i;
+      for (let k = 0; k < count; k++) out[base + k * inner] = chosen[k];
+    }
+  }
+}

@@ -1,6 +1,6 @@
 /** Selection: where, argwhere, gather and gatherNd, and the scatter-adds that are their gradients. */
 
-import { allocate, promoteTypes } from "../dtype.js";
+import { allocate, type DType, isDType, promoteTypes } from "../dtype.js";
 import { record, ScatteredGradient } from "../engine.js";
 import {
   elementwise,
@@ -10,9 +10,12 @@ import {
   viewOf,
 } from "../kernels/elementwise.js";
 import {
+  gatherAlong,
   gatherAxis,
   gatherRows,
   ndOffsets,
+  oneHotInto,
+  scatterAddAlong,
   scatterAddAxis,
   scatterAddRows,
 } from "../kernels/gather.js";
@@ -29,6 +32,7 @@ import { Tensor } from "../tensor.js";
 import {
   checkBool,
   checkInt32,
+  checkInteger,
   checkTensor,
   describe,
   operandPair,
@@ -383,4 +387,134 @@ export function scatterNd(indices: Tensor, updates: Tensor, shape: Shape): Tenso
   scatterAddRows(updates.data, rows, slice, out);
   const result = new Tensor(out, shape, updates.dtype);
   return record("scatterNd", result, [indices, updates], [null, (g) => gatherNd(g, indices)]);
+}
+
+/** x viewed as [outer, axisSize, inner] and indices as [outer, count, inner], for take/scatter along an axis. */
+function alongLayout(op: string, shape: Shape, indices: Tensor, axis: number) {
+  const ax = normalizeAxis(op, axis, shape.length);
+  if (indices.rank !== shape.length || indices.shape.some((d, i) => i !== ax && d !== shape[i])) {
+    throw new Error(
+      `${op}: indices of shape ${formatShape(indices.shape)} must match ${formatShape(shape)} on every axis but axis ${ax}`,
+    );
+  }
+  checkIndices(
+    op,
+    indices.data as Int32Array,
+    shape[ax],
+    `axis ${ax} of shape ${formatShape(shape)}`,
+  );
+  return {
+    ax,
+    outer: sizeOf(shape.slice(0, ax)),
+    axisSize: shape[ax],
+    count: indices.shape[ax],
+    inner: sizeOf(shape.slice(ax + 1)),
+  };
+}
+
+/**
+ * Takes from `x` along `axis` the entries that `indices` (int32, x's shape except along `axis`)
+ * name, one per position: out[…, j, …] = x[…, indices[…, j, …], …] (NumPy's `take_along_axis`,
+ * PyTorch's `gather`). The gradient scatter-adds back to the positions taken.
+ *
+ * @example
+ * const x = tensor([[10, 20, 30], [40, 50, 60]]);
+ * takeAlongAxis(x, tensor([[2, 0], [1, 1]], { dtype: "int32" }), 1); // [[30, 10], [50, 50]]
+ */
+export function takeAlongAxis(x: Tensor, indices: Tensor, axis: number): Tensor {
+  checkTensor("takeAlongAxis", "x", x);
+  checkInt32("takeAlongAxis", "indices", indices);
+  const { ax, outer, axisSize, count, inner } = alongLayout(
+    "takeAlongAxis",
+    x.shape,
+    indices,
+    axis,
+  );
+  const out = allocate(x.dtype, indices.size);
+  gatherAlong(x.data, indices.data as Int32Array, outer, axisSize, count, inner, out);
+  return record(
+    "takeAlongAxis",
+    new Tensor(out, indices.shape, x.dtype),
+    [x, indices],
+    [(g) => scatterAlongAxis(indices, g, ax, x.shape), null],
+  );
+}
+
+/**
+ * The adjoint of `takeAlongAxis`: a zero tensor of `shape` into which `updates` (of indices'
+ * shape) are added along `axis` at `indices`; repeated indices accumulate (PyTorch's
+ * `scatter_add`).
+ *
+ * @example
+ * scatterAlongAxis(tensor([[1, 1]], { dtype: "int32" }), tensor([[2, 3]]), 1, [1, 3]); // [[0, 5, 0]]
+ */
+export function scatterAlongAxis(
+  indices: Tensor,
+  updates: Tensor,
+  axis: number,
+  shape: Shape,
+): Tensor {
+  checkInt32("scatterAlongAxis", "indices", indices);
+  checkTensor("scatterAlongAxis", "updates", updates);
+  if (!shapesEqual(updates.shape, indices.shape)) {
+    throw new Error(
+      `scatterAlongAxis: updates must have the shape of indices ${formatShape(indices.shape)}, got ${describe(updates)}`,
+    );
+  }
+  const { ax, outer, axisSize, count, inner } = alongLayout(
+    "scatterAlongAxis",
+    shape,
+    indices,
+    axis,
+  );
+  const out = allocate(updates.dtype, sizeOf(shape));
+  scatterAddAlong(updates.data, indices.data as Int32Array, outer, axisSize, count, inner, out);
+  return record(
+    "scatterAlongAxis",
+    new Tensor(out, shape, updates.dtype),
+    [indices, updates],
+    [null, (g) => takeAlongAxis(g, indices, ax)],
+  );
+}
+
+/**
+ * One-hot encoding (PyTorch's `one_hot`): for int32 `indices` of any shape, a tensor of shape
+ * [...indices.shape, numClasses] that is 1 at each index and 0 elsewhere. `numClasses` defaults to
+ * the largest index + 1; the dtype to int32 (PyTorch's integer result), or pass `dtype`.
+ *
+ * @example
+ * oneHot(tensor([0, 2], { dtype: "int32" }), 3); // [[1, 0, 0], [0, 0, 1]]
+ * oneHot(labels, 10, { dtype: "float32" });      // targets for a per-class BCE
+ */
+export function oneHot(
+  indices: Tensor,
+  numClasses?: number,
+  options: { dtype?: DType } = {},
+): Tensor {
+  checkInt32("oneHot", "indices", indices);
+  const index = indices.data as Int32Array;
+  let classes = numClasses;
+  if (classes === undefined) {
+    if (index.length === 0) {
+      throw new Error("oneHot: cannot infer numClasses from empty indices; pass numClasses");
+    }
+    classes = index.reduce((a, b) => Math.max(a, b), 0) + 1;
+  }
+  checkInteger("oneHot", "numClasses", classes, 1);
+  const dtype = options.dtype ?? "int32";
+  if (!isDType(dtype)) {
+    throw new Error(
+      `oneHot: unknown dtype ${JSON.stringify(dtype)} (expected float32, float64, int32 or bool)`,
+    );
+  }
+  for (let i = 0; i < index.length; i++) {
+    if (index[i] < 0 || index[i] >= classes) {
+      throw new Error(
+        `oneHot: index ${index[i]} (at position ${i} of indices) is out of range for numClasses = ${classes} (expected 0 <= index < ${classes})`,
+      );
+    }
+  }
+  const out = allocate(dtype, index.length * classes);
+  oneHotInto(index, classes, out);
+  return new Tensor(out, [...indices.shape, classes], dtype);
 }

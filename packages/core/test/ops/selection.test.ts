@@ -9,10 +9,13 @@ import {
   gatherNd,
   log,
   mul,
+  oneHot,
   scatterAdd,
+  scatterAlongAxis,
   scatterNd,
   sum,
   type Tensor,
+  takeAlongAxis,
   tensor,
   where,
 } from "../../src/index.js";
@@ -505,6 +508,123 @@ describe("gatherNd and scatterNd", () => {
     );
     expect(() => scatterNd(int32([[3]]), tensor([1]), [3])).toThrow(
       "scatterNd: index 3 at indices[0][0] is out of range for axis 0 of size 3",
+    );
+  });
+});
+
+describe("takeAlongAxis and scatterAlongAxis", () => {
+  it("take one entry per position along an axis, and scatter-add back", () => {
+    // Row 0 takes columns 2 and 0 (30, 10); row 1 takes column 1 twice (50, 50).
+    const m = tensor(
+      [
+        [10, 20, 30],
+        [40, 50, 60],
+      ],
+      { dtype: "float64" },
+    );
+    const idx = int32([
+      [2, 0],
+      [1, 1],
+    ]);
+    expect(takeAlongAxis(m, idx, 1).toArray()).toEqual([
+      [30, 10],
+      [50, 50],
+    ]);
+    // Along axis 0: column j takes row idx[0][j].
+    expect(takeAlongAxis(m, int32([[1, 0, 1]]), 0).toArray()).toEqual([[40, 20, 60]]);
+    // Scattering [[1, 2], [3, 4]] back: row 0 puts 1 in column 2 and 2 in column 0; row 1 puts
+    // 3 and 4 both in column 1, which add up to 7.
+    const updates = tensor(
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      { dtype: "float64" },
+    );
+    expect(scatterAlongAxis(idx, updates, 1, [2, 3]).toArray()).toEqual([
+      [2, 0, 1],
+      [0, 7, 0],
+    ]);
+  });
+
+  it("have each other as gradients, repeated indices accumulating (float64)", () => {
+    fc.assert(
+      fc.property(
+        fc
+          .tuple(shape({ minRank: 1, maxRank: 3 }), fc.integer({ min: 1, max: 3 }))
+          .chain(([s, count]) =>
+            fc.integer({ min: 0, max: s.length - 1 }).chain((ax) => {
+              const idxShape = s.map((d, i) => (i === ax ? count : d));
+              return fc.tuple(
+                floatTensor(s),
+                indexTensor(s[ax], idxShape),
+                floatTensor(idxShape),
+                fc.constant(ax),
+              );
+            }),
+          ),
+        ([x, idx, updates, ax]) => {
+          assertGradcheck((a) => takeAlongAxis(a, idx, ax), [x]);
+          assertGradgradcheck(
+            squared((a) => takeAlongAxis(a, idx, ax)),
+            [x],
+          );
+          assertGradcheck((u) => scatterAlongAxis(idx, u, ax, x.shape), [updates]);
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
+  it("reject indices out of range or of the wrong shape", () => {
+    const x = f64([1, 2, 3]);
+    expect(() => takeAlongAxis(x, int32([3]), 0)).toThrow(
+      "takeAlongAxis: index 3 (at position 0 of indices) is out of range for axis 0 of shape [3] of size 3",
+    );
+    expect(() => takeAlongAxis(tensor([[1, 2]]), int32([0]), 1)).toThrow(
+      "takeAlongAxis: indices of shape [1] must match [1, 2] on every axis but axis 1",
+    );
+    expect(() => takeAlongAxis(x, tensor([0]), 0)).toThrow(
+      "takeAlongAxis: indices must be an int32 tensor, got float32",
+    );
+    expect(() => scatterAlongAxis(int32([0]), f64([1, 2]), 0, [3])).toThrow(
+      "scatterAlongAxis: updates must have the shape of indices [1], got float64 tensor of shape [2]",
+    );
+  });
+});
+
+describe("oneHot", () => {
+  it("puts a 1 at each index along a new last axis", () => {
+    const hot = oneHot(int32([0, 2]), 3);
+    expect(hot.dtype).toBe("int32");
+    expect(hot.toArray()).toEqual([
+      [1, 0, 0],
+      [0, 0, 1],
+    ]);
+    // numClasses inferred as the largest index + 1 = 2; any shape of indices; another dtype.
+    const grid = oneHot(int32([[1], [0]]), undefined, { dtype: "float32" });
+    expect(grid.shape).toEqual([2, 1, 2]);
+    expect(grid.dtype).toBe("float32");
+    expect(grid.toArray()).toEqual([[[0, 1]], [[1, 0]]]);
+    expect(oneHot(int32([]), 4).shape).toEqual([0, 4]);
+  });
+
+  it("rejects indices out of range, a bad numClasses, float indices and an unknown dtype", () => {
+    expect(() => oneHot(int32([0, 3]), 3)).toThrow(
+      "oneHot: index 3 (at position 1 of indices) is out of range for numClasses = 3 (expected 0 <= index < 3)",
+    );
+    expect(() => oneHot(int32([-1]), 3)).toThrow("oneHot: index -1 (at position 0 of indices)");
+    expect(() => oneHot(int32([0]), 0)).toThrow(
+      "oneHot: numClasses must be an integer >= 1, got 0",
+    );
+    expect(() => oneHot(int32([]))).toThrow(
+      "oneHot: cannot infer numClasses from empty indices; pass numClasses",
+    );
+    expect(() => oneHot(tensor([0, 1]), 2)).toThrow(
+      "oneHot: indices must be an int32 tensor, got float32",
+    );
+    expect(() => oneHot(int32([0]), 2, { dtype: "int64" as "int32" })).toThrow(
+      'oneHot: unknown dtype "int64"',
     );
   });
 });
