@@ -37,6 +37,8 @@ export interface RetinaNetConfig {
   headDepth?: number;
   /** Channels of those layers. Default 32. */
   headWidth?: number;
+  /** GroupNorm after each of those layers ("group", as torchvision's RetinaNet v2) or none (the paper's). Default "group". */
+  headNorm?: "group" | "none";
   /** π of the prior-probability bias of the classification output. Default 0.01. */
   priorProbability?: number;
   /** Seed of the initial weights. Default 0. */
@@ -74,6 +76,7 @@ export function resolveRetinaNetConfig(config: RetinaNetConfig): ResolvedRetinaN
     fpnChannels: checkInteger("fpnChannels", config.fpnChannels ?? 32, 1),
     headDepth: checkInteger("headDepth", config.headDepth ?? 2, 0),
     headWidth: checkInteger("headWidth", config.headWidth ?? 32, 1),
+    headNorm: config.headNorm ?? "group",
     priorProbability: config.priorProbability ?? 0.01,
     seed: config.seed ?? 0,
   };
@@ -84,6 +87,9 @@ export function resolveRetinaNetConfig(config: RetinaNetConfig): ResolvedRetinaN
     );
   }
   backboneChannels.forEach((c, i) => checkInteger(`backboneChannels[${i}]`, c, 1));
+  if (resolved.headNorm !== "group" && resolved.headNorm !== "none") {
+    throw new Error(`RetinaNet: headNorm must be "group" or "none", got ${JSON.stringify(resolved.headNorm)}`);
+  }
   if (norm !== "group" && norm !== "batch") {
     throw new Error(`RetinaNet: norm must be "group" or "batch", got ${JSON.stringify(norm)}`);
   }
@@ -223,7 +229,7 @@ class FeaturePyramid extends nn.Module<[Tensor, Tensor, Tensor], Tensor[]> {
   }
 }
 
-/** A subnet shared across levels: `depth` conv + ReLU layers, then a conv to `outputs` channels per anchor. */
+/** A subnet shared across levels: `depth` conv (+ GroupNorm) + ReLU layers, then a conv to `outputs` channels per anchor. */
 class Subnet extends nn.Module<[Tensor], Tensor> {
   readonly layers: nn.Sequential;
 
@@ -235,13 +241,15 @@ class Subnet extends nn.Module<[Tensor], Tensor> {
     numAnchors: number,
     generator: Generator,
     outputBias: number,
+    norm: "group" | "none",
   ) {
     super();
     const layers: nn.Layer[] = [];
     let channels = inChannels;
     for (let d = 0; d < depth; d++) {
-      const conv = headConv(channels, width, generator);
-      layers.push(conv, new nn.ReLU());
+      layers.push(headConv(channels, width, generator));
+      if (norm === "group") layers.push(new nn.GroupNorm(groupsFor(width), width));
+      layers.push(new nn.ReLU());
       channels = width;
     }
     const out = headConv(channels, outputs * numAnchors, generator);
@@ -300,11 +308,11 @@ export class RetinaNet extends nn.Module<[Tensor], RetinaNetOutput> {
     const prior = nn.init.priorProbabilityBias(c.priorProbability);
     this.classificationHead = this.addModule(
       "classification",
-      new Subnet(c.fpnChannels, c.headWidth, c.headDepth, c.numClasses, c.numAnchors, generator, prior),
+      new Subnet(c.fpnChannels, c.headWidth, c.headDepth, c.numClasses, c.numAnchors, generator, prior, c.headNorm),
     );
     this.regressionHead = this.addModule(
       "regression",
-      new Subnet(c.fpnChannels, c.headWidth, c.headDepth, 4, c.numAnchors, generator, 0),
+      new Subnet(c.fpnChannels, c.headWidth, c.headDepth, 4, c.numAnchors, generator, 0, c.headNorm),
     );
   }
 
