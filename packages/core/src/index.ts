@@ -6,13 +6,17 @@
 export { type DataArray, DTYPES, type DType, isFloat, promoteTypes } from "./dtype.js";
 export { type GradientRule, grad, isGradEnabled, noGrad, valueAndGrad } from "./engine.js";
 export {
+  type BackendName,
   type ConvGeometry,
   type DenseBackend,
   type Gemm,
   getBackend,
   javascriptBackend,
+  type PoolGeometry,
   setBackend,
 } from "./kernels/backend.js";
+export { createWasmBackend, type WasmBackendOptions } from "./kernels/wasm/backend.js";
+export { getNumThreads, setNumThreads } from "./kernels/wasm/runtime.js";
 export * as nn from "./nn/index.js";
 export { add, div, maximum, minimum, mul, neg, pow, square, sub } from "./ops/arithmetic.js";
 export {

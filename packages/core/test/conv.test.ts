@@ -11,6 +11,7 @@ import {
 } from "../src/index.js";
 import { setColumnBlock } from "../src/kernels/conv.js";
 import { assertGradcheck, assertGradgradcheck, floatTensor } from "../src/testing/index.js";
+import { describeOnBackends } from "./backends.js";
 
 interface Case {
   batch: number;
@@ -125,7 +126,7 @@ function axis(
   return [before, Math.floor((size + 2 * before - extent) / s) + 1];
 }
 
-describe("conv2d", () => {
+describeOnBackends("conv2d", () => {
   it("computes a hand-worked 3 × 3 ⋆ 2 × 2 example", () => {
     // x = [[1, 2, 3], [4, 5, 6], [7, 8, 9]], w = [[1, 0], [0, -1]], bias 10:
     // out[0][0] = 1 - 5 + 10 = 6, out[0][1] = 2 - 6 + 10 = 6, and so on: every entry is -4 + 10.

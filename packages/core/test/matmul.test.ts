@@ -10,9 +10,9 @@ import {
   tensor,
   transpose,
 } from "../src/index.js";
-import { gemm } from "../src/kernels/matmul.js";
 import { matmulTransposed } from "../src/ops/matmul.js";
 import { assertGradcheck, assertGradgradcheck, floatTensor } from "../src/testing/index.js";
+import { BACKENDS, describeOnBackends, WASM_BACKENDS } from "./backends.js";
 
 /** The textbook triple loop, in float64, through the same (offset, row stride, column stride) reads. */
 function reference(
@@ -46,80 +46,84 @@ function filled(n: number, seed: number): Float64Array {
   return out;
 }
 
-describe("gemm kernel", () => {
-  it("matches the triple loop for every transposition, across block and tile edges", () => {
-    fc.assert(
-      fc.property(
-        fc.integer({ min: 1, max: 70 }),
-        fc.integer({ min: 1, max: 70 }),
-        fc.integer({ min: 1, max: 300 }),
-        fc.boolean(),
-        fc.boolean(),
-        (m, n, k, ta, tb) => {
-          const a = filled(m * k, m + 7 * k);
-          const b = filled(k * n, n + 3 * k);
+describeOnBackends(
+  "gemm kernel",
+  ({ gemm }) => {
+    it("matches the triple loop for every transposition, across block and tile edges", () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 70 }),
+          fc.integer({ min: 1, max: 70 }),
+          fc.integer({ min: 1, max: 300 }),
+          fc.boolean(),
+          fc.boolean(),
+          (m, n, k, ta, tb) => {
+            const a = filled(m * k, m + 7 * k);
+            const b = filled(k * n, n + 3 * k);
+            const [aRow, aCol] = ta ? [1, m] : [k, 1];
+            const [bRow, bCol] = tb ? [1, k] : [n, 1];
+            const c = new Float64Array(m * n);
+            gemm(m, n, k, a, 0, aRow, aCol, b, 0, bRow, bCol, c, 0, n);
+            const expected = reference(m, n, k, a, aRow, aCol, b, bRow, bCol);
+            for (let i = 0; i < c.length; i++) expect(c[i]).toBeCloseTo(expected[i], 10);
+          },
+        ),
+        { numRuns: 30 },
+      );
+    });
+
+    it("crosses the KC, MC and NC block boundaries (130 × 600 · 600 × 9 and 5 × 3 · 3 × 1100)", () => {
+      for (const [m, n, k] of [
+        [130, 9, 600],
+        [5, 1100, 3],
+      ]) {
+        const a = filled(m * k, 1);
+        const b = filled(k * n, 2);
+        const c = new Float64Array(m * n);
+        gemm(m, n, k, a, 0, k, 1, b, 0, n, 1, c, 0, n);
+        const expected = reference(m, n, k, a, k, 1, b, n, 1);
+        for (let i = 0; i < c.length; i++) expect(c[i]).toBeCloseTo(expected[i], 9);
+      }
+    });
+
+    it("handles vector-shaped products (m = 1 or n = 1) in every transposition", () => {
+      for (const [m, n, k] of [
+        [1, 300, 200],
+        [300, 1, 200],
+        [1, 1, 50],
+      ]) {
+        for (const [ta, tb] of [
+          [false, false],
+          [true, false],
+          [false, true],
+          [true, true],
+        ]) {
+          const a = filled(m * k, 3);
+          const b = filled(k * n, 4);
           const [aRow, aCol] = ta ? [1, m] : [k, 1];
           const [bRow, bCol] = tb ? [1, k] : [n, 1];
           const c = new Float64Array(m * n);
           gemm(m, n, k, a, 0, aRow, aCol, b, 0, bRow, bCol, c, 0, n);
           const expected = reference(m, n, k, a, aRow, aCol, b, bRow, bCol);
           for (let i = 0; i < c.length; i++) expect(c[i]).toBeCloseTo(expected[i], 10);
-        },
-      ),
-      { numRuns: 60 },
-    );
-  });
-
-  it("crosses the KC, MC and NC block boundaries (130 × 600 · 600 × 9 and 5 × 3 · 3 × 1100)", () => {
-    for (const [m, n, k] of [
-      [130, 9, 600],
-      [5, 1100, 3],
-    ]) {
-      const a = filled(m * k, 1);
-      const b = filled(k * n, 2);
-      const c = new Float64Array(m * n);
-      gemm(m, n, k, a, 0, k, 1, b, 0, n, 1, c, 0, n);
-      const expected = reference(m, n, k, a, k, 1, b, n, 1);
-      for (let i = 0; i < c.length; i++) expect(c[i]).toBeCloseTo(expected[i], 9);
-    }
-  });
-
-  it("handles vector-shaped products (m = 1 or n = 1) in every transposition", () => {
-    for (const [m, n, k] of [
-      [1, 300, 200],
-      [300, 1, 200],
-      [1, 1, 50],
-    ]) {
-      for (const [ta, tb] of [
-        [false, false],
-        [true, false],
-        [false, true],
-        [true, true],
-      ]) {
-        const a = filled(m * k, 3);
-        const b = filled(k * n, 4);
-        const [aRow, aCol] = ta ? [1, m] : [k, 1];
-        const [bRow, bCol] = tb ? [1, k] : [n, 1];
-        const c = new Float64Array(m * n);
-        gemm(m, n, k, a, 0, aRow, aCol, b, 0, bRow, bCol, c, 0, n);
-        const expected = reference(m, n, k, a, aRow, aCol, b, bRow, bCol);
-        for (let i = 0; i < c.length; i++) expect(c[i]).toBeCloseTo(expected[i], 10);
+        }
       }
-    }
-  });
+    });
 
-  it("accumulates into C, honours offsets and writes float32 output", () => {
-    // A = [[1, 2], [3, 4]] stored after one junk element; B = I; C starts at 10:
-    // C = 10 + A · I = [[11, 12], [13, 14]].
-    const a = new Float32Array([99, 1, 2, 3, 4]);
-    const b = new Float32Array([1, 0, 0, 1]);
-    const c = new Float32Array([10, 10, 10, 10]);
-    gemm(2, 2, 2, a, 1, 2, 1, b, 0, 2, 1, c, 0, 2);
-    expect([...c]).toEqual([11, 12, 13, 14]);
-  });
-});
+    it("accumulates into C, honours offsets and writes float32 output", () => {
+      // A = [[1, 2], [3, 4]] stored after one junk element; B = I; C starts at 10:
+      // C = 10 + A · I = [[11, 12], [13, 14]].
+      const a = new Float32Array([99, 1, 2, 3, 4]);
+      const b = new Float32Array([1, 0, 0, 1]);
+      const c = new Float32Array([10, 10, 10, 10]);
+      gemm(2, 2, 2, a, 1, 2, 1, b, 0, 2, 1, c, 0, 2);
+      expect([...c]).toEqual([11, 12, 13, 14]);
+    });
+  },
+  [BACKENDS[0], ...WASM_BACKENDS],
+);
 
-describe("matmul", () => {
+describeOnBackends("matmul", () => {
   it("computes [[1, 2], [3, 4]] @ [[5], [6]] = [[17], [39]] (1·5 + 2·6, 3·5 + 4·6)", () => {
     const out = matmul(
       tensor([

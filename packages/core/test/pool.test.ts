@@ -11,6 +11,7 @@ import {
   zeros,
 } from "../src/index.js";
 import { assertGradcheck, assertGradgradcheck, floatTensor } from "../src/testing/index.js";
+import { describeOnBackends } from "./backends.js";
 
 /** Tensors whose values are all distinct and at least 0.05 apart, so no window has a tie. */
 function distinctTensor(shape: number[]): fc.Arbitrary<Tensor> {
@@ -90,7 +91,7 @@ const withInput = poolCase.chain((c) =>
   fc.tuple(fc.constant(c as PoolCase), distinctTensor([c.batch, c.channels, c.height, c.width])),
 );
 
-describe("maxPool2d", () => {
+describeOnBackends("maxPool2d", () => {
   it("takes the maximum of each window (padding never wins)", () => {
     fc.assert(
       fc.property(withInput, ([c, x]) => {
@@ -181,7 +182,7 @@ describe("maxPool2d", () => {
   });
 });
 
-describe("avgPool2d", () => {
+describeOnBackends("avgPool2d", () => {
   it("averages each window, counting padding as zeros", () => {
     fc.assert(
       fc.property(withInput, ([c, x]) => {

@@ -2,12 +2,18 @@
 
 import type { DataArray } from "../dtype.js";
 import {
+  avgPool2dBackwardInto,
+  avgPool2dInto,
   type ConvGeometry,
   conv2dBackwardInputInto,
   conv2dBackwardWeightInto,
   conv2dInto,
+  maxPool2dInto,
+  type PoolGeometry,
 } from "./conv.js";
 import { gemm } from "./matmul.js";
+import { createWasmBackend } from "./wasm/backend.js";
+import { hasWasmSimd } from "./wasm/runtime.js";
 
 /** C[m × n] += op(A)[m × k] · op(B)[k × n], each operand read through (offset, row stride, column stride). */
 export type Gemm = typeof gemm;
@@ -31,14 +37,35 @@ export interface DenseBackend {
   conv2dBackwardInput(dy: DataArray, w: DataArray, dx: DataArray, geometry: ConvGeometry): void;
   /** dw[Cout, Cin / groups, kh, kw] += conv2d's gradient in w, from the input x and dy. */
   conv2dBackwardWeight(x: DataArray, dy: DataArray, dw: DataArray, geometry: ConvGeometry): void;
+  /**
+   * out = the maximum of each window, argmax = the flat index into x of the element that won
+   * (the first maximum in row-major window order; the first NaN wins).
+   */
+  maxPool2d(x: DataArray, out: DataArray, argmax: Int32Array, geometry: PoolGeometry): void;
+  /** out = the mean of each window, the zero padding counted (divides by kh · kw). */
+  avgPool2d(x: DataArray, out: DataArray, geometry: PoolGeometry): void;
+  /** dx += the adjoint of avgPool2d applied to dy. */
+  avgPool2dBackward(dy: DataArray, dx: DataArray, geometry: PoolGeometry): void;
 }
 
+/** The kernels every backend must provide. */
+const KERNELS = [
+  "gemm",
+  "conv2d",
+  "conv2dBackwardInput",
+  "conv2dBackwardWeight",
+  "maxPool2d",
+  "avgPool2d",
+  "avgPool2dBackward",
+] as const satisfies readonly (keyof DenseBackend)[];
+
 /**
- * Plain JavaScript: packed, blocked, 4 × 4 register-tiled gemm, and im2col convolutions on top
- * of it. A faster backend can reuse any of its kernels.
+ * Plain JavaScript: packed, blocked, 4 × 4 register-tiled gemm, im2col convolutions on top of
+ * it, direct pooling loops. The reference every other backend is tested against, and the
+ * fallback where WebAssembly SIMD is missing.
  *
  * @example
- * setBackend({ ...javascriptBackend, name: "wasm-gemm", gemm: wasmGemm });
+ * setBackend(javascriptBackend);
  */
 export const javascriptBackend: DenseBackend = {
   name: "javascript",
@@ -47,27 +74,59 @@ export const javascriptBackend: DenseBackend = {
   conv2dBackwardInput: (dy, w, dx, geometry) => conv2dBackwardInputInto(dy, w, dx, geometry, gemm),
   conv2dBackwardWeight: (x, dy, dw, geometry) =>
     conv2dBackwardWeightInto(x, dy, dw, geometry, gemm),
+  maxPool2d: maxPool2dInto,
+  avgPool2d: avgPool2dInto,
+  avgPool2dBackward: avgPool2dBackwardInto,
 };
 
-let current: DenseBackend = javascriptBackend;
+/** The backends that can be selected by name (`setBackend` or the FOCALGRAD_BACKEND variable). */
+export type BackendName = "javascript" | "js" | "wasm";
+
+let wasmBackend: DenseBackend | null = null;
+
+function named(name: string, where: string): DenseBackend {
+  if (name === "javascript" || name === "js") return javascriptBackend;
+  if (name === "wasm") {
+    if (!hasWasmSimd()) {
+      throw new Error(`${where}: "wasm" needs WebAssembly SIMD128, which this runtime lacks`);
+    }
+    wasmBackend ??= createWasmBackend();
+    return wasmBackend;
+  }
+  throw new Error(`${where}: unknown backend "${name}" (expected "wasm", "javascript" or "js")`);
+}
 
 /**
- * Makes `backend` the one every matmul and conv op uses from now on; returns the previous one.
+ * @internal The backend in force until `setBackend` is called, from the value of the
+ * FOCALGRAD_BACKEND variable: that backend if it is set, otherwise WebAssembly where the runtime
+ * has SIMD128 and JavaScript elsewhere.
+ */
+export function backendFromEnvironment(variable: string | undefined): DenseBackend {
+  if (variable !== undefined && variable.trim() !== "") {
+    return named(variable.trim().toLowerCase(), "FOCALGRAD_BACKEND");
+  }
+  return hasWasmSimd() ? named("wasm", "default backend") : javascriptBackend;
+}
+
+let current: DenseBackend | null = null;
+
+/**
+ * Makes `backend` (a backend, or the name of a built-in one) the one every matmul, conv and pool
+ * op uses from now on; returns the previous one.
  *
  * @example
- * const previous = setBackend({ ...getBackend(), name: "traced" });
+ * const previous = setBackend("javascript");
  * setBackend(previous);
  */
-export function setBackend(backend: DenseBackend): DenseBackend {
-  for (const key of ["gemm", "conv2d", "conv2dBackwardInput", "conv2dBackwardWeight"] as const) {
-    if (typeof backend?.[key] !== "function") {
-      throw new Error(
-        `setBackend: backend.${key} must be a function, got ${typeof backend?.[key]}`,
-      );
+export function setBackend(backend: DenseBackend | BackendName): DenseBackend {
+  const chosen = typeof backend === "string" ? named(backend, "setBackend") : backend;
+  for (const key of KERNELS) {
+    if (typeof chosen?.[key] !== "function") {
+      throw new Error(`setBackend: backend.${key} must be a function, got ${typeof chosen?.[key]}`);
     }
   }
-  const previous = current;
-  current = backend;
+  const previous = getBackend();
+  current = chosen;
   return previous;
 }
 
@@ -75,10 +134,14 @@ export function setBackend(backend: DenseBackend): DenseBackend {
  * The backend the dense ops run on.
  *
  * @example
- * getBackend().name; // "javascript"
+ * getBackend().name; // "wasm" where WebAssembly SIMD128 is available, else "javascript"
  */
 export function getBackend(): DenseBackend {
+  current ??= backendFromEnvironment(
+    (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env
+      ?.FOCALGRAD_BACKEND,
+  );
   return current;
 }
 
-export type { ConvGeometry };
+export type { ConvGeometry, PoolGeometry };

@@ -27,32 +27,50 @@ export interface ConvGeometry {
   groups: number;
 }
 
-// One im2col block, reused by every call (kernels run synchronously).
-let columns = new Float64Array(0);
+// One im2col block per precision, reused by every call (kernels run synchronously). A float32
+// convolution keeps float32 columns: they are copies of float32 inputs, so nothing is rounded, and
+// the block is half the bytes.
+let columns64 = new Float64Array(0);
+let columns32 = new Float32Array(0);
 
-function columnScratch(size: number): Float64Array {
-  if (columns.length < size) columns = new Float64Array(size);
-  return columns;
+/** An im2col block: float32 for float32 convolutions, float64 otherwise. */
+export type Columns = Float32Array | Float64Array;
+
+function columnScratch(size: number, like: DataArray): Columns {
+  if (like instanceof Float32Array) {
+    if (columns32.length < size) columns32 = new Float32Array(size);
+    return columns32;
+  }
+  if (columns64.length < size) columns64 = new Float64Array(size);
+  return columns64;
 }
 
 /**
- * Doubles per im2col block. The columns are built a few output rows at a time so that the block
- * stays in L2 between im2col writing it and the gemm packing it, instead of a whole image's
- * matrix (9 MiB for 32 channels, 3 × 3, 64 × 64) making a round trip through memory.
+ * Elements per im2col block, as a backend prefers it: the columns are built a few output rows at
+ * a time so that the block stays in cache between im2col writing it and the gemm packing it,
+ * instead of a whole image's matrix (9 MiB for 32 channels, 3 × 3, 64 × 64) making a round trip
+ * through memory. The JavaScript backend's default.
  */
-let blockDoubles = 1 << 16;
+export const COLUMN_BLOCK = 1 << 16;
 
-/** @internal For benchmarks: sets the im2col block size in doubles and returns the previous one. */
-export function setColumnBlock(doubles: number): number {
-  const previous = blockDoubles;
-  blockDoubles = Math.max(1, Math.floor(doubles));
+/** A block size that overrides every backend's (tests set it to exercise one-row blocks). */
+let blockOverride: number | null = null;
+
+/**
+ * @internal For tests and benchmarks: sets the im2col block size in elements for every backend
+ * (null: each backend's own) and returns the previous setting.
+ */
+export function setColumnBlock(elements: number | null): number | null {
+  const previous = blockOverride;
+  blockOverride = elements === null ? null : Math.max(1, Math.floor(elements));
   return previous;
 }
 
 /** Output rows per im2col block. */
-function blockRows(g: ConvGeometry): number {
-  const rowDoubles = g.inChannels * g.kernelHeight * g.kernelWidth * g.outWidth;
-  return Math.max(1, Math.min(g.outHeight, Math.floor(blockDoubles / rowDoubles)));
+function blockRows(g: ConvGeometry, block: number): number {
+  const rowElements = g.inChannels * g.kernelHeight * g.kernelWidth * g.outWidth;
+  const elements = blockOverride ?? block;
+  return Math.max(1, Math.min(g.outHeight, Math.floor(elements / rowElements)));
 }
 
 /** A 1 × 1, stride-1, unpadded convolution is a plain product: the image is its own im2col matrix. */
@@ -88,7 +106,7 @@ function im2col(
   x: DataArray,
   xOffset: number,
   g: ConvGeometry,
-  col: Float64Array,
+  col: Columns,
   oy0: number,
   oy1: number,
 ): void {
@@ -125,7 +143,7 @@ function im2col(
 
 /** The adjoint of `im2col`: adds every entry of the block back onto the input pixel it came from. */
 function col2im(
-  col: Float64Array,
+  col: Columns,
   g: ConvGeometry,
   dx: DataArray,
   dxOffset: number,
@@ -157,8 +175,29 @@ function col2im(
   }
 }
 
+/**
+ * Where a convolution's im2col blocks live and what builds them. A backend may keep them in its
+ * own memory, where its gemm reads them without a copy.
+ */
+export interface ColumnSource {
+  /** A block of at least `size` elements of `like`'s precision, for the convolution `g`. */
+  scratch(size: number, like: DataArray, g: ConvGeometry): Columns;
+  /** The im2col block of output rows [oy0, oy1) of the image at `xOffset`, into `col`. */
+  im2col(
+    x: DataArray,
+    xOffset: number,
+    g: ConvGeometry,
+    col: Columns,
+    oy0: number,
+    oy1: number,
+  ): void;
+}
+
+/** Blocks in JavaScript arrays, built by the loops above: the reference and the fallback. */
+export const javascriptColumns: ColumnSource = { scratch: columnScratch, im2col };
+
 /** Sizes shared by the three products. */
-function layout(g: ConvGeometry) {
+function layout(g: ConvGeometry, block: number) {
   const taps = g.kernelHeight * g.kernelWidth;
   const outPlane = g.outHeight * g.outWidth;
   return {
@@ -169,7 +208,7 @@ function layout(g: ConvGeometry) {
     outPlane,
     inImage: g.inChannels * g.inHeight * g.inWidth,
     outImage: g.outChannels * outPlane,
-    rows: blockRows(g),
+    rows: blockRows(g, block),
     allDepth: g.inChannels * taps,
   };
 }
@@ -182,10 +221,12 @@ export function conv2dInto(
   out: DataArray,
   g: ConvGeometry,
   gemm: Gemm,
+  block = COLUMN_BLOCK,
+  columns = javascriptColumns,
 ): void {
-  const { outGroup, depth, outPlane, inImage, outImage, rows, allDepth } = layout(g);
+  const { outGroup, depth, outPlane, inImage, outImage, rows, allDepth } = layout(g, block);
   const pointwise = isPointwise(g);
-  const col = pointwise ? null : columnScratch(allDepth * rows * g.outWidth);
+  const col = pointwise ? null : columns.scratch(allDepth * rows * g.outWidth, out, g);
   for (let b = 0; b < g.batch; b++) {
     const outBase = b * outImage;
     if (bias !== null) {
@@ -217,7 +258,7 @@ export function conv2dInto(
     for (let oy0 = 0; oy0 < g.outHeight; oy0 += rows) {
       const oy1 = Math.min(g.outHeight, oy0 + rows);
       const n = (oy1 - oy0) * g.outWidth;
-      im2col(x, b * inImage, g, col, oy0, oy1);
+      columns.im2col(x, b * inImage, g, col, oy0, oy1);
       for (let gi = 0; gi < g.groups; gi++) {
         gemm(
           outGroup,
@@ -255,8 +296,13 @@ export function conv2dBackwardInputInto(
   dx: DataArray,
   g: ConvGeometry,
   gemm: Gemm,
+  block = COLUMN_BLOCK,
+  columns = javascriptColumns,
 ): void {
-  const { inGroup, outGroup, depth, outPlane, inImage, outImage, rows, allDepth } = layout(g);
+  const { inGroup, outGroup, depth, outPlane, inImage, outImage, rows, allDepth } = layout(
+    g,
+    block,
+  );
   const pointwise = isPointwise(g);
   if (g.strideHeight === 1 && g.strideWidth === 1 && !pointwise) {
     const { kernelHeight: kh, kernelWidth: kw } = g;
@@ -283,12 +329,12 @@ export function conv2dBackwardInputInto(
       padTop: g.dilationHeight * (kh - 1) - g.padTop,
       padLeft: g.dilationWidth * (kw - 1) - g.padLeft,
     };
-    conv2dInto(dy, flipped, null, dx, transposed, gemm);
+    conv2dInto(dy, flipped, null, dx, transposed, gemm, block, columns);
     return;
   }
   // Otherwise: per image and block of output rows, W[g]ᵀ · dy[g] into an im2col block, then
   // col2im. Wᵀ is read by swapping W's strides: no transpose copy.
-  const col = pointwise ? null : columnScratch(allDepth * rows * g.outWidth);
+  const col = pointwise ? null : columns.scratch(allDepth * rows * g.outWidth, dx, g);
   for (let b = 0; b < g.batch; b++) {
     if (col === null) {
       for (let gi = 0; gi < g.groups; gi++) {
@@ -345,10 +391,12 @@ export function conv2dBackwardWeightInto(
   dw: DataArray,
   g: ConvGeometry,
   gemm: Gemm,
+  block = COLUMN_BLOCK,
+  columns = javascriptColumns,
 ): void {
-  const { outGroup, depth, outPlane, inImage, outImage, rows, allDepth } = layout(g);
+  const { outGroup, depth, outPlane, inImage, outImage, rows, allDepth } = layout(g, block);
   const pointwise = isPointwise(g);
-  const col = pointwise ? null : columnScratch(allDepth * rows * g.outWidth);
+  const col = pointwise ? null : columns.scratch(allDepth * rows * g.outWidth, dw, g);
   for (let b = 0; b < g.batch; b++) {
     if (col === null) {
       for (let gi = 0; gi < g.groups; gi++) {
@@ -374,7 +422,7 @@ export function conv2dBackwardWeightInto(
     for (let oy0 = 0; oy0 < g.outHeight; oy0 += rows) {
       const oy1 = Math.min(g.outHeight, oy0 + rows);
       const n = (oy1 - oy0) * g.outWidth;
-      im2col(x, b * inImage, g, col, oy0, oy1);
+      columns.im2col(x, b * inImage, g, col, oy0, oy1);
       // The block is read transposed through its strides.
       for (let gi = 0; gi < g.groups; gi++) {
         gemm(

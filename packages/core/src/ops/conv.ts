@@ -3,13 +3,7 @@
 import { allocate, type DType, promoteTypes } from "../dtype.js";
 import { record } from "../engine.js";
 import { getBackend } from "../kernels/backend.js";
-import {
-  avgPool2dBackwardInto,
-  avgPool2dInto,
-  type ConvGeometry,
-  maxPool2dInto,
-  type PoolGeometry,
-} from "../kernels/conv.js";
+import type { ConvGeometry, PoolGeometry } from "../kernels/conv.js";
 import { formatShape } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { cast } from "./cast.js";
@@ -323,7 +317,7 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const outShape = [batch, channels, g.outHeight, g.outWidth];
   const out = allocate(x.dtype, g.planes * g.outHeight * g.outWidth);
   const argmax = new Int32Array(out.length);
-  maxPool2dInto(x.data, out, argmax, g);
+  getBackend().maxPool2d(x.data, out, argmax, g);
   const winners = new Tensor(argmax, [argmax.length], "int32");
   const result = new Tensor(out, outShape, x.dtype);
   return record(
@@ -350,14 +344,14 @@ export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
 function averagePool(x: Tensor, g: PoolGeometry): Tensor {
   const [batch, channels] = x.shape;
   const out = allocate(x.dtype, g.planes * g.outHeight * g.outWidth);
-  avgPool2dInto(x.data, out, g);
+  getBackend().avgPool2d(x.data, out, g);
   const result = new Tensor(out, [batch, channels, g.outHeight, g.outWidth], x.dtype);
   return record("avgPool2d", result, [x], [(dy) => averagePoolBackward(dy, x.shape, g)]);
 }
 
 function averagePoolBackward(dy: Tensor, shape: readonly number[], g: PoolGeometry): Tensor {
   const dx = allocate(dy.dtype, g.planes * g.inHeight * g.inWidth);
-  avgPool2dBackwardInto(dy.data, dx, g);
+  getBackend().avgPool2dBackward(dy.data, dx, g);
   const result = new Tensor(dx, shape, dy.dtype);
   return record("avgPool2dBackward", result, [dy], [(upstream) => averagePool(upstream, g)]);
 }

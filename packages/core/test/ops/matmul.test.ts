@@ -9,6 +9,7 @@ import {
   broadcastPair,
   floatTensor,
 } from "../../src/testing/index.js";
+import { describeOnBackends } from "../backends.js";
 
 const sizeOf = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -60,7 +61,7 @@ function naiveMatmul(a: Tensor, b: Tensor): { shape: number[]; values: number[] 
   return { shape: [...batch, m, n], values };
 }
 
-describe("gradients (property, float64, broadcast batches)", () => {
+describeOnBackends("gradients (property, float64, broadcast batches)", () => {
   it("matmul: first and second order in both operands", () => {
     fc.assert(
       fc.property(operands(2, 3), ([a, b]) => {
@@ -72,7 +73,7 @@ describe("gradients (property, float64, broadcast batches)", () => {
   });
 });
 
-describe("values", () => {
+describeOnBackends("values", () => {
   it("agrees with the textbook product on sizes across the kernel's tile edges", () => {
     fc.assert(
       fc.property(operands(3, 9), ([a, b]) => {

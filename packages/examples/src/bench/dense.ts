@@ -4,6 +4,7 @@ import { conv2d, Generator, matmul, type Tensor, tensor } from "@focalgrad/core"
 import type * as tfTypes from "@tensorflow/tfjs";
 import { type Check, checksums } from "./checks.js";
 import type { Case, Implementation, ImplName, Prepared } from "./run.js";
+import { isFocalgrad, withSetting } from "./settings.js";
 import { loadTfjs, type TfBackend, useBackend } from "./tfjs.js";
 
 const tolerance = 1e-3;
@@ -162,7 +163,7 @@ function tfjsDense(spec: DenseSpec, pass: Case["pass"], backend: TfBackend): Imp
 function denseCase(spec: DenseSpec, pass: Case["pass"], impls: readonly ImplName[]): Case {
   const implementations: Implementation[] = [];
   for (const name of impls) {
-    if (name === "focalgrad") implementations.push(focalgradDense(spec, pass));
+    if (isFocalgrad(name)) implementations.push(withSetting(name, focalgradDense(spec, pass)));
     else if (name === "tfjs-cpu") implementations.push(tfjsDense(spec, pass, "cpu"));
     else if (name === "tfjs-wasm") implementations.push(tfjsDense(spec, pass, "wasm"));
   }

@@ -15,11 +15,21 @@ import {
   IMPL_NAMES,
   type ImplName,
   type Row,
+  type RunOptions,
   runCase,
 } from "./run.js";
 import { loadTfjs, useBackend, wasmFeatures } from "./tfjs.js";
+import { trainingCase } from "./training.js";
 
-const WORKLOADS = ["voc512", "coco800", "matmul256", "matmul1024", "conv2d"] as const;
+const WORKLOADS = [
+  "voc512",
+  "coco800",
+  "matmul256",
+  "matmul1024",
+  "conv2d",
+  "trainstep",
+  "mlp",
+] as const;
 type WorkloadName = (typeof WORKLOADS)[number];
 
 const usage = `usage: node --expose-gc packages/examples/dist/bench/index.js [options]
@@ -63,10 +73,12 @@ function casesOf(
   impls: readonly ImplName[],
   focal: FocalFactory | string,
   batch: number | undefined,
+  options: RunOptions,
 ): Case[] {
   const focalWorkload = FOCAL_WORKLOADS.find((w) => w.name === name);
   if (focalWorkload !== undefined) return [focalCase(focalWorkload, impls, focal, { batch })];
-  const dense = impls.filter((i) => i !== "fused");
+  if (name === "trainstep" || name === "mlp") return [trainingCase(name, impls, options)];
+  const dense = impls.filter((i) => i !== "fused" && !i.startsWith("pytorch"));
   if (dense.length === 0) return [];
   if (name === "conv2d") return [conv2dCase("fwd", dense), conv2dCase("fwd+bwd", dense)];
   const size = name === "matmul256" ? 256 : 1024;
@@ -127,7 +139,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const workload of workloads) {
     console.error(`${workload}:`);
-    for (const c of casesOf(workload, impls, focal, batch))
+    for (const c of casesOf(workload, impls, focal, batch, options))
       rows.push(...(await runCase(c, options)));
   }
 

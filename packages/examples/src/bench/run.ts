@@ -2,9 +2,30 @@
 
 import { type Check, crossCheck } from "./checks.js";
 
-/** The implementations the benchmark knows. */
-export type ImplName = "focalgrad" | "fused" | "tfjs-cpu" | "tfjs-wasm";
-export const IMPL_NAMES: readonly ImplName[] = ["focalgrad", "fused", "tfjs-cpu", "tfjs-wasm"];
+/**
+ * The implementations the benchmark knows. `focalgrad` runs on the default backend (wasm where
+ * available) with every core, `focalgrad-1t` on the same backend with one thread, `focalgrad-js`
+ * on the JavaScript backend; `pytorch-1t` / `pytorch-2t` are PyTorch on 1 and 2 threads.
+ */
+export type ImplName =
+  | "focalgrad"
+  | "focalgrad-1t"
+  | "focalgrad-js"
+  | "fused"
+  | "tfjs-cpu"
+  | "tfjs-wasm"
+  | "pytorch-1t"
+  | "pytorch-2t";
+export const IMPL_NAMES: readonly ImplName[] = [
+  "focalgrad",
+  "focalgrad-1t",
+  "focalgrad-js",
+  "fused",
+  "tfjs-cpu",
+  "tfjs-wasm",
+  "pytorch-1t",
+  "pytorch-2t",
+];
 
 /** An implementation with its inputs in place, ready to run one case. */
 export interface Prepared {
@@ -19,6 +40,11 @@ export interface Prepared {
   check(probe: () => void): Check[] | Promise<Check[]>;
   /** Bytes the implementation's own allocator held at its peak during the last `check`, above its start. */
   trackedPeakBytes?(): number;
+  /**
+   * Times the implementation measured itself (another process: PyTorch), used instead of timing
+   * `run`: wall and CPU milliseconds per iteration.
+   */
+  recorded?: { wallMs: number[]; cpuMs: number[] };
   dispose(): void;
 }
 
@@ -31,7 +57,8 @@ export interface Implementation {
 /** One workload and pass, run by several implementations on the same inputs. */
 export interface Case {
   workload: string;
-  pass: "fwd" | "fwd+bwd";
+  /** Forward, forward + backward, or a whole training step (forward, backward, optimiser). */
+  pass: "fwd" | "fwd+bwd" | "step";
   /** Floating-point operations of one iteration, for GFLOP/s. */
   flops?: number;
   /** Bytes of `yPred`, to state peak memory as a multiple of it. */
@@ -116,6 +143,11 @@ function elapsedMs(since: bigint): number {
 
 /** Warm-ups, then timed iterations back to back, until `iterations` or the time budget is spent. */
 async function time(impl: Prepared, row: Row, warmups: number, options: RunOptions): Promise<void> {
+  if (impl.recorded !== undefined) {
+    row.timesMs.push(...impl.recorded.wallMs);
+    row.cpuMs.push(...impl.recorded.cpuMs);
+    return;
+  }
   await impl.activate?.();
   for (let i = 0; i < warmups; i++) impl.run();
   collect();

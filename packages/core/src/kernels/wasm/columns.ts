@@ -1,0 +1,58 @@
+/** im2col blocks kept in wasm memory and built there, so the wasm GEMM reads them in place. */
+
+import type { DataArray } from "../../dtype.js";
+import { type ColumnSource, type Columns, javascriptColumns } from "../conv.js";
+import type { WasmRuntime } from "./runtime.js";
+
+const align64 = (bytes: number) => Math.ceil(bytes / 64) * 64;
+
+/**
+ * A `ColumnSource` on `runtime`: the block is a resident view after a copy of one image (the
+ * image goes in with one memcpy per block, im2col runs in wasm). Where the memory cannot grow that
+ * far, the JavaScript blocks and loops take over.
+ *
+ * @example
+ * conv2dInto(x, w, null, out, geometry, wasmGemm(runtime), 1 << 18, wasmColumns(runtime));
+ */
+export function wasmColumns(runtime: WasmRuntime): ColumnSource {
+  return {
+    scratch: (size, like, g) => {
+      const single = like instanceof Float32Array;
+      const bytes = single ? 4 : 8;
+      // The image at 0, then the block; the GEMM's scratch starts after both.
+      const colAt = align64(g.inChannels * g.inHeight * g.inWidth * bytes);
+      const end = colAt + size * bytes;
+      if (!runtime.reserve(end)) return javascriptColumns.scratch(size, like, g);
+      runtime.residentBytes = end;
+      return runtime.residentView(colAt, size, single);
+    },
+    im2col: (x: DataArray, xOffset, g, col: Columns, oy0, oy1) => {
+      const single = col instanceof Float32Array;
+      const colAt = runtime.addressOf(col, single);
+      if (colAt < 0) {
+        javascriptColumns.im2col(x, xOffset, g, col, oy0, oy1);
+        return;
+      }
+      const image = g.inChannels * g.inHeight * g.inWidth;
+      (single ? runtime.f32 : runtime.f64).set(x.subarray(xOffset, xOffset + image), 0);
+      runtime.exports[single ? "im2col32" : "im2col64"](
+        0,
+        colAt,
+        g.inChannels,
+        g.inHeight,
+        g.inWidth,
+        g.outWidth,
+        g.kernelHeight,
+        g.kernelWidth,
+        g.strideHeight,
+        g.strideWidth,
+        g.padTop,
+        g.padLeft,
+        g.dilationHeight,
+        g.dilationWidth,
+        oy0,
+        oy1,
+      );
+    },
+  };
+}

@@ -1,0 +1,231 @@
+/** The WebAssembly GEMM: a register-tiled SIMD micro-kernel over packed panels and the blocked loop nest around it, generated for float32 or float64, with or without relaxed fused multiply-add. */
+
+import { FunctionBuilder, I32, Op, Simd, V128 } from "./assembler.js";
+
+/** Element type and the shape of one register tile. */
+export interface GemmLayout {
+  /** Bytes per element: 4 (float32) or 8 (float64). */
+  bytes: 4 | 8;
+  /** Rows of C per tile (rows of a packed A panel). */
+  mr: number;
+  /** Columns of C per tile (columns of a packed B panel): a whole number of 16-byte vectors. */
+  nr: number;
+}
+
+/**
+ * Tile shapes: float32 keeps 4 × 8 (eight f32x4 accumulators, two B vectors and one broadcast A
+ * value in registers), float64 4 × 4 of f64x2 likewise. 6 × 8 needs fifteen vector registers,
+ * which V8 does not leave free on x64 (it keeps one as scratch): it spilled and ran at 60 %.
+ */
+export const LAYOUTS: Record<"float32" | "float64", GemmLayout> = {
+  float32: { bytes: 4, mr: 4, nr: 8 },
+  float64: { bytes: 8, mr: 4, nr: 4 },
+};
+
+/**
+ * The two functions of one GEMM, `micro<suffix>` (to be placed at function index `firstIndex`)
+ * and `gemm<suffix>` right after it:
+ *
+ * `gemm(ap, bp, cp, ldc, mPanels, nPanels, iStart, iEnd, jStart, jEnd, k, kc, mc, accumulate)`
+ * computes (adds into C when `accumulate` is 1, else overwrites) the
+ * tiles of C (row-major at byte address `cp`, `ldc` bytes per row) in row panels [iStart, iEnd)
+ * and column panels [jStart, jEnd), from A packed at `ap` and B at `bp`. The depth is cut into
+ * blocks of `kc`; block `pc` of A holds mPanels panels of `kcLen × mr` (p-major), starting at
+ * element pc · mPanels · mr, and likewise for B. Row panels go `mc` at a time, so that those A
+ * panels stay in L2 while every B panel of the range passes through L1. Each element of C is
+ * summed over p in the same order whatever the tile range: splitting the ranges between threads
+ * cannot change a bit.
+ */
+export function gemmFunctions(
+  suffix: string,
+  layout: GemmLayout,
+  relaxed: boolean,
+  firstIndex: number,
+): FunctionBuilder[] {
+  return [
+    microKernel(`micro${suffix}`, layout, relaxed),
+    loopNest(`gemm${suffix}`, layout, firstIndex),
+  ];
+}
+
+/** micro(a, b, c, ldc, kc, first): one mr × nr tile of C (+)= A panel · B panel over kc steps. */
+function microKernel(
+  name: string,
+  { bytes, mr, nr }: GemmLayout,
+  relaxed: boolean,
+): FunctionBuilder {
+  const f = new FunctionBuilder(name, [I32, I32, I32, I32, I32, I32]);
+  const [a, b, c, ldc, kc, first] = [0, 1, 2, 3, 4, 5];
+  const vectors = (nr * bytes) / 16;
+  const acc: number[][] = [];
+  for (let r = 0; r < mr; r++) acc.push(Array.from({ length: vectors }, () => f.local(V128)));
+  const bv = Array.from({ length: vectors }, () => f.local(V128));
+  const av = f.local(V128);
+  const row = f.local(I32);
+  const end = f.local(I32);
+  const align = bytes === 4 ? 2 : 3;
+  const splat = bytes === 4 ? Simd.load32Splat : Simd.load64Splat;
+  const add = bytes === 4 ? Simd.f32x4Add : Simd.f64x2Add;
+  const mul = bytes === 4 ? Simd.f32x4Mul : Simd.f64x2Mul;
+  const madd = bytes === 4 ? Simd.f32x4RelaxedMadd : Simd.f64x2RelaxedMadd;
+
+  // Start from zero on the first depth block, from the stored partial sums after it.
+  f.get(first).ifElse(
+    () => {
+      for (const line of acc) {
+        for (const v of line) {
+          f.simd(0x0c).op(...new Array<number>(16).fill(0)); // v128.const 0
+          f.set(v);
+        }
+      }
+    },
+    () => {
+      f.get(c).set(row);
+      for (const line of acc) {
+        line.forEach((v, i) => {
+          f.get(row)
+            .simd(Simd.load, { align: 4, offset: 16 * i })
+            .set(v);
+        });
+        f.increment(row, () => f.get(ldc));
+      }
+    },
+  );
+  f.get(a)
+    .get(kc)
+    .i32(mr * bytes)
+    .op(Op.i32Mul, Op.i32Add)
+    .set(end);
+  f.op(Op.loop, 0x40);
+  bv.forEach((v, i) => {
+    f.get(b)
+      .simd(Simd.load, { align: 4, offset: 16 * i })
+      .set(v);
+  });
+  for (let r = 0; r < mr; r++) {
+    f.get(a)
+      .simd(splat, { align, offset: r * bytes })
+      .set(av);
+    bv.forEach((v, i) => {
+      if (relaxed) f.get(av).get(v).get(acc[r][i]).simd(madd);
+      else f.get(acc[r][i]).get(av).get(v).simd(mul).simd(add);
+      f.set(acc[r][i]);
+    });
+  }
+  f.increment(a, mr * bytes);
+  f.increment(b, nr * bytes);
+  f.get(a).get(end).op(Op.i32LtS, Op.brIf, 0, Op.end);
+  f.get(c).set(row);
+  for (const line of acc) {
+    line.forEach((v, i) => {
+      f.get(row)
+        .get(v)
+        .simd(Simd.store, { align: 4, offset: 16 * i });
+    });
+    f.increment(row, () => f.get(ldc));
+  }
+  return f;
+}
+
+function loopNest(
+  name: string,
+  { bytes, mr, nr }: GemmLayout,
+  microIndex: number,
+): FunctionBuilder {
+  const params = new Array(14).fill(I32);
+  const f = new FunctionBuilder(name, params);
+  const [ap, bp, cp, ldc, mPanels, nPanels, iStart, iEnd, jStart, jEnd, k, kc, mc, accumulate] =
+    params.map((_, i) => i);
+  const [pc, kcLen, aBlock, bBlock, ic, icEnd, jp, ip, bPanel, first] = Array.from(
+    { length: 10 },
+    () => f.local(I32),
+  );
+  const min = (x: () => void, y: () => void) => {
+    x();
+    y();
+    x();
+    y();
+    f.op(Op.i32LtS, Op.select);
+  };
+  f.forLoop(
+    pc,
+    () => f.i32(0),
+    () => f.get(k),
+    () => {
+      min(
+        () => f.get(kc),
+        () => f.get(k).get(pc).op(Op.i32Sub),
+      );
+      f.set(kcLen);
+      f.get(pc).op(Op.i32Eqz).get(accumulate).op(Op.i32Eqz, 0x71).set(first); // i32.and
+      f.get(ap)
+        .get(pc)
+        .get(mPanels)
+        .op(Op.i32Mul)
+        .i32(mr * bytes)
+        .op(Op.i32Mul, Op.i32Add)
+        .set(aBlock);
+      f.get(bp)
+        .get(pc)
+        .get(nPanels)
+        .op(Op.i32Mul)
+        .i32(nr * bytes)
+        .op(Op.i32Mul, Op.i32Add)
+        .set(bBlock);
+      f.forLoop(
+        ic,
+        () => f.get(iStart),
+        () => f.get(iEnd),
+        () => {
+          min(
+            () => f.get(ic).get(mc).op(Op.i32Add),
+            () => f.get(iEnd),
+          );
+          f.set(icEnd);
+          f.forLoop(
+            jp,
+            () => f.get(jStart),
+            () => f.get(jEnd),
+            () => {
+              f.get(bBlock)
+                .get(jp)
+                .get(kcLen)
+                .op(Op.i32Mul)
+                .i32(nr * bytes)
+                .op(Op.i32Mul, Op.i32Add)
+                .set(bPanel);
+              f.forLoop(
+                ip,
+                () => f.get(ic),
+                () => f.get(icEnd),
+                () => {
+                  // micro(aBlock + ip·kcLen·mr·bytes, bPanel, cp + ip·mr·ldc + jp·nr·bytes, ldc, kcLen, first)
+                  f.get(aBlock)
+                    .get(ip)
+                    .get(kcLen)
+                    .op(Op.i32Mul)
+                    .i32(mr * bytes)
+                    .op(Op.i32Mul, Op.i32Add);
+                  f.get(bPanel);
+                  f.get(cp)
+                    .get(ip)
+                    .i32(mr)
+                    .op(Op.i32Mul)
+                    .get(ldc)
+                    .op(Op.i32Mul, Op.i32Add)
+                    .get(jp)
+                    .i32(nr * bytes)
+                    .op(Op.i32Mul, Op.i32Add);
+                  f.get(ldc).get(kcLen).get(first).call(microIndex);
+                },
+              );
+            },
+          );
+        },
+        () => f.get(mc),
+      );
+    },
+    () => f.get(kc),
+  );
+  return f;
+}

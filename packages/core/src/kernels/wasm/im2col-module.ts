@@ -1,0 +1,184 @@
+/** The WebAssembly im2col: builds a block of a convolution's column matrix from an image already in wasm memory, in the layout the JavaScript im2col uses. */
+
+import { FunctionBuilder, I32, Op, Simd } from "./assembler.js";
+
+/**
+ * `im2col(x, col, C, H, W, Wo, kh, kw, sh, sw, pt, pl, dh, dw, oy0, oy1)` (byte addresses x and
+ * col, the rest in elements): for output rows [oy0, oy1) of one image with n = (oy1 − oy0) · Wo
+ * columns, col[(c · kh + ky) · kw + kx, (oy − oy0) · Wo + ox] = x[c, oy·sh − pt + ky·dh,
+ * ox·sw − pl + kx·dw], 0 in the padding. Unit-stride rows move 16 bytes at a time.
+ */
+export function im2colFunction(name: string, bytes: 4 | 8): FunctionBuilder {
+  const f = new FunctionBuilder(name, new Array(16).fill(I32));
+  const [x, col, C, H, W, Wo, kh, kw, sh, sw, pt, pl, dh, dw, oy0, oy1] = Array.from(
+    { length: 16 },
+    (_, i) => i,
+  );
+  const [o, channel, c, ky, kx, rowShift, colShift, lo, hi, oy, iy, src, ox, v] = Array.from(
+    { length: 14 },
+    () => f.local(I32),
+  );
+  const align = bytes === 4 ? 2 : 3;
+  const load = bytes === 4 ? Op.f32Load : Op.f64Load;
+  const store = bytes === 4 ? Op.f32Store : Op.f64Store;
+  const lanes = 16 / bytes;
+  const zero = () => {
+    if (bytes === 4) f.op(0x43, 0, 0, 0, 0);
+    else f.op(0x44, 0, 0, 0, 0, 0, 0, 0, 0);
+  };
+  const at = (base: number, index: number) =>
+    f.get(base).get(index).i32(bytes).op(Op.i32Mul, Op.i32Add);
+  /** col[o + ox] = 0 for ox in [from, to). */
+  const zeroRange = (from: () => void, to: () => void) =>
+    f.forLoop(ox, from, to, () => {
+      at(o, ox);
+      zero();
+      f.memory(store, align, 0);
+    });
+  /** ceil(value / stride) for value > 0, with value pushed by `value`. */
+  const ceilDiv = (value: () => void) => {
+    value();
+    f.get(sw).op(Op.i32Add).i32(1).op(Op.i32Sub).get(sw).op(0x6d); // i32.div_s
+  };
+  const minWo = () => {
+    // stack: a → min(a, Wo)
+    f.tee(v).get(Wo).get(v).get(Wo).op(Op.i32LtS, Op.select);
+  };
+
+  f.get(col).set(o);
+  f.forLoop(
+    c,
+    () => f.i32(0),
+    () => f.get(C),
+    () => {
+      f.get(x)
+        .get(c)
+        .get(H)
+        .op(Op.i32Mul)
+        .get(W)
+        .op(Op.i32Mul)
+        .i32(bytes)
+        .op(Op.i32Mul, Op.i32Add)
+        .set(channel);
+      f.forLoop(
+        ky,
+        () => f.i32(0),
+        () => f.get(kh),
+        () => {
+          f.get(ky).get(dh).op(Op.i32Mul).get(pt).op(Op.i32Sub).set(rowShift);
+          f.forLoop(
+            kx,
+            () => f.i32(0),
+            () => f.get(kw),
+            () => {
+              f.get(kx).get(dw).op(Op.i32Mul).get(pl).op(Op.i32Sub).set(colShift);
+              // lo: the first ox whose tap ox·sw + colShift is >= 0.
+              f.get(colShift)
+                .i32(0)
+                .op(Op.i32GeS)
+                .ifElse(
+                  () => f.i32(0).set(lo),
+                  () => {
+                    ceilDiv(() => f.i32(0).get(colShift).op(Op.i32Sub));
+                    minWo();
+                    f.set(lo);
+                  },
+                );
+              // hi: one past the last ox whose tap is < W, and at least lo.
+              f.get(W).get(colShift).op(Op.i32Sub).tee(hi).i32(0).op(Op.i32LeS);
+              f.ifElse(
+                () => f.i32(0).set(hi),
+                () => {
+                  ceilDiv(() => f.get(hi));
+                  minWo();
+                  f.set(hi);
+                },
+              );
+              f.get(hi).get(lo).get(hi).get(lo).op(Op.i32GeS, Op.select).set(hi);
+              f.forLoop(
+                oy,
+                () => f.get(oy0),
+                () => f.get(oy1),
+                () => {
+                  f.get(oy).get(sh).op(Op.i32Mul).get(rowShift).op(Op.i32Add).tee(iy);
+                  f.i32(0).op(Op.i32LtS).get(iy).get(H).op(Op.i32GeS, 0x72); // i32.or
+                  f.ifElse(
+                    () =>
+                      zeroRange(
+                        () => f.i32(0),
+                        () => f.get(Wo),
+                      ),
+                    () => {
+                      f.get(channel)
+                        .get(iy)
+                        .get(W)
+                        .op(Op.i32Mul)
+                        .get(colShift)
+                        .op(Op.i32Add)
+                        .i32(bytes)
+                        .op(Op.i32Mul, Op.i32Add)
+                        .set(src);
+                      zeroRange(
+                        () => f.i32(0),
+                        () => f.get(lo),
+                      );
+                      f.get(sw)
+                        .i32(1)
+                        .op(Op.i32Eq)
+                        .ifElse(
+                          () => {
+                            // Whole vectors while they fit, then element by element.
+                            f.get(lo).set(ox);
+                            f.op(Op.block, 0x40, Op.loop, 0x40);
+                            f.get(ox).i32(lanes).op(Op.i32Add).get(hi).op(Op.i32GtS, Op.brIf, 1);
+                            at(o, ox);
+                            at(src, ox);
+                            f.simd(Simd.load, { align: 0, offset: 0 }).simd(Simd.store, {
+                              align: 0,
+                              offset: 0,
+                            });
+                            f.increment(ox, lanes);
+                            f.op(Op.br, 0, Op.end, Op.end);
+                            f.op(Op.block, 0x40, Op.loop, 0x40);
+                            f.get(ox).get(hi).op(Op.i32GeS, Op.brIf, 1);
+                            at(o, ox);
+                            at(src, ox);
+                            f.memory(load, align, 0).memory(store, align, 0);
+                            f.increment(ox, 1);
+                            f.op(Op.br, 0, Op.end, Op.end);
+                          },
+                          () =>
+                            f.forLoop(
+                              ox,
+                              () => f.get(lo),
+                              () => f.get(hi),
+                              () => {
+                                at(o, ox);
+                                f.get(src)
+                                  .get(ox)
+                                  .get(sw)
+                                  .op(Op.i32Mul)
+                                  .i32(bytes)
+                                  .op(Op.i32Mul, Op.i32Add)
+                                  .memory(load, align, 0)
+                                  .memory(store, align, 0);
+                              },
+                            ),
+                        );
+                      zeroRange(
+                        () => f.get(hi),
+                        () => f.get(Wo),
+                      );
+                    },
+                  );
+                  f.increment(o, () => f.get(Wo).i32(bytes).op(Op.i32Mul));
+                },
+              );
+            },
+          );
+        },
+      );
+    },
+  );
+  return f;
+}

@@ -1,0 +1,204 @@
+/** The WebAssembly runtime of the dense kernels: feature probes, the generated module, its shared memory, the thread count and the worker pool. */
+
+import { availableParallelism } from "node:os";
+import { setFlagsFromString } from "node:v8";
+import { assemble, FunctionBuilder, Simd, V128 } from "./assembler.js";
+import { gemmFunctions, LAYOUTS } from "./gemm-module.js";
+import { im2colFunction } from "./im2col-module.js";
+import { packFunction } from "./pack-module.js";
+import { type Share, WorkerPool } from "./pool.js";
+import { type WasmMemory, type WasmModule, webAssembly } from "./webassembly.js";
+
+const PAGE = 65536;
+/**
+ * 2 GiB: the kernels compare addresses as signed i32, and a shared memory reserves (but does not
+ * commit) its maximum up front.
+ */
+const MAX_PAGES = 32768;
+const MAX_BYTES = MAX_PAGES * PAGE;
+
+function probe(build: (f: FunctionBuilder) => void): boolean {
+  const f = new FunctionBuilder("probe", [], [V128]);
+  build(f);
+  try {
+    return webAssembly!.validate(assemble([f], { initialPages: 1, maximumPages: 1 }));
+  } catch {
+    return false;
+  }
+}
+
+const zeroVector = (f: FunctionBuilder) => f.simd(0x0c).op(...new Array<number>(16).fill(0));
+
+/** Whether this runtime has SIMD128 and shared memories (the wasm backend needs both). */
+export function hasWasmSimd(): boolean {
+  return webAssembly !== undefined && probe((f) => zeroVector(f));
+}
+
+let relaxedSupport: boolean | undefined;
+
+/**
+ * Whether `f32x4.relaxed_madd` validates. On Node 20 it is behind a V8 flag, which this turns on
+ * (it only affects modules compiled afterwards); from Node 22 it is on by default.
+ */
+export function hasRelaxedSimd(): boolean {
+  if (relaxedSupport !== undefined) return relaxedSupport;
+  const relaxedModule = (f: FunctionBuilder) => {
+    zeroVector(f);
+    zeroVector(f);
+    zeroVector(f);
+    f.simd(Simd.f32x4RelaxedMadd);
+  };
+  relaxedSupport = probe(relaxedModule);
+  if (!relaxedSupport) {
+    try {
+      setFlagsFromString("--experimental-wasm-relaxed-simd");
+    } catch {
+      // Not V8, or flags are locked: plain SIMD it is.
+    }
+    relaxedSupport = probe(relaxedModule);
+  }
+  return relaxedSupport;
+}
+
+let threads = Math.max(1, availableParallelism());
+const runtimes = new Set<WasmRuntime>();
+
+/**
+ * Sets how many threads (the calling one included) a large dense kernel may use; the default is
+ * the number of cores available. Results do not depend on it: every output element is summed in
+ * the same order whatever the split.
+ *
+ * @example
+ * setNumThreads(1); // everything on the calling thread
+ */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`setNumThreads: n must be an integer >= 1, got ${n}`);
+  }
+  threads = n;
+  for (const runtime of runtimes) runtime.resize();
+}
+
+/**
+ * The number of threads dense kernels may use.
+ *
+ * @example
+ * getNumThreads(); // os.availableParallelism() unless setNumThreads changed it
+ */
+export function getNumThreads(): number {
+  return threads;
+}
+
+/** The functions the module exports, in index order (the pool names them by index). */
+export const FUNCTION_NAMES = [
+  "micro32",
+  "gemm32",
+  "micro64",
+  "gemm64",
+  "packA32",
+  "packB32",
+  "packA64",
+  "packB64",
+  "im2col32",
+  "im2col64",
+] as const;
+export type KernelName = (typeof FUNCTION_NAMES)[number];
+
+/**
+ * One compiled module, its memory, an instance on this thread and (once a kernel asks for more
+ * than one thread) a pool of workers instantiating the same module over the same memory.
+ */
+export class WasmRuntime {
+  readonly memory: WasmMemory;
+  readonly module: WasmModule;
+  readonly exports: Record<KernelName, (...args: number[]) => void>;
+  private pool: WorkerPool | null = null;
+  /** Views onto wasm memory handed to other kernels (im2col blocks), with their byte addresses. */
+  private readonly residents = new WeakMap<object, number>();
+  /** Bytes at the start of memory that resident views occupy; kernels' scratch starts after. */
+  residentBytes = 0;
+  f32: Float32Array<ArrayBufferLike> = new Float32Array(0);
+  f64: Float64Array<ArrayBufferLike> = new Float64Array(0);
+
+  constructor(readonly relaxed: boolean) {
+    const functions = [
+      ...gemmFunctions("32", LAYOUTS.float32, relaxed, 0),
+      ...gemmFunctions("64", LAYOUTS.float64, relaxed, 2),
+      packFunction("packA32", 4, LAYOUTS.float32.mr),
+      packFunction("packB32", 4, LAYOUTS.float32.nr),
+      packFunction("packA64", 8, LAYOUTS.float64.mr),
+      packFunction("packB64", 8, LAYOUTS.float64.nr),
+      im2colFunction("im2col32", 4),
+      im2colFunction("im2col64", 8),
+    ];
+    functions.forEach((f, i) => {
+      if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
+    });
+    if (webAssembly === undefined) throw new Error("WasmRuntime: this runtime has no WebAssembly");
+    this.memory = new webAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+    this.module = new webAssembly.Module(
+      assemble(functions, { initialPages: 1, maximumPages: MAX_PAGES }),
+    );
+    const instance = new webAssembly.Instance(this.module, { env: { memory: this.memory } });
+    this.exports = instance.exports as unknown as WasmRuntime["exports"];
+    this.refreshViews();
+    runtimes.add(this);
+  }
+
+  private refreshViews(): void {
+    const buffer = this.memory.buffer;
+    if (this.f32.buffer !== buffer || this.f32.length * 4 !== buffer.byteLength) {
+      this.f32 = new Float32Array(buffer);
+      this.f64 = new Float64Array(buffer);
+    }
+  }
+
+  /** Grows the memory to at least `bytes`; false when that is beyond its maximum. */
+  reserve(bytes: number): boolean {
+    if (bytes > MAX_BYTES) return false;
+    const have = this.memory.buffer.byteLength;
+    if (bytes > have) this.memory.grow(Math.ceil((bytes - have) / PAGE));
+    this.refreshViews();
+    return true;
+  }
+
+  /**
+   * A float32 (or float64) view of `length` elements at byte `address`, remembered as resident:
+   * a kernel given it reads it in place instead of copying it in. It stays valid when the memory
+   * grows (a shared memory keeps its backing store).
+   */
+  residentView(address: number, length: number, single: boolean): Float32Array | Float64Array {
+    const view = single
+      ? new Float32Array(this.memory.buffer, address, length)
+      : new Float64Array(this.memory.buffer, address, length);
+    this.residents.set(view, address);
+    return view as Float32Array | Float64Array;
+  }
+
+  /** The byte address of a resident view of the given precision, or -1 for any other array. */
+  addressOf(array: object, single: boolean): number {
+    if (array instanceof Float32Array !== single) return -1;
+    return this.residents.get(array) ?? -1;
+  }
+
+  /** Runs the shares, the first on this thread and the rest on workers. */
+  run(shares: readonly Share[]): void {
+    if (shares.length === 1) {
+      this.exports[FUNCTION_NAMES[shares[0].fn]](...shares[0].args);
+      return;
+    }
+    if (this.pool === null || this.pool.size < shares.length - 1) {
+      this.pool?.close();
+      this.pool = new WorkerPool(this.module, this.memory, FUNCTION_NAMES, threads - 1);
+    }
+    this.pool.run(shares, this.exports);
+  }
+
+  /** Drops a pool of the wrong size; the next threaded call makes one of the right size. */
+  resize(): void {
+    if (this.pool !== null && this.pool.size !== threads - 1) {
+      this.pool.close();
+      this.pool = null;
+    }
+  }
+}

@@ -1,0 +1,321 @@
+/** Tests of the dense backends against each other: every wasm kernel against a float64 reference within float32 rounding, the thread split bit for bit, and backend selection. */
+
+import fc from "fast-check";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  createWasmBackend,
+  type DenseBackend,
+  getBackend,
+  getNumThreads,
+  javascriptBackend,
+  matmul,
+  setBackend,
+  setNumThreads,
+  tensor,
+} from "../src/index.js";
+import { backendFromEnvironment, type ConvGeometry } from "../src/kernels/backend.js";
+import { hasRelaxedSimd } from "../src/kernels/wasm/runtime.js";
+import { WASM_BACKENDS } from "./backends.js";
+
+const F32_UNIT = 2 ** -24;
+const F64_UNIT = 2 ** -53;
+
+function filled(n: number, seed: number): Float64Array {
+  const out = new Float64Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 32 - 0.5;
+  }
+  return out;
+}
+
+const abs = (x: ArrayLike<number>) => Float64Array.from(x, Math.abs);
+
+/**
+ * Checks `actual` against `exact` (float64) element by element within the classic bound of a sum
+ * of `terms` products in precision `unit`: (terms + 2) · unit · Σ|products| (`magnitude`), the
+ * 2 covering the rounding of the sum into C and of C itself.
+ */
+function expectWithinRounding(
+  actual: ArrayLike<number>,
+  exact: ArrayLike<number>,
+  magnitude: ArrayLike<number>,
+  terms: number,
+  unit: number,
+): void {
+  expect(actual.length).toBe(exact.length);
+  for (let i = 0; i < exact.length; i++) {
+    const bound = (terms + 2) * unit * magnitude[i];
+    if (!(Math.abs(actual[i] - exact[i]) <= bound)) {
+      throw new Error(`element ${i}: ${actual[i]} vs exact ${exact[i]}, beyond ${bound}`);
+    }
+  }
+}
+
+interface Product {
+  m: number;
+  n: number;
+  k: number;
+  transposeA: boolean;
+  transposeB: boolean;
+}
+
+/** C (offset by one, row stride n + 2, starting at small integers) += op(A) · op(B) on `backend`. */
+function runGemm(
+  backend: DenseBackend,
+  p: Product,
+  a: Float32Array | Float64Array,
+  b: Float32Array | Float64Array,
+  c: Float32Array | Float64Array,
+): void {
+  const { m, n, k, transposeA, transposeB } = p;
+  const [aRow, aCol] = transposeA ? [1, m] : [k, 1];
+  const [bRow, bCol] = transposeB ? [1, k] : [n, 1];
+  backend.gemm(m, n, k, a, 2, aRow, aCol, b, 1, bRow, bCol, c, 1, n + 2);
+}
+
+function operandsOf(p: Product, single: boolean) {
+  const make = (n: number, seed: number) =>
+    single ? Float32Array.from(filled(n, seed)) : filled(n, seed);
+  const a = make(p.m * p.k + 2, p.m + 7 * p.k);
+  const b = make(p.k * p.n + 1, p.n + 3 * p.k);
+  const c = make(1 + p.m * (p.n + 2), 5).map((v) => Math.round(8 * v));
+  return { a, b, c };
+}
+
+const sides = [1, 3, 4, 8, 17, 33, 65];
+const productArb = fc.record({
+  m: fc.constantFrom(...sides),
+  n: fc.constantFrom(...sides),
+  k: fc.constantFrom(1, 3, 17, 33, 255, 257, 600),
+  transposeA: fc.boolean(),
+  transposeB: fc.boolean(),
+});
+
+describe("wasm gemm", () => {
+  afterEach(() => setNumThreads(2));
+
+  it("has both kernels: relaxed SIMD where the runtime validates it, plain SIMD always", () => {
+    // Node 20 validates relaxed SIMD once its V8 flag is set, which hasRelaxedSimd does.
+    expect(hasRelaxedSimd()).toBe(true);
+    expect(WASM_BACKENDS.map((b) => b.name)).toEqual(["wasm", "wasm-simd"]);
+  });
+
+  for (const backend of WASM_BACKENDS) {
+    for (const dtype of ["float32", "float64"] as const) {
+      it(`${backend.name}, ${dtype}: within rounding of a float64 reference, across tile, block and transposition edges`, () => {
+        const single = dtype === "float32";
+        fc.assert(
+          fc.property(productArb, (p) => {
+            const { a, b, c } = operandsOf(p, single);
+            // Exact: the same (float32-valued) operands in float64 on the reference kernel; the
+            // magnitude bound from |A| · |B| + |C|.
+            const exact = Float64Array.from(c);
+            runGemm(javascriptBackend, p, Float64Array.from(a), Float64Array.from(b), exact);
+            const magnitude = abs(c);
+            runGemm(javascriptBackend, p, abs(a), abs(b), magnitude);
+            runGemm(backend, p, a, b, c);
+            expectWithinRounding(c, exact, magnitude, p.k, single ? F32_UNIT : F64_UNIT);
+            // The elements around C's rows (its offset and row padding) are untouched.
+            expect(c[0]).toBe(operandsOf(p, single).c[0]);
+          }),
+          { numRuns: 40 },
+        );
+      });
+
+      it(`${backend.name}, ${dtype}: the same bits on 1, 2 and 3 threads`, () => {
+        const single = dtype === "float32";
+        for (const p of [
+          { m: 67, n: 45, k: 300, transposeA: false, transposeB: false },
+          { m: 5, n: 203, k: 17, transposeA: true, transposeB: false },
+          { m: 130, n: 3, k: 513, transposeA: false, transposeB: true },
+        ]) {
+          const results = [1, 2, 3].map((threads) => {
+            setNumThreads(threads);
+            const { a, b, c } = operandsOf(p, single);
+            runGemm(backend, p, a, b, c);
+            return Array.from(c);
+          });
+          expect(results[1]).toEqual(results[0]);
+          expect(results[2]).toEqual(results[0]);
+        }
+      });
+    }
+  }
+
+  it("splits large products between threads with the default thresholds, the same bits", () => {
+    const backend = createWasmBackend();
+    const p = { m: 96, n: 130, k: 200, transposeA: false, transposeB: false };
+    const results = [1, 2].map((threads) => {
+      setNumThreads(threads);
+      const { a, b, c } = operandsOf(p, true);
+      runGemm(backend, p, a, b, c);
+      return Array.from(c);
+    });
+    expect(results[1]).toEqual(results[0]);
+  });
+});
+
+/** A small random convolution geometry (strides, padding and dilation differing between the axes, groups). */
+const geometryArb = fc
+  .record({
+    batch: fc.integer({ min: 1, max: 2 }),
+    inGroup: fc.integer({ min: 1, max: 3 }),
+    outGroup: fc.integer({ min: 1, max: 3 }),
+    groups: fc.integer({ min: 1, max: 2 }),
+    height: fc.integer({ min: 4, max: 9 }),
+    width: fc.integer({ min: 4, max: 11 }),
+    kernelHeight: fc.integer({ min: 1, max: 3 }),
+    kernelWidth: fc.integer({ min: 1, max: 3 }),
+    strideHeight: fc.integer({ min: 1, max: 2 }),
+    strideWidth: fc.integer({ min: 1, max: 3 }),
+    padTop: fc.integer({ min: 0, max: 1 }),
+    padLeft: fc.integer({ min: 0, max: 2 }),
+    dilationHeight: fc.integer({ min: 1, max: 2 }),
+    dilationWidth: fc.integer({ min: 1, max: 2 }),
+  })
+  .map((c): ConvGeometry => {
+    const out = (size: number, kernel: number, stride: number, pad: number, dilation: number) =>
+      Math.floor((size + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1;
+    return {
+      batch: c.batch,
+      inChannels: c.inGroup * c.groups,
+      inHeight: c.height,
+      inWidth: c.width,
+      outChannels: c.outGroup * c.groups,
+      outHeight: out(c.height, c.kernelHeight, c.strideHeight, c.padTop, c.dilationHeight),
+      outWidth: out(c.width, c.kernelWidth, c.strideWidth, c.padLeft, c.dilationWidth),
+      kernelHeight: c.kernelHeight,
+      kernelWidth: c.kernelWidth,
+      strideHeight: c.strideHeight,
+      strideWidth: c.strideWidth,
+      padTop: c.padTop,
+      padLeft: c.padLeft,
+      dilationHeight: c.dilationHeight,
+      dilationWidth: c.dilationWidth,
+      groups: c.groups,
+    };
+  });
+
+describe("wasm convolution kernels", () => {
+  for (const backend of WASM_BACKENDS) {
+    for (const dtype of ["float32", "float64"] as const) {
+      it(`${backend.name}, ${dtype}: forward, backward-input and backward-weight within rounding of float64`, () => {
+        const single = dtype === "float32";
+        const cast = (x: Float64Array) => (single ? Float32Array.from(x) : x);
+        const unit = single ? F32_UNIT : F64_UNIT;
+        fc.assert(
+          fc.property(geometryArb, (g) => {
+            const xSize = g.batch * g.inChannels * g.inHeight * g.inWidth;
+            const wSize =
+              g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth;
+            const ySize = g.batch * g.outChannels * g.outHeight * g.outWidth;
+            const x = cast(filled(xSize, 1 + xSize));
+            const w = cast(filled(wSize, 2 + wSize));
+            const dy = cast(filled(ySize, 3 + ySize));
+            const bias = cast(filled(g.outChannels, 4));
+            const x64 = Float64Array.from(x);
+            const w64 = Float64Array.from(w);
+            const dy64 = Float64Array.from(dy);
+            const depth = (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth;
+            const alloc = (n: number) => (single ? new Float32Array(n) : new Float64Array(n));
+
+            const y = alloc(ySize);
+            backend.conv2d(x, w, bias, y, g);
+            const yExact = new Float64Array(ySize);
+            javascriptBackend.conv2d(x64, w64, Float64Array.from(bias), yExact, g);
+            const yMagnitude = new Float64Array(ySize);
+            javascriptBackend.conv2d(abs(x), abs(w), abs(bias), yMagnitude, g);
+            expectWithinRounding(y, yExact, yMagnitude, depth + 1, unit);
+
+            const dx = alloc(xSize);
+            backend.conv2dBackwardInput(dy, w, dx, g);
+            const dxExact = new Float64Array(xSize);
+            javascriptBackend.conv2dBackwardInput(dy64, w64, dxExact, g);
+            const dxMagnitude = new Float64Array(xSize);
+            javascriptBackend.conv2dBackwardInput(abs(dy), abs(w), dxMagnitude, g);
+            expectWithinRounding(dx, dxExact, dxMagnitude, g.outChannels * depth, unit);
+
+            const dw = alloc(wSize);
+            backend.conv2dBackwardWeight(x, dy, dw, g);
+            const dwExact = new Float64Array(wSize);
+            javascriptBackend.conv2dBackwardWeight(x64, dy64, dwExact, g);
+            const dwMagnitude = new Float64Array(wSize);
+            javascriptBackend.conv2dBackwardWeight(abs(x), abs(dy), dwMagnitude, g);
+            expectWithinRounding(dw, dwExact, dwMagnitude, ySize, unit);
+          }),
+          { numRuns: 40 },
+        );
+      });
+    }
+  }
+});
+
+describe("backend selection", () => {
+  it("selects built-in backends by name and returns the previous one", () => {
+    const before = getBackend();
+    const previous = setBackend("js");
+    try {
+      expect(previous).toBe(before);
+      expect(getBackend()).toBe(javascriptBackend);
+      setBackend("wasm");
+      expect(getBackend().name).toBe("wasm");
+      setBackend("javascript");
+      expect(getBackend().name).toBe("javascript");
+    } finally {
+      setBackend(before);
+    }
+  });
+
+  it("reads FOCALGRAD_BACKEND, defaulting to wasm where the runtime has SIMD", () => {
+    expect(backendFromEnvironment(undefined).name).toBe("wasm");
+    expect(backendFromEnvironment("").name).toBe("wasm");
+    expect(backendFromEnvironment(" JS ")).toBe(javascriptBackend);
+    expect(backendFromEnvironment("wasm").name).toBe("wasm");
+  });
+
+  it("rejects unknown backend names, naming where they came from", () => {
+    expect(() => setBackend("gpu" as "wasm")).toThrow(
+      'setBackend: unknown backend "gpu" (expected "wasm", "javascript" or "js")',
+    );
+    expect(() => backendFromEnvironment("cuda")).toThrow(
+      'FOCALGRAD_BACKEND: unknown backend "cuda" (expected "wasm", "javascript" or "js")',
+    );
+  });
+
+  it("gives the same matmul on both backends", () => {
+    // [[1, 2], [3, 4]] @ [[5, 6], [7, 8]] = [[1·5 + 2·7, 1·6 + 2·8], [3·5 + 4·7, 3·6 + 4·8]].
+    const previous = setBackend(WASM_BACKENDS[0]);
+    try {
+      const out = matmul(
+        tensor([
+          [1, 2],
+          [3, 4],
+        ]),
+        tensor([
+          [5, 6],
+          [7, 8],
+        ]),
+      );
+      expect(out.toArray()).toEqual([
+        [19, 22],
+        [43, 50],
+      ]);
+    } finally {
+      setBackend(previous);
+    }
+  });
+});
+
+describe("setNumThreads", () => {
+  it("rejects a count that is not a positive integer", () => {
+    const threads = getNumThreads();
+    for (const bad of [0, -1, 1.5, Number.NaN]) {
+      expect(() => setNumThreads(bad)).toThrow(
+        `setNumThreads: n must be an integer >= 1, got ${bad}`,
+      );
+    }
+    expect(getNumThreads()).toBe(threads);
+  });
+});

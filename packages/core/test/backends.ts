@@ -1,0 +1,53 @@
+/** The dense backends every kernel test runs on, and a describe block that runs its tests on each. */
+
+import { afterAll, beforeAll, describe } from "vitest";
+import {
+  createWasmBackend,
+  type DenseBackend,
+  getNumThreads,
+  javascriptBackend,
+  setBackend,
+  setNumThreads,
+} from "../src/index.js";
+import { hasRelaxedSimd } from "../src/kernels/wasm/runtime.js";
+
+/**
+ * The wasm backends with every product sent to wasm and split over every thread (the defaults
+ * leave the tests' small products to the JavaScript kernel): relaxed SIMD where the runtime has
+ * it, and plain SIMD always.
+ */
+export const WASM_BACKENDS: DenseBackend[] = [
+  ...(hasRelaxedSimd() ? [createWasmBackend({ relaxed: true, minProduct: 0, perThread: 0 })] : []),
+  createWasmBackend({ relaxed: false, minProduct: 0, perThread: 0 }),
+];
+
+/** The reference first, then the first wasm backend (the one a user gets by default). */
+export const BACKENDS: DenseBackend[] = [javascriptBackend, WASM_BACKENDS[0]];
+
+/**
+ * `describe(name)` once per backend of `backends`, each run with that backend current on one
+ * thread: the op tests make thousands of tiny products, and waking a worker for each costs more
+ * than the product on a loaded machine; backends.test.ts checks the split between threads.
+ */
+export function describeOnBackends(
+  name: string,
+  body: (backend: DenseBackend) => void,
+  backends: readonly DenseBackend[] = BACKENDS,
+): void {
+  for (const backend of backends) {
+    describe(`${name} [${backend.name}]`, () => {
+      let previous: DenseBackend;
+      let threads: number;
+      beforeAll(() => {
+        previous = setBackend(backend);
+        threads = getNumThreads();
+        setNumThreads(1);
+      });
+      afterAll(() => {
+        setBackend(previous);
+        setNumThreads(threads);
+      });
+      body(backend);
+    });
+  }
+}
