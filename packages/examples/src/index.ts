@@ -5,10 +5,10 @@ export {
   type AnchorBatchOptions,
   syntheticAnchorBatch,
 } from "./data/anchors.js";
+export * from "./detection/index.js";
 export {
   type FusedFocalOptions,
   type FusedFocalResult,
   fusedFocal,
   fusedFocalInto,
 } from "./fused/focal.js";
-export * from "./detection/index.js";

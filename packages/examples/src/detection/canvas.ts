@@ -155,7 +155,9 @@ export class Canvas {
   image(images: Tensor, index: number, x: number, y: number, scale = 1): void {
     const [, channels, h, w] = images.shape;
     if (images.rank !== 4 || channels !== 3) {
-      throw new Error(`Canvas.image: images must be [B, 3, H, W], got [${images.shape.join(", ")}]`);
+      throw new Error(
+        `Canvas.image: images must be [B, 3, H, W], got [${images.shape.join(", ")}]`,
+      );
     }
     const plane = h * w;
     const offset = index * 3 * plane;

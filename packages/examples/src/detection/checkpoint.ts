@@ -131,7 +131,7 @@ export async function loadCheckpoint(
   }
   const internals = internalsOf(optimizer);
   const adamSteps = JSON.parse(metadata.adamSteps ?? "{}") as Record<string, number>;
-  const restored = new Map<Tensor, Float64Array[]>();
+  const restored = new Map<Tensor, { name: string; slots: Float64Array[] }>();
   for (const [name, p] of model.namedParameters()) {
     const slots: Float64Array[] = [];
     for (let i = 0; tensors.has(`${OPTIMIZER}${name}.${i}`); i++) {
@@ -141,13 +141,12 @@ export async function loadCheckpoint(
       }
       slots.push(Float64Array.from(slot.data));
     }
-    if (slots.length > 0) restored.set(p, slots);
+    if (slots.length > 0) restored.set(p, { name, slots });
   }
   for (const write of writes) write();
   internals.state.clear();
-  for (const [p, slots] of restored) {
+  for (const [p, { name, slots }] of restored) {
     internals.state.set(p, slots);
-    const name = model.namedParameters().find(([, q]) => q === p)![0];
     if (adamSteps[name] !== undefined) internals.steps?.set(slots[0], adamSteps[name]);
   }
   optimizer.stepCount = Number(metadata.optimizerSteps);

@@ -72,17 +72,33 @@ Commands:
 /** A user error: printed as one line, without a stack. */
 class UsageError extends Error {}
 
-function numberOption(values: Record<string, unknown>, name: string, integer: boolean, min: number): number | undefined {
+function numberOption(
+  values: Record<string, unknown>,
+  name: string,
+  integer: boolean,
+  min: number,
+): number | undefined {
   const text = values[name];
   if (text === undefined) return undefined;
   const value = Number(text);
-  if (String(text).trim() === "" || !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min) {
-    throw new UsageError(`--${name}: expected ${integer ? "an integer" : "a number"} >= ${min}, got "${String(text)}"`);
+  if (
+    String(text).trim() === "" ||
+    !Number.isFinite(value) ||
+    (integer && !Number.isInteger(value)) ||
+    value < min
+  ) {
+    throw new UsageError(
+      `--${name}: expected ${integer ? "an integer" : "a number"} >= ${min}, got "${String(text)}"`,
+    );
   }
   return value;
 }
 
-function choice<T extends string>(values: Record<string, unknown>, name: string, allowed: readonly T[]): T | undefined {
+function choice<T extends string>(
+  values: Record<string, unknown>,
+  name: string,
+  allowed: readonly T[],
+): T | undefined {
   const text = values[name];
   if (text === undefined) return undefined;
   if (!allowed.includes(text as T)) {
@@ -97,7 +113,9 @@ function levelsOption(text: unknown): number[] | undefined {
   const from = match === null ? Number.NaN : Number(match[1]);
   const to = match === null ? Number.NaN : Number(match[2]);
   if (!(from === 3 && to >= 3 && to <= 7)) {
-    throw new UsageError(`--levels: expected 3-B with B from 3 to 7 (e.g. 3-5), got "${String(text)}"`);
+    throw new UsageError(
+      `--levels: expected 3-B with B from 3 to 7 (e.g. 3-5), got "${String(text)}"`,
+    );
   }
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
@@ -140,7 +158,8 @@ export function parseTrainArguments(args: string[]): TrainConfig | null {
   });
   if (values.help) return null;
   const alpha = numberOption(values, "alpha", false, 0);
-  if (alpha !== undefined && alpha > 1) throw new UsageError(`--alpha: expected a number in [0, 1], got "${values.alpha}"`);
+  if (alpha !== undefined && alpha > 1)
+    throw new UsageError(`--alpha: expected a number in [0, 1], got "${values.alpha}"`);
   const lr = numberOption(values, "lr", false, 0);
   if (lr === 0) throw new UsageError(`--lr: expected a number > 0, got "${values.lr}"`);
   const model = {
@@ -175,7 +194,9 @@ export function parseTrainArguments(args: string[]): TrainConfig | null {
     resume: values.resume,
     quiet: values.quiet,
   };
-  return Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) as TrainConfig;
+  return Object.fromEntries(
+    Object.entries(config).filter(([, v]) => v !== undefined),
+  ) as TrainConfig;
 }
 
 /** A PNG file as a [1, 3, H, W] float32 image in [0, 1] (alpha dropped). */
@@ -184,7 +205,9 @@ async function readPng(path: string): Promise<Tensor> {
   try {
     png = PNG.sync.read(await readFile(path));
   } catch (e) {
-    throw new UsageError(`--image: cannot read ${JSON.stringify(path)} as PNG: ${(e as Error).message}`);
+    throw new UsageError(
+      `--image: cannot read ${JSON.stringify(path)} as PNG: ${(e as Error).message}`,
+    );
   }
   const { width, height, data } = png;
   const out = new Float32Array(3 * width * height);
@@ -211,7 +234,8 @@ async function runPredict(args: string[]): Promise<void> {
     console.log(predictUsage);
     return;
   }
-  if (values.run === undefined) throw new UsageError("predict: --run DIR is required (a run directory written by train)");
+  if (values.run === undefined)
+    throw new UsageError("predict: --run DIR is required (a run directory written by train)");
   const detector = await loadDetector(values.run).catch((e: Error) => {
     throw new UsageError(e.message);
   });
@@ -224,27 +248,34 @@ async function runPredict(args: string[]): Promise<void> {
     const loaded = await Promise.all(values.image.map(readPng));
     loaded.forEach((t, i) => {
       if (t.shape[2] !== size || t.shape[3] !== size) {
-        throw new UsageError(`--image: ${values.image![i]} is ${t.shape[3]} × ${t.shape[2]}, the model takes ${size} × ${size}`);
+        throw new UsageError(
+          `--image: ${values.image![i]} is ${t.shape[3]} × ${t.shape[2]}, the model takes ${size} × ${size}`,
+        );
       }
     });
     const pixels = new Float32Array(loaded.length * 3 * size * size);
-    loaded.forEach((t, i) => pixels.set(t.data, i * 3 * size * size));
+    for (const [i, t] of loaded.entries()) pixels.set(t.data, i * 3 * size * size);
     images = new Tensor(pixels, [loaded.length, 3, size, size], "float32");
     sources = values.image;
   } else {
     const { training } = JSON.parse(await readFile(`${values.run}/config.json`, "utf8"));
     if (training.dataset === "custom") {
-      throw new UsageError("predict: this run was trained on your own data; give the images with --image FILE.png");
+      throw new UsageError(
+        "predict: this run was trained on your own data; give the images with --image FILE.png",
+      );
     }
     const count = numberOption(values, "count", true, 1) ?? training.testImages;
     const make = training.dataset === "digits" ? digitsDataset : shapesDataset;
     const test = make({ split: "test", count, seed: training.seed, imageSize: size });
     images = test.images;
     truths = test.annotations;
-    sources = test.annotations.map((_, i) => `${training.dataset} test image ${i} (seed ${training.seed})`);
+    sources = test.annotations.map(
+      (_, i) => `${training.dataset} test image ${i} (seed ${training.seed})`,
+    );
   }
   const detections = detector.detect(images);
-  const metrics = truths === null ? null : meanAveragePrecision(detections, truths, { numClasses: names.length });
+  const metrics =
+    truths === null ? null : meanAveragePrecision(detections, truths, { numClasses: names.length });
   await writeJson(values.out, {
     run: values.run,
     metrics,
@@ -261,10 +292,15 @@ async function runPredict(args: string[]): Promise<void> {
   const found = detections.reduce((a, d) => a + d.scores.shape[0], 0);
   console.log(`${found} detections on ${detections.length} images written to ${values.out}`);
   if (metrics !== null) {
-    console.log(`mAP@0.5 ${metrics.map.toFixed(4)}, COCO AP@[.5:.95] ${metrics.cocoMap.toFixed(4)}`);
+    console.log(
+      `mAP@0.5 ${metrics.map.toFixed(4)}, COCO AP@[.5:.95] ${metrics.cocoMap.toFixed(4)}`,
+    );
   }
   if (values.png !== undefined) {
-    const empty = detections.map(() => ({ boxes: new Tensor(new Float32Array(0), [0, 4], "float32"), labels: new Tensor(new Int32Array(0), [0], "int32") }));
+    const empty = detections.map(() => ({
+      boxes: new Tensor(new Float32Array(0), [0, 4], "float32"),
+      labels: new Tensor(new Int32Array(0), [0], "int32"),
+    }));
     await detectionsGrid(images, truths ?? empty, detections, names).writePng(values.png);
   }
 }
@@ -284,7 +320,9 @@ async function runTrain(args: string[]): Promise<void> {
   });
   const result = await train({ ...config, signal: controller.signal });
   if (result.interrupted) {
-    console.log(`interrupted at step ${result.step}: checkpoint saved in ${result.runDir}; add --resume to continue`);
+    console.log(
+      `interrupted at step ${result.step}: checkpoint saved in ${result.runDir}; add --resume to continue`,
+    );
     process.exitCode = 130;
     return;
   }
@@ -293,8 +331,12 @@ async function runTrain(args: string[]): Promise<void> {
     `trained ${result.step} steps in ${result.seconds.toFixed(1)} s; on ${final.images} held-out images: ` +
       `mAP@0.5 ${final.map.toFixed(4)}, COCO AP@[.5:.95] ${final.cocoMap.toFixed(4)}`,
   );
-  console.log(`per class AP@0.5: ${final.perClass.map((v) => (v === null ? "-" : v.toFixed(3))).join(" ")}`);
-  console.log(`run directory ${result.runDir} (${((performance.now() - wall) / 1000).toFixed(1)} s in all)`);
+  console.log(
+    `per class AP@0.5: ${final.perClass.map((v) => (v === null ? "-" : v.toFixed(3))).join(" ")}`,
+  );
+  console.log(
+    `run directory ${result.runDir} (${((performance.now() - wall) / 1000).toFixed(1)} s in all)`,
+  );
 }
 
 /** Runs the command line `argv` (without node and the script). */
@@ -305,13 +347,19 @@ export async function main(argv: string[]): Promise<void> {
   if (command === "train") await runTrain(rest);
   else if (command === "predict") await runPredict(rest);
   else if (command === undefined || command === "-h" || command === "--help") console.log(usage);
-  else throw new UsageError(`unknown command "${command}" (expected train or predict; --help lists them)`);
+  else
+    throw new UsageError(
+      `unknown command "${command}" (expected train or predict; --help lists them)`,
+    );
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   main(process.argv.slice(2)).catch((e: Error) => {
     // Bad input is one line; anything else keeps its stack, which is what a bug report needs.
-    const known = e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") || /^train: /.test(e.message);
+    const known =
+      e instanceof UsageError ||
+      (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") ||
+      /^train: /.test(e.message);
     console.error(known ? `detect: ${e.message}` : e);
     process.exitCode = 1;
   });

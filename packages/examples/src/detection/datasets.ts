@@ -140,8 +140,7 @@ function paintBackground(
   const plane = size * size;
   for (let r = 0; r < size; r++) {
     for (let c = 0; c < size; c++) {
-      const stripe =
-        amplitude * Math.sin(frequency * (c * Math.cos(angle) + r * Math.sin(angle)));
+      const stripe = amplitude * Math.sin(frequency * (c * Math.cos(angle) + r * Math.sin(angle)));
       for (let ch = 0; ch < 3; ch++) {
         const v = base[ch] + stripe + gen.uniform(-0.08, 0.08);
         pixels[offset + ch * plane + r * size + c] = Math.min(1, Math.max(0, v));
@@ -259,7 +258,8 @@ export function digitSamples(split: Split): DigitSample[] {
   mnistDigits().forEach((data, digit) => {
     const n = data.length / (MNIST_SIDE * MNIST_SIDE);
     for (let index = 0; index < n; index++) {
-      if ((index % TEST_EVERY === TEST_EVERY - 1) === (split === "test")) out.push({ digit, index });
+      if ((index % TEST_EVERY === TEST_EVERY - 1) === (split === "test"))
+        out.push({ digit, index });
     }
   });
   return out;

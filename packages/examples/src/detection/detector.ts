@@ -6,7 +6,7 @@ import { noGrad, slice, type Tensor } from "@focalgrad/core";
 import { load } from "@focalgrad/core/checkpoint";
 import { type AnchorConfig, anchorLevels, anchorsFor, cornerBoxCoder } from "@focalgrad/losses";
 import type { Detections } from "./evaluate.js";
-import { RetinaNet, type ResolvedRetinaNetConfig } from "./model.js";
+import { type ResolvedRetinaNetConfig, RetinaNet } from "./model.js";
 import { type AnchorSet, type PostprocessOptions, postprocess } from "./postprocess.js";
 
 /** What a run directory's config.json says about the detector (the rest is training settings). */
@@ -42,14 +42,22 @@ export class Detector {
     const imageShape = [config.imageSize, config.imageSize] as const;
     this.anchorSet = {
       anchors: anchorsFor(imageShape, config.anchors),
-      levels: anchorLevels(imageShape, config.anchors).map(({ offset, count }) => ({ offset, count })),
+      levels: anchorLevels(imageShape, config.anchors).map(({ offset, count }) => ({
+        offset,
+        count,
+      })),
     };
   }
 
   /** Detections for each image of `images` `[B, 3, imageSize, imageSize]`, in evaluation mode. */
   detect(images: Tensor): Detections[] {
     const size = this.config.imageSize;
-    if (images.rank !== 4 || images.shape[1] !== 3 || images.shape[2] !== size || images.shape[3] !== size) {
+    if (
+      images.rank !== 4 ||
+      images.shape[1] !== 3 ||
+      images.shape[2] !== size ||
+      images.shape[3] !== size
+    ) {
       throw new Error(
         `detect: images must be [B, 3, ${size}, ${size}] (the size the detector was trained at), got [${images.shape.join(", ")}]`,
       );
@@ -64,7 +72,14 @@ export class Detector {
           const chunk = slice(images, [start, 0, 0, 0], [n, 3, size, size]);
           const { classification, regression } = this.model.forward(chunk);
           out.push(
-            ...postprocess(classification, regression, this.anchorSet, this.coder, [size, size], this.config.postprocess),
+            ...postprocess(
+              classification,
+              regression,
+              this.anchorSet,
+              this.coder,
+              [size, size],
+              this.config.postprocess,
+            ),
           );
         }
         return out;
@@ -88,7 +103,9 @@ export async function loadDetector(runDir: string): Promise<Detector> {
   try {
     parsed = JSON.parse(await readFile(configPath, "utf8"));
   } catch (e) {
-    throw new Error(`loadDetector: cannot read ${JSON.stringify(configPath)}: ${(e as Error).message}`);
+    throw new Error(
+      `loadDetector: cannot read ${JSON.stringify(configPath)}: ${(e as Error).message}`,
+    );
   }
   const config = parsed.detector;
   if (config === undefined || typeof config !== "object" || config.model === undefined) {

@@ -55,7 +55,10 @@ function checkBoxesArg(name: string, boxes: unknown, count: number | null): numb
     t.shape[1] !== 4 ||
     (count !== null && t.shape[0] !== count)
   ) {
-    const shown = t !== null && typeof t === "object" && Array.isArray(t.shape) ? `[${t.shape.join(", ")}]` : String(t);
+    const shown =
+      t !== null && typeof t === "object" && Array.isArray(t.shape)
+        ? `[${t.shape.join(", ")}]`
+        : String(t);
     throw new Error(
       `meanAveragePrecision: ${name} must be a tensor [${count ?? "K"}, 4], got ${shown}`,
     );
@@ -74,7 +77,9 @@ function checkVector(name: string, t: unknown, count: number): ArrayLike<number>
 function checkLabels(name: string, labels: ArrayLike<number>): void {
   for (let i = 0; i < labels.length; i++) {
     if (!Number.isInteger(labels[i]) || labels[i] < 0) {
-      throw new Error(`meanAveragePrecision: ${name} must hold integer labels >= 0, got ${labels[i]}`);
+      throw new Error(
+        `meanAveragePrecision: ${name} must hold integer labels >= 0, got ${labels[i]}`,
+      );
     }
   }
 }
@@ -122,7 +127,10 @@ function truePositives(
 }
 
 /** Precision and recall after each detection, in score order. */
-function precisionRecall(hits: boolean[], positives: number): { precision: number[]; recall: number[] } {
+function precisionRecall(
+  hits: boolean[],
+  positives: number,
+): { precision: number[]; recall: number[] } {
   const precision: number[] = [];
   const recall: number[] = [];
   let tp = 0;
@@ -195,7 +203,9 @@ export function meanAveragePrecision(
 ): MapResult {
   const { iouThreshold = 0.5, maxDetections = 100 } = options;
   if (!Array.isArray(detections) || !Array.isArray(groundTruths)) {
-    throw new Error("meanAveragePrecision: detections and groundTruths must be arrays (one entry per image)");
+    throw new Error(
+      "meanAveragePrecision: detections and groundTruths must be arrays (one entry per image)",
+    );
   }
   if (detections.length !== groundTruths.length) {
     throw new Error(
@@ -206,7 +216,9 @@ export function meanAveragePrecision(
     throw new Error(`meanAveragePrecision: iouThreshold must be in [0, 1), got ${iouThreshold}`);
   }
   if (!Number.isInteger(maxDetections) || maxDetections < 1) {
-    throw new Error(`meanAveragePrecision: maxDetections must be an integer >= 1, got ${maxDetections}`);
+    throw new Error(
+      `meanAveragePrecision: maxDetections must be an integer >= 1, got ${maxDetections}`,
+    );
   }
   let numClasses = options.numClasses ?? 0;
   const images: ImageEntry[] = detections.map((d, i) => {
@@ -219,11 +231,14 @@ export function meanAveragePrecision(
     checkLabels(`detections[${i}].labels`, detLabels);
     for (let k = 0; k < detCount; k++) {
       if (!Number.isFinite(scores[k])) {
-        throw new Error(`meanAveragePrecision: detections[${i}].scores[${k}] is ${scores[k]}, expected a finite score`);
+        throw new Error(
+          `meanAveragePrecision: detections[${i}].scores[${k}] is ${scores[k]}, expected a finite score`,
+        );
       }
     }
     if (options.numClasses === undefined) {
-      for (const l of [...Array.from(gtLabels), ...Array.from(detLabels)]) numClasses = Math.max(numClasses, l + 1);
+      for (const l of [...Array.from(gtLabels), ...Array.from(detLabels)])
+        numClasses = Math.max(numClasses, l + 1);
     }
     const iou = detCount > 0 && gtCount > 0 ? boxIou(d.boxes, groundTruths[i].boxes).data : [];
     return { gtLabels, detLabels, scores, iou, gtCount };
@@ -231,7 +246,9 @@ export function meanAveragePrecision(
   for (const [i, e] of images.entries()) {
     for (const l of [...Array.from(e.gtLabels), ...Array.from(e.detLabels)]) {
       if (l >= numClasses) {
-        throw new Error(`meanAveragePrecision: image ${i} has label ${l}, but numClasses is ${numClasses}`);
+        throw new Error(
+          `meanAveragePrecision: image ${i} has label ${l}, but numClasses is ${numClasses}`,
+        );
       }
     }
   }
@@ -246,7 +263,8 @@ export function meanAveragePrecision(
       for (let k = 0; k < e.detLabels.length; k++) if (e.detLabels[k] === label) mine.push(k);
       // Rank within the image by score (stable), for COCO's per-image cap.
       mine.sort((a, b) => e.scores[b] - e.scores[a]);
-      mine.forEach((det, rank) => all.push({ image, det, score: e.scores[det], rank }));
+      for (const [rank, det] of mine.entries())
+        all.push({ image, det, score: e.scores[det], rank });
     });
     if (positives === 0) {
       perClass.push(null);
@@ -259,7 +277,8 @@ export function meanAveragePrecision(
     const capped = all.filter((d) => d.rank < maxDetections);
     cocoPerClass.push(
       COCO_IOUS.reduce(
-        (sum, t) => sum + interpolatedAp(truePositives(capped, images, label, t, "coco"), positives),
+        (sum, t) =>
+          sum + interpolatedAp(truePositives(capped, images, label, t, "coco"), positives),
         0,
       ) / COCO_IOUS.length,
     );

@@ -4,8 +4,8 @@ export { Canvas, type Colour } from "./canvas.js";
 export {
   type Annotation,
   type DatasetOptions,
-  DIGIT_CLASSES,
   type DetectionDataset,
+  DIGIT_CLASSES,
   type DigitSample,
   type DigitsDataset,
   digitSamples,

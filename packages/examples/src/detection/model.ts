@@ -86,9 +86,11 @@ export function resolveRetinaNetConfig(config: RetinaNetConfig): ResolvedRetinaN
       `RetinaNet: backboneChannels must list 5 stages (strides 2 to 32), got ${backboneChannels.length}`,
     );
   }
-  backboneChannels.forEach((c, i) => checkInteger(`backboneChannels[${i}]`, c, 1));
+  for (const [i, c] of backboneChannels.entries()) checkInteger(`backboneChannels[${i}]`, c, 1);
   if (resolved.headNorm !== "group" && resolved.headNorm !== "none") {
-    throw new Error(`RetinaNet: headNorm must be "group" or "none", got ${JSON.stringify(resolved.headNorm)}`);
+    throw new Error(
+      `RetinaNet: headNorm must be "group" or "none", got ${JSON.stringify(resolved.headNorm)}`,
+    );
   }
   if (norm !== "group" && norm !== "batch") {
     throw new Error(`RetinaNet: norm must be "group" or "batch", got ${JSON.stringify(norm)}`);
@@ -197,7 +199,9 @@ class FeaturePyramid extends nn.Module<[Tensor, Tensor, Tensor], Tensor[]> {
     const width = config.fpnChannels;
     const inputs = config.backboneChannels.slice(2);
     const fromBackbone = Math.min(3, config.levels.length);
-    const lateral = inputs.slice(0, fromBackbone).map((c) => headConv(c, width, generator, { kernel: 1 }));
+    const lateral = inputs
+      .slice(0, fromBackbone)
+      .map((c) => headConv(c, width, generator, { kernel: 1 }));
     const output = lateral.map(() => headConv(width, width, generator));
     const extra: nn.Conv2d[] = [];
     for (let level = 6; level <= config.levels[config.levels.length - 1]; level++) {
@@ -308,11 +312,29 @@ export class RetinaNet extends nn.Module<[Tensor], RetinaNetOutput> {
     const prior = nn.init.priorProbabilityBias(c.priorProbability);
     this.classificationHead = this.addModule(
       "classification",
-      new Subnet(c.fpnChannels, c.headWidth, c.headDepth, c.numClasses, c.numAnchors, generator, prior, c.headNorm),
+      new Subnet(
+        c.fpnChannels,
+        c.headWidth,
+        c.headDepth,
+        c.numClasses,
+        c.numAnchors,
+        generator,
+        prior,
+        c.headNorm,
+      ),
     );
     this.regressionHead = this.addModule(
       "regression",
-      new Subnet(c.fpnChannels, c.headWidth, c.headDepth, 4, c.numAnchors, generator, 0, c.headNorm),
+      new Subnet(
+        c.fpnChannels,
+        c.headWidth,
+        c.headDepth,
+        4,
+        c.numAnchors,
+        generator,
+        0,
+        c.headNorm,
+      ),
     );
   }
 

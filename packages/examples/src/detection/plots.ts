@@ -73,7 +73,8 @@ export function lineChart(
         const [x0, y0] = curve.points[i - 1];
         canvas.line(px(x0), py(y0), px(x), py(y), curve.colour);
       }
-      if (curve.points.length < 30) canvas.fill(Math.round(px(x)) - 1, Math.round(py(y)) - 1, 3, 3, curve.colour);
+      if (curve.points.length < 30)
+        canvas.fill(Math.round(px(x)) - 1, Math.round(py(y)) - 1, 3, 3, curve.colour);
     });
   }
   return canvas;
@@ -101,6 +102,7 @@ export function detectionsGrid(
   options: { count?: number; columns?: number; scale?: number } = {},
 ): Canvas {
   const { columns = 4, scale = 3 } = options;
+  const thickness = scale >= 3 ? 2 : 1;
   const count = Math.min(options.count ?? 8, images.shape[0], detections.length);
   const [, , h, w] = images.shape;
   const gap = 4;
@@ -119,7 +121,14 @@ export function detectionsGrid(
     canvas.image(images, i, x0, y0, scale);
     const t = truths[i].boxes.data;
     for (let k = 0; k < t.length; k += 4) {
-      canvas.rectangle(x0 + t[k] * scale, y0 + t[k + 1] * scale, x0 + t[k + 2] * scale, y0 + t[k + 3] * scale, TRUTH_COLOUR);
+      canvas.rectangle(
+        x0 + t[k] * scale,
+        y0 + t[k + 1] * scale,
+        x0 + t[k + 2] * scale,
+        y0 + t[k + 3] * scale,
+        TRUTH_COLOUR,
+        thickness,
+      );
     }
     const d = detections[i];
     const boxes = d.boxes.data;
@@ -127,7 +136,7 @@ export function detectionsGrid(
       const score = d.scores.data[k];
       if (score < 0.5) continue;
       const [bx1, by1, bx2, by2] = [0, 1, 2, 3].map((j) => boxes[4 * k + j] * scale);
-      canvas.rectangle(x0 + bx1, y0 + by1, x0 + bx2, y0 + by2, PREDICTION_COLOUR);
+      canvas.rectangle(x0 + bx1, y0 + by1, x0 + bx2, y0 + by2, PREDICTION_COLOUR, thickness);
       const label = `${classNames[d.labels.data[k]] ?? d.labels.data[k]} ${score.toFixed(2)}`;
       const ty = Math.max(y0, y0 + by1 - GLYPH_HEIGHT - 2);
       canvas.fill(x0 + bx1, ty - 1, label.length * GLYPH_ADVANCE + 1, GLYPH_HEIGHT + 2, [0, 0, 0]);

@@ -60,10 +60,25 @@ export function postprocess(
     nmsThreshold = 0.5,
     maxDetections = 100,
   } = options;
-  checkOption("scoreThreshold", scoreThreshold, scoreThreshold >= 0 && scoreThreshold < 1, "in [0, 1)");
-  checkOption("topkPerLevel", topkPerLevel, Number.isInteger(topkPerLevel) && topkPerLevel >= 1, "an integer >= 1");
+  checkOption(
+    "scoreThreshold",
+    scoreThreshold,
+    scoreThreshold >= 0 && scoreThreshold < 1,
+    "in [0, 1)",
+  );
+  checkOption(
+    "topkPerLevel",
+    topkPerLevel,
+    Number.isInteger(topkPerLevel) && topkPerLevel >= 1,
+    "an integer >= 1",
+  );
   checkOption("nmsThreshold", nmsThreshold, nmsThreshold >= 0 && nmsThreshold <= 1, "in [0, 1]");
-  checkOption("maxDetections", maxDetections, Number.isInteger(maxDetections) && maxDetections >= 1, "an integer >= 1");
+  checkOption(
+    "maxDetections",
+    maxDetections,
+    Number.isInteger(maxDetections) && maxDetections >= 1,
+    "an integer >= 1",
+  );
   const { anchors, levels } = anchorSet;
   if (classification.rank !== 3 || regression.rank !== 3 || regression.shape[2] !== 4) {
     throw new Error(
@@ -119,8 +134,7 @@ export function postprocess(
       const scores = tensor(keptScores);
       const labels = tensor(keptLabels, { dtype: "int32" });
       const kept = batchedNms(boxes, scores, labels, nmsThreshold);
-      const top =
-        kept.shape[0] > maxDetections ? slice(kept, [0], [maxDetections]) : kept;
+      const top = kept.shape[0] > maxDetections ? slice(kept, [0], [maxDetections]) : kept;
       out.push({
         boxes: gather(boxes, top, 0),
         scores: gather(scores, top, 0),

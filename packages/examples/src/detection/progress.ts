@@ -84,7 +84,11 @@ export function progressReporter(options: ProgressOptions): Progress {
       recent.push([cls, box]);
       if (recent.length > 20) recent.shift();
       const [c, b] = averages();
-      bar.update(step, { cls: c.toFixed(4), box: b.toFixed(4), ips: rates(step).imagesPerSecond.toFixed(1) });
+      bar.update(step, {
+        cls: c.toFixed(4),
+        box: b.toFixed(4),
+        ips: rates(step).imagesPerSecond.toFixed(1),
+      });
     },
     log(message) {
       bars.log(`${message}\n`);

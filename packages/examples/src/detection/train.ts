@@ -18,8 +18,8 @@ import {
 import { save } from "@focalgrad/core/checkpoint";
 import {
   anchorStateOf,
-  anchorTargets,
   anchorsPerLocation,
+  anchorTargets,
   batchNormalizer,
   focal,
   focalFromLogits,
@@ -145,7 +145,12 @@ export interface TrainResult {
 }
 
 /** The settings with every default filled in: what config.json records and a resume must match. */
-export type ResolvedTrainConfig = Required<Omit<TrainConfig, "resume" | "quiet" | "signal" | "onStep" | "plots" | "model" | "anchors" | "data" | "dataset">> & {
+export type ResolvedTrainConfig = Required<
+  Omit<
+    TrainConfig,
+    "resume" | "quiet" | "signal" | "onStep" | "plots" | "model" | "anchors" | "data" | "dataset"
+  >
+> & {
   dataset: DatasetName | "custom";
   model: Omit<RetinaNetConfig, "numClasses" | "numAnchors">;
   anchors: { sizes: number[]; ratios: number[]; scales: number[] };
@@ -158,7 +163,12 @@ function checkInteger(name: string, value: unknown, min: number): number {
   return value;
 }
 
-function checkNumber(name: string, value: unknown, ok: (v: number) => boolean, expected: string): number {
+function checkNumber(
+  name: string,
+  value: unknown,
+  ok: (v: number) => boolean,
+  expected: string,
+): number {
   if (typeof value !== "number" || !Number.isFinite(value) || !ok(value)) {
     throw new Error(`train: ${name} must be ${expected}, got ${String(value)}`);
   }
@@ -178,12 +188,16 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
     throw new Error(`train: give either dataset (${config.dataset}) or data, not both`);
   }
   if (!custom && !DATASETS.includes(dataset as DatasetName)) {
-    throw new Error(`train: dataset must be one of ${DATASETS.join(", ")}, got ${JSON.stringify(dataset)}`);
+    throw new Error(
+      `train: dataset must be one of ${DATASETS.join(", ")}, got ${JSON.stringify(dataset)}`,
+    );
   }
   const shapes = dataset === "shapes";
   const optimizer = config.optimizer ?? "adamw";
   if (!["adamw", "adam", "sgd"].includes(optimizer)) {
-    throw new Error(`train: optimizer must be adamw, adam or sgd, got ${JSON.stringify(optimizer)}`);
+    throw new Error(
+      `train: optimizer must be adamw, adam or sgd, got ${JSON.stringify(optimizer)}`,
+    );
   }
   const loss = config.loss ?? "focal";
   if (!LOSSES.includes(loss)) {
@@ -191,7 +205,9 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
   }
   const name = config.name ?? dataset;
   if (typeof name !== "string" || !/^[\w.-]+$/.test(name) || name.startsWith(".")) {
-    throw new Error(`train: name must be letters, digits, "_", "-" or "." (a directory name), got ${JSON.stringify(name)}`);
+    throw new Error(
+      `train: name must be letters, digits, "_", "-" or "." (a directory name), got ${JSON.stringify(name)}`,
+    );
   }
   const steps = checkInteger("steps", config.steps ?? (shapes ? 700 : 3000), 1);
   const resolved: ResolvedTrainConfig = {
@@ -199,15 +215,37 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
     name,
     runsDir: config.runsDir ?? "runs",
     seed: checkInteger("seed", config.seed ?? 0, 0),
-    trainImages: checkInteger("trainImages", config.data?.train.images.shape[0] ?? config.trainImages ?? (shapes ? 2000 : 4000), 1),
-    testImages: checkInteger("testImages", config.data?.test.images.shape[0] ?? config.testImages ?? 500, 1),
+    trainImages: checkInteger(
+      "trainImages",
+      config.data?.train.images.shape[0] ?? config.trainImages ?? (shapes ? 2000 : 4000),
+      1,
+    ),
+    testImages: checkInteger(
+      "testImages",
+      config.data?.test.images.shape[0] ?? config.testImages ?? 500,
+      1,
+    ),
     evalImages: checkInteger("evalImages", config.evalImages ?? 100, 1),
-    imageSize: checkInteger("imageSize", config.data?.train.images.shape[3] ?? config.imageSize ?? (shapes ? 64 : 96), 32),
+    imageSize: checkInteger(
+      "imageSize",
+      config.data?.train.images.shape[3] ?? config.imageSize ?? (shapes ? 64 : 96),
+      32,
+    ),
     steps,
     batchSize: checkInteger("batchSize", config.batchSize ?? 8, 1),
     optimizer,
-    lr: checkNumber("lr", config.lr ?? (optimizer === "sgd" ? 0.01 : 2e-3), (v) => v > 0, "a number > 0"),
-    weightDecay: checkNumber("weightDecay", config.weightDecay ?? 1e-4, (v) => v >= 0, "a number >= 0"),
+    lr: checkNumber(
+      "lr",
+      config.lr ?? (optimizer === "sgd" ? 0.01 : 2e-3),
+      (v) => v > 0,
+      "a number > 0",
+    ),
+    weightDecay: checkNumber(
+      "weightDecay",
+      config.weightDecay ?? 1e-4,
+      (v) => v >= 0,
+      "a number >= 0",
+    ),
     momentum: checkNumber("momentum", config.momentum ?? 0.9, (v) => v >= 0 && v < 1, "in [0, 1)"),
     warmupSteps: checkInteger("warmupSteps", config.warmupSteps ?? Math.min(50, steps), 1),
     clipNorm: checkNumber("clipNorm", config.clipNorm ?? 10, (v) => v > 0, "a number > 0"),
@@ -227,20 +265,35 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
   };
   if (config.data !== undefined) checkCustomData(config.data, resolved.imageSize);
   if (resolved.batchSize > resolved.trainImages) {
-    throw new Error(`train: batchSize (${resolved.batchSize}) must not exceed trainImages (${resolved.trainImages})`);
+    throw new Error(
+      `train: batchSize (${resolved.batchSize}) must not exceed trainImages (${resolved.trainImages})`,
+    );
   }
   return resolved;
 }
 
-function checkCustomData(data: { train: DetectionDataset; test: DetectionDataset }, size: number): void {
+function checkCustomData(
+  data: { train: DetectionDataset; test: DetectionDataset },
+  size: number,
+): void {
   for (const split of ["train", "test"] as const) {
     const set = data[split];
     const shape = set?.images?.shape ?? [];
-    if (set?.images?.dtype !== "float32" || shape.length !== 4 || shape[1] !== 3 || shape[2] !== size || shape[3] !== size) {
-      throw new Error(`train: data.${split}.images must be float32 [count, 3, ${size}, ${size}] (square, the size of data.train), got [${shape.join(", ")}]`);
+    if (
+      set?.images?.dtype !== "float32" ||
+      shape.length !== 4 ||
+      shape[1] !== 3 ||
+      shape[2] !== size ||
+      shape[3] !== size
+    ) {
+      throw new Error(
+        `train: data.${split}.images must be float32 [count, 3, ${size}, ${size}] (square, the size of data.train), got [${shape.join(", ")}]`,
+      );
     }
     if (!Array.isArray(set.annotations) || set.annotations.length !== shape[0]) {
-      throw new Error(`train: data.${split}.annotations must hold one { boxes, labels } per image (${shape[0]}), got ${set.annotations?.length}`);
+      throw new Error(
+        `train: data.${split}.annotations must hold one { boxes, labels } per image (${shape[0]}), got ${set.annotations?.length}`,
+      );
     }
     if (!Array.isArray(set.classNames) || set.classNames.length < 1) {
       throw new Error(`train: data.${split}.classNames must name the classes`);
@@ -263,11 +316,21 @@ function datasetOf(
 }
 
 /** The detector that the training settings describe (untrained weights). */
-function detectorConfigOf(config: ResolvedTrainConfig, classNames: readonly string[]): DetectorConfig {
+function detectorConfigOf(
+  config: ResolvedTrainConfig,
+  classNames: readonly string[],
+): DetectorConfig {
   const levels = [...(config.model.levels ?? [3, 4, 5])];
-  const anchors = { levels, sizes: config.anchors.sizes, ratios: config.anchors.ratios, scales: config.anchors.scales };
+  const anchors = {
+    levels,
+    sizes: config.anchors.sizes,
+    ratios: config.anchors.ratios,
+    scales: config.anchors.scales,
+  };
   if (anchors.sizes.length !== levels.length) {
-    throw new Error(`train: anchors.sizes must give one size per pyramid level (${levels.length}), got ${anchors.sizes.length}`);
+    throw new Error(
+      `train: anchors.sizes must give one size per pyramid level (${levels.length}), got ${anchors.sizes.length}`,
+    );
   }
   return {
     classNames,
@@ -287,14 +350,20 @@ function detectorConfigOf(config: ResolvedTrainConfig, classNames: readonly stri
 function optimizerOf(config: ResolvedTrainConfig, model: RetinaNet): optim.Optimizer {
   const params = model.parameters();
   if (config.optimizer === "sgd") {
-    return new optim.SGD(params, { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay });
+    return new optim.SGD(params, {
+      lr: config.lr,
+      momentum: config.momentum,
+      weightDecay: config.weightDecay,
+    });
   }
   const Kind = config.optimizer === "adam" ? optim.Adam : optim.AdamW;
   return new Kind(params, { lr: config.lr, weightDecay: config.weightDecay });
 }
 
 /** The classification loss of the chosen name, on the model's outputs. */
-function classificationLossOf(config: ResolvedTrainConfig): (labels: Tensor, out: { logits: Tensor; classification: Tensor }) => Tensor {
+function classificationLossOf(
+  config: ResolvedTrainConfig,
+): (labels: Tensor, out: { logits: Tensor; classification: Tensor }) => Tensor {
   const { alpha, gamma } = config;
   switch (config.loss) {
     case "focal": {
@@ -329,13 +398,24 @@ function classificationLossOf(config: ResolvedTrainConfig): (labels: Tensor, out
 }
 
 /** Mean AP of `detector` on the first `count` images of `test`. */
-function evaluateOn(detector: Detector, test: DetectionDataset, count: number): { map: number; cocoMap: number; perClass: (number | null)[] } {
+function evaluateOn(
+  detector: Detector,
+  test: DetectionDataset,
+  count: number,
+): { map: number; cocoMap: number; perClass: (number | null)[] } {
   const [, c, h, w] = test.images.shape;
-  const images = count === test.images.shape[0] ? test.images : slice(test.images, [0, 0, 0, 0], [count, c, h, w]);
+  const images =
+    count === test.images.shape[0]
+      ? test.images
+      : slice(test.images, [0, 0, 0, 0], [count, c, h, w]);
   const detections = detector.detect(images);
-  const { map, cocoMap, perClass } = meanAveragePrecision(detections, test.annotations.slice(0, count), {
-    numClasses: test.classNames.length,
-  });
+  const { map, cocoMap, perClass } = meanAveragePrecision(
+    detections,
+    test.annotations.slice(0, count),
+    {
+      numClasses: test.classNames.length,
+    },
+  );
   return { map, cocoMap, perClass };
 }
 
@@ -366,9 +446,12 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
   const model = new RetinaNet(detectorConfig.model);
   const detector = new Detector(model, detectorConfig);
   const optimizer = optimizerOf(resolved, model);
-  const schedule = optim.linearWarmup(optim.cosineDecay({ lr: resolved.lr, totalSteps: resolved.steps }), {
-    warmupSteps: resolved.warmupSteps,
-  });
+  const schedule = optim.linearWarmup(
+    optim.cosineDecay({ lr: resolved.lr, totalSteps: resolved.steps }),
+    {
+      warmupSteps: resolved.warmupSteps,
+    },
+  );
   const loader = new BatchLoader(trainSet, {
     batchSize: resolved.batchSize,
     seed: resolved.seed,
@@ -386,7 +469,9 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
     }
     const previous = JSON.parse(await readFile(join(runDir, "config.json"), "utf8"));
     if (JSON.stringify(previous) !== JSON.stringify(savedConfig)) {
-      throw new Error(`train: --resume: the settings differ from those of the run in ${runDir} (see its config.json)`);
+      throw new Error(
+        `train: --resume: the settings differ from those of the run in ${runDir} (see its config.json)`,
+      );
     }
     const state = await loadCheckpoint(checkpointPath, model, optimizer);
     step = state.step;
@@ -398,8 +483,13 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
 
   const imageShape = [resolved.imageSize, resolved.imageSize] as const;
   const numClasses = trainSet.classNames.length;
-  const checkpoint = () => saveCheckpoint(checkpointPath, model, optimizer, { step, extra: records });
-  const writeMetrics = () => writeJson(join(runDir, "metrics.json"), { evaluations: records.evaluations, losses: records.losses });
+  const checkpoint = () =>
+    saveCheckpoint(checkpointPath, model, optimizer, { step, extra: records });
+  const writeMetrics = () =>
+    writeJson(join(runDir, "metrics.json"), {
+      evaluations: records.evaluations,
+      losses: records.losses,
+    });
   const evaluate = (count: number): Evaluation => {
     const last = records.evaluations.at(-1)?.step ?? 0;
     const since = records.losses.filter(([s]) => s >= last);
@@ -436,7 +526,9 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
       const clsValue = cls.item();
       const boxValue = box.item();
       if (!Number.isFinite(clsValue) || !Number.isFinite(boxValue)) {
-        throw new Error(`train: the loss is not finite at step ${step} (classification ${clsValue}, box ${boxValue}); lower --lr`);
+        throw new Error(
+          `train: the loss is not finite at step ${step} (classification ${clsValue}, box ${boxValue}); lower --lr`,
+        );
       }
       optim.clipGradNorm(model.parameters(), resolved.clipNorm);
       optimizer.step();
@@ -447,7 +539,9 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
       if (resolved.evalEvery > 0 && step % resolved.evalEvery === 0 && step < resolved.steps) {
         const evaluation = evaluate(Math.min(resolved.evalImages, resolved.testImages));
         records.evaluations.push(evaluation);
-        progress.log(`step ${step}: mAP@0.5 ${evaluation.map.toFixed(3)}, COCO AP ${evaluation.cocoMap.toFixed(3)} on ${evaluation.images} held-out images`);
+        progress.log(
+          `step ${step}: mAP@0.5 ${evaluation.map.toFixed(3)}, COCO AP ${evaluation.cocoMap.toFixed(3)} on ${evaluation.images} held-out images`,
+        );
         await writeMetrics();
       }
       if (resolved.checkpointEvery > 0 && step % resolved.checkpointEvery === 0) await checkpoint();
@@ -472,7 +566,15 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
   }
   await writeMetrics();
   if (config.plots !== false) await writePlots(runDir, records, detector, testSet);
-  return { runDir, step, interrupted, final, evaluations: records.evaluations, losses: records.losses, seconds };
+  return {
+    runDir,
+    step,
+    interrupted,
+    final,
+    evaluations: records.evaluations,
+    losses: records.losses,
+    seconds,
+  };
 }
 
 /** Moving average over `window` steps, so the curve shows the trend rather than each batch. */
@@ -484,10 +586,21 @@ function smoothed(points: [number, number][], window: number): [number, number][
   });
 }
 
-async function writePlots(runDir: string, records: RunRecords, detector: Detector, test: DetectionDataset): Promise<void> {
+async function writePlots(
+  runDir: string,
+  records: RunRecords,
+  detector: Detector,
+  test: DetectionDataset,
+): Promise<void> {
   const window = Math.max(1, Math.round(records.losses.length / 50));
-  const cls = smoothed(records.losses.map(([s, c]) => [s + 1, c]), window);
-  const box = smoothed(records.losses.map(([s, , b]) => [s + 1, b]), window);
+  const cls = smoothed(
+    records.losses.map(([s, c]) => [s + 1, c]),
+    window,
+  );
+  const box = smoothed(
+    records.losses.map(([s, , b]) => [s + 1, b]),
+    window,
+  );
   const total = cls.map(([s, c], i) => [s, c + box[i][1]] as [number, number]);
   const losses = lineChart("training loss", [
     { name: "total", colour: [30, 30, 30], points: total },
@@ -497,8 +610,16 @@ async function writePlots(runDir: string, records: RunRecords, detector: Detecto
   const map = lineChart(
     "held-out map",
     [
-      { name: "map@0.5", colour: [20, 150, 60], points: records.evaluations.map((e) => [e.step, e.map]) },
-      { name: "coco ap", colour: [150, 60, 160], points: records.evaluations.map((e) => [e.step, e.cocoMap]) },
+      {
+        name: "map@0.5",
+        colour: [20, 150, 60],
+        points: records.evaluations.map((e) => [e.step, e.map]),
+      },
+      {
+        name: "coco ap",
+        colour: [150, 60, 160],
+        points: records.evaluations.map((e) => [e.step, e.cocoMap]),
+      },
     ],
     { yMax: 1, height: 160 },
   );

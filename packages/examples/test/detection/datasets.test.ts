@@ -61,9 +61,11 @@ describe("shapesDataset", () => {
       const last = labels.shape[0] - 1;
       if (labels.data[last] !== 1) return;
       const [x1, y1, x2, y2] = Array.from(boxes.data.subarray(4 * last, 4 * last + 4));
-      const at = (ch: number, r: number, c: number) => data.images.data[((image * 3 + ch) * 64 + r) * 64 + c];
+      const at = (ch: number, r: number, c: number) =>
+        data.images.data[((image * 3 + ch) * 64 + r) * 64 + c];
       for (let ch = 0; ch < 3; ch++) {
-        for (let r = y1; r < y2; r++) for (let c = x1; c < x2; c++) expect(at(ch, r, c)).toBe(at(ch, y1, x1));
+        for (let r = y1; r < y2; r++)
+          for (let c = x1; c < x2; c++) expect(at(ch, r, c)).toBe(at(ch, y1, x1));
       }
       checked++;
     });
@@ -73,17 +75,31 @@ describe("shapesDataset", () => {
   it("is a function of (seed, split): same seed the same bits, another seed or split other images", () => {
     const again = shapesDataset({ split: "test", count: 40, seed: 3 });
     expect(again.images.data).toEqual(data.images.data);
-    expect(again.annotations.map((a) => a.boxes.toArray())).toEqual(data.annotations.map((a) => a.boxes.toArray()));
+    expect(again.annotations.map((a) => a.boxes.toArray())).toEqual(
+      data.annotations.map((a) => a.boxes.toArray()),
+    );
     // The first images of a longer set are the same images.
-    expect(shapesDataset({ split: "test", count: 2, seed: 3 }).images.data).toEqual(data.images.data.subarray(0, 2 * 3 * 64 * 64));
-    expect(shapesDataset({ split: "train", count: 1, seed: 3 }).images.data).not.toEqual(data.images.data.subarray(0, 3 * 64 * 64));
-    expect(shapesDataset({ split: "test", count: 1, seed: 4 }).images.data).not.toEqual(data.images.data.subarray(0, 3 * 64 * 64));
+    expect(shapesDataset({ split: "test", count: 2, seed: 3 }).images.data).toEqual(
+      data.images.data.subarray(0, 2 * 3 * 64 * 64),
+    );
+    expect(shapesDataset({ split: "train", count: 1, seed: 3 }).images.data).not.toEqual(
+      data.images.data.subarray(0, 3 * 64 * 64),
+    );
+    expect(shapesDataset({ split: "test", count: 1, seed: 4 }).images.data).not.toEqual(
+      data.images.data.subarray(0, 3 * 64 * 64),
+    );
   });
 
   it("rejects bad options by name", () => {
-    expect(() => shapesDataset({ count: 0 })).toThrow(/shapesDataset: count must be an integer >= 1, got 0/);
-    expect(() => shapesDataset({ count: 1, split: "val" as "train" })).toThrow(/split must be "train" or "test"/);
-    expect(() => shapesDataset({ count: 1, imageSize: 16 })).toThrow(/imageSize must be an integer >= 32/);
+    expect(() => shapesDataset({ count: 0 })).toThrow(
+      /shapesDataset: count must be an integer >= 1, got 0/,
+    );
+    expect(() => shapesDataset({ count: 1, split: "val" as "train" })).toThrow(
+      /split must be "train" or "test"/,
+    );
+    expect(() => shapesDataset({ count: 1, imageSize: 16 })).toThrow(
+      /imageSize must be an integer >= 32/,
+    );
   });
 });
 
@@ -96,7 +112,10 @@ describe("digitsDataset", () => {
     const trainKeys = new Set(train.map(key));
     expect(test.some((s) => trainKeys.has(key(s)))).toBe(false);
     // Every fifth sample of each digit (index 4, 9, …) is a test sample.
-    expect(test.slice(0, 2)).toEqual([{ digit: 0, index: 4 }, { digit: 0, index: 9 }]);
+    expect(test.slice(0, 2)).toEqual([
+      { digit: 0, index: 4 },
+      { digit: 0, index: 9 },
+    ]);
   });
 
   it("draws test images only from test samples, with labels that match the sample's digit", () => {
@@ -127,7 +146,8 @@ describe("digitsDataset", () => {
         const brightest = (r0: number, r1: number, c0: number, c1: number) => {
           let m = 0;
           for (let r = r0; r < r1; r++) {
-            for (let c = c0; c < c1; c++) m = Math.max(m, data.images.data[(image * 3 * 96 + r) * 96 + c]);
+            for (let c = c0; c < c1; c++)
+              m = Math.max(m, data.images.data[(image * 3 * 96 + r) * 96 + c]);
           }
           return m;
         };
@@ -171,13 +191,17 @@ describe("BatchLoader", () => {
         expect(batch.images.data[r * 64 + c]).toBe(original[index * 3 * 64 * 64 + r * 64 + 63 - c]);
       }
     }
-    expect(batch.annotations[0].boxes.toArray()).toEqual(flipBoxes(data.annotations[index].boxes, 64).toArray());
+    expect(batch.annotations[0].boxes.toArray()).toEqual(
+      flipBoxes(data.annotations[index].boxes, 64).toArray(),
+    );
     expect(batch.annotations[0].labels).toBe(data.annotations[index].labels);
   });
 
   it("never flips unless asked", () => {
     const loader = new BatchLoader(data, { batchSize: 5, seed: 0 });
     expect([0, 1, 2, 3].every((s) => loader.batch(s).flipped.every((f) => !f))).toBe(true);
-    expect(() => new BatchLoader(data, { batchSize: 11 })).toThrow(/batchSize must be an integer from 1 to the dataset's 10 images, got 11/);
+    expect(() => new BatchLoader(data, { batchSize: 11 })).toThrow(
+      /batchSize must be an integer from 1 to the dataset's 10 images, got 11/,
+    );
   });
 });

@@ -71,7 +71,11 @@ describe("meanAveragePrecision", () => {
     expect(result.map).toBe(0);
     expect(result.cocoMap).toBeCloseTo(0.1, 12);
     // At threshold 0.4 the same detection is a hit.
-    expect(meanAveragePrecision([det([[0, 0, 10, 5]], [0.9], [0])], [gt([A], [0])], { iouThreshold: 0.4 }).map).toBe(1);
+    expect(
+      meanAveragePrecision([det([[0, 0, 10, 5]], [0.9], [0])], [gt([A], [0])], {
+        iouThreshold: 0.4,
+      }).map,
+    ).toBe(1);
   });
 
   it("keeps COCO's best maxDetections per image and class", () => {
@@ -85,11 +89,15 @@ describe("meanAveragePrecision", () => {
   });
 
   it("rejects mismatched inputs with a clear error", () => {
-    expect(() => meanAveragePrecision([], [gt([A], [0])])).toThrow(/detections for 0 images but ground truth for 1/);
+    expect(() => meanAveragePrecision([], [gt([A], [0])])).toThrow(
+      /detections for 0 images but ground truth for 1/,
+    );
     expect(() => meanAveragePrecision([det([A], [Number.NaN], [0])], [gt([A], [0])])).toThrow(
       /scores\[0\] is NaN/,
     );
-    expect(() => meanAveragePrecision([det([], [], [])], [gt([], [])])).toThrow(/no ground-truth boxes/);
+    expect(() => meanAveragePrecision([det([], [], [])], [gt([], [])])).toThrow(
+      /no ground-truth boxes/,
+    );
     expect(() =>
       meanAveragePrecision([det([A], [0.5], [2])], [gt([A], [0])], { numClasses: 2 }),
     ).toThrow(/label 2, but numClasses is 2/);

@@ -9,7 +9,13 @@ const anchors = tensor([
   [1, 0, 11, 10],
   [20, 20, 30, 30],
 ]);
-const anchorSet = { anchors, levels: [{ offset: 0, count: 2 }, { offset: 2, count: 1 }] };
+const anchorSet = {
+  anchors,
+  levels: [
+    { offset: 0, count: 2 },
+    { offset: 2, count: 1 },
+  ],
+};
 // Class probabilities per anchor (2 classes); zero regression decodes to the anchors themselves.
 const classification = tensor([
   [
@@ -44,7 +50,9 @@ describe("postprocess", () => {
     expect(Array.from(run({ topkPerLevel: 1 }).scores.data)).toEqual([0.9, 0.6].map(Math.fround));
     expect(Array.from(run({ maxDetections: 2 }).labels.data)).toEqual([0, 1]);
     // A threshold of 0.5 leaves 0.9, 0.8 (suppressed) and 0.6.
-    expect(Array.from(run({ scoreThreshold: 0.5 }).scores.data)).toEqual([0.9, 0.6].map(Math.fround));
+    expect(Array.from(run({ scoreThreshold: 0.5 }).scores.data)).toEqual(
+      [0.9, 0.6].map(Math.fround),
+    );
   });
 
   it("clips decoded boxes to the image and returns empty detections when nothing passes", () => {
@@ -57,7 +65,9 @@ describe("postprocess", () => {
   });
 
   it("rejects mismatched shapes and bad options by name", () => {
-    expect(() => postprocess(classification, zeros([1, 2, 4]), anchorSet, coder, [64, 64])).toThrow(/must agree on B and N/);
+    expect(() => postprocess(classification, zeros([1, 2, 4]), anchorSet, coder, [64, 64])).toThrow(
+      /must agree on B and N/,
+    );
     expect(() => run({ scoreThreshold: 1 })).toThrow(/scoreThreshold must be in \[0, 1\), got 1/);
     expect(() => run({ maxDetections: 0 })).toThrow(/maxDetections must be an integer >= 1/);
   });
