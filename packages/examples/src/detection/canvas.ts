@@ -1,9 +1,8 @@
 /** An RGBA raster to draw pictures of a run on (images, boxes, lines, small text), written out as PNG by pngjs. */
 
-import { mkdir, rename, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
 import type { Tensor } from "@focalgrad/core";
 import { PNG } from "pngjs";
+import { writeAtomic } from "./files.js";
 
 /** An opaque colour as [red, green, blue], each 0–255. */
 export type Colour = readonly [number, number, number];
@@ -182,9 +181,6 @@ export class Canvas {
 
   /** Writes the picture to `path` as PNG, atomically (a temporary file renamed into place). */
   async writePng(path: string): Promise<void> {
-    await mkdir(dirname(path), { recursive: true });
-    const temporary = `${path}.${process.pid}.tmp`;
-    await writeFile(temporary, this.toPng());
-    await rename(temporary, path);
+    await writeAtomic(path, this.toPng());
   }
 }

@@ -1,9 +1,9 @@
-/** Training checkpoints of a run directory: model, optimiser state and step in one safetensors file, written atomically, and JSON files written the same way. */
+/** Training checkpoints of a run directory: model, optimiser state and step in one safetensors file, written atomically. */
 
-import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
-import { dirname } from "node:path";
+import { readFile } from "node:fs/promises";
 import { type nn, type optim, Tensor } from "@focalgrad/core";
 import { decodeSafetensors, encodeSafetensors } from "@focalgrad/core/checkpoint";
+import { writeAtomic } from "./files.js";
 
 /**
  * The per-parameter state that core's optimisers keep to themselves. Core has no optimiser
@@ -22,33 +22,6 @@ function internalsOf(optimizer: optim.Optimizer): OptimizerInternals {
     throw new Error(`checkpoint: ${optimizer.name} does not keep its state where expected`);
   }
   return internals;
-}
-
-/**
- * Writes `bytes` to `path` through a temporary file in the same directory, flushed and renamed
- * into place: a crash leaves the old file or the new one, never half of one.
- */
-export async function writeAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.${process.pid}.tmp`;
-  const handle = await open(temporary, "w");
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temporary, path);
-  } catch (e) {
-    await unlink(temporary).catch(() => undefined);
-    throw e;
-  }
-}
-
-/** Writes `value` as indented JSON to `path`, atomically. */
-export async function writeJson(path: string, value: unknown): Promise<void> {
-  await writeAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 /** What a checkpoint restores besides the tensors: the step to continue from and the run's own records. */

@@ -5,10 +5,10 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { Tensor } from "@focalgrad/core";
 import { PNG } from "pngjs";
-import { writeJson } from "./checkpoint.js";
 import { digitsDataset, shapesDataset } from "./datasets.js";
 import { loadDetector } from "./detector.js";
 import { meanAveragePrecision } from "./evaluate.js";
+import { writeJson } from "./files.js";
 import { detectionsGrid } from "./plots.js";
 import { DATASETS, LOSSES, type TrainConfig, train } from "./train.js";
 
@@ -23,7 +23,7 @@ Options:
   --name NAME            run directory name (default: the dataset's name)
   --runs-dir DIR         where run directories go (default runs)
   --seed N               seed of data, weights, shuffle and augmentation (default 0)
-  --steps N              optimisation steps (default 700 shapes, 3000 digits)
+  --steps N              optimisation steps (default 600 shapes, 3000 digits)
   --batch N              images per step (default 8)
   --train-images N       training images (default 2000 shapes, 4000 digits)
   --test-images N        held-out images of the final evaluation (default 500)
@@ -32,7 +32,7 @@ Options:
   --checkpoint-every N   checkpoint every N steps, 0 only at the end (default 100)
   --image-size N         image side in pixels (default 64 shapes, 96 digits)
   --optimizer NAME       adamw (default), adam or sgd
-  --lr X                 peak learning rate (default 0.002; sgd 0.01), warm-up then cosine
+  --lr X                 peak learning rate (default 0.003; sgd 0.01), warm-up then cosine
   --weight-decay X       (default 0.0001)
   --warmup N             linear warm-up steps (default 50)
   --clip X               gradient norm clip (default 10)

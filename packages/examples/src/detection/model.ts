@@ -12,6 +12,7 @@ import {
   type Tensor,
   upsampleNearest2d,
 } from "@focalgrad/core";
+import { integerAtLeast } from "./checks.js";
 
 export interface RetinaNetConfig {
   /** Number of object classes C (no background column), >= 1. */
@@ -24,7 +25,7 @@ export interface RetinaNetConfig {
    */
   backboneChannels?: readonly number[];
   /**
-   * Extra stride-1 conv, norm, ReLU blocks in each of the stages that give C3, C4, C5. Default 1.
+   * Extra stride-1 conv, norm, ReLU blocks in each stage after the stem (strides 4 to 32). Default 1.
    */
   stageDepth?: number;
   /** Normalisation after each backbone conv. Default "group" (GroupNorm, independent of the batch). */
@@ -48,13 +49,6 @@ export interface RetinaNetConfig {
 /** Every field of a `RetinaNetConfig`, with the defaults filled in. */
 export type ResolvedRetinaNetConfig = Required<RetinaNetConfig>;
 
-function checkInteger(name: string, value: unknown, min: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-    throw new Error(`RetinaNet: ${name} must be an integer >= ${min}, got ${String(value)}`);
-  }
-  return value;
-}
-
 /**
  * The config with its defaults, checked: what `RetinaNet` builds and what a run directory's
  * config.json records.
@@ -67,15 +61,15 @@ export function resolveRetinaNetConfig(config: RetinaNetConfig): ResolvedRetinaN
     throw new Error("RetinaNet: expected a config object { numClasses, … }");
   }
   const resolved: ResolvedRetinaNetConfig = {
-    numClasses: checkInteger("numClasses", config.numClasses, 1),
-    numAnchors: checkInteger("numAnchors", config.numAnchors ?? 9, 1),
+    numClasses: integerAtLeast("RetinaNet", "numClasses", config.numClasses, 1),
+    numAnchors: integerAtLeast("RetinaNet", "numAnchors", config.numAnchors ?? 9, 1),
     backboneChannels: [...(config.backboneChannels ?? [16, 24, 32, 48, 64])],
-    stageDepth: checkInteger("stageDepth", config.stageDepth ?? 1, 0),
+    stageDepth: integerAtLeast("RetinaNet", "stageDepth", config.stageDepth ?? 1, 0),
     norm: config.norm ?? "group",
     levels: [...(config.levels ?? [3, 4, 5])],
-    fpnChannels: checkInteger("fpnChannels", config.fpnChannels ?? 32, 1),
-    headDepth: checkInteger("headDepth", config.headDepth ?? 2, 0),
-    headWidth: checkInteger("headWidth", config.headWidth ?? 32, 1),
+    fpnChannels: integerAtLeast("RetinaNet", "fpnChannels", config.fpnChannels ?? 32, 1),
+    headDepth: integerAtLeast("RetinaNet", "headDepth", config.headDepth ?? 2, 0),
+    headWidth: integerAtLeast("RetinaNet", "headWidth", config.headWidth ?? 32, 1),
     headNorm: config.headNorm ?? "group",
     priorProbability: config.priorProbability ?? 0.01,
     seed: config.seed ?? 0,
@@ -86,7 +80,8 @@ export function resolveRetinaNetConfig(config: RetinaNetConfig): ResolvedRetinaN
       `RetinaNet: backboneChannels must list 5 stages (strides 2 to 32), got ${backboneChannels.length}`,
     );
   }
-  for (const [i, c] of backboneChannels.entries()) checkInteger(`backboneChannels[${i}]`, c, 1);
+  for (const [i, c] of backboneChannels.entries())
+    integerAtLeast("RetinaNet", `backboneChannels[${i}]`, c, 1);
   if (resolved.headNorm !== "group" && resolved.headNorm !== "none") {
     throw new Error(
       `RetinaNet: headNorm must be "group" or "none", got ${JSON.stringify(resolved.headNorm)}`,
@@ -148,8 +143,8 @@ class Backbone extends nn.Module<[Tensor], [Tensor, Tensor, Tensor]> {
     let inChannels = 3;
     config.backboneChannels.forEach((channels, i) => {
       const blocks = [convBlock(inChannels, channels, 2, config.norm, generator)];
-      // Only the stages that feed the pyramid get extra depth: the early ones are the costly ones.
-      if (i >= 2) {
+      // Every stage but the stem gets the extra depth (the stem at half resolution is the costliest).
+      if (i >= 1) {
         for (let d = 0; d < config.stageDepth; d++) {
           blocks.push(convBlock(channels, channels, 1, config.norm, generator));
         }

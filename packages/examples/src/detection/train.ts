@@ -27,10 +27,12 @@ import {
   smoothL1,
 } from "@focalgrad/losses";
 import { Canvas } from "./canvas.js";
-import { loadCheckpoint, saveCheckpoint, writeJson } from "./checkpoint.js";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { integerAtLeast } from "./checks.js";
 import { type DetectionDataset, digitsDataset, shapesDataset } from "./datasets.js";
 import { Detector, type DetectorConfig } from "./detector.js";
 import { meanAveragePrecision } from "./evaluate.js";
+import { writeJson } from "./files.js";
 import { BatchLoader } from "./loader.js";
 import { RetinaNet, type RetinaNetConfig, resolveRetinaNetConfig } from "./model.js";
 import { detectionsGrid, lineChart } from "./plots.js";
@@ -67,13 +69,13 @@ export interface TrainConfig {
   evalImages?: number;
   /** Default 64 (shapes), 96 (digits). */
   imageSize?: number;
-  /** Optimisation steps. Default 700 (shapes), 3000 (digits). */
+  /** Optimisation steps. Default 600 (shapes), 3000 (digits). */
   steps?: number;
   /** Default 8. */
   batchSize?: number;
   /** Default "adamw". */
   optimizer?: "adamw" | "adam" | "sgd";
-  /** Peak learning rate, after warm-up, decayed by a cosine to 0. Default 2e-3 (Adam), 0.01 (SGD). */
+  /** Peak learning rate, after warm-up, decayed by a cosine to 0. Default 3e-3 (Adam), 0.01 (SGD). */
   lr?: number;
   /** Default 1e-4. */
   weightDecay?: number;
@@ -156,13 +158,6 @@ export type ResolvedTrainConfig = Required<
   anchors: { sizes: number[]; ratios: number[]; scales: number[] };
 };
 
-function checkInteger(name: string, value: unknown, min: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-    throw new Error(`train: ${name} must be an integer >= ${min}, got ${String(value)}`);
-  }
-  return value;
-}
-
 function checkNumber(
   name: string,
   value: unknown,
@@ -209,34 +204,37 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
       `train: name must be letters, digits, "_", "-" or "." (a directory name), got ${JSON.stringify(name)}`,
     );
   }
-  const steps = checkInteger("steps", config.steps ?? (shapes ? 700 : 3000), 1);
+  const steps = integerAtLeast("train", "steps", config.steps ?? (shapes ? 600 : 3000), 1);
   const resolved: ResolvedTrainConfig = {
     dataset,
     name,
     runsDir: config.runsDir ?? "runs",
-    seed: checkInteger("seed", config.seed ?? 0, 0),
-    trainImages: checkInteger(
+    seed: integerAtLeast("train", "seed", config.seed ?? 0, 0),
+    trainImages: integerAtLeast(
+      "train",
       "trainImages",
       config.data?.train.images.shape[0] ?? config.trainImages ?? (shapes ? 2000 : 4000),
       1,
     ),
-    testImages: checkInteger(
+    testImages: integerAtLeast(
+      "train",
       "testImages",
       config.data?.test.images.shape[0] ?? config.testImages ?? 500,
       1,
     ),
-    evalImages: checkInteger("evalImages", config.evalImages ?? 100, 1),
-    imageSize: checkInteger(
+    evalImages: integerAtLeast("train", "evalImages", config.evalImages ?? 100, 1),
+    imageSize: integerAtLeast(
+      "train",
       "imageSize",
       config.data?.train.images.shape[3] ?? config.imageSize ?? (shapes ? 64 : 96),
       32,
     ),
     steps,
-    batchSize: checkInteger("batchSize", config.batchSize ?? 8, 1),
+    batchSize: integerAtLeast("train", "batchSize", config.batchSize ?? 8, 1),
     optimizer,
     lr: checkNumber(
       "lr",
-      config.lr ?? (optimizer === "sgd" ? 0.01 : 2e-3),
+      config.lr ?? (optimizer === "sgd" ? 0.01 : 3e-3),
       (v) => v > 0,
       "a number > 0",
     ),
@@ -247,13 +245,18 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
       "a number >= 0",
     ),
     momentum: checkNumber("momentum", config.momentum ?? 0.9, (v) => v >= 0 && v < 1, "in [0, 1)"),
-    warmupSteps: checkInteger("warmupSteps", config.warmupSteps ?? Math.min(50, steps), 1),
+    warmupSteps: integerAtLeast(
+      "train",
+      "warmupSteps",
+      config.warmupSteps ?? Math.min(50, steps),
+      1,
+    ),
     clipNorm: checkNumber("clipNorm", config.clipNorm ?? 10, (v) => v > 0, "a number > 0"),
     loss,
     alpha: checkNumber("alpha", config.alpha ?? 0.25, (v) => v >= 0 && v <= 1, "in [0, 1]"),
     gamma: checkNumber("gamma", config.gamma ?? 2, (v) => v >= 0, "a number >= 0"),
-    evalEvery: checkInteger("evalEvery", config.evalEvery ?? 250, 0),
-    checkpointEvery: checkInteger("checkpointEvery", config.checkpointEvery ?? 100, 0),
+    evalEvery: integerAtLeast("train", "evalEvery", config.evalEvery ?? 250, 0),
+    checkpointEvery: integerAtLeast("train", "checkpointEvery", config.checkpointEvery ?? 100, 0),
     model: { ...config.model },
     anchors: {
       sizes: [...(config.anchors?.sizes ?? (shapes ? [10, 20, 40] : [12, 24, 48]))],

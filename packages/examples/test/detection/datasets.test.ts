@@ -27,7 +27,7 @@ describe("shapeMask", () => {
   });
 });
 
-describe("shapesDataset", () => {
+describe("shapesDataset", { timeout: 60_000 }, () => {
   const data = shapesDataset({ split: "test", count: 40, seed: 3 });
 
   it("renders images in [0, 1] with 1–4 objects of the 3 classes inside the image", () => {
@@ -103,7 +103,7 @@ describe("shapesDataset", () => {
   });
 });
 
-describe("digitsDataset", () => {
+describe("digitsDataset", { timeout: 60_000 }, () => {
   it("splits the package's 10 000 MNIST samples once: train and test share none", () => {
     const train = digitSamples("train");
     const test = digitSamples("test");
@@ -160,7 +160,7 @@ describe("digitsDataset", () => {
   });
 });
 
-describe("BatchLoader", () => {
+describe("BatchLoader", { timeout: 60_000 }, () => {
   const data = shapesDataset({ count: 10, seed: 0 });
 
   it("mirrors boxes exactly", () => {
