@@ -87,8 +87,8 @@ export const PREDICTION_COLOUR: Colour = [255, 40, 40];
 
 /**
  * A grid of images (the first `count` of `images`, `[B, 3, H, W]`) magnified `scale` times, each
- * with its ground-truth boxes in green and its predicted boxes in red labelled "class score",
- * under a legend line.
+ * with its ground-truth boxes in green and its predicted boxes scoring at least `minScore`
+ * (default 0.3) in red, labelled "class score", under a legend line.
  *
  * @example
  * const canvas = detectionsGrid(test.images, test.annotations, detections, ["disc", "square", "triangle"]);
@@ -99,9 +99,9 @@ export function detectionsGrid(
   truths: readonly Annotation[],
   detections: readonly Detections[],
   classNames: readonly string[],
-  options: { count?: number; columns?: number; scale?: number } = {},
+  options: { count?: number; columns?: number; scale?: number; minScore?: number } = {},
 ): Canvas {
-  const { columns = 4, scale = 3 } = options;
+  const { columns = 4, scale = 3, minScore = 0.3 } = options;
   const thickness = scale >= 3 ? 2 : 1;
   const count = Math.min(options.count ?? 8, images.shape[0], detections.length);
   const [, , h, w] = images.shape;
@@ -114,7 +114,7 @@ export function detectionsGrid(
     [32, 32, 32],
   );
   canvas.text(gap, 4, "true", TRUTH_COLOUR);
-  canvas.text(gap + 5 * GLYPH_ADVANCE, 4, "predicted (score >= 0.5)", PREDICTION_COLOUR);
+  canvas.text(gap + 5 * GLYPH_ADVANCE, 4, `predicted (score >= ${minScore})`, PREDICTION_COLOUR);
   for (let i = 0; i < count; i++) {
     const x0 = gap + (i % columns) * (w * scale + gap);
     const y0 = legend + gap + Math.floor(i / columns) * (h * scale + gap);
@@ -134,7 +134,7 @@ export function detectionsGrid(
     const boxes = d.boxes.data;
     for (let k = 0; k < d.scores.shape[0]; k++) {
       const score = d.scores.data[k];
-      if (score < 0.5) continue;
+      if (score < minScore) continue;
       const [bx1, by1, bx2, by2] = [0, 1, 2, 3].map((j) => boxes[4 * k + j] * scale);
       canvas.rectangle(x0 + bx1, y0 + by1, x0 + bx2, y0 + by2, PREDICTION_COLOUR, thickness);
       const label = `${classNames[d.labels.data[k]] ?? d.labels.data[k]} ${score.toFixed(2)}`;

@@ -19,13 +19,13 @@ const tiny: TrainConfig = {
   testImages: 4,
   evalImages: 2,
   imageSize: 32,
-  steps: 24,
+  steps: 16,
   batchSize: 4,
   horizontalFlip: false,
   lr: 0.01,
   warmupSteps: 2,
-  evalEvery: 12,
-  checkpointEvery: 5,
+  evalEvery: 8,
+  checkpointEvery: 4,
   quiet: true,
   plots: false,
   model: {
@@ -68,13 +68,13 @@ describe("train", () => {
   }, async () => {
     const first = await train({ ...tiny, name: "a" });
     const second = await train({ ...tiny, name: "b" });
-    expect(first.step).toBe(24);
+    expect(first.step).toBe(16);
     expect(first.interrupted).toBe(false);
     const total = first.losses.map(([, c, b]) => c + b);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     // One batch of the same 4 images at every step: the loss must fall well below its start.
     expect(mean(total.slice(-4))).toBeLessThan(0.7 * mean(total.slice(0, 4)));
-    expect(first.evaluations.map((e) => e.step)).toEqual([12, 24]);
+    expect(first.evaluations.map((e) => e.step)).toEqual([8, 16]);
     expect(first.final?.images).toBe(4);
     expect(
       Buffer.compare(await bytes("a", "model.safetensors"), await bytes("b", "model.safetensors")),
@@ -99,13 +99,13 @@ describe("train", () => {
       name: "c",
       signal: controller.signal,
       onStep: (step) => {
-        if (step === 9) controller.abort();
+        if (step === 6) controller.abort();
       },
     });
     expect(stopped.interrupted).toBe(true);
-    expect(stopped.step).toBe(9);
+    expect(stopped.step).toBe(6);
     const resumed = await train({ ...tiny, name: "c", resume: true });
-    expect(resumed.step).toBe(24);
+    expect(resumed.step).toBe(16);
     const whole = await train({ ...tiny, name: "d" });
     expect(resumed.losses).toEqual(whole.losses);
     expect(
