@@ -10,6 +10,8 @@ export default defineConfig({
   resolve: { conditions },
   ssr: { resolve: { conditions } },
   test: {
+    // Property tests take a few seconds on a quiet machine; shared CI hosts can be several times slower.
+    testTimeout: 30_000,
     reporters: ["default", ["json", { outputFile: ".vitest-results.json" }]],
     projects: ["core", "losses", "examples"].map((name) => ({
       extends: true,

@@ -45,6 +45,9 @@ export interface GraphNode {
   readonly inputs: readonly Tensor[];
   /** One rule per input; `null` once the graph has been released. */
   rules: readonly GradientRule[] | null;
+  /** The tensors whose values the rules that will run read, and their versions when recorded. */
+  readonly saved: readonly Tensor[];
+  readonly versions: readonly number[];
 }
 
 let recording = true;
@@ -76,23 +79,29 @@ export function noGrad<T>(fn: () => T): T {
 }
 
 /**
- * @internal Attaches `rule` to `out` when recording is on and some input requires gradients.
- * Every differentiable op ends with this call, right beside its forward code.
+ * @internal Attaches `rules` to `out` when recording is on and some input requires gradients.
+ * Every differentiable op ends with this call, right beside its forward code. `needs[i]` lists
+ * the tensors whose values rule `i` reads (not its upstream): backward refuses to run a rule whose
+ * tensors were modified in place since (see `Tensor.markModified`). Without `needs`, every rule is
+ * taken to read every input and the output.
  */
 export function record<T extends Tensor>(
   op: string,
   out: T,
   inputs: readonly Tensor[],
   rules: readonly GradientRule[],
+  needs?: readonly (readonly Tensor[])[],
 ): T {
   if (!recording) return out;
+  let saved: Tensor[] | null = null;
   for (let i = 0; i < inputs.length; i++) {
-    if (inputs[i].requiresGrad && rules[i] !== null) {
-      out.node = { op, inputs, rules };
-      out.requiresGrad = true;
-      return out;
-    }
+    if (!inputs[i].requiresGrad || rules[i] === null) continue;
+    saved ??= [];
+    for (const t of needs?.[i] ?? [...inputs, out]) if (!saved.includes(t)) saved.push(t);
   }
+  if (saved === null) return out;
+  out.node = { op, inputs, rules, saved, versions: saved.map((t) => t.version) };
+  out.requiresGrad = true;
   return out;
 }
 
@@ -143,8 +152,123 @@ interface WalkOptions {
   into?: (t: Tensor) => Tensor | undefined;
 }
 
+/**
+ * The gradients of one backward pass, summed per tensor: dense contributions, and scatter-adds
+ * still to run. Ownership of gradient memory lives here and nowhere else: a gradient that this
+ * pass allocated and handed to nobody may be added into in place; any other (an upstream that a
+ * rule hands on to several inputs, a view of one, the caller's seed) may be seen elsewhere, so it
+ * is never written into, and it is copied before it becomes a result of its own (`final`).
+ */
+class GradientSums {
+  private readonly dense = new Map<Tensor, Tensor>();
+  /** Dense sums this pass allocated that nothing else has seen. */
+  private readonly owned = new Set<Tensor>();
+  private readonly scattered = new Map<Tensor, ScatteredGradient[]>();
+
+  constructor(private readonly createGraph: boolean) {}
+
+  /** Adds `g` to the gradient of `t`; `fresh` says that nothing else holds `g` or its memory. */
+  add(t: Tensor, g: Tensor, fresh: boolean): void {
+    const existing = this.dense.get(t);
+    if (existing === undefined) {
+      this.dense.set(t, g);
+      if (fresh && !this.createGraph) this.owned.add(g);
+    } else if (this.owned.has(existing) && !existing.isPending) addInPlace(existing, g);
+    else {
+      const total = add(existing, g);
+      this.dense.set(t, total);
+      if (!this.createGraph) this.owned.add(total);
+    }
+  }
+
+  /** Adds a scatter-add (a gather's gradient) to the gradient of `t`, to run in `total`. */
+  scatter(t: Tensor, s: ScatteredGradient): void {
+    const list = this.scattered.get(t);
+    if (list === undefined) this.scattered.set(t, [s]);
+    else list.push(s);
+  }
+
+  /** Tensors with scatter-adds still to run. */
+  withScatters(): Tensor[] {
+    return [...this.scattered.keys()];
+  }
+
+  /**
+   * The total gradient of `t`: dense contributions plus every scatter-add, in one buffer; with
+   * `destination` (a leaf's existing `.grad`), added into it in place instead.
+   */
+  total(t: Tensor, destination?: Tensor): Tensor | undefined {
+    const pendingScatters = this.scattered.get(t);
+    if (pendingScatters === undefined) return this.dense.get(t);
+    this.scattered.delete(t);
+    let total = this.dense.get(t);
+    if (this.createGraph) {
+      for (const s of pendingScatters)
+        total = total === undefined ? s.densify() : add(total, s.densify());
+      this.dense.set(t, total!);
+      return total;
+    }
+    if (destination !== undefined) {
+      // Scatter straight into the existing gradient: no buffer of our own at all.
+      if (total !== undefined) addInPlace(destination, total);
+      const buffer = destination.writable();
+      for (const s of pendingScatters) s.addInto(buffer, false);
+      destination.markModified();
+      this.dense.set(t, destination);
+      return destination;
+    }
+    let buffer: DataArray;
+    let zero = false;
+    if (total !== undefined && this.owned.has(total) && !total.isPending) buffer = total.writable();
+    else {
+      buffer = allocate(t.dtype, t.size);
+      if (total !== undefined) buffer.set(total.read());
+      else zero = true;
+    }
+    // The largest scatter first: into a fresh zero buffer it may store instead of adding.
+    pendingScatters.sort((a, b) => b.updates - a.updates);
+    for (const s of pendingScatters) {
+      s.addInto(buffer, zero);
+      zero = false;
+    }
+    total = new Tensor(buffer, t.shape, t.dtype);
+    this.dense.set(t, total);
+    this.owned.add(total);
+    return total;
+  }
+
+  /** Hands the total gradient of `t` on to its op's rules: from now on it is shared. */
+  take(t: Tensor): Tensor | undefined {
+    const g = this.total(t);
+    this.dense.delete(t);
+    if (g !== undefined) this.owned.delete(g);
+    return g;
+  }
+
+  /** Tensors with a gradient, and the gradient. */
+  entries(): IterableIterator<[Tensor, Tensor]> {
+    return this.dense.entries();
+  }
+
+  /**
+   * The gradient of `t` as a result of its own (a leaf's `.grad`, what `grad` returns): the
+   * buffer this pass allocated, or a copy of a gradient that may be seen elsewhere. With
+   * `createGraph` gradients are graph tensors, never written into, and are handed out as they are.
+   */
+  final(t: Tensor): Tensor | undefined {
+    const g = this.total(t);
+    if (g === undefined || this.createGraph || this.owned.has(g)) return g;
+    return new Tensor(g.read().slice(), g.shape, g.dtype);
+  }
+}
+
 /** Walks the graph from `root` seeded with `upstream`; returns the gradient of every tensor it reached. */
-function walk(root: Tensor, upstream: Tensor, options: WalkOptions): Map<Tensor, Tensor> {
+function walk(
+  root: Tensor,
+  upstream: Tensor,
+  seedIsFresh: boolean,
+  options: WalkOptions,
+): GradientSums {
   const targets = options.targets ? new Set(options.targets) : null;
   const order = topologicalOrder(root, targets);
   let wanted: Set<Tensor> | null = null;
@@ -156,59 +280,8 @@ function walk(root: Tensor, upstream: Tensor, options: WalkOptions): Map<Tensor,
         wanted.add(t);
     }
   }
-  const grads = new Map<Tensor, Tensor>([[root, upstream]]);
-  const scattered = new Map<Tensor, ScatteredGradient[]>();
-  // Gradient buffers this walk allocated itself, which nothing else sees yet: safe to add into.
-  const owned = new Set<Tensor>();
-  const accumulate = (t: Tensor, g: Tensor) => {
-    const existing = grads.get(t);
-    if (existing === undefined) grads.set(t, g);
-    else if (owned.has(existing) && !options.createGraph && !existing.isPending)
-      addInPlace(existing, g);
-    else {
-      const total = add(existing, g);
-      grads.set(t, total);
-      owned.add(total);
-    }
-  };
-  /** The total gradient of `t`: dense contributions plus every scatter-add, into one buffer. */
-  const resolve = (t: Tensor): Tensor | undefined => {
-    const pendingScatters = scattered.get(t);
-    if (pendingScatters === undefined) return grads.get(t);
-    scattered.delete(t);
-    let total = grads.get(t);
-    if (options.createGraph) {
-      for (const s of pendingScatters)
-        total = total === undefined ? s.densify() : add(total, s.densify());
-    } else {
-      let buffer: DataArray;
-      const destination = options.into?.(t);
-      if (destination !== undefined) {
-        // Scatter straight into the existing gradient: no buffer of our own at all.
-        if (total !== undefined) addInPlace(destination, total);
-        for (const s of pendingScatters) s.addInto(destination.data, false);
-        grads.set(t, destination);
-        return destination;
-      }
-      let zero = false;
-      if (total !== undefined && owned.has(total) && !total.isPending) buffer = total.data;
-      else {
-        buffer = allocate(t.dtype, t.size);
-        if (total !== undefined) buffer.set(total.data);
-        else zero = true;
-      }
-      // The largest scatter first: into a fresh zero buffer it may store instead of adding.
-      pendingScatters.sort((a, b) => b.updates - a.updates);
-      for (const s of pendingScatters) {
-        s.addInto(buffer, zero);
-        zero = false;
-      }
-      total = new Tensor(buffer, t.shape, t.dtype);
-      owned.add(total);
-    }
-    if (total !== undefined) grads.set(t, total);
-    return total;
-  };
+  const sums = new GradientSums(options.createGraph);
+  sums.add(root, upstream, seedIsFresh);
 
   // Sums the forward pass deferred are computed inside the loops of this pass where they fit.
   whileDifferentiating(order, () =>
@@ -217,16 +290,15 @@ function walk(root: Tensor, upstream: Tensor, options: WalkOptions): Map<Tensor,
         const t = order[k];
         const node = t.node;
         if (node === null || targets?.has(t)) continue;
-        const g = resolve(t);
-        if (g === undefined) continue;
-        // Rules may hand g itself on to several inputs (add, broadcastTo): from here on it is shared.
-        owned.delete(g);
         if (node.rules === null) {
           throw new Error(
             `backward: the graph through '${node.op}' was already released by an earlier backward(); ` +
               "pass { retainGraph: true } to the first call to walk it twice",
           );
         }
+        const g = sums.take(t);
+        if (g === undefined) continue;
+        checkSaved(node);
         const rules = node.rules;
         node.inputs.forEach((input, i) => {
           const rule = rules[i];
@@ -234,22 +306,37 @@ function walk(root: Tensor, upstream: Tensor, options: WalkOptions): Map<Tensor,
           if (wanted !== null && !wanted.has(input)) return;
           const gi = rule(g);
           if (gi instanceof ScatteredGradient) {
-            const list = scattered.get(input);
-            if (list === undefined) scattered.set(input, [gi]);
-            else list.push(gi);
+            sums.scatter(input, gi);
             return;
           }
           let shaped = sumToShape(gi, input.shape);
           if (shaped.dtype !== input.dtype) shaped = cast(shaped, input.dtype);
-          accumulate(input, shaped);
+          // A rule may hand g itself, or a view of it, to several inputs (add, reshape).
+          sums.add(input, shaped, !shaped.sharesMemoryWith(g));
         });
-        grads.delete(t);
         if (!options.retainGraph && !options.createGraph) node.rules = null;
       }
-      for (const t of [...scattered.keys()]) resolve(t);
+      for (const t of sums.withScatters()) sums.total(t, options.into?.(t));
     }),
   );
-  return grads;
+  return sums;
+}
+
+/**
+ * Refuses to backpropagate through `node` when a tensor its rules read was modified in place after
+ * the op was recorded: the rules would silently use the new values (PyTorch's version check).
+ */
+function checkSaved(node: GraphNode): void {
+  node.saved.forEach((t, i) => {
+    if (t.version !== node.versions[i]) {
+      const role = node.inputs.includes(t) ? `input ${node.inputs.indexOf(t)}` : "its output";
+      throw new Error(
+        `backward: a tensor that '${node.op}' needs for its gradient (${role}, shape ${formatShape(t.shape)}, ${t.dtype}) ` +
+          `was modified in place after the op was recorded (version ${t.version}, was ${node.versions[i]}); ` +
+          "compute the result again after modifying it, or modify a copy",
+      );
+    }
+  });
 }
 
 function checkUpstream(op: string, root: Tensor, upstream: Tensor | undefined): Tensor {
@@ -266,6 +353,12 @@ function checkUpstream(op: string, root: Tensor, upstream: Tensor | undefined): 
     }
     return onesLike(root);
   }
+  if (!(upstream instanceof Tensor)) {
+    const what = Array.isArray(upstream) ? "an array" : typeof upstream;
+    throw new Error(
+      `${op}: the upstream gradient must be a Tensor of shape ${formatShape(root.shape)}, got ${what}`,
+    );
+  }
   if (!shapesEqual(upstream.shape, root.shape)) {
     throw new Error(
       `${op}: upstream gradient of shape ${formatShape(upstream.shape)} does not match the output's shape ${formatShape(root.shape)}`,
@@ -273,6 +366,12 @@ function checkUpstream(op: string, root: Tensor, upstream: Tensor | undefined): 
   }
   return upstream.dtype === root.dtype ? upstream : cast(upstream, root.dtype);
 }
+
+/**
+ * Gradient tensors that `backward()` made for a leaf's `.grad` and shares with nothing else: the
+ * next `backward()` may add into them in place. A `.grad` the user assigned is never written into.
+ */
+const leafGradients = new WeakSet<Tensor>();
 
 /** @internal Implements `Tensor.backward()`: accumulates into `.grad` of the leaves. */
 export function backward(
@@ -291,24 +390,23 @@ export function backward(
       !createGraph &&
       t.node === null &&
       g !== null &&
+      leafGradients.has(g) &&
       !g.requiresGrad &&
-      !g.isPending &&
       g.dtype === t.dtype &&
       shapesEqual(g.shape, t.shape);
     return reusable ? g : undefined;
   };
-  const grads = walk(root, seed, { createGraph, retainGraph, into });
-  for (const [t, g] of grads) {
+  const sums = walk(root, seed, seed !== upstream, { createGraph, retainGraph, into });
+  for (const [t] of [...sums.entries()]) {
     if (t.node !== null || !t.requiresGrad) continue;
     const existing = into(t);
+    const g = existing === undefined ? sums.final(t) : sums.total(t);
+    if (g === undefined) continue;
     if (existing !== undefined) {
       if (g !== existing) addInPlace(existing, g);
-      existing.markModified();
-      continue;
-    }
-    const contribution = createGraph ? g : g.detach();
-    t.grad =
-      t.grad === null ? contribution : withRecording(createGraph, () => add(t.grad!, contribution));
+    } else if (t.grad === null) t.grad = g;
+    else t.grad = withRecording(createGraph, () => add(t.grad!, g));
+    if (!createGraph) leafGradients.add(t.grad!);
   }
 }
 
@@ -375,12 +473,12 @@ export function valueAndGrad<Args extends unknown[], A extends Argnums = 0>(
     let grads: Tensor[];
     if (!value.requiresGrad) grads = watched.map((t) => zerosLike(t));
     else {
-      const found = walk(value, onesLike(value), {
+      const found = walk(value, onesLike(value), true, {
         targets: inputs,
         createGraph,
         retainGraph: createGraph,
       });
-      grads = inputs.map((t, i) => found.get(t) ?? zerosLike(watched[i]));
+      grads = inputs.map((t, i) => found.final(t) ?? zerosLike(watched[i]));
     }
     if (!createGraph) {
       grads = grads.map((g) => (g.requiresGrad ? g.detach() : g));

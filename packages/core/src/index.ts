@@ -53,6 +53,7 @@ export {
   arange,
   type CreationOptions,
   full,
+  linspace,
   normal,
   ones,
   onesLike,
@@ -66,12 +67,15 @@ export {
 export { bceWithLogits, binaryCrossEntropy } from "./ops/crossentropy.js";
 export {
   abs,
+  ceil,
   clip,
   exp,
+  floor,
   log,
   log1p,
   logSigmoid,
   relu,
+  round,
   sigmoid,
   sign,
   softplus,
@@ -80,6 +84,10 @@ export {
 } from "./ops/math.js";
 export { matmul } from "./ops/matmul.js";
 export {
+  type ArgReduceOptions,
+  argmax,
+  argmin,
+  cumsum,
   logSoftmax,
   logSumExp,
   max,
@@ -104,12 +112,14 @@ export {
   broadcastTo,
   concat,
   expandDims,
+  meshgrid,
   pad,
   permute,
   reshape,
   slice,
   squeeze,
   stack,
+  tile,
   transpose,
 } from "./ops/shape.js";
 export { argsort, type SortOptions, sort, type TopkOptions, topk } from "./ops/sorting.js";

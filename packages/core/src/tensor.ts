@@ -8,14 +8,50 @@ import { formatShape, type Shape, sizeOf } from "./shape.js";
 /** Nested JavaScript arrays, as `toArray()` returns them. */
 export type NestedArray = number | boolean | NestedArray[];
 
+/**
+ * @internal The memory behind one or more tensors: a tensor, its `reshape` views and its `detach()`ed
+ * copies share one storage, and with it its version and its flags.
+ *
+ * Lazily fused results read their inputs later than an op-by-op evaluation would. Two flags keep
+ * that invisible: a pending program never reads an array a user may hold (`exposed`: such inputs are
+ * read at once instead), and a write into an array a pending program may still read (`captured`)
+ * goes to a fresh copy first, so the program reads the values it was made from.
+ */
+export class Storage {
+  /** Bumped by every in-place write: autograd refuses to backpropagate through an op that saved older values. */
+  version = 0;
+  /** `array` was handed out by `.data`: a user may hold it and write into it at any time. */
+  exposed = false;
+  /** A pending program may read `array` later. */
+  captured = false;
+
+  constructor(public array: DataArray) {}
+
+  /** Before a write: a captured array is left to the programs that read it, and replaced by a copy. */
+  unshare(): DataArray {
+    if (this.captured) {
+      this.array = this.array.slice();
+      this.captured = false;
+    }
+    return this.array;
+  }
+}
+
+/** A pending result deeper than this (results of pending results …) computes its inputs first. */
+const maxPendingDepth = 200;
+
 export class Tensor<D extends DType = DType> {
-  private stored: DataArrayOf[D] | null;
+  private storage: Storage | null;
   private compute: (() => DataArray) | null;
+  /** What `compute` returned: programs made while this tensor was pending read it, whatever is written later. */
+  private computed: DataArray | null = null;
+  /** Whether a pending program read this tensor while it was still pending. */
+  private capturedPending = false;
+  /** @internal How many pending results stand between this one and concrete data (0 when concrete). */
+  readonly pendingDepth: number;
   readonly shape: Shape;
   readonly dtype: D;
   readonly size: number;
-  /** Bumped by `markModified()`: lazily fused results check it so they never read a later write. */
-  version = 0;
   /** The accumulated gradient after `backward()`, on leaves that require gradients. */
   grad: Tensor | null = null;
   /** @internal The op that made this tensor, while the graph is alive. */
@@ -23,45 +59,160 @@ export class Tensor<D extends DType = DType> {
   private requires = false;
 
   /**
-   * @internal Wraps `data` (not copied), or with `data` null a pending result that `compute`
-   * produces on first read. Users make tensors with `tensor()`, `zeros()` and the other creators.
+   * @internal Wraps `data` (not copied) or shares a storage, or with `data` null a pending result
+   * that `compute` produces on first read from the pending tensors `sources` (among others). Users
+   * make tensors with `tensor()`, `zeros()` and the other creators.
    */
-  constructor(data: DataArray | null, shape: Shape, dtype: D, compute?: () => DataArray) {
+  constructor(
+    data: DataArray | Storage | null,
+    shape: Shape,
+    dtype: D,
+    compute?: () => DataArray,
+    sources: readonly Tensor[] = [],
+  ) {
     const size = sizeOf(shape);
-    if (data !== null && data.length !== size) {
+    const array = data instanceof Storage ? data.array : data;
+    if (array !== null && array.length !== size) {
       throw new Error(
-        `Tensor: ${data.length} elements do not fill shape ${formatShape(shape)} (${size} expected)`,
+        `Tensor: ${array.length} elements do not fill shape ${formatShape(shape)} (${size} expected)`,
       );
     }
-    this.stored = data as DataArrayOf[D] | null;
+    this.storage = data === null ? null : data instanceof Storage ? data : new Storage(data);
     this.compute = data === null ? (compute ?? null) : null;
+    let depth = 0;
+    if (data === null) {
+      for (const s of sources) depth = Math.max(depth, s.pendingDepth);
+      // Computing a pending result computes its pending sources first, recursively: keep that
+      // recursion shallow by computing deep sources now (long chains of small pending steps).
+      if (depth >= maxPendingDepth) {
+        for (const s of sources) s.read();
+        depth = 0;
+      }
+      depth++;
+    }
+    this.pendingDepth = depth;
     this.shape = Object.freeze(shape.slice());
     this.dtype = dtype;
     this.size = size;
   }
 
-  /**
-   * The elements, row-major, as a typed array of the dtype. Shared with views made by `reshape`,
-   * so treat it as read-only; after writing into it in place, call `markModified()`.
-   */
-  get data(): DataArrayOf[D] {
-    if (this.stored === null) {
-      this.stored = this.compute!() as DataArrayOf[D];
+  /** Computes a pending result; returns the storage. */
+  private realise(): Storage {
+    if (this.storage === null) {
+      const array = this.compute!();
       this.compute = null;
+      this.computed = array;
+      this.storage = new Storage(array);
+      this.storage.captured = this.capturedPending;
+      (this as { pendingDepth: number }).pendingDepth = 0;
     }
-    return this.stored;
+    return this.storage;
   }
 
   /**
-   * Records that `data` was written in place (as optimisers do). A lazily fused result made from
-   * this tensor earlier then refuses to compute from the new values, rather than silently mixing.
+   * The elements, row-major, as a typed array of the dtype: the tensor's own memory, shared with
+   * its `reshape` views and `detach()`ed copies. You may write into it; call `markModified()`
+   * afterwards, so that autograd can tell you when an op recorded earlier needed the old values.
+   * Results computed earlier never see such writes, however large the tensor: a lazily fused op
+   * that reads a tensor whose memory was handed out reads a copy. To only read, `read()` is cheaper.
    *
    * @example
-   * w.data[0] -= 0.1 * w.grad!.data[0];
+   * const w = zeros([3]);
+   * w.data[0] = 1;
+   * w.markModified();
+   */
+  get data(): DataArrayOf[D] {
+    const storage = this.realise();
+    storage.unshare();
+    storage.exposed = true;
+    return storage.array as DataArrayOf[D];
+  }
+
+  /**
+   * The elements, row-major, for reading only: the same memory as `data` without handing it out
+   * for writing, so lazily fused ops may still read this tensor later. Never write into it.
+   *
+   * @example
+   * tensor([1, 2, 3]).read()[2]; // 3
+   */
+  read(): DataArrayOf[D] {
+    return this.realise().array as DataArrayOf[D];
+  }
+
+  /**
+   * Writes into the elements in place through `fn` and records the write (`markModified()`), as
+   * optimisers and `load` do. Results computed earlier, even lazily, keep the values they were made
+   * from.
+   *
+   * @example
+   * const w = ones([2]);
+   * w.write((d) => { d[0] = 5; }); // w is [5, 1]
+   */
+  write(fn: (data: DataArrayOf[D]) => void): void {
+    fn(this.writable());
+    this.markModified();
+  }
+
+  /**
+   * @internal The elements for an in-place write by library code, which calls `markModified()`
+   * after writing (see `write`).
+   */
+  writable(): DataArrayOf[D] {
+    return this.realise().unshare() as DataArrayOf[D];
+  }
+
+  /**
+   * @internal The array a pending program reads later: the storage itself, marked so that writes
+   * go to a copy; a private snapshot when the memory was handed out (a user may write into it at
+   * any time); `null` while this tensor is pending (the program reads its result, `captured()`).
+   */
+  capture(): DataArray | null {
+    if (this.storage === null) {
+      this.capturedPending = true;
+      return null;
+    }
+    if (this.storage.exposed) return this.storage.array.slice();
+    this.storage.captured = true;
+    return this.storage.array;
+  }
+
+  /** @internal The array a program that captured this tensor while it was pending reads. */
+  captured(): DataArray {
+    this.realise();
+    return this.computed ?? this.storage!.array;
+  }
+
+  /** @internal Whether this tensor's memory was handed out by `.data` (a user may hold it). */
+  get isExposed(): boolean {
+    return this.storage?.exposed === true;
+  }
+
+  /** @internal Whether `other` is this tensor or shares its memory (a view, a detached copy). */
+  sharesMemoryWith(other: Tensor): boolean {
+    return other === this || (this.storage !== null && this.storage === other.storage);
+  }
+
+  /** @internal A tensor of `shape` over the same storage (a view: `reshape`, `detach`). */
+  view<S extends Shape>(shape: S): Tensor<D> {
+    return new Tensor(this.realise(), shape, this.dtype);
+  }
+
+  /** Bumped by every recorded in-place write; shared with views. Autograd compares it. */
+  get version(): number {
+    return this.storage === null ? 0 : this.storage.version;
+  }
+
+  /**
+   * Records that `data` was written in place. Autograd then refuses to backpropagate through an op
+   * recorded before the write that needs this tensor's values (as PyTorch's version counter does),
+   * instead of silently using the new values.
+   *
+   * @example
+   * w.data[0] -= 0.1 * w.grad!.read()[0];
    * w.markModified();
    */
   markModified(): void {
-    this.version++;
+    this.realise().version++;
   }
 
   /**
@@ -69,17 +220,17 @@ export class Tensor<D extends DType = DType> {
    * by-product (a deferred sum computed inside a backward loop).
    */
   resolve(data: DataArray): void {
-    if (this.stored !== null) throw new Error("resolve: the tensor's data is already computed");
+    if (this.storage !== null) throw new Error("resolve: the tensor's data is already computed");
     if (data.length !== this.size) {
       throw new Error(`resolve: ${data.length} elements for a tensor of ${this.size}`);
     }
-    this.stored = data as DataArrayOf[D];
-    this.compute = null;
+    this.compute = () => data;
+    this.realise();
   }
 
   /** @internal Whether the data is still to be computed (a lazily fused elementwise result). */
   get isPending(): boolean {
-    return this.stored === null;
+    return this.storage === null;
   }
 
   get rank(): number {
@@ -117,12 +268,12 @@ export class Tensor<D extends DType = DType> {
         `item: only a tensor with exactly one element has an item, got shape ${formatShape(this.shape)}`,
       );
     }
-    return this.data[0];
+    return this.read()[0];
   }
 
   /** The elements as nested arrays (booleans as `true`/`false`). */
   toArray(): NestedArray {
-    const data = this.data;
+    const data = this.read();
     const asValue = this.dtype === "bool" ? (i: number) => data[i] !== 0 : (i: number) => data[i];
     if (this.rank === 0) return asValue(0);
     const build = (axis: number, offset: number, stride: number): NestedArray[] => {
@@ -154,9 +305,12 @@ export class Tensor<D extends DType = DType> {
     runBackward(this, upstream, options);
   }
 
-  /** The same values, cut off from the graph: no gradient flows through the result. Shares `data`. */
+  /**
+   * The same values, cut off from the graph: no gradient flows through the result. Shares the
+   * memory (and its version) with this tensor, as PyTorch's `detach()` does.
+   */
   detach(): Tensor<D> {
-    return new Tensor(this.data, this.shape, this.dtype);
+    return this.view(this.shape);
   }
 
   toString(): string {
@@ -177,7 +331,8 @@ function formatValues(t: Tensor): string {
       ? `${v}.`
       : Number(v.toPrecision(6)).toString();
   };
-  if (t.rank === 0) return fmt(t.data[0]);
+  const data = t.read();
+  if (t.rank === 0) return fmt(data[0]);
   const strides: number[] = [];
   let s = 1;
   for (let i = t.rank - 1; i >= 0; i--) {
@@ -193,7 +348,7 @@ function formatValues(t: Tensor): string {
     const parts = picks.map((i) => {
       if (i === -1) return "...";
       return axis === t.rank - 1
-        ? fmt(t.data[offset + i])
+        ? fmt(data[offset + i])
         : walk(axis + 1, offset + i * strides[axis], `${indent} `);
     });
     const sep = axis === t.rank - 1 ? ", " : `,\n${indent} `;

@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import * as F from "../src/index.js";
 import { exp, mul, sum, type Tensor, tensor } from "../src/index.js";
 import { broadcastShapes } from "../src/shape.js";
 import {
@@ -9,6 +10,7 @@ import {
   gradgradcheck,
   indexTensor,
   shape,
+  withFusion,
 } from "../src/testing/index.js";
 
 describe("gradcheck's report", () => {
@@ -87,5 +89,20 @@ describe("arbitraries", () => {
     );
     // With 50 values and 6 draws, repeats would be rare by chance; the copies make them common.
     expect(repeats).toBeGreaterThan(40);
+  });
+});
+
+describe("withFusion", () => {
+  it("runs code fused and op by op with bit-identical results, and restores the settings", () => {
+    const f = () => {
+      const p = F.tensor([0.1, 0.5, 0.9]);
+      return Array.from(F.log(F.sub(1, F.mul(p, p))).read());
+    };
+    const fusedPending = withFusion("fused", () => F.mul(F.tensor([1, 2]), 2).isPending);
+    const eagerPending = withFusion("opByOp", () => F.mul(F.tensor([1, 2]), 2).isPending);
+    expect([fusedPending, eagerPending]).toEqual([true, false]);
+    expect(withFusion("fused", f)).toEqual(withFusion("opByOp", f));
+    expect(F.mul(F.tensor([1, 2]), 2).isPending).toBe(false); // back to the default below 16 384
+    expect(() => withFusion("lazy" as never, f)).toThrow(/mode must be "fused" or "opByOp"/);
   });
 });

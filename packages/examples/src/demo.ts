@@ -73,8 +73,8 @@ function format(value: number, digits = 4): string {
 }
 
 function gradientStatistics(grad: Tensor, yTrue: Tensor) {
-  const g = grad.data;
-  const t = yTrue.data;
+  const g = grad.read();
+  const t = yTrue.read();
   const classes = grad.shape[2];
   let sumAbs = 0;
   let maxAbs = 0;
@@ -108,7 +108,7 @@ export function runDemo(options: DemoOptions): string[] {
       `anchors: ${data.objectAnchors} object, ${data.backgroundAnchors} background, ${data.ignoredAnchors} ignored`,
   );
 
-  const yPred = tensor(data.yPred.data, { shape: data.yPred.shape, requiresGrad: true });
+  const yPred = tensor(data.yPred.read(), { shape: data.yPred.shape, requiresGrad: true });
   const started = performance.now();
   const value = loss(data.yTrue, yPred);
   value.backward();
@@ -136,8 +136,8 @@ export function runDemo(options: DemoOptions): string[] {
   let maxDiff = 0;
   let maxRef = 0;
   for (let i = 0; i < grad.size; i++) {
-    maxDiff = Math.max(maxDiff, Math.abs(grad.data[i] - reference.grad.data[i]));
-    maxRef = Math.max(maxRef, Math.abs(reference.grad.data[i]));
+    maxDiff = Math.max(maxDiff, Math.abs(grad.read()[i] - reference.grad.data[i]));
+    maxRef = Math.max(maxRef, Math.abs(reference.grad.read()[i]));
   }
   const lossDiff =
     Math.abs(value.item() - reference.loss) / Math.max(Math.abs(reference.loss), 1e-30);

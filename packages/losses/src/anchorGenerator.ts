@@ -1,6 +1,7 @@
 /** Anchor boxes over the levels of a feature pyramid, in keras-retinanet's or torchvision's convention. */
 
 import { type Tensor, tensor } from "@focalgrad/core";
+import { isPositiveFinite } from "./common.js";
 
 /** Which library's anchors to reproduce. */
 export type AnchorConvention = "keras-retinanet" | "torchvision";
@@ -83,7 +84,6 @@ function checkNumbers(
   return value as readonly number[];
 }
 
-const positiveFinite = (v: number) => Number.isFinite(v) && v > 0;
 const positiveInteger = (v: number) => Number.isInteger(v) && v > 0;
 
 function checkPair(op: string, name: string, value: unknown): readonly [number, number] {
@@ -123,7 +123,7 @@ function resolveConfig(op: string, config: unknown): ResolvedConfig {
     "sizes",
     c.sizes ?? levels.map((l) => 2 ** (l + 2)),
     n,
-    positiveFinite,
+    isPositiveFinite,
     "finite numbers > 0",
   );
   const strides = checkNumbers(
@@ -131,7 +131,7 @@ function resolveConfig(op: string, config: unknown): ResolvedConfig {
     "strides",
     c.strides ?? levels.map((l) => 2 ** l),
     n,
-    positiveFinite,
+    isPositiveFinite,
     "finite numbers > 0",
   );
   const ratios = checkNumbers(
@@ -139,7 +139,7 @@ function resolveConfig(op: string, config: unknown): ResolvedConfig {
     "ratios",
     c.ratios ?? DEFAULT_RATIOS,
     null,
-    positiveFinite,
+    isPositiveFinite,
     "finite numbers > 0",
   );
   const scales = checkNumbers(
@@ -147,7 +147,7 @@ function resolveConfig(op: string, config: unknown): ResolvedConfig {
     "scales",
     c.scales ?? DEFAULT_SCALES,
     null,
-    positiveFinite,
+    isPositiveFinite,
     "finite numbers > 0",
   );
   const convention = c.convention ?? "keras-retinanet";

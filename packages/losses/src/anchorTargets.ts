@@ -1,8 +1,8 @@
 /** Training targets in keras-retinanet's layout: each anchor matched to a ground-truth box by IoU. */
 
-import { boxIou, cast, gather, isFloat, type Tensor, tensor } from "@focalgrad/core";
+import { boxIou, cast, gather, isFloat, noGrad, type Tensor, tensor } from "@focalgrad/core";
 import { type BoxCoder, cornerBoxCoder } from "./boxCoder.js";
-import { checkTensorArg, describeTensor } from "./common.js";
+import { checkBoxValues, checkTensorArg, describeTensor } from "./common.js";
 
 /** The ground truth of one image: `boxes [K, 4]` (x1, y1, x2, y2, pixels) and int32 `labels [K]`. */
 export interface Annotation {
@@ -111,24 +111,10 @@ function checkAnnotation(annotation: unknown, image: number, numClasses: number)
   if (labels.shape[0] !== count) {
     throw new Error(`${op}: ${where} has ${count} boxes but ${labels.shape[0]} labels`);
   }
-  const b = boxes.data;
+  checkBoxValues(op, `${where}.boxes`, boxes, true);
+  const labelData = labels.read();
   for (let k = 0; k < count; k++) {
-    const [x1, y1, x2, y2] = [b[4 * k], b[4 * k + 1], b[4 * k + 2], b[4 * k + 3]];
-    if (
-      !(
-        Number.isFinite(x1) &&
-        Number.isFinite(y1) &&
-        Number.isFinite(x2) &&
-        Number.isFinite(y2) &&
-        x2 > x1 &&
-        y2 > y1
-      )
-    ) {
-      throw new Error(
-        `${op}: ${where}.boxes[${k}] must be finite with x2 > x1 and y2 > y1, got [${x1}, ${y1}, ${x2}, ${y2}]`,
-      );
-    }
-    const label = labels.data[k];
+    const label = labelData[k];
     if (!(label >= 0 && label < numClasses)) {
       throw new Error(
         `${op}: ${where}.labels[${k}] must lie in [0, ${numClasses}) (numClasses ${numClasses}), got ${label}`,
@@ -173,6 +159,15 @@ function checkAnnotation(annotation: unknown, image: number, numClasses: number)
  * const loss = add(focal()(labels, classification), smoothL1()(regression, boxDeltas));
  */
 export function anchorTargets(
+  anchors: Tensor,
+  annotations: readonly Annotation[],
+  options: AnchorTargetOptions,
+): AnchorTargets {
+  // Targets are data: boxes that happen to require a gradient must not grow a graph here.
+  return noGrad(() => buildTargets(anchors, annotations, options));
+}
+
+function buildTargets(
   anchors: Tensor,
   annotations: readonly Annotation[],
   options: AnchorTargetOptions,
@@ -223,14 +218,8 @@ export function anchorTargets(
   const counts = annotations.map((a, i) => checkAnnotation(a, i, numClasses));
 
   const n = anchors.shape[0];
-  const anchorData = anchors.data;
-  for (let i = 0; i < anchorData.length; i++) {
-    if (!Number.isFinite(anchorData[i])) {
-      throw new Error(
-        `${op}: anchors must be finite, got ${anchorData[i]} in row ${Math.floor(i / 4)}`,
-      );
-    }
-  }
+  checkBoxValues(op, "anchors", anchors, true);
+  const anchorData = anchors.read();
   const anchors64 = anchors.dtype === "float64" ? anchors : cast(anchors, "float64");
   const labelColumns = numClasses + 1;
   const allocate = (size: number) =>
@@ -244,8 +233,9 @@ export function anchorTargets(
     const count = counts[image];
     if (count > 0) {
       const { boxes, labels: classes } = annotations[image];
+      const classOf = classes.read();
       const boxes64 = boxes.dtype === "float64" ? boxes : cast(boxes, "float64");
-      const iou = boxIou(anchors64, boxes64).data; // [N, K]
+      const iou = boxIou(anchors64, boxes64).read(); // [N, K]
       const best = new Int32Array(n);
       const state = new Int8Array(n);
       for (let a = 0; a < n; a++) {
@@ -263,16 +253,19 @@ export function anchorTargets(
           for (let a = 0; a < n; a++) if (iou[a * count + j] === highest) state[a] = 1;
         }
       }
-      const targets = coder.encode(
-        anchors64,
-        gather(boxes64, tensor(best, { dtype: "int32" }), 0),
-      ).data;
+      const encoded = coder.encode(anchors64, gather(boxes64, tensor(best, { dtype: "int32" }), 0));
+      if (encoded.rank !== 2 || encoded.shape[0] !== n || encoded.shape[1] !== 4) {
+        throw new Error(
+          `${op}: boxCoder.encode must return [N, 4] = [${n}, 4] for anchors [${n}, 4], got ${describeTensor(encoded)}`,
+        );
+      }
+      const targets = encoded.read();
       for (let a = 0; a < n; a++) {
         const row = regressionBase + a * 5;
         for (let c = 0; c < 4; c++) regression[row + c] = targets[a * 4 + c];
         regression[row + 4] = state[a];
         labels[labelBase + a * labelColumns + numClasses] = state[a];
-        if (state[a] === 1) labels[labelBase + a * labelColumns + classes.data[best[a]]] = 1;
+        if (state[a] === 1) labels[labelBase + a * labelColumns + classOf[best[a]]] = 1;
       }
     }
     const shape = shapes[image];

@@ -17,7 +17,7 @@ import {
   type Tensor,
   tensor,
 } from "@focalgrad/core";
-import { checkTensorArg, describeTensor } from "./common.js";
+import { checkBoxValues, checkTensorArg, describeTensor, isPositiveFinite } from "./common.js";
 
 /**
  * Encodes boxes as regression targets relative to anchors and decodes predicted deltas back into
@@ -57,7 +57,7 @@ function checkQuadruple(
   return value as unknown as Quadruple;
 }
 
-/** A float tensor `[..., 4]`; returns its leading shape. */
+/** A float tensor `[..., 4]`. */
 function checkBoxesArg(op: string, name: string, value: unknown): Tensor {
   checkTensorArg(op, name, value);
   if (!isFloat(value.dtype) || value.rank < 1 || value.shape[value.rank - 1] !== 4) {
@@ -85,26 +85,6 @@ function checkBroadcast(
       throw new Error(
         `${op}: the leading axes of ${nameA} [${a.shape.join(", ")}] and ${nameB} ` +
           `[${b.shape.join(", ")}] cannot be broadcast together`,
-      );
-    }
-  }
-}
-
-/**
- * Every coordinate finite and, with `positiveSize`, x2 > x1 and y2 > y1, in one loop over the
- * data. The message names the first offending box by its row.
- */
-function checkBoxValues(op: string, name: string, boxes: Tensor, positiveSize: boolean): void {
-  const data = boxes.data;
-  for (let i = 0; i < data.length; i += 4) {
-    const [x1, y1, x2, y2] = [data[i], data[i + 1], data[i + 2], data[i + 3]];
-    const finite =
-      Number.isFinite(x1) && Number.isFinite(y1) && Number.isFinite(x2) && Number.isFinite(y2);
-    if (!finite || (positiveSize && !(x2 > x1 && y2 > y1))) {
-      const expected = positiveSize ? "finite with x2 > x1 and y2 > y1" : "finite";
-      throw new Error(
-        `${op}: every box of ${name} must be ${expected}, got [${x1}, ${y1}, ${x2}, ${y2}] ` +
-          `at row ${i / 4} (flat, of shape [${boxes.shape.join(", ")}])`,
       );
     }
   }
@@ -179,7 +159,7 @@ export function cornerBoxCoder(options: CornerBoxCoderOptions = {}): BoxCoder {
     op,
     "std",
     options.std ?? [0.2, 0.2, 0.2, 0.2],
-    (v) => Number.isFinite(v) && v > 0,
+    isPositiveFinite,
     "finite numbers > 0",
   );
   const sizes = (anchors: Tensor) => {
@@ -244,7 +224,7 @@ export function centerBoxCoder(options: CenterBoxCoderOptions = {}): BoxCoder {
     op,
     "weights",
     options.weights ?? [1, 1, 1, 1],
-    (v) => Number.isFinite(v) && v > 0,
+    isPositiveFinite,
     "finite numbers > 0",
   );
   const bound = options.clip ?? Math.log(1000 / 16);

@@ -1,4 +1,4 @@
-/** Argument checks, the reduction switch and the NaN-safe focusing factor shared by the losses. */
+/** Argument checks, the reduction switch and the NaN-safe focusing factor shared by the losses and the targets. */
 
 import {
   greater,
@@ -135,7 +135,7 @@ export function reduceLoss(loss: Tensor, reduction: Reduction): Tensor {
 
 /** Checks, in one loop over its data, that every element of a targets tensor lies in [0, 1]. */
 export function checkUnitInterval(op: string, name: string, t: Tensor): void {
-  const data = t.data;
+  const data = t.read();
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     if (!(v >= 0 && v <= 1)) {
@@ -157,4 +157,31 @@ export function focusingFactor(base: Tensor, gamma: number): Tensor {
   const positive = greater(base, 0);
   // "Double where": the unselected branch's input is made safe too, so no inf reaches the graph.
   return where(positive, pow(where(positive, base, 1), gamma), 0);
+}
+
+export const isPositiveFinite = (v: number): boolean => Number.isFinite(v) && v > 0;
+
+/**
+ * Every coordinate finite and, with `positiveSize`, x2 > x1 and y2 > y1, in one loop over the
+ * data. The message names the first offending box by its row.
+ */
+export function checkBoxValues(
+  op: string,
+  name: string,
+  boxes: Tensor,
+  positiveSize: boolean,
+): void {
+  const data = boxes.read();
+  for (let i = 0; i < data.length; i += 4) {
+    const [x1, y1, x2, y2] = [data[i], data[i + 1], data[i + 2], data[i + 3]];
+    const finite =
+      Number.isFinite(x1) && Number.isFinite(y1) && Number.isFinite(x2) && Number.isFinite(y2);
+    if (!finite || (positiveSize && !(x2 > x1 && y2 > y1))) {
+      const expected = positiveSize ? "finite with x2 > x1 and y2 > y1" : "finite";
+      throw new Error(
+        `${op}: every box of ${name} must be ${expected}, got [${x1}, ${y1}, ${x2}, ${y2}] ` +
+          `at row ${i / 4} (flat, of shape [${boxes.shape.join(", ")}])`,
+      );
+    }
+  }
 }

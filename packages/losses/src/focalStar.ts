@@ -44,7 +44,7 @@ export function focalStar(logits: Tensor, targets: Tensor, options: FocalStarOpt
   const x = checkFloatArg(op, "logits", logits, "logits");
   let t = checkNumericArg(op, "targets", targets);
   checkSameShape(op, ["logits", x], ["targets", t]);
-  const data = t.data;
+  const data = t.read();
   for (let i = 0; i < data.length; i++) {
     if (data[i] !== 0 && data[i] !== 1) {
       throw new Error(`${op}: targets must be 0 or 1, got ${data[i]} at flat index ${i}`);

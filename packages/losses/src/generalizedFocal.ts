@@ -112,7 +112,7 @@ export function distributionFocalLoss(
       `${op}: targets must have shape [${rows}] (one distance per row of logits), got [${y.shape.join(", ")}]`,
     );
   }
-  const data = y.data;
+  const data = y.read();
   for (let n = 0; n < rows; n++) {
     if (!(data[n] >= 0 && data[n] <= bins - 1)) {
       throw new Error(`${op}: targets must lie in [0, ${bins - 1}], got ${data[n]} at row ${n}`);

@@ -63,7 +63,7 @@ export function softmaxFocalLoss(
         `got ${describeTensor(targets)}`,
     );
   }
-  const classIndex = targets.data;
+  const classIndex = targets.read();
   const pairs = new Int32Array(2 * rows);
   for (let n = 0; n < rows; n++) {
     const k = classIndex[n];

@@ -48,7 +48,7 @@ export function checkAnchorTargets(
         `of ${predName}, then the anchor state), got ${target.shape[2]} (yTrue ${shapeText(target.shape)})`,
     );
   }
-  const data = target.data;
+  const data = target.read();
   const stride = columns + 1;
   for (let base = 0, anchor = 0; base < data.length; base += stride, anchor++) {
     const state = data[base + columns];
@@ -77,7 +77,7 @@ export function checkAnchorTargets(
 function checkAnchorState(op: string, anchorState: unknown): Tensor {
   const state = checkNumericArg(op, "anchorState", anchorState);
   checkRank(op, "anchorState", state, 2, "[batch, anchors]");
-  const data = state.data;
+  const data = state.read();
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     if (v !== -1 && v !== 0 && v !== 1) {

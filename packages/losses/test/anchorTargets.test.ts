@@ -27,13 +27,19 @@ const states = (t: Tensor, b = 0) =>
 
 const unit = f64([[0, 0, 10, 10]]); // area 100
 const wide = { imageShape: [100, 100] as const };
+/** The targets of the anchor `unit` in one image with these boxes and labels. */
+const againstUnit = (
+  boxes: number[][],
+  labels: number[],
+  options: Partial<AnchorTargetOptions> = {},
+) => anchorTargets(unit, [annotation(boxes, labels)], { numClasses: 2, ...wide, ...options });
 
 describe("anchorTargets: the assignment at the boundary IoUs", () => {
   // Each image holds one box against the anchor [0, 0, 10, 10] (area 100). A box [0, 0, 10, h]
   // inside it has intersection 10 h and union 100, so IoU = 10 h / 100, exactly h / 10 for these
   // integers and halves: 0.5 and 0.4 round to the same doubles as the literals 0.5 and 0.4.
   const iouCase = (h: number, options: Partial<AnchorTargetOptions> = {}) =>
-    anchorTargets(unit, [annotation([[0, 0, 10, h]], [2])], { numClasses: 3, ...wide, ...options });
+    againstUnit([[0, 0, 10, h]], [2], { numClasses: 3, ...options });
 
   it("IoU exactly 0.5 is an object; just below is ignored", () => {
     // h = 5: IoU 50 / 100 = 0.5 >= positiveOverlap -> state 1, one-hot class 2.
@@ -104,11 +110,9 @@ describe("anchorTargets: matching, labels and regression targets", () => {
   it("another coder: torchvision's centre / log-size deltas", () => {
     // A0 centre (5, 5), 10 × 10; box [0, 0, 10, 5]: centre (5, 2.5), 10 × 5.
     //   [0 / 10, -2.5 / 10, log(10 / 10), log(5 / 10)] = [0, -0.25, 0, log 0.5]
-    const { regression } = anchorTargets(unit, [annotation([[0, 0, 10, 5]], [0])], {
-      numClasses: 1,
+    const { regression } = againstUnit([[0, 0, 10, 5]], [0], {
       boxCoder: centerBoxCoder(),
       dtype: "float64",
-      ...wide,
     });
     expect(regression.dtype).toBe("float64");
     expect(row(regression, 0, 0)).toEqual([0, -0.25, 0, Math.log(0.5), 1]);
@@ -116,40 +120,22 @@ describe("anchorTargets: matching, labels and regression targets", () => {
 
   it("each anchor takes its best box; ties go to the first box", () => {
     // box 0 [0, 0, 10, 3] (class 0): IoU 0.3; box 1 [0, 0, 10, 6] (class 1): IoU 0.6 -> class 1.
-    const best = anchorTargets(
-      unit,
+    const best = againstUnit(
       [
-        annotation(
-          [
-            [0, 0, 10, 3],
-            [0, 0, 10, 6],
-          ],
-          [0, 1],
-        ),
+        [0, 0, 10, 3],
+        [0, 0, 10, 6],
       ],
-      {
-        numClasses: 2,
-        ...wide,
-      },
+      [0, 1],
     );
     expect(row(best.labels, 0, 0)).toEqual([0, 1, 1]);
     // box 0 [0, 0, 10, 5] and box 1 [0, 5, 10, 10] both have IoU 0.5 -> box 0 (class 0), whose
     // targets are [0, 0, 0, -2.5] (box 1's would be [0, 2.5, 0, 0]).
-    const tie = anchorTargets(
-      unit,
+    const tie = againstUnit(
       [
-        annotation(
-          [
-            [0, 0, 10, 5],
-            [0, 5, 10, 10],
-          ],
-          [0, 1],
-        ),
+        [0, 0, 10, 5],
+        [0, 5, 10, 10],
       ],
-      {
-        numClasses: 2,
-        ...wide,
-      },
+      [0, 1],
     );
     expect(row(tie.labels, 0, 0)).toEqual([1, 0, 1]);
     expect(row(tie.regression, 0, 0)).toEqual([0, 0, 0, -2.5, 1]);
@@ -284,33 +270,22 @@ describe("anchorTargets: lowQualityMatches", () => {
   it("a forced anchor takes its own best box (as torchvision's matcher), an ignored one too", () => {
     // A0 [0, 0, 10, 10]; box 0 [0, 0, 10, 2] (class 0): IoU 0.2; box 1 [0, 0, 10, 4.5] (class 1):
     // IoU 0.45 (ignored). A0 is the best anchor of both, and its own best box is box 1 -> class 1.
-    const { labels } = anchorTargets(
-      unit,
+    const { labels } = againstUnit(
       [
-        annotation(
-          [
-            [0, 0, 10, 2],
-            [0, 0, 10, 4.5],
-          ],
-          [0, 1],
-        ),
+        [0, 0, 10, 2],
+        [0, 0, 10, 4.5],
       ],
+      [0, 1],
       {
-        numClasses: 2,
         lowQualityMatches: true,
-        ...wide,
       },
     );
     expect(row(labels, 0, 0)).toEqual([0, 1, 1]);
   });
 
   it("a box that overlaps no anchor forces nothing", () => {
-    const { labels } = anchorTargets(unit, [annotation([[50, 50, 60, 60]], [0])], {
-      numClasses: 1,
-      lowQualityMatches: true,
-      ...wide,
-    });
-    expect(row(labels, 0, 0)).toEqual([0, 0]);
+    const { labels } = againstUnit([[50, 50, 60, 60]], [0], { lowQualityMatches: true });
+    expect(row(labels, 0, 0)).toEqual([0, 0, 0]);
   });
 });
 
@@ -338,7 +313,7 @@ describe("anchorTargets validation", () => {
       /anchorTargets: anchors must be a float32 or float64 tensor of shape \[N, 4\] \(x1, y1, x2, y2\), got a float64 tensor of shape \[4\]/,
     );
     expect(() => anchorTargets(f64([[0, Number.NaN, 1, 1]]), ok, opts)).toThrow(
-      /anchors must be finite, got NaN in row 0/,
+      /anchorTargets: every box of anchors must be finite with x2 > x1 and y2 > y1, got \[0, NaN, 1, 1\] at row 0/,
     );
     expect(() => anchorTargets(unit, {} as Annotation[], opts)).toThrow(
       /annotations must be an array/,
@@ -378,11 +353,11 @@ describe("anchorTargets validation", () => {
         opts,
       ),
     ).toThrow(
-      /annotations\[0\].boxes\[1\] must be finite with x2 > x1 and y2 > y1, got \[3, 3, 3, 9\]/,
+      /anchorTargets: every box of annotations\[0\].boxes must be finite with x2 > x1 and y2 > y1, got \[3, 3, 3, 9\] at row 1/,
     );
     expect(() =>
       anchorTargets(unit, [annotation([[0, 0, Number.POSITIVE_INFINITY, 5]], [0])], opts),
-    ).toThrow(/boxes\[0\] must be finite/);
+    ).toThrow(/every box of annotations\[0\].boxes must be finite .* at row 0/);
   });
 
   it("options", () => {
@@ -417,6 +392,10 @@ describe("anchorTargets validation", () => {
     expect(() =>
       anchorTargets(unit, ok, { ...opts, lowQualityMatches: 1 as unknown as boolean }),
     ).toThrow(/lowQualityMatches must be a boolean/);
+    const flat = { encode: () => f64([0, 0, 0, 0]), decode: (a: Tensor) => a };
+    expect(() => anchorTargets(unit, ok, { ...opts, boxCoder: flat })).toThrow(
+      /boxCoder.encode must return \[N, 4\] = \[1, 4\] for anchors \[1, 4\], got a float64 tensor of shape \[4\]/,
+    );
     expect(() => anchorTargets(unit, ok, { ...opts, boxCoder: {} as never })).toThrow(
       /boxCoder must be a BoxCoder/,
     );

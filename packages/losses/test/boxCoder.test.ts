@@ -199,6 +199,46 @@ describe("box coders: properties", () => {
   });
 });
 
+describe("box coders: large tensors (fused lazily) give the values of small ones", () => {
+  // 20 000 boxes: every column [20 000, 1] the coders compute with is beyond the fusion threshold
+  // of 16 384 elements, so their chains run lazily fused.
+  const n = 20000;
+  const values = (f: (i: number) => number[]) => Array.from({ length: n }, (_, i) => f(i)).flat();
+  const anchorValues = values((i) => [
+    i % 97,
+    i % 89,
+    (i % 97) + 5 + (i % 13),
+    (i % 89) + 3 + (i % 7),
+  ]);
+  const deltaValues = values((i) => [Math.sin(i), Math.cos(i), Math.sin(2 * i), Math.cos(3 * i)]);
+  for (const [name, coder] of [coders[0], coders[3]]) {
+    for (const dtype of ["float64", "float32"] as const) {
+      it(`${name}, ${dtype}`, () => {
+        const anchors = tensor(anchorValues, { shape: [n, 4], dtype });
+        const d = tensor(deltaValues, { shape: [n, 4], dtype });
+        const large = coder.decode(anchors, d).read();
+        const encoded = coder.encode(anchors, coder.decode(anchors, d)).read();
+        for (const i of [0, 1, 777, 19999]) {
+          const one = (t: number[]) => tensor(t.slice(4 * i, 4 * i + 4), { shape: [1, 4], dtype });
+          const small = coder.decode(one(anchorValues), one(deltaValues)).read();
+          const smallEncoded = coder
+            .encode(one(anchorValues), coder.decode(one(anchorValues), one(deltaValues)))
+            .read();
+          for (let c = 0; c < 4; c++) {
+            // float64 is bit for bit; a fused float32 chain rounds once instead of per op.
+            const tolerance = dtype === "float64" ? 0 : 1e-5 * Math.max(1, Math.abs(small[c]));
+            expect(Math.abs(large[4 * i + c] - small[c])).toBeLessThanOrEqual(tolerance);
+            const encodedTolerance = dtype === "float64" ? 0 : 1e-4;
+            expect(Math.abs(encoded[4 * i + c] - smallEncoded[c])).toBeLessThanOrEqual(
+              encodedTolerance,
+            );
+          }
+        }
+      });
+    }
+  }
+});
+
 describe("box coder validation", () => {
   const a = f64([[0, 0, 10, 20]]);
   it("options", () => {

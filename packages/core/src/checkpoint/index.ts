@@ -46,7 +46,7 @@ export interface Safetensors {
 }
 
 function rawBytes(t: Tensor): Uint8Array {
-  const data = t.data;
+  const data = t.read();
   if (littleEndian) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint8Array(data.byteLength);
   const view = new DataView(out.buffer);
@@ -129,7 +129,7 @@ export function encodeSafetensors(
   let at = 8 + headerLength;
   for (const [, t] of ordered) {
     out.set(rawBytes(t), at);
-    at += t.data.byteLength;
+    at += t.read().byteLength;
   }
   return out;
 }
@@ -360,7 +360,7 @@ export async function load(
     );
   }
   writeInPlace(state.values(), () => {
-    for (const [name, target] of state) target.data.set(file.tensors.get(name)!.data);
+    for (const [name, target] of state) target.writable().set(file.tensors.get(name)!.read());
   });
   return file.metadata;
 }

@@ -11,9 +11,8 @@
  * so a chain such as `mul(0.75, pow(p, 2))` runs as one pass, and a full `sum` of a pending tensor
  * runs its program inside the reduction loop. A pending tensor computes its data the first time
  * anything reads `.data`. Steps are value-numbered, so a chain and its gradient fused into one loop
- * compute each logarithm once. A fused float32 chain holds its intermediates in double precision
- * and rounds where a float32 value is observed (see `fusion.exact`); float64 chains are bit for bit
- * those of op-by-op evaluation.
+ * compute each logarithm once. Every step rounds to its op's dtype, so fused results are bit for
+ * bit those of op-by-op evaluation (see `fusion.exact`).
  *
  * A differentiated full sum of a pending tensor waits for the backward pass, which computes it in
  * the same loop as the gradient (see `deferredSum` and `whileDifferentiating`).
@@ -46,17 +45,28 @@ export interface StridedOperand {
   offset: number;
 }
 
+/** The pending tensors a program reads (not inlined): they compute before it runs. */
+function pendingInputs(program: Program): Tensor[] {
+  return program.inputs.filter((input) => input.data === null).map((input) => input.tensor);
+}
+
 /** Pending full sums (scalars) and the programs whose results they add up. */
 const reductions = new WeakMap<Tensor, Program>();
 
 /** A pending tensor that computes `program` when first read. */
 function pendingTensor(program: Program, dtype: DType): Tensor {
-  const t = new Tensor(null, program.shape, dtype, () => {
-    programs.delete(t);
-    const out = allocate(dtype, sizeOf(program.shape));
-    execute(program, dtype, "store", out);
-    return out;
-  });
+  const t = new Tensor(
+    null,
+    program.shape,
+    dtype,
+    () => {
+      programs.delete(t);
+      const out = allocate(dtype, sizeOf(program.shape));
+      execute(program, dtype, "store", out);
+      return out;
+    },
+    pendingInputs(program),
+  );
   programs.set(t, program);
   return t;
 }
@@ -78,7 +88,7 @@ function eager(
   // The kernel depends on each operand's dtype and on whether it is a scalar (read once).
   let key = `${expr}|${dtype}`;
   for (const t of operands) key += t.size === 1 ? `k${t.dtype}` : t.dtype;
-  const inputs = operands.map((t) => broadcastInput(t, shape));
+  const inputs = operands.map((t) => broadcastInput(t, shape, true));
   let kernel = singleOps.get(key);
   if (kernel === undefined) {
     const builder = new ProgramBuilder(shape);
@@ -144,10 +154,16 @@ function scalarData(dtype: DType, value: number): DataArray {
 export function deferredSum(x: Tensor, shape: Shape, dtype: DType): Tensor | null {
   const program = x.isPending ? programs.get(x) : undefined;
   if (program === undefined || sizeOf(shape) !== 1) return null;
-  const t = new Tensor(null, shape, dtype, () => {
-    reductions.delete(t);
-    return scalarData(dtype, execute(program, x.dtype, "sum", null));
-  });
+  const t = new Tensor(
+    null,
+    shape,
+    dtype,
+    () => {
+      reductions.delete(t);
+      return scalarData(dtype, execute(program, x.dtype, "sum", null));
+    },
+    pendingInputs(program),
+  );
   reductions.set(t, program);
   return t;
 }
@@ -168,7 +184,8 @@ export function whileDifferentiating<T>(tensors: readonly Tensor[], fn: () => T)
   partners = tensors.filter((t) => t.isPending && reductions.has(t));
   try {
     const result = fn();
-    for (const t of tensors) if (t.isPending && (reductions.has(t) || t.size < settleBelow)) t.data;
+    for (const t of tensors)
+      if (t.isPending && (reductions.has(t) || t.size < settleBelow)) t.read();
     return result;
   } finally {
     partners = before;
@@ -198,7 +215,7 @@ function execute(
       continue;
     // Never read the array this loop writes, nor an input still to compute (it may be the very
     // tensor this loop is computing).
-    if (other.inputs.some((input) => input.tensor.isPending || input.tensor.data === out)) continue;
+    if (other.inputs.some((input) => input.data === null || input.data === out)) continue;
     if (!builder.fits(other, 2)) continue;
     taken.push(t);
     names.push(builder.inline(other));
@@ -236,7 +253,7 @@ export function lazyView(
 ): Tensor | null {
   if (!fuses(sizeOf(shape))) return null;
   const builder = new ProgramBuilder(shape);
-  const name = builder.direct({ kind: "strided", tensor: x, version: x.version, strides, offset });
+  const name = builder.direct({ kind: "strided", tensor: x, data: x.capture(), strides, offset });
   return pendingTensor(builder.program(builder.op("a", [name], x.dtype, [x.dtype])), x.dtype);
 }
 
@@ -245,15 +262,21 @@ export function lazyView(
  * the view's shape) is `tensor.data[offset + Σ i[d] · strides[d]]`. `null` when `x` is not a pending
  * view, so that a gather from it can read the viewed tensor directly.
  */
-export function viewOf(
-  x: Tensor,
-): { tensor: Tensor; strides: readonly number[]; offset: number } | null {
+export function viewOf(x: Tensor): ViewSource | null {
   const program = x.isPending ? programs.get(x) : undefined;
   if (program === undefined || program.steps.length !== 0 || program.inputs.length !== 1)
     return null;
   const input = program.inputs[0];
-  if (input.kind !== "strided" || input.tensor.version !== input.version) return null;
-  return { tensor: input.tensor, strides: input.strides, offset: input.offset };
+  if (input.kind !== "strided") return null;
+  return { tensor: input.tensor, data: input.data, strides: input.strides, offset: input.offset };
+}
+
+/** What a pending view reads: the viewed tensor, the array it captured, and its layout. */
+export interface ViewSource {
+  readonly tensor: Tensor;
+  readonly data: DataArray | null;
+  readonly strides: readonly number[];
+  readonly offset: number;
 }
 
 /**
@@ -262,7 +285,7 @@ export function viewOf(
  * when too small to fuse.
  */
 export function lazyGatherRows(
-  x: Tensor,
+  x: Tensor | ViewSource,
   rows: RowStarts,
   width: number,
   colStride: number,
@@ -270,15 +293,20 @@ export function lazyGatherRows(
 ): Tensor | null {
   if (!fuses(sizeOf(shape))) return null;
   const builder = new ProgramBuilder(shape);
+  // Through a pending view: the array the view captured, whatever was written since.
+  const [tensor, data] = x instanceof Tensor ? [x, x.capture()] : [x.tensor, x.data];
   const name = builder.direct({
     kind: "rows",
-    tensor: x,
-    version: x.version,
+    tensor,
+    data,
     rows,
     width,
     colStride,
   });
-  return pendingTensor(builder.program(builder.op("a", [name], x.dtype, [x.dtype])), x.dtype);
+  return pendingTensor(
+    builder.program(builder.op("a", [name], tensor.dtype, [tensor.dtype])),
+    tensor.dtype,
+  );
 }
 
 /**
@@ -317,7 +345,7 @@ export function strided(
   const inputs: ProgramInput[] = operands.map((o) => ({
     kind: "strided",
     tensor: new Tensor(o.data, [o.data.length], dtypeOfArray(o.data) ?? "float32"),
-    version: 0,
+    data: o.data,
     strides: o.strides,
     offset: o.offset,
   }));
@@ -333,16 +361,17 @@ export function strided(
   run(program, out.constructor.name, "store", out);
 }
 
-/** `target += g`, in place, for a gradient buffer the engine owns; `g` may broadcast to it. */
+/** `target += g`, in place (a write: see `Tensor.write`); `g` may broadcast to it. */
 export function addInPlace(target: Tensor, g: Tensor): void {
-  const out = target.data;
-  if (shapesEqual(target.shape, g.shape)) {
-    const src = g.data;
-    for (let i = 0; i < out.length; i++) out[i] += src[i];
-    return;
-  }
-  strided("a + b", out, target.shape, [
-    { data: out, strides: broadcastStrides(target.shape, target.shape), offset: 0 },
-    { data: g.data, strides: broadcastStrides(g.shape, target.shape), offset: 0 },
-  ]);
+  const src = g.read();
+  target.write((out) => {
+    if (shapesEqual(target.shape, g.shape)) {
+      for (let i = 0; i < out.length; i++) out[i] += src[i];
+      return;
+    }
+    strided("a + b", out, target.shape, [
+      { data: out, strides: broadcastStrides(target.shape, target.shape), offset: 0 },
+      { data: src, strides: broadcastStrides(g.shape, target.shape), offset: 0 },
+    ]);
+  });
 }

@@ -7,6 +7,7 @@ import type { DataArray } from "../dtype.js";
 import { type Shape, sizeOf } from "../shape.js";
 import {
   fusion,
+  inputArray,
   isConstant,
   isRaw,
   type Program,
@@ -91,7 +92,13 @@ export function compile(program: Program, outType: string, mode: Mode, rowwise: 
   const rewind = lines((input, i) => (streamed(input) ? `base${i} -= s${i}[d] * shape[d];` : ""));
   // A value added up is the float32 value the tensor would hold; a store rounds by itself.
   const rounded = (name: string) => (isRaw(program.raw, name) ? `Math.fround(${name})` : name);
-  const result = mode === "store" || mode === "place" ? program.result : rounded(program.result);
+  // Placing into a zero buffer gives exactly what adding into it would: 0 + (-0) is +0.
+  const result =
+    mode === "store"
+      ? program.result
+      : mode === "place"
+        ? `${program.result} + 0`
+        : rounded(program.result);
   const update = mode === "place" ? "=" : "+=";
   let write: string;
   if (mode === "store") write = `out[first + j] = ${result};`;
@@ -261,7 +268,7 @@ export function layout(program: Pick<Program, "inputs" | "shape">, scatterWidth:
   };
 }
 
-/** Calls `kernel` on the program's inputs, after checking that none was modified in place since. */
+/** Calls `kernel` on the program's inputs. */
 export function launch(
   kernel: Kernel,
   program: Pick<Program, "inputs" | "shape" | "sums">,
@@ -279,16 +286,10 @@ export function launch(
   const args: unknown[] = [];
   let k = 0;
   for (const input of program.inputs) {
-    if (input.tensor.version !== input.version) {
-      throw new Error(
-        "a lazily computed result reads a tensor that was modified in place after the result was made " +
-          "(an optimiser step?); read the result (e.g. its .data) before modifying what it was computed from",
-      );
-    }
-    if (input.kind === "strided") args.push(input.tensor.data, plan.strides[k++], input.offset);
+    if (input.kind === "strided") args.push(inputArray(input), plan.strides[k++], input.offset);
     else {
       const { index, scale, start } = input.rows;
-      args.push(input.tensor.data, index, scale, start, input.width, input.colStride);
+      args.push(inputArray(input), index, scale, start, input.width, input.colStride);
     }
   }
   // In chunks of elements: a loop that starts cold (its optimised code dropped by the garbage

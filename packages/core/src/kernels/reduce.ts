@@ -61,3 +61,62 @@ export function reduce(
     out.set(acc, o * inner);
   }
 }
+
+/**
+ * out[o, i] = the position r of the largest (`max`) or smallest (`min`) x[o, r, i]: the first one on
+ * ties, and the first NaN if there is one (NaN wins either way, as in PyTorch's argmax and argmin).
+ */
+export function argReduce(
+  kind: "max" | "min",
+  x: DataArray,
+  outer: number,
+  length: number,
+  inner: number,
+  out: Int32Array,
+): void {
+  const max = kind === "max";
+  for (let o = 0; o < outer; o++) {
+    const base = o * length * inner;
+    for (let i = 0; i < inner; i++) {
+      let best = 0;
+      let value = x[base + i];
+      for (let r = 1; r < length && !Number.isNaN(value); r++) {
+        const v = x[base + r * inner + i];
+        if (max ? v > value : v < value) {
+          best = r;
+          value = v;
+        } else if (Number.isNaN(v)) {
+          best = r;
+          break;
+        }
+      }
+      out[o * inner + i] = best;
+    }
+  }
+}
+
+/**
+ * out[o, r, i] = x[o, 0, i] + … + x[o, r, i] (with `reverse`, x[o, r, i] + … + x[o, length − 1, i]),
+ * accumulated in double precision whatever the dtype, as PyTorch does on the CPU.
+ */
+export function cumulativeSum(
+  x: DataArray,
+  outer: number,
+  length: number,
+  inner: number,
+  reverse: boolean,
+  out: DataArray,
+): void {
+  const acc = new Float64Array(inner);
+  for (let o = 0; o < outer; o++) {
+    const base = o * length * inner;
+    acc.fill(0);
+    for (let step = 0; step < length; step++) {
+      const row = base + (reverse ? length - 1 - step : step) * inner;
+      for (let i = 0; i < inner; i++) {
+        acc[i] += x[row + i];
+        out[row + i] = acc[i];
+      }
+    }
+  }
+}

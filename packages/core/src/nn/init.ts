@@ -56,7 +56,7 @@ export function fans(t: Tensor): [fanIn: number, fanOut: number] {
 
 function fill(t: Tensor, draw: () => number): Tensor {
   writeInPlace([t], () => {
-    const data = t.data;
+    const data = t.writable();
     for (let i = 0; i < data.length; i++) data[i] = draw();
   });
   return t;
@@ -212,7 +212,7 @@ export function uniform(
  */
 export function constant(t: Tensor, value: number): Tensor {
   checkTarget("constant", t);
-  writeInPlace([t], () => t.data.fill(value));
+  writeInPlace([t], () => t.writable().fill(value));
   return t;
 }
 

@@ -3,11 +3,11 @@
 import type { Tensor } from "../tensor.js";
 
 /**
- * @internal Runs `write`, which changes the `data` of `tensors` in place, then marks each tensor
- * modified: a lazily fused result made from the old values refuses to compute from the new ones.
+ * @internal Runs `write`, which changes the arrays `writable()` gives of `tensors` in place, then
+ * marks each tensor modified (see `Tensor.write`; this is its form for several tensors at once).
  *
  * @example
- * writeInPlace([w], () => { w.data[0] -= 0.1; });
+ * writeInPlace([w], () => { w.writable()[0] -= 0.1; });
  */
 export function writeInPlace(tensors: Iterable<Tensor>, write: () => void): void {
   write();

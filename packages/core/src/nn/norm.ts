@@ -158,14 +158,14 @@ export class BatchNorm2d extends Module {
       y = div(centred, sqrt(add(variance, this.eps)));
       writeInPlace([this.runningMean, this.runningVar, this.numBatchesTracked], () => {
         const m = this.momentum;
-        const runningMean = this.runningMean.data;
-        const runningVar = this.runningVar.data;
+        const runningMean = this.runningMean.writable();
+        const runningVar = this.runningVar.writable();
         const unbiased = count / (count - 1);
         for (let c = 0; c < this.numFeatures; c++) {
-          runningMean[c] = (1 - m) * runningMean[c] + m * mu.data[c];
-          runningVar[c] = (1 - m) * runningVar[c] + m * variance.data[c] * unbiased;
+          runningMean[c] = (1 - m) * runningMean[c] + m * mu.read()[c];
+          runningVar[c] = (1 - m) * runningVar[c] + m * variance.read()[c] * unbiased;
         }
-        this.numBatchesTracked.data[0] += 1;
+        this.numBatchesTracked.writable()[0] += 1;
       });
     } else {
       const mu = channelView(this.runningMean, 4);

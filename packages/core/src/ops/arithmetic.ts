@@ -34,32 +34,38 @@ export function binary(
  */
 export function add(a: TensorLike, b: TensorLike): Tensor {
   const [out, x, y] = binary("add", "a + b", a, b);
-  return record("add", out, [x, y], [(g) => g, (g) => g]);
+  return record("add", out, [x, y], [(g) => g, (g) => g], [[], []]);
 }
 
 /** `a - b`, broadcasting. @example sub(1, p) */
 export function sub(a: TensorLike, b: TensorLike): Tensor {
   const [out, x, y] = binary("sub", "a - b", a, b);
-  return record("sub", out, [x, y], [(g) => g, (g) => neg(g)]);
+  return record("sub", out, [x, y], [(g) => g, (g) => neg(g)], [[], []]);
 }
 
 /** `a * b`, broadcasting. @example mul(x, tensor([[2], [3]])) */
 export function mul(a: TensorLike, b: TensorLike): Tensor {
   const [out, x, y] = binary("mul", "a * b", a, b);
-  return record("mul", out, [x, y], [(g) => mul(g, y), (g) => mul(g, x)]);
+  return record("mul", out, [x, y], [(g) => mul(g, y), (g) => mul(g, x)], [[y], [x]]);
 }
 
 /** `a / b`, broadcasting; integer operands divide exactly into float32. @example div(x, 2) */
 export function div(a: TensorLike, b: TensorLike): Tensor {
   const [out, x, y] = binary("div", "a / b", a, b, (d) => (d === "int32" ? "float32" : d));
-  return record("div", out, [x, y], [(g) => div(g, y), (g) => neg(div(mul(g, out), y))]);
+  return record(
+    "div",
+    out,
+    [x, y],
+    [(g) => div(g, y), (g) => neg(div(mul(g, out), y))],
+    [[y], [out, y]],
+  );
 }
 
 /** `-x`. @example neg(tensor([1, -2])) // [-1, 2] */
 export function neg(x: Tensor): Tensor {
   checkNumeric("neg", "x", x);
   const out = elementwise("-a", [x], x.shape, x.dtype);
-  return record("neg", out, [x], [(g) => neg(g)]);
+  return record("neg", out, [x], [(g) => neg(g)], [[]]);
 }
 
 /**
@@ -129,7 +135,7 @@ function powScalar(x: Tensor, k: number): Tensor {
 export function square(x: Tensor): Tensor {
   checkNumeric("square", "x", x);
   const out = elementwise("a * a", [x], x.shape, x.dtype);
-  return record("square", out, [x], [(g) => mul(g, mul(x, 2))]);
+  return record("square", out, [x], [(g) => mul(g, mul(x, 2))], [[x]]);
 }
 
 /**

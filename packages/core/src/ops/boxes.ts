@@ -27,27 +27,23 @@ function checkBoxes(op: string, name: string, boxes: Tensor, leading = false): v
       `${op}: ${name} must have shape ${leading ? "[..., 4]" : "[N, 4]"} (x1, y1, x2, y2 per box), got ${describe(boxes)}`,
     );
   }
-  const d = boxes.data;
+  const d = boxes.read();
   for (let i = 0; i < d.length; i += 4) {
-    const [x1, y1, x2, y2] = [d[i], d[i + 1], d[i + 2], d[i + 3]];
-    const problem = !(
-      Number.isFinite(x1) &&
-      Number.isFinite(y1) &&
-      Number.isFinite(x2) &&
-      Number.isFinite(y2)
-    )
+    const finite =
+      Number.isFinite(d[i]) &&
+      Number.isFinite(d[i + 1]) &&
+      Number.isFinite(d[i + 2]) &&
+      Number.isFinite(d[i + 3]);
+    if (finite && d[i] <= d[i + 2] && d[i + 1] <= d[i + 3]) continue;
+    const problem = !finite
       ? "has a non-finite coordinate"
-      : x2 < x1
-        ? `has x2 < x1`
-        : y2 < y1
-          ? `has y2 < y1`
-          : null;
-    if (problem !== null) {
-      throw new Error(
-        `${op}: box ${i / 4} of ${name} (${formatShape(boxes.shape)}), [${x1}, ${y1}, ${x2}, ${y2}], ${problem}; ` +
-          "expected finite pixel coordinates x1, y1, x2, y2 with x1 <= x2 and y1 <= y2",
-      );
-    }
+      : d[i + 2] < d[i]
+        ? "has x2 < x1"
+        : "has y2 < y1";
+    throw new Error(
+      `${op}: box ${i / 4} of ${name} (${formatShape(boxes.shape)}), [${d.subarray(i, i + 4).join(", ")}], ${problem}; ` +
+        "expected finite pixel coordinates x1, y1, x2, y2 with x1 <= x2 and y1 <= y2",
+    );
   }
 }
 
@@ -176,7 +172,7 @@ function orderByScore(op: string, boxes: Tensor, scores: Tensor): Int32Array {
       `${op}: scores must have shape [${n}] (one per box of boxes ${formatShape(boxes.shape)}), got ${describe(scores)}`,
     );
   }
-  const s = scores.data;
+  const s = scores.read();
   for (let i = 0; i < n; i++) {
     if (Number.isNaN(s[i])) {
       throw new Error(`${op}: scores[${i}] is NaN; every box needs a score to be ranked by`);
@@ -192,9 +188,10 @@ function orderByScore(op: string, boxes: Tensor, scores: Tensor): Int32Array {
  * every box whose IoU with an already kept box is greater than `iouThreshold` (a box exactly at
  * the threshold is kept). Returns the int32 indices of the kept boxes, by decreasing score.
  *
- * Equal scores are visited in index order (as a stable sort gives; torchvision's CPU kernel uses an
- * unstable sort, so its order among ties is unspecified). The IoU is computed in the boxes' own
- * precision, as torchvision does, so float32 boxes exactly at the threshold are decided the same.
+ * Equal scores are visited in index order, the lower index first, as current torchvision does
+ * (it sorts the scores stably; releases before that used an unstable sort, whose order among ties
+ * was unspecified). The IoU is computed in the boxes' own precision, as torchvision does, so
+ * float32 boxes exactly at the threshold are decided the same.
  * NaN scores and malformed boxes are errors. No gradient.
  *
  * @example
@@ -205,7 +202,7 @@ export function nms(boxes: Tensor, scores: Tensor, iouThreshold: number): Tensor
   checkBoxes("nms", "boxes", boxes);
   const order = orderByScore("nms", boxes, scores);
   checkIouThreshold("nms", iouThreshold);
-  const kept = suppress(boxes.data, order, null, iouThreshold, boxes.dtype === "float32");
+  const kept = suppress(boxes.read(), order, null, iouThreshold, boxes.dtype === "float32");
   return new Tensor(kept, [kept.length], "int32");
 }
 
@@ -236,9 +233,9 @@ export function batchedNms(
   }
   checkIouThreshold("batchedNms", iouThreshold);
   const kept = suppress(
-    boxes.data,
+    boxes.read(),
     order,
-    classes.data as Int32Array,
+    classes.read() as Int32Array,
     iouThreshold,
     boxes.dtype === "float32",
   );

@@ -26,5 +26,5 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   const out = elementwise(expr, [x], x.shape, dtype);
   if (!isFloat(dtype) || !isFloat(x.dtype)) return out;
   const from = x.dtype;
-  return record("cast", out, [x], [(g) => cast(g, from)]);
+  return record("cast", out, [x], [(g) => cast(g, from)], [[]]);
 }

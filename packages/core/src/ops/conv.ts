@@ -203,7 +203,7 @@ function sameDtype(dtype: DType, ...ts: Tensor[]): Tensor[] {
 function convolve(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const dtype = x.dtype;
   const out = allocate(dtype, g.batch * g.outChannels * g.outHeight * g.outWidth);
-  getBackend().conv2d(x.data, w.data, bias === null ? null : bias.data, out, g);
+  getBackend().conv2d(x.read(), w.read(), bias === null ? null : bias.read(), out, g);
   const result = new Tensor(out, [g.batch, g.outChannels, g.outHeight, g.outWidth], dtype);
   const inputs = bias === null ? [x, w] : [x, w, bias];
   return record("conv2d", result, inputs, [
@@ -222,7 +222,7 @@ function convolve(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): T
 function convBackwardInput(dy: Tensor, w: Tensor, g: ConvGeometry): Tensor {
   const [d, k] = sameDtype(promoteTypes(dy.dtype, w.dtype), dy, w);
   const dx = allocate(d.dtype, g.batch * g.inChannels * g.inHeight * g.inWidth);
-  getBackend().conv2dBackwardInput(d.data, k.data, dx, g);
+  getBackend().conv2dBackwardInput(d.read(), k.read(), dx, g);
   const result = new Tensor(dx, [g.batch, g.inChannels, g.inHeight, g.inWidth], d.dtype);
   return record(
     "conv2dBackwardInput",
@@ -243,7 +243,7 @@ function convBackwardWeight(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor {
   const [input, d] = sameDtype(promoteTypes(x.dtype, dy.dtype), x, dy);
   const shape = [g.outChannels, g.inChannels / g.groups, g.kernelHeight, g.kernelWidth];
   const dw = allocate(input.dtype, shape[0] * shape[1] * shape[2] * shape[3]);
-  getBackend().conv2dBackwardWeight(input.data, d.data, dw, g);
+  getBackend().conv2dBackwardWeight(input.read(), d.read(), dw, g);
   const result = new Tensor(dw, shape, input.dtype);
   return record(
     "conv2dBackwardWeight",
@@ -317,7 +317,7 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const outShape = [batch, channels, g.outHeight, g.outWidth];
   const out = allocate(x.dtype, g.planes * g.outHeight * g.outWidth);
   const argmax = new Int32Array(out.length);
-  getBackend().maxPool2d(x.data, out, argmax, g);
+  getBackend().maxPool2d(x.read(), out, argmax, g);
   const winners = new Tensor(argmax, [argmax.length], "int32");
   const result = new Tensor(out, outShape, x.dtype);
   return record(
@@ -344,14 +344,14 @@ export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
 function averagePool(x: Tensor, g: PoolGeometry): Tensor {
   const [batch, channels] = x.shape;
   const out = allocate(x.dtype, g.planes * g.outHeight * g.outWidth);
-  getBackend().avgPool2d(x.data, out, g);
+  getBackend().avgPool2d(x.read(), out, g);
   const result = new Tensor(out, [batch, channels, g.outHeight, g.outWidth], x.dtype);
   return record("avgPool2d", result, [x], [(dy) => averagePoolBackward(dy, x.shape, g)]);
 }
 
 function averagePoolBackward(dy: Tensor, shape: readonly number[], g: PoolGeometry): Tensor {
   const dx = allocate(dy.dtype, g.planes * g.inHeight * g.inWidth);
-  getBackend().avgPool2dBackward(dy.data, dx, g);
+  getBackend().avgPool2dBackward(dy.read(), dx, g);
   const result = new Tensor(dx, shape, dy.dtype);
   return record("avgPool2dBackward", result, [dy], [(upstream) => averagePool(upstream, g)]);
 }

@@ -65,9 +65,9 @@ function flatten(
 }
 
 /**
- * A tensor from a number, nested arrays, a flat array with `shape`, or a typed array.
- * Typed arrays of the tensor's dtype are used as they are, without a copy (a Uint8Array read as
- * bool only when it holds nothing but 0 and 1).
+ * A tensor from a number, nested arrays, a flat array with `shape`, or a typed array. The values
+ * are always copied, as `torch.tensor` copies: writing into the array afterwards does not change
+ * the tensor (write into the tensor's own `data` for that).
  *
  * @example
  * tensor([[1, 2], [3, 4]]);                      // float32, shape [2, 2]
@@ -116,12 +116,13 @@ export function tensor(values: Values, options: TensorOptions = {}): Tensor {
     );
   }
   let data: DataArray;
-  // Bytes other than 0 and 1 are copied as bool: the logic kernels (a & b, a ^ 1) need exact 0/1.
-  const shareable =
+  // Copied, as torch.tensor copies: the caller keeps its array, and writes into it never reach
+  // the tensor. Bytes other than 0 and 1 become 1 as bool: the logic kernels need exact 0/1.
+  const copyable =
     ArrayBuffer.isView(values) &&
     dtypeOfArray(values) === dtype &&
     !(dtype === "bool" && (values as Uint8Array).some((v) => v > 1));
-  if (shareable) data = values as unknown as DataArray;
+  if (copyable) data = (values as unknown as DataArray).slice();
   else {
     data = allocate(dtype, flat.length);
     // bool is "not 0", as in cast(): NaN is true (a plain truthiness test would make it false).
@@ -207,6 +208,50 @@ export function arange(
   const data = allocate(dtype, n);
   for (let i = 0; i < n; i++) data[i] = start + i * step;
   const t = new Tensor(data, [n], dtype);
+  if (options.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
+/**
+ * `steps` evenly spaced values from `start` to `end`, both included (PyTorch's `linspace`);
+ * float32 unless `dtype` says otherwise. As PyTorch, the first half counts up from `start` and the
+ * second half down from `end`, so both ends are exact; float32 values are computed in float32.
+ *
+ * @example
+ * linspace(0, 1, 5); // [0, 0.25, 0.5, 0.75, 1]
+ * linspace(2, 2, 1); // [2]
+ */
+export function linspace(
+  start: number,
+  end: number,
+  steps: number,
+  options: CreationOptions = {},
+): Tensor {
+  for (const [name, v] of [
+    ["start", start],
+    ["end", end],
+  ] as const) {
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new Error(`linspace: ${name} must be a finite number, got ${v}`);
+    }
+  }
+  if (!Number.isInteger(steps) || steps < 0) {
+    throw new Error(`linspace: steps must be an integer >= 0, got ${steps}`);
+  }
+  const dtype = options.dtype ?? "float32";
+  checkDtype("linspace", dtype);
+  if (dtype === "bool") throw new Error("linspace: dtype must be numeric, got bool");
+  const round = dtype === "float32" ? Math.fround : (v: number) => v;
+  const [first, last] = [round(start), round(end)];
+  const step = steps > 1 ? round(round(last - first) / (steps - 1)) : 0;
+  // One step is `start` alone (PyTorch fills it); two halves otherwise.
+  const halfway = steps === 1 ? 1 : Math.floor(steps / 2);
+  const data = allocate(dtype, steps);
+  for (let i = 0; i < steps; i++) {
+    data[i] =
+      i < halfway ? round(first + round(step * i)) : round(last - round(step * (steps - 1 - i)));
+  }
+  const t = new Tensor(data, [steps], dtype);
   if (options.requiresGrad) t.requiresGrad = true;
   return t;
 }

@@ -38,7 +38,7 @@ export function binaryCrossEntropy(
   const shape = broadcastShapes("binaryCrossEntropy", target.shape, pred.shape);
   // Bounds rounded to the working dtype, as Keras does (1 − ε computed in that dtype too).
   const lo = scalarTensor(epsilon, dtype);
-  const hi = scalarTensor(1 - lo.data[0], dtype);
+  const hi = scalarTensor(1 - lo.read()[0], dtype);
   const expr =
     `a === 1 ? -Math.log(${clipped}) : a === 0 ? -Math.log(1 - ${clipped}) : ` +
     `-(a * Math.log(${clipped}) + (1 - a) * Math.log(1 - ${clipped}))`;
@@ -49,7 +49,7 @@ export function binaryCrossEntropy(
     [target, pred],
     [
       (g) => {
-        const pc = clip(pred, lo.data[0], hi.data[0]);
+        const pc = clip(pred, lo.read()[0], hi.read()[0]);
         // d/dy = log(1 − pc) − log(pc); the clipped pc keeps both logs finite.
         return mul(g, sub(log(sub(1, pc)), log(pc)));
       },
@@ -66,8 +66,8 @@ function bceBackward(g: Tensor, y: Tensor, p: Tensor, lo: Tensor, hi: Tensor): T
   const shape = broadcastShapes("binaryCrossEntropy", g.shape, y.shape, p.shape);
   const expr = "(c < d || c > e) ? 0 : a * (c - b) / (c * (1 - c))";
   const out = elementwise(expr, [g, y, p, lo, hi], shape, g.dtype);
-  const inside = () => logicalAnd(greaterEqual(p, lo.data[0]), lessEqual(p, hi.data[0]));
-  const pc = () => clip(p, lo.data[0], hi.data[0]);
+  const inside = () => logicalAnd(greaterEqual(p, lo.read()[0]), lessEqual(p, hi.read()[0]));
+  const pc = () => clip(p, lo.read()[0], hi.read()[0]);
   return record(
     "bceBackward",
     out,

@@ -1,10 +1,15 @@
 /** Reductions over axes (`sum mean max min logSumExp`) and the max-shifted `softmax`/`logSoftmax`. */
 
-import { allocate, type DType } from "../dtype.js";
+import { allocate, type DType, isFloat } from "../dtype.js";
 import { isGradEnabled, record } from "../engine.js";
 import { deferredSum, sumPending } from "../kernels/elementwise.js";
-import { type ReduceKind, reduce as reduceKernel } from "../kernels/reduce.js";
-import { formatShape, normalizeAxes, type Shape, sizeOf } from "../shape.js";
+import {
+  argReduce,
+  cumulativeSum,
+  type ReduceKind,
+  reduce as reduceKernel,
+} from "../kernels/reduce.js";
+import { formatShape, normalizeAxes, normalizeAxis, type Shape, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { add, div, mul, sub } from "./arithmetic.js";
 import { cast } from "./cast.js";
@@ -46,12 +51,12 @@ function runReduce(
     const after = reducedLive.length === 0 ? x.rank : reducedLive[reducedLive.length - 1] + 1;
     const outer = sizeOf(x.shape.slice(0, before));
     const length = sizeOf(x.shape.slice(before, after));
-    reduceKernel(kind, x.data, outer, length, sizeOf(x.shape.slice(after)), out);
+    reduceKernel(kind, x.read(), outer, length, sizeOf(x.shape.slice(after)), out);
   } else {
     const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
     const moved = permute(x, [...kept, ...axes]);
     const outer = sizeOf(kept.map((i) => x.shape[i]));
-    reduceKernel(kind, moved.data, outer, x.size / Math.max(outer, 1), 1, out);
+    reduceKernel(kind, moved.read(), outer, x.size / Math.max(outer, 1), 1, out);
   }
   return out;
 }
@@ -80,7 +85,7 @@ export function sum(x: Tensor, options: ReduceOptions = {}): Tensor {
   // same elements, which recomputes the same intermediate values anyway.
   const deferred = full && x.requiresGrad && isGradEnabled() ? deferredSum(x, shape, dtype) : null;
   const out = deferred ?? new Tensor(summed(x, axes, dtype, full), shape, dtype);
-  return record("sum", out, [x], [(g) => spread(g, x.shape, axes)]);
+  return record("sum", out, [x], [(g) => spread(g, x.shape, axes)], [[]]);
 }
 
 /** The data of a sum computed now: inside a pending program's own loop when it can be. */
@@ -161,7 +166,7 @@ export function logSumExp(x: Tensor, options: ReduceOptions = {}): Tensor {
   // The shift is a constant for the gradient (it cancels), so it is taken from the detached input.
   const shift = max(x.detach(), { axis: axes, keepdims: true });
   const finiteShift = new Tensor(
-    shift.data.map((v) => (Number.isFinite(v) ? v : 0)),
+    shift.read().map((v) => (Number.isFinite(v) ? v : 0)),
     shift.shape,
     shift.dtype,
   );
@@ -192,4 +197,91 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   checkFloat("softmax", "x", x);
   normalizeAxes("softmax", axis, x.rank);
   return exp(logSoftmax(x, axis));
+}
+
+export interface ArgReduceOptions {
+  /** The axis to reduce (negative counts from the end); default: the flattened tensor. */
+  axis?: number;
+  /** Keep the reduced axis (all axes, without `axis`) with size 1. */
+  keepdims?: boolean;
+}
+
+function argExtremum(
+  op: string,
+  kind: "max" | "min",
+  x: Tensor,
+  options: ArgReduceOptions,
+): Tensor {
+  checkNumeric(op, "x", x);
+  const { axis, keepdims = false } = options;
+  // A scalar reduces along its one element, as PyTorch allows axis 0 or -1 on it.
+  const shape = x.rank === 0 ? [1] : x.shape;
+  const axes =
+    axis === undefined ? shape.map((_, i) => i) : [normalizeAxis(op, axis, shape.length)];
+  const before = axes[0];
+  const after = axes[axes.length - 1] + 1;
+  const length = sizeOf(shape.slice(before, after));
+  if (length === 0) {
+    const what = axis === undefined ? "an empty tensor" : `axis ${before} of size 0`;
+    throw new Error(`${op}: cannot reduce ${what} (shape ${formatShape(x.shape)})`);
+  }
+  const outer = sizeOf(shape.slice(0, before));
+  const inner = sizeOf(shape.slice(after));
+  const out = new Int32Array(outer * inner);
+  argReduce(kind, x.read(), outer, length, inner, out);
+  const outShape = x.rank === 0 ? [] : resultShape(x.shape, axes, keepdims);
+  return new Tensor(out, outShape, "int32");
+}
+
+/**
+ * The int32 position of the largest element along `axis` (default: of the flattened tensor), as
+ * PyTorch's `argmax`: the first one where several tie, and the first NaN if there is one (NaN
+ * counts as the largest). No gradient.
+ *
+ * @example
+ * argmax(tensor([[1, 5, 5], [7, 2, 0]]), { axis: 1 }); // [1, 0]
+ * argmax(tensor([[1, 5], [7, 2]]));                    // 2 (flat position of 7)
+ */
+export function argmax(x: Tensor, options: ArgReduceOptions = {}): Tensor {
+  return argExtremum("argmax", "max", x, options);
+}
+
+/**
+ * The int32 position of the smallest element along `axis` (default: of the flattened tensor), as
+ * PyTorch's `argmin`: the first one where several tie, and the first NaN if there is one (NaN
+ * propagates, as in `min`). No gradient.
+ *
+ * @example
+ * argmin(tensor([[3, 1, 1], [0, 2, 0]]), { axis: 1 }); // [1, 0]
+ */
+export function argmin(x: Tensor, options: ArgReduceOptions = {}): Tensor {
+  return argExtremum("argmin", "min", x, options);
+}
+
+/** Running sums along axis `ax` (from the end with `reverse`); each direction is the other's gradient. */
+function scan(x: Tensor, ax: number, reverse: boolean): Tensor {
+  const shape = x.rank === 0 ? [1] : x.shape;
+  const dtype: DType = isFloat(x.dtype) ? x.dtype : "int32";
+  const out = allocate(dtype, x.size);
+  const outer = sizeOf(shape.slice(0, ax));
+  const inner = sizeOf(shape.slice(ax + 1));
+  cumulativeSum(x.read(), outer, shape[ax], inner, reverse, out);
+  const result = new Tensor(out, x.shape, dtype);
+  return record("cumsum", result, [x], [(g) => scan(g, ax, !reverse)], [[]]);
+}
+
+/**
+ * Running sums along `axis`: out[…, i, …] = x[…, 0, …] + … + x[…, i, …] (PyTorch's `cumsum`),
+ * accumulated in double precision. Floats keep their dtype; int32 and bool sum to int32. The
+ * gradient is the running sum of the upstream gradient taken from the other end.
+ *
+ * @example
+ * cumsum(tensor([[1, 2, 3], [4, 5, 6]]), 1); // [[1, 3, 6], [4, 9, 15]]
+ */
+export function cumsum(x: Tensor, axis: number): Tensor {
+  checkTensor("cumsum", "x", x);
+  if (typeof axis !== "number") {
+    throw new Error(`cumsum: axis must be a number (PyTorch's dim is required), got ${axis}`);
+  }
+  return scan(x, normalizeAxis("cumsum", axis, Math.max(x.rank, 1)), false);
 }

@@ -67,6 +67,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
     out,
     [cond, x, y],
     [null, (g) => where(cond, g, 0), (g) => where(cond, 0, g)],
+    [[], [cond], [cond]],
   );
 }
 
@@ -79,7 +80,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
  */
 export function argwhere(cond: Tensor): Tensor {
   checkTensor("argwhere", "cond", cond);
-  const data = cond.data;
+  const data = cond.read();
   let count = 0;
   for (let i = 0; i < data.length; i++) if (data[i] !== 0) count++;
   const positions = new Int32Array(count);
@@ -140,7 +141,7 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
   const axisSize = x.shape[ax];
   checkIndices(
     "gather",
-    indices.data as Int32Array,
+    indices.read() as Int32Array,
     axisSize,
     `axis ${ax} of x (shape ${formatShape(x.shape)})`,
   );
@@ -148,8 +149,8 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
   const inner = sizeOf(x.shape.slice(ax + 1));
   const shape = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
   const out = allocate(x.dtype, sizeOf(shape));
-  const index = indices.data as Int32Array;
-  gatherAxis(x.data, index, outer, axisSize, inner, out);
+  const index = indices.read() as Int32Array;
+  gatherAxis(x.read(), index, outer, axisSize, inner, out);
   const result = new Tensor(out, shape, x.dtype);
   return record(
     "gather",
@@ -160,7 +161,7 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
         new ScatteredGradient(
           x.shape,
           g.dtype,
-          (dest) => scatterAddAxis(g.data, index, outer, axisSize, inner, dest),
+          (dest) => scatterAddAxis(g.read(), index, outer, axisSize, inner, dest),
           () => scatterAdd(indices, g, ax, x.shape),
           g.size,
         ),
@@ -189,14 +190,14 @@ export function scatterAdd(indices: Tensor, updates: Tensor, axis: number, shape
   }
   checkIndices(
     "scatterAdd",
-    indices.data as Int32Array,
+    indices.read() as Int32Array,
     shape[ax],
     `axis ${ax} of shape ${formatShape(shape)}`,
   );
   const out = allocate(updates.dtype, sizeOf(shape));
   const outer = sizeOf(shape.slice(0, ax));
   const inner = sizeOf(shape.slice(ax + 1));
-  scatterAddAxis(updates.data, indices.data as Int32Array, outer, shape[ax], inner, out);
+  scatterAddAxis(updates.read(), indices.read() as Int32Array, outer, shape[ax], inner, out);
   const result = new Tensor(out, shape, updates.dtype);
   return record("scatterAdd", result, [indices, updates], [null, (g) => gather(g, indices, ax)]);
 }
@@ -228,6 +229,8 @@ function ndLayout(
   offset = 0,
 ): NdLayout {
   const key = `${shape.join(",")}|${strides.join(",")}|${offset}`;
+  // Indices whose memory was handed out may change without a version bump: never cached.
+  if (indices.isExposed) return computeNdLayout(op, indices, shape, strides, offset);
   let known = ndLayouts.get(indices);
   if (known === undefined || known.version !== indices.version) {
     known = { version: indices.version, byKey: new Map() };
@@ -256,10 +259,10 @@ function computeNdLayout(
     );
   }
   const rows = sizeOf(indices.shape.slice(0, -1));
-  const found = indices.version === 0 ? hits.get(indices) : undefined;
+  const found = indices.version === 0 && !indices.isExposed ? hits.get(indices) : undefined;
   const fromArgwhere = found !== undefined && shapesEqual(found.shape, shape.slice(0, m));
   if (!fromArgwhere) {
-    const idx = indices.data as Int32Array;
+    const idx = indices.read() as Int32Array;
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < m; j++) {
         const v = idx[r * m + j];
@@ -288,7 +291,7 @@ function computeNdLayout(
       disjoint,
     };
   }
-  const offsets = ndOffsets(indices.data as Int32Array, rows, m, strides.slice(0, m), offset);
+  const offsets = ndOffsets(indices.read() as Int32Array, rows, m, strides.slice(0, m), offset);
   let disjoint = true;
   for (let r = 1; r < rows && disjoint; r++) disjoint = offsets[r] - offsets[r - 1] >= slice;
   return { rows: { index: offsets, scale: 1, start: 0 }, slice, outShape, disjoint };
@@ -329,7 +332,7 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
   const run = view === null ? null : trailingRun(x.shape.slice(m), view.strides.slice(m), width);
   if (view !== null && run !== null) {
     const through = ndLayout("gatherNd", indices, x.shape, view.strides, view.offset);
-    result = lazyGatherRows(view.tensor, through.rows, width, run, through.outShape);
+    result = lazyGatherRows(view, through.rows, width, run, through.outShape);
   }
   // x's own row-major layout: the gradient scatters through it.
   const own = () => ndLayout("gatherNd", indices, x.shape);
@@ -338,7 +341,7 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
     result = lazyGatherRows(x, rows, slice, 1, outShape);
     if (result === null) {
       const out = allocate(x.dtype, sizeOf(outShape));
-      gatherRows(x.data, rows, slice, out);
+      gatherRows(x.read(), rows, slice, out);
       result = new Tensor(out, outShape, x.dtype);
     }
   }
@@ -356,7 +359,7 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
             // own; into a zero buffer through disjoint rows it stores rather than adds.
             const { rows, slice, disjoint } = own();
             if (!scatterPendingRows(g, rows, slice, dest, zero && disjoint))
-              scatterAddRows(g.data, rows, slice, dest);
+              scatterAddRows(g.read(), rows, slice, dest);
           },
           () => scatterNd(indices, g, x.shape),
           g.size,
@@ -384,7 +387,7 @@ export function scatterNd(indices: Tensor, updates: Tensor, shape: Shape): Tenso
     );
   }
   const out = allocate(updates.dtype, sizeOf(shape));
-  scatterAddRows(updates.data, rows, slice, out);
+  scatterAddRows(updates.read(), rows, slice, out);
   const result = new Tensor(out, shape, updates.dtype);
   return record("scatterNd", result, [indices, updates], [null, (g) => gatherNd(g, indices)]);
 }
@@ -399,7 +402,7 @@ function alongLayout(op: string, shape: Shape, indices: Tensor, axis: number) {
   }
   checkIndices(
     op,
-    indices.data as Int32Array,
+    indices.read() as Int32Array,
     shape[ax],
     `axis ${ax} of shape ${formatShape(shape)}`,
   );
@@ -431,12 +434,13 @@ export function takeAlongAxis(x: Tensor, indices: Tensor, axis: number): Tensor 
     axis,
   );
   const out = allocate(x.dtype, indices.size);
-  gatherAlong(x.data, indices.data as Int32Array, outer, axisSize, count, inner, out);
+  gatherAlong(x.read(), indices.read() as Int32Array, outer, axisSize, count, inner, out);
   return record(
     "takeAlongAxis",
     new Tensor(out, indices.shape, x.dtype),
     [x, indices],
     [(g) => scatterAlongAxis(indices, g, ax, x.shape), null],
+    [[indices], []],
   );
 }
 
@@ -468,12 +472,13 @@ export function scatterAlongAxis(
     axis,
   );
   const out = allocate(updates.dtype, sizeOf(shape));
-  scatterAddAlong(updates.data, indices.data as Int32Array, outer, axisSize, count, inner, out);
+  scatterAddAlong(updates.read(), indices.read() as Int32Array, outer, axisSize, count, inner, out);
   return record(
     "scatterAlongAxis",
     new Tensor(out, shape, updates.dtype),
     [indices, updates],
     [null, (g) => takeAlongAxis(g, indices, ax)],
+    [[], [indices]],
   );
 }
 
@@ -492,7 +497,7 @@ export function oneHot(
   options: { dtype?: DType } = {},
 ): Tensor {
   checkInt32("oneHot", "indices", indices);
-  const index = indices.data as Int32Array;
+  const index = indices.read() as Int32Array;
   let classes = numClasses;
   if (classes === undefined) {
     if (index.length === 0) {

@@ -18,8 +18,8 @@ import { checkInteger, checkTensor } from "./util.js";
 
 /** @internal The same tensor as a new graph node: how `grad` watches an argument. */
 export function identity(x: Tensor): Tensor {
-  const out = new Tensor(x.data, x.shape, x.dtype);
-  return record("identity", out, [x], [(g) => g]);
+  const out = x.view(x.shape);
+  return record("identity", out, [x], [(g) => g], [[]]);
 }
 
 /**
@@ -52,8 +52,8 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     );
   }
   if (shapesEqual(target, x.shape)) return x;
-  const out = new Tensor(x.data, target, x.dtype);
-  return record("reshape", out, [x], [(g) => reshape(g, x.shape)]);
+  const out = x.view(target);
+  return record("reshape", out, [x], [(g) => reshape(g, x.shape)], [[]]);
 }
 
 /**
@@ -74,12 +74,18 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const shape = axes.map((a) => x.shape[a]);
   const strides = stridesOf(x.shape);
   const out = allocate(x.dtype, x.size);
-  strided("a", out, shape, [{ data: x.data, strides: axes.map((a) => strides[a]), offset: 0 }]);
+  strided("a", out, shape, [{ data: x.read(), strides: axes.map((a) => strides[a]), offset: 0 }]);
   const inverse = new Array<number>(axes.length);
   axes.forEach((a, i) => {
     inverse[a] = i;
   });
-  return record("permute", new Tensor(out, shape, x.dtype), [x], [(g) => permute(g, inverse)]);
+  return record(
+    "permute",
+    new Tensor(out, shape, x.dtype),
+    [x],
+    [(g) => permute(g, inverse)],
+    [[]],
+  );
 }
 
 /**
@@ -154,7 +160,7 @@ export function broadcastTo(x: Tensor, shape: Shape): Tensor {
   // An elementwise copy, so that on large shapes it fuses into its consumer instead of filling memory.
   const out = elementwise("a", [x], shape, x.dtype);
   // The engine sums the gradient back to x's shape.
-  return record("broadcastTo", out, [x], [(g) => g]);
+  return record("broadcastTo", out, [x], [(g) => g], [[]]);
 }
 
 /**
@@ -192,11 +198,11 @@ export function slice(x: Tensor, begin: readonly number[], size: readonly number
   let result = lazyView(x, shape, strides, offset);
   if (result === null) {
     const out = allocate(x.dtype, sizeOf(shape));
-    strided("a", out, shape, [{ data: x.data, strides, offset }]);
+    strided("a", out, shape, [{ data: x.read(), strides, offset }]);
     result = new Tensor(out, shape, x.dtype);
   }
   const padding = begin.map((b, i): [number, number] => [b, x.shape[i] - b - shape[i]]);
-  return record("slice", result, [x], [(g) => pad(g, padding)]);
+  return record("slice", result, [x], [(g) => pad(g, padding)], [[]]);
 }
 
 /**
@@ -223,10 +229,16 @@ export function pad(x: Tensor, padding: readonly (readonly [number, number])[], 
   const offset = padding.reduce((acc, [before], i) => acc + before * outStrides[i], 0);
   // Write x into the interior by reading the interior window of `out` as the destination.
   const interior = out.subarray(offset);
-  const src = x.data;
+  const src = x.read();
   scatterInto(interior, outStrides, x.shape, src);
   const begin = padding.map(([before]) => before);
-  return record("pad", new Tensor(out, shape, x.dtype), [x], [(g) => slice(g, begin, x.shape)]);
+  return record(
+    "pad",
+    new Tensor(out, shape, x.dtype),
+    [x],
+    [(g) => slice(g, begin, x.shape)],
+    [[]],
+  );
 }
 
 /** Copies contiguous `src` of `shape` into `dest` laid out with `destStrides`. */
@@ -297,7 +309,7 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   for (const t of tensors) {
     const chunk = t.shape[ax] * inner;
     for (let o = 0; o < outer; o++)
-      out.set(t.data.subarray(o * chunk, (o + 1) * chunk), o * rowLength + start);
+      out.set(t.read().subarray(o * chunk, (o + 1) * chunk), o * rowLength + start);
     start += chunk;
   }
   const result = new Tensor(out, shape, first.dtype);
@@ -334,5 +346,88 @@ export function stack(tensors: readonly Tensor[], axis = 0): Tensor {
   return concat(
     tensors.map((t) => expandDims(t, ax)),
     ax,
+  );
+}
+
+/**
+ * Coordinate grids from 1-D tensors (PyTorch's `meshgrid`): for tensors of sizes n0, n1, …, each
+ * result has shape [n0, n1, …] and varies along its own axis only. `indexing: "ij"` (the default,
+ * matrix indexing) as above; `"xy"` (Cartesian, NumPy's default) swaps the first two axes, so that
+ * x varies along the columns. Differentiable (each result is a broadcast of its input).
+ *
+ * @example
+ * const [ys, xs] = meshgrid([arange(2), arange(3)]); // both [2, 3]
+ * xs; // [[0, 1, 2], [0, 1, 2]]
+ * const [gx, gy] = meshgrid([arange(3), arange(2)], { indexing: "xy" }); // both [2, 3]
+ */
+export function meshgrid(
+  tensors: readonly Tensor[],
+  options: { indexing?: "ij" | "xy" } = {},
+): Tensor[] {
+  if (!Array.isArray(tensors) || tensors.length === 0) {
+    throw new Error("meshgrid: expected a non-empty array of 1-D tensors");
+  }
+  tensors.forEach((t, i) => {
+    checkTensor("meshgrid", `tensors[${i}]`, t);
+    if (t.rank > 1) {
+      throw new Error(
+        `meshgrid: tensors[${i}] must be 1-D (or a scalar), got shape ${formatShape(t.shape)}`,
+      );
+    }
+  });
+  const { indexing = "ij" } = options;
+  if (indexing !== "ij" && indexing !== "xy") {
+    throw new Error(`meshgrid: indexing must be "ij" or "xy", got ${JSON.stringify(indexing)}`);
+  }
+  const swap = indexing === "xy" && tensors.length >= 2;
+  // Axis of the result along which tensors[i] varies.
+  const axisOf = (i: number) => (swap && i < 2 ? 1 - i : i);
+  const shape: number[] = [];
+  tensors.forEach((t, i) => {
+    shape[axisOf(i)] = t.size;
+  });
+  return tensors.map((t, i) =>
+    broadcastTo(
+      reshape(
+        t,
+        shape.map((d, k) => (k === axisOf(i) ? d : 1)),
+      ),
+      shape,
+    ),
+  );
+}
+
+/**
+ * `x` repeated `reps[i]` times along axis i (PyTorch's `tile`, NumPy's `tile`). When `reps` is
+ * shorter than x's rank it is padded with leading 1s; when longer, x gets leading axes of size 1.
+ * Differentiable: the gradient sums over the copies.
+ *
+ * @example
+ * tile(tensor([1, 2]), [2]);    // [1, 2, 1, 2]
+ * tile(tensor([1, 2]), [2, 1]); // [[1, 2], [1, 2]]
+ */
+export function tile(x: Tensor, reps: readonly number[]): Tensor {
+  checkTensor("tile", "x", x);
+  if (!Array.isArray(reps)) {
+    throw new Error(`tile: reps must be an array of repetition counts, got ${typeof reps}`);
+  }
+  reps.forEach((r, i) => {
+    checkInteger("tile", `reps[${i}]`, r, 0);
+  });
+  const rank = Math.max(x.rank, reps.length);
+  const shape = [...new Array<number>(rank - x.rank).fill(1), ...x.shape];
+  const counts = [...new Array<number>(rank - reps.length).fill(1), ...reps];
+  // [d0, d1, …] as [1, d0, 1, d1, …], broadcast to [r0, d0, r1, d1, …], then merged pairwise.
+  const spread = reshape(
+    x,
+    shape.flatMap((d) => [1, d]),
+  );
+  const copies = broadcastTo(
+    spread,
+    shape.flatMap((d, i) => [counts[i], d]),
+  );
+  return reshape(
+    copies,
+    shape.map((d, i) => d * counts[i]),
   );
 }

@@ -38,7 +38,7 @@ function positions(
   const outer = sizeOf(shape.slice(0, ax));
   const inner = sizeOf(shape.slice(ax + 1));
   const out = new Int32Array(outer * count * inner);
-  orderAlong(x.data, outer, shape[ax], inner, descending, count, indexOrder, out);
+  orderAlong(x.read(), outer, shape[ax], inner, descending, count, indexOrder, out);
   shape[ax] = count;
   return new Tensor(out, shape, "int32");
 }

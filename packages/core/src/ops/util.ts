@@ -59,9 +59,9 @@ function weakDtype(value: number, dtype: DType): DType {
 }
 
 export function scalarTensor(value: number, dtype: DType): Tensor {
-  const t = new Tensor(new (arrayFor(dtype))(1), [], dtype);
-  t.data[0] = value;
-  return t;
+  const data = new (arrayFor(dtype))(1);
+  data[0] = value;
+  return new Tensor(data, [], dtype);
 }
 
 function arrayFor(dtype: DType) {

@@ -34,7 +34,7 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number 
   for (const p of list) {
     const g = p.grad;
     if (g === null) continue;
-    for (let i = 0; i < g.data.length; i++) squares += g.data[i] * g.data[i];
+    for (let i = 0; i < g.read().length; i++) squares += g.read()[i] * g.read()[i];
   }
   const norm = Math.sqrt(squares);
   // PyTorch's 1e-6 keeps the scale finite for an all-zero gradient.
@@ -44,7 +44,7 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number 
       const g = p.grad;
       if (g === null) continue;
       const data = allocate(g.dtype, g.size);
-      for (let i = 0; i < data.length; i++) data[i] = g.data[i] * scale;
+      for (let i = 0; i < data.length; i++) data[i] = g.read()[i] * scale;
       p.grad = new Tensor(data, g.shape, g.dtype);
     }
   }
@@ -67,7 +67,7 @@ export function clipGradValue(params: Iterable<Tensor>, clipValue: number): void
     if (g === null) continue;
     const data = allocate(g.dtype, g.size);
     for (let i = 0; i < data.length; i++) {
-      data[i] = Math.min(clipValue, Math.max(-clipValue, g.data[i]));
+      data[i] = Math.min(clipValue, Math.max(-clipValue, g.read()[i]));
     }
     p.grad = new Tensor(data, g.shape, g.dtype);
   }

@@ -86,7 +86,7 @@ export abstract class Optimizer {
           slots = this.initialState(p);
           this.state.set(p, slots);
         }
-        this.update(p.data, p.grad!.data, slots);
+        this.update(p.writable(), p.grad!.read(), slots);
       }
     });
   }

@@ -117,7 +117,7 @@ export function gradcheck(
   wrt.forEach((inputIndex, k) => {
     const x = promoted[inputIndex];
     const at = (delta: number, j: number): number => {
-      const copy = new Float64Array(x.data as Float64Array);
+      const copy = new Float64Array(x.read() as Float64Array);
       copy[j] += delta;
       const args = promoted.slice();
       args[inputIndex] = new Tensor(copy, x.shape, "float64");
@@ -125,7 +125,7 @@ export function gradcheck(
     };
     for (let j = 0; j < x.size; j++) {
       const numeric = (at(eps, j) - at(-eps, j)) / (2 * eps);
-      const a = analytic[k].data[j];
+      const a = analytic[k].read()[j];
       const absError = Math.abs(a - numeric);
       const relError = absError / Math.max(Math.abs(numeric), 1e-12);
       const excess = absError - (atol + rtol * Math.abs(numeric));

@@ -1,6 +1,7 @@
 /**
- * @focalgrad/core/testing: gradient checking against finite differences, and fast-check
- * arbitraries for property tests of ops and losses. Needs `fast-check` installed.
+ * @focalgrad/core/testing: gradient checking against finite differences, fast-check arbitraries
+ * for property tests of ops and losses (they need `fast-check` installed), and `withFusion` to run
+ * code fused or op by op.
  */
 
 export {
@@ -11,6 +12,7 @@ export {
   shape,
   type TensorConstraints,
 } from "./arbitraries.js";
+export { withFusion } from "./fusion.js";
 export {
   assertGradcheck,
   assertGradgradcheck,

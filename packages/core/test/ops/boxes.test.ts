@@ -77,6 +77,22 @@ function boxPair(most: number): fc.Arbitrary<[Tensor, Tensor]> {
 /** Property tests of gradients run many small graphs: time enough on a loaded machine. */
 const slow = 30_000;
 
+/** First derivatives of a pairwise box op on 100 random pairs of box sets, second on 10. */
+function checkPairwiseGradients(op: (a: Tensor, b: Tensor) => Tensor): void {
+  fc.assert(
+    fc.property(boxPair(2), ([a, b]) => {
+      assertGradcheck(op, [a, b]);
+    }),
+    { numRuns: 100 },
+  );
+  fc.assert(
+    fc.property(boxPair(2), ([a, b]) => {
+      assertGradgradcheck(op, [a, b]);
+    }),
+    { numRuns: 10 },
+  );
+}
+
 /** IoU of two boxes in plain double arithmetic, the reference for large inputs. */
 function iouOf(p: ArrayLike<number>, q: ArrayLike<number>): number {
   const w = Math.max(0, Math.min(p[2], q[2]) - Math.max(p[0], q[0]));
@@ -180,20 +196,7 @@ describe("boxIou", () => {
 
   it(
     "has the right first and second derivatives in both arguments (float64)",
-    () => {
-      fc.assert(
-        fc.property(boxPair(2), ([a, b]) => {
-          assertGradcheck(boxIou, [a, b]);
-        }),
-        { numRuns: 100 },
-      );
-      fc.assert(
-        fc.property(boxPair(2), ([a, b]) => {
-          assertGradgradcheck(boxIou, [a, b]);
-        }),
-        { numRuns: 10 },
-      );
-    },
+    () => checkPairwiseGradients(boxIou),
     slow,
   );
 
@@ -240,6 +243,43 @@ describe("boxIou", () => {
   });
 });
 
+describe("generalizedBoxIou and clipBoxes on pending inputs", () => {
+  it("give below and above the fusion threshold what plain double arithmetic gives", () => {
+    for (const n of [100, 4096]) {
+      const raw = new Float64Array(4 * n);
+      for (let i = 0; i < n; i++) {
+        const x = ((i * 7) % 97) - 10;
+        raw.set([x, -5 + (i % 3), x + 4 + (i % 5), 50 + (i % 30)], 4 * i);
+      }
+      const boxes = add(tensor(raw, { shape: [n, 4], dtype: "float64" }), 0);
+      expect(boxes.isPending).toBe(4 * n >= 16384);
+      const clipped = clipBoxes(boxes, [60, 80]);
+      const limits = [80, 60, 80, 60];
+      const want = Array.from(raw, (v, k) => Math.min(Math.max(v, 0), limits[k % 4]));
+      expect(Array.from(clipped.data)).toEqual(want);
+      // GIoU against one box: IoU − (hull − union) / hull, pair by pair in doubles.
+      const q = [0, 0, 30, 40];
+      const giou = generalizedBoxIou(
+        add(tensor(raw, { shape: [n, 4], dtype: "float64" }), 0),
+        f64([q]),
+      );
+      let worst = 0;
+      for (let i = 0; i < n; i++) {
+        const p = raw.subarray(4 * i, 4 * i + 4);
+        const inter =
+          Math.max(0, Math.min(p[2], q[2]) - Math.max(p[0], q[0])) *
+          Math.max(0, Math.min(p[3], q[3]) - Math.max(p[1], q[1]));
+        const union = (p[2] - p[0]) * (p[3] - p[1]) + 30 * 40 - inter;
+        const hull =
+          (Math.max(p[2], q[2]) - Math.min(p[0], q[0])) *
+          (Math.max(p[3], q[3]) - Math.min(p[1], q[1]));
+        worst = Math.max(worst, Math.abs(giou.data[i] - (inter / union - (hull - union) / hull)));
+      }
+      expect(worst).toBeLessThanOrEqual(1e-14);
+    }
+  });
+});
+
 describe("generalizedBoxIou", () => {
   it("matches values worked by hand", () => {
     // GIoU = IoU − (area(C) − union) / area(C), C the enclosing box.
@@ -258,20 +298,7 @@ describe("generalizedBoxIou", () => {
 
   it(
     "has the right first and second derivatives in both arguments (float64)",
-    () => {
-      fc.assert(
-        fc.property(boxPair(2), ([a, b]) => {
-          assertGradcheck(generalizedBoxIou, [a, b]);
-        }),
-        { numRuns: 100 },
-      );
-      fc.assert(
-        fc.property(boxPair(2), ([a, b]) => {
-          assertGradgradcheck(generalizedBoxIou, [a, b]);
-        }),
-        { numRuns: 10 },
-      );
-    },
+    () => checkPairwiseGradients(generalizedBoxIou),
     slow,
   );
 
@@ -341,6 +368,27 @@ const nmsBoxes = [
 ];
 const nmsScores = [0.9, 0.8, 0.6, 0.5, 0.7, 0.7, 0.95];
 
+/**
+ * Random NMS problems: 1–12 boxes, scores from five values (ranks / 4, so ties are common), a class
+ * in −1 … 2 per box and a threshold in [0, 1].
+ */
+const nmsCase = fc.integer({ min: 1, max: 12 }).chain((n) =>
+  fc
+    .record({
+      rows: separatedBoxes(n),
+      ranks: fc.array(fc.integer({ min: 0, max: 4 }), { minLength: n, maxLength: n }),
+      labels: fc.array(fc.integer({ min: -1, max: 2 }), { minLength: n, maxLength: n }),
+      threshold: fc.double({ min: 0, max: 1, noNaN: true }),
+    })
+    .map((c) => ({
+      ...c,
+      scores: tensor(
+        c.ranks.map((r) => r / 4),
+        { dtype: "float64" },
+      ),
+    })),
+);
+
 describe("nms", () => {
   it("keeps boxes by decreasing score, drops IoU > threshold, keeps IoU equal to it, ties by index", () => {
     for (const dtype of ["float32", "float64"] as const) {
@@ -397,42 +445,26 @@ describe("nms", () => {
 
   it("keeps a set in which no two boxes overlap beyond the threshold, and covers every dropped box", () => {
     fc.assert(
-      fc.property(
-        fc
-          .integer({ min: 1, max: 12 })
-          .chain((n) =>
-            fc.tuple(
-              separatedBoxes(n),
-              fc.array(fc.integer({ min: 0, max: 4 }), { minLength: n, maxLength: n }),
-              fc.double({ min: 0, max: 1, noNaN: true }),
-            ),
-          ),
-        ([rows, ranks, threshold]) => {
-          // Scores from a few values, so that ties are common.
-          const scores = tensor(
-            ranks.map((r) => r / 4),
-            { dtype: "float64" },
-          );
-          const kept = values(nms(f64(rows), scores, threshold));
-          const iou = boxIou(f64(rows), f64(rows));
-          const n = rows.length;
-          const at = (i: number, j: number) => iou.data[i * n + j];
-          // Decreasing score, ties by index.
-          for (let k = 1; k < kept.length; k++) {
-            const [p, q] = [kept[k - 1], kept[k]];
-            expect(ranks[p] > ranks[q] || (ranks[p] === ranks[q] && p < q)).toBe(true);
-          }
-          for (const i of kept)
-            for (const j of kept) if (i !== j) expect(at(i, j) <= threshold).toBe(true);
-          // Each dropped box overlaps, beyond the threshold, a kept box visited before it.
-          const before = (p: number, q: number) =>
-            ranks[p] > ranks[q] || (ranks[p] === ranks[q] && p < q);
-          for (let j = 0; j < n; j++) {
-            if (kept.includes(j)) continue;
-            expect(kept.some((i) => before(i, j) && at(i, j) > threshold)).toBe(true);
-          }
-        },
-      ),
+      fc.property(nmsCase, ({ rows, ranks, scores, threshold }) => {
+        const kept = values(nms(f64(rows), scores, threshold));
+        const iou = boxIou(f64(rows), f64(rows));
+        const n = rows.length;
+        const at = (i: number, j: number) => iou.data[i * n + j];
+        // Decreasing score, ties by index.
+        for (let k = 1; k < kept.length; k++) {
+          const [p, q] = [kept[k - 1], kept[k]];
+          expect(ranks[p] > ranks[q] || (ranks[p] === ranks[q] && p < q)).toBe(true);
+        }
+        for (const i of kept)
+          for (const j of kept) if (i !== j) expect(at(i, j) <= threshold).toBe(true);
+        // Each dropped box overlaps, beyond the threshold, a kept box visited before it.
+        const before = (p: number, q: number) =>
+          ranks[p] > ranks[q] || (ranks[p] === ranks[q] && p < q);
+        for (let j = 0; j < n; j++) {
+          if (kept.includes(j)) continue;
+          expect(kept.some((i) => before(i, j) && at(i, j) > threshold)).toBe(true);
+        }
+      }),
       { numRuns: 100 },
     );
   });
@@ -476,28 +508,12 @@ describe("batchedNms", () => {
 
   it("equals nms on boxes shifted apart per class (torchvision's offset trick)", () => {
     fc.assert(
-      fc.property(
-        fc
-          .integer({ min: 1, max: 12 })
-          .chain((n) =>
-            fc.tuple(
-              separatedBoxes(n),
-              fc.array(fc.integer({ min: 0, max: 4 }), { minLength: n, maxLength: n }),
-              fc.array(fc.integer({ min: -1, max: 2 }), { minLength: n, maxLength: n }),
-              fc.double({ min: 0, max: 1, noNaN: true }),
-            ),
-          ),
-        ([rows, ranks, labels, threshold]) => {
-          const scores = tensor(
-            ranks.map((r) => r / 4),
-            { dtype: "float64" },
-          );
-          // Coordinates are below 2n + 4 <= 28: an offset of 100 per class keeps classes apart.
-          const shifted = f64(rows.map((r, i) => r.map((v) => v + 100 * (labels[i] + 1))));
-          const want = values(nms(shifted, scores, threshold));
-          expect(values(batchedNms(f64(rows), scores, int32(labels), threshold))).toEqual(want);
-        },
-      ),
+      fc.property(nmsCase, ({ rows, scores, labels, threshold }) => {
+        // Coordinates are below n + 2 <= 14: an offset of 100 per class keeps classes apart.
+        const shifted = f64(rows.map((r, i) => r.map((v) => v + 100 * (labels[i] + 1))));
+        const want = values(nms(shifted, scores, threshold));
+        expect(values(batchedNms(f64(rows), scores, int32(labels), threshold))).toEqual(want);
+      }),
       { numRuns: 100 },
     );
   });

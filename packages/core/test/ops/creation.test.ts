@@ -6,6 +6,7 @@ import {
   type DType,
   full,
   Generator,
+  linspace,
   logicalAnd,
   logicalNot,
   normal,
@@ -51,11 +52,16 @@ describe("tensor()", () => {
     ]);
   });
 
-  it("uses a typed array of its own dtype without a copy, and converts others", () => {
+  it("copies a typed array (of its own dtype or converted), as torch.tensor does", () => {
     const f64 = new Float64Array([1, 2, 3, 4, 5, 6]);
     const a = tensor(f64, { shape: [2, 3] });
     expect(a.dtype).toBe("float64");
-    expect(a.data).toBe(f64);
+    expect(a.data).not.toBe(f64);
+    f64[0] = 100; // the caller's array is its own
+    expect(a.toArray()).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     expect(tensor(new Int32Array([1, 2])).dtype).toBe("int32");
     expect(tensor(new Uint8Array([1, 0])).toArray()).toEqual([true, false]);
     const b = tensor(new Float32Array([1.5, 2.5]), { dtype: "float64" });
@@ -324,6 +330,44 @@ describe("read-outs", () => {
   it("toString summarises large tensors", () => {
     expect(arange(2000).toString()).toBe(
       "tensor([0, 1, 2, ..., 1997, 1998, 1999], shape=[2000], dtype=int32)",
+    );
+  });
+});
+
+describe("linspace", () => {
+  it("spaces steps values evenly from start to end, both exact", () => {
+    const quarters = linspace(0, 1, 5);
+    expect(quarters.dtype).toBe("float32");
+    expect(Array.from(quarters.data)).toEqual([0, 0.25, 0.5, 0.75, 1]);
+    // 0 … 10 in 4 steps of 10/3: the first half counts up from 0 (0, 10/3), the second down from
+    // 10 (10 − 10/3, 10), as PyTorch, so 10 is exact.
+    const thirds = linspace(0, 10, 4, { dtype: "float64" });
+    expect(Array.from(thirds.data)).toEqual([0, 10 / 3, 10 - 10 / 3, 10]);
+    expect(Array.from(linspace(5, -5, 3).data)).toEqual([5, 0, -5]);
+    expect(Array.from(linspace(2, 7, 1).data)).toEqual([2]);
+    expect(linspace(0, 1, 0).shape).toEqual([0]);
+    // In float32 the step is a float32: (float32(0.3) − 0) / 2, rounded.
+    const step = Math.fround(Math.fround(0.3) / 2);
+    expect(Array.from(linspace(0, 0.3, 3).data)).toEqual([
+      0,
+      Math.fround(0.3) - step,
+      Math.fround(0.3),
+    ]);
+    // int32 truncates, as PyTorch: 0, 3.33…, 6.66…, 10.
+    expect(Array.from(linspace(0, 10, 4, { dtype: "int32" }).data)).toEqual([0, 3, 6, 10]);
+  });
+
+  it("rejects non-finite ends, bad steps and a bool dtype", () => {
+    expect(() => linspace(0, Number.NaN, 3)).toThrow(
+      "linspace: end must be a finite number, got NaN",
+    );
+    expect(() => linspace(Infinity, 1, 3)).toThrow(
+      "linspace: start must be a finite number, got Infinity",
+    );
+    expect(() => linspace(0, 1, 2.5)).toThrow("linspace: steps must be an integer >= 0, got 2.5");
+    expect(() => linspace(0, 1, -1)).toThrow("linspace: steps must be an integer >= 0, got -1");
+    expect(() => linspace(0, 1, 3, { dtype: "bool" })).toThrow(
+      "linspace: dtype must be numeric, got bool",
     );
   });
 });

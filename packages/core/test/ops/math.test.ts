@@ -4,13 +4,17 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   abs,
+  add,
+  ceil,
   clip,
   exp,
+  floor,
   log,
   log1p,
   logSigmoid,
   mul,
   relu,
+  round,
   sigmoid,
   sign,
   softplus,
@@ -231,5 +235,55 @@ describe("errors", () => {
     expect(() => relu([1, 2] as unknown as Tensor)).toThrow(
       "relu: x must be a Tensor, got an array",
     );
+  });
+});
+
+describe("floor, ceil and round", () => {
+  it("round to integers; round takes halves to the even neighbour, as torch.round", () => {
+    for (const dtype of ["float32", "float64"] as const) {
+      const x = tensor([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, -2.6, 3.5], { dtype });
+      // Halves: 0.5 → 0, 1.5 → 2, 2.5 → 2, −0.5 → −0, −1.5 → −2, −2.5 → −2, 3.5 → 4.
+      expect(values(round(x))).toEqual([0, 2, 2, -0, -2, -2, 2, -3, 4]);
+      expect(Object.is(round(x).data[3], -0)).toBe(true);
+      expect(values(floor(x))).toEqual([0, 1, 2, -1, -2, -3, 2, -3, 3]);
+      expect(values(ceil(x))).toEqual([1, 2, 3, -0, -1, -2, 3, -2, 4]);
+    }
+    // Just below a half rounds down; NaN and infinities stay.
+    const edge = f64([0.49999999999999994, Number.NaN, Infinity, -Infinity, 2 ** 52 + 1]);
+    expect(values(round(edge))).toEqual([0, Number.NaN, Infinity, -Infinity, 2 ** 52 + 1]);
+    // Integers are already integers.
+    const ints = tensor([3, -4], { dtype: "int32" });
+    expect(round(ints)).toBe(ints);
+    expect(values(floor(ints))).toEqual([3, -4]);
+  });
+
+  it("have gradient 0, as PyTorch, so a graph through them still backpropagates", () => {
+    for (const f of [floor, ceil, round]) {
+      const x = f64([0.3, 1.7, -2.5], true);
+      const y = f(x);
+      expect(y.requiresGrad).toBe(true);
+      sum(mul(y, x)).backward(); // d/dx (f(x) · x) = f(x) with f' = 0
+      expect(values(x.grad!)).toEqual(values(y));
+    }
+  });
+
+  it("give the same on pending inputs below and above the fusion threshold", () => {
+    for (const n of [1000, 20000]) {
+      const raw = Float32Array.from({ length: n }, (_, i) => (i % 41) / 4 - 5);
+      const x = add(tensor(raw), 0); // pending from 16 384 elements on
+      expect(x.isPending).toBe(n >= 16384);
+      // (i mod 41) / 4 − 5 steps by quarters: every fourth value is a half.
+      const want = Array.from(raw, (v) => {
+        const r = Math.round(v);
+        return v - Math.floor(v) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+      });
+      expect(values(round(x))).toEqual(want);
+      expect(values(floor(add(tensor(raw), 0)))).toEqual(Array.from(raw, Math.floor));
+    }
+  });
+
+  it("reject bool input", () => {
+    expect(() => round(tensor([true]))).toThrow("round: x must be a numeric tensor, got bool");
+    expect(() => floor([1] as unknown as Tensor)).toThrow("floor: x must be a Tensor");
   });
 });

@@ -3,6 +3,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  add,
+  argmax,
+  argmin,
+  cumsum,
   logSoftmax,
   logSumExp,
   max,
@@ -354,5 +358,175 @@ describe("errors", () => {
   it("a number where a tensor is needed", () => {
     expect(() => sum(3 as unknown as Tensor)).toThrow("sum: x must be a Tensor, got number");
     expect(() => max([1] as unknown as Tensor)).toThrow("max: x must be a Tensor, got an array");
+  });
+});
+
+describe("argmax and argmin", () => {
+  it("give the first position of the extreme value, along an axis or of the flattened tensor", () => {
+    const m = tensor([
+      [1, 5, 5],
+      [7, 2, 0],
+    ]);
+    // Row 0: 5 at positions 1 and 2, the first wins. Row 1: 7 at 0; its minimum 0 at 2.
+    expect(values(argmax(m, { axis: 1 }))).toEqual([1, 0]);
+    expect(values(argmin(m, { axis: -1 }))).toEqual([0, 2]);
+    expect(values(argmax(m, { axis: 0 }))).toEqual([1, 0, 0]);
+    expect(values(argmin(m, { axis: 0 }))).toEqual([0, 1, 1]);
+    // Flattened: 7 is at flat position 3, 0 at 5.
+    expect(argmax(m).item()).toBe(3);
+    expect(argmax(m).shape).toEqual([]);
+    expect(argmin(m).item()).toBe(5);
+    expect(argmax(m, { axis: 1, keepdims: true }).shape).toEqual([2, 1]);
+    expect(argmax(m, { keepdims: true }).shape).toEqual([1, 1]);
+    expect(argmax(m).dtype).toBe("int32");
+    expect(argmax(tensor(4)).item()).toBe(0);
+    expect(argmax(tensor([3, -1, 3], { dtype: "int32" })).item()).toBe(0);
+    expect(argmax(tensor([[], []]), { axis: 0 }).shape).toEqual([0]);
+  });
+
+  it("pick the first NaN, as PyTorch (NaN propagates like max and min)", () => {
+    const x = tensor([1, Number.NaN, 7, Number.NaN, -3]);
+    expect(argmax(x).item()).toBe(1);
+    expect(argmin(x).item()).toBe(1);
+    expect(
+      values(
+        argmax(
+          tensor([
+            [0, Number.NaN],
+            [Number.NaN, 0],
+          ]),
+          { axis: 0 },
+        ),
+      ),
+    ).toEqual([1, 0]);
+  });
+
+  it("agree with a scan for the first extreme, for any shape and axis", () => {
+    fc.assert(
+      fc.property(
+        shape({ minRank: 1 }).chain((s) =>
+          fc.tuple(
+            fc.array(fc.integer({ min: -2, max: 2 }), {
+              minLength: sizeOf(s),
+              maxLength: sizeOf(s),
+            }),
+            fc.constant(s),
+            fc.integer({ min: 0, max: s.length - 1 }),
+          ),
+        ),
+        ([data, s, ax]) => {
+          const x = tensor(Float64Array.from(data), { shape: s });
+          const inner = sizeOf(s.slice(ax + 1));
+          const got = [argmax(x, { axis: ax }), argmin(x, { axis: ax })];
+          for (let o = 0; o < sizeOf(s.slice(0, ax)); o++) {
+            for (let i = 0; i < inner; i++) {
+              const run = Array.from(
+                { length: s[ax] },
+                (_, r) => data[(o * s[ax] + r) * inner + i],
+              );
+              expect(got[0].data[o * inner + i]).toBe(run.indexOf(Math.max(...run)));
+              expect(got[1].data[o * inner + i]).toBe(run.indexOf(Math.min(...run)));
+            }
+          }
+        },
+      ),
+      runs,
+    );
+  });
+
+  it("read pending inputs below and above the fusion threshold", () => {
+    for (const n of [1000, 20000]) {
+      const raw = Float64Array.from({ length: n }, (_, i) => ((i * 7919) % 1009) - 500);
+      const x = add(tensor(raw), 0.5); // pending from 16 384 elements on
+      expect(x.isPending).toBe(n >= 16384);
+      // The values are (i · 7919 mod 1009) − 499.5: the largest, 508.5, first where
+      // i · 7919 ≡ 1008 (mod 1009), the smallest, −499.5, first at i = 0.
+      const first = raw.indexOf(508);
+      expect(argmax(x).item()).toBe(first);
+      expect(argmin(x).item()).toBe(0);
+    }
+  });
+
+  it("reject bool input, a bad axis and an empty axis", () => {
+    expect(() => argmax(tensor([true]))).toThrow("argmax: x must be a numeric tensor, got bool");
+    expect(() => argmin(tensor([1, 2]), { axis: 1 })).toThrow(
+      "argmin: axis 1 is out of range for a tensor of rank 1",
+    );
+    expect(() => argmax(tensor([[], []]), { axis: 1 })).toThrow(
+      "argmax: cannot reduce axis 1 of size 0 (shape [2, 0])",
+    );
+    expect(() => argmin(tensor([]))).toThrow("argmin: cannot reduce an empty tensor (shape [0])");
+  });
+});
+
+describe("cumsum", () => {
+  it("sums running along an axis; ints and bools sum to int32", () => {
+    const m = tensor([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
+    // Along rows: 1, 1+2, 1+2+3; 4, 4+5, 4+5+6. Down columns: row 0, then row 0 + row 1.
+    expect(cumsum(m, 1).toArray()).toEqual([
+      [1, 3, 6],
+      [4, 9, 15],
+    ]);
+    expect(cumsum(m, -2).toArray()).toEqual([
+      [1, 2, 3],
+      [5, 7, 9],
+    ]);
+    expect(cumsum(m, 1).dtype).toBe("float32");
+    const counts = cumsum(tensor([true, false, true]), 0);
+    expect(counts.dtype).toBe("int32");
+    expect(values(counts)).toEqual([1, 1, 2]);
+    expect(cumsum(tensor(5), 0).item()).toBe(5);
+    expect(cumsum(tensor([[], []]), 1).shape).toEqual([2, 0]);
+    // float32 accumulates in double: 2^24 + 1 + 1 in double is 2^24 + 2, exactly a float32.
+    expect(values(cumsum(tensor([2 ** 24, 1, 1]), 0))).toEqual([2 ** 24, 2 ** 24, 2 ** 24 + 2]);
+  });
+
+  it("has the reversed running sum as gradient", () => {
+    // d/dx_i sum_j w_j · cumsum(x)_j = w_i + … + w_last: for w = [1, 2, 3], [6, 5, 3].
+    const x = f64([0.5, -1, 2], true);
+    cumsum(x, 0).backward(f64([1, 2, 3]));
+    expect(values(x.grad!)).toEqual([6, 5, 3]);
+  });
+
+  it("has the right first and second derivatives along any axis (float64)", () => {
+    const cases = shape({ minRank: 1 }).chain((s) =>
+      fc.tuple(floatTensor(s), fc.integer({ min: -s.length, max: s.length - 1 })),
+    );
+    fc.assert(
+      fc.property(cases, ([x, axis]) => {
+        assertGradcheck((a) => cumsum(a, axis), [x]);
+      }),
+      runs,
+    );
+    fc.assert(
+      fc.property(cases, ([x, axis]) => {
+        assertGradgradcheck(
+          squared((a) => cumsum(a, axis)),
+          [x],
+        );
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it("reads pending inputs below and above the fusion threshold", () => {
+    for (const n of [1000, 20000]) {
+      const x = add(tensor(new Float64Array(n).fill(0.5)), 0.5); // ones, pending when large
+      expect(x.isPending).toBe(n >= 16384);
+      const running = cumsum(x, 0);
+      expect(running.data[n - 1]).toBe(n);
+      expect(running.data[99]).toBe(100);
+    }
+  });
+
+  it("rejects a missing or bad axis", () => {
+    expect(() => cumsum(tensor([1]), undefined as unknown as number)).toThrow(
+      "cumsum: axis must be a number (PyTorch's dim is required), got undefined",
+    );
+    expect(() => cumsum(tensor([1]), 1)).toThrow("cumsum: axis 1 is out of range");
+    expect(() => cumsum([1] as unknown as Tensor, 0)).toThrow("cumsum: x must be a Tensor");
   });
 });

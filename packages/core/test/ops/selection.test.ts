@@ -3,6 +3,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  add,
   argwhere,
   equal,
   gather,
@@ -548,31 +549,38 @@ describe("takeAlongAxis and scatterAlongAxis", () => {
   });
 
   it("have each other as gradients, repeated indices accumulating (float64)", () => {
-    fc.assert(
-      fc.property(
-        fc
-          .tuple(shape({ minRank: 1, maxRank: 3 }), fc.integer({ min: 1, max: 3 }))
-          .chain(([s, count]) =>
-            fc.integer({ min: 0, max: s.length - 1 }).chain((ax) => {
-              const idxShape = s.map((d, i) => (i === ax ? count : d));
-              return fc.tuple(
-                floatTensor(s),
-                indexTensor(s[ax], idxShape),
-                floatTensor(idxShape),
-                fc.constant(ax),
-              );
-            }),
-          ),
-        ([x, idx, updates, ax]) => {
-          assertGradcheck((a) => takeAlongAxis(a, idx, ax), [x]);
-          assertGradgradcheck(
-            squared((a) => takeAlongAxis(a, idx, ax)),
-            [x],
+    const cases = fc
+      .tuple(shape({ minRank: 1, maxRank: 3 }), fc.integer({ min: 1, max: 3 }))
+      .chain(([s, count]) =>
+        fc.integer({ min: 0, max: s.length - 1 }).chain((ax) => {
+          const idxShape = s.map((d, i) => (i === ax ? count : d));
+          return fc.tuple(
+            floatTensor(s),
+            indexTensor(s[ax], idxShape),
+            floatTensor(idxShape),
+            fc.constant(ax),
           );
-          assertGradcheck((u) => scatterAlongAxis(idx, u, ax, x.shape), [updates]);
-        },
-      ),
-      { numRuns: 50 },
+        }),
+      );
+    fc.assert(
+      fc.property(cases, ([x, idx, updates, ax]) => {
+        assertGradcheck((a) => takeAlongAxis(a, idx, ax), [x]);
+        assertGradcheck((u) => scatterAlongAxis(idx, u, ax, x.shape), [updates]);
+      }),
+      runs,
+    );
+    fc.assert(
+      fc.property(cases, ([x, idx, updates, ax]) => {
+        assertGradgradcheck(
+          squared((a) => takeAlongAxis(a, idx, ax)),
+          [x],
+        );
+        assertGradgradcheck(
+          squared((u) => scatterAlongAxis(idx, u, ax, x.shape)),
+          [updates],
+        );
+      }),
+      { numRuns: 30 },
     );
   });
 
@@ -590,6 +598,42 @@ describe("takeAlongAxis and scatterAlongAxis", () => {
     expect(() => scatterAlongAxis(int32([0]), f64([1, 2]), 0, [3])).toThrow(
       "scatterAlongAxis: updates must have the shape of indices [1], got float64 tensor of shape [2]",
     );
+  });
+});
+
+describe("takeAlongAxis and oneHot on pending inputs", () => {
+  it("give below and above the fusion threshold what they give on materialised inputs", () => {
+    for (const n of [1000, 20000]) {
+      const raw = Int32Array.from({ length: n }, (_, i) => (i * 31) % 7);
+      // int32 + int32 stays int32; pending from 16 384 elements on.
+      const labels = add(tensor(raw), tensor(0, { dtype: "int32" }));
+      expect(labels.isPending).toBe(n >= 16384);
+      const hot = oneHot(labels, 7);
+      const want = new Int32Array(7 * n);
+      raw.forEach((c, i) => {
+        want[7 * i + c] = 1;
+      });
+      expect(hot.shape).toEqual([n, 7]);
+      expect(hot.read().every((v, i) => v === want[i])).toBe(true);
+      // Each row of [n, 2] takes its second column when its label is odd.
+      const x = add(
+        tensor(
+          Float64Array.from({ length: 2 * n }, (_, i) => i),
+          { shape: [n, 2] },
+        ),
+        0,
+      );
+      expect(x.isPending).toBe(2 * n >= 16384);
+      const picked = takeAlongAxis(
+        x,
+        tensor(
+          Int32Array.from(raw, (c) => c % 2),
+          { shape: [n, 1] },
+        ),
+        1,
+      );
+      expect(picked.read().every((v, i) => v === 2 * i + (raw[i] % 2))).toBe(true);
+    }
   });
 });
 

@@ -3,10 +3,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  add,
   arange,
   broadcastTo,
   concat,
   expandDims,
+  meshgrid,
   mul,
   ones,
   pad,
@@ -18,6 +20,7 @@ import {
   sum,
   type Tensor,
   tensor,
+  tile,
   transpose,
   zeros,
 } from "../../src/index.js";
@@ -443,6 +446,165 @@ describe("errors", () => {
     );
     expect(() => slice([1, 2] as unknown as Tensor, [0], [1])).toThrow(
       "slice: x must be a Tensor, got an array",
+    );
+  });
+});
+
+describe("meshgrid", () => {
+  it('makes grids with matrix ("ij") or Cartesian ("xy") indexing', () => {
+    const rows = tensor([0, 1]);
+    const cols = tensor([10, 20, 30]);
+    // "ij": both [2, 3]; the first varies down the rows, the second along the columns.
+    const [ii, jj] = meshgrid([rows, cols]);
+    expect(ii.toArray()).toEqual([
+      [0, 0, 0],
+      [1, 1, 1],
+    ]);
+    expect(jj.toArray()).toEqual([
+      [10, 20, 30],
+      [10, 20, 30],
+    ]);
+    // "xy" with x = cols, y = rows: both [2, 3] = [len(y), len(x)], x along the columns.
+    const [xs, ys] = meshgrid([cols, rows], { indexing: "xy" });
+    expect(xs.toArray()).toEqual(jj.toArray());
+    expect(ys.toArray()).toEqual(ii.toArray());
+    // Three inputs, "xy": shape [n1, n0, n2] = [3, 2, 1].
+    const three = meshgrid([rows, cols, tensor(7)], { indexing: "xy" });
+    expect(three.map((t) => t.shape)).toEqual([
+      [3, 2, 1],
+      [3, 2, 1],
+      [3, 2, 1],
+    ]);
+    expect(three[0].toArray()).toEqual([
+      [[0], [1]],
+      [[0], [1]],
+      [[0], [1]],
+    ]);
+    expect(meshgrid([tensor([1, 2])])[0].toArray()).toEqual([1, 2]);
+  });
+
+  it("is differentiable: each input's gradient sums over the other axes (float64)", () => {
+    const grid = (indexing: "ij" | "xy") => (x: Tensor, y: Tensor) => {
+      const [gx, gy] = meshgrid([x, y], { indexing });
+      return mul(gx, add(gy, gx));
+    };
+    const cases = fc.tuple(
+      floatTensor([2]),
+      floatTensor([3]),
+      fc.constantFrom("ij", "xy") as fc.Arbitrary<"ij" | "xy">,
+    );
+    fc.assert(
+      fc.property(cases, ([a, b, indexing]) => {
+        assertGradcheck(grid(indexing), [a, b]);
+      }),
+      runs,
+    );
+    fc.assert(
+      fc.property(cases, ([a, b, indexing]) => {
+        assertGradgradcheck(grid(indexing), [a, b]);
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  it("gives grids below and above the fusion threshold that hold their inputs' values", () => {
+    for (const [n, m] of [
+      [20, 30],
+      [20000, 3],
+    ]) {
+      const x = add(tensor(Float64Array.from({ length: n }, (_, i) => i)), 0.5); // pending when large
+      expect(x.isPending).toBe(n >= 16384);
+      const y = tensor(Float64Array.from({ length: m }, (_, j) => 7 + j));
+      const [gx, gy] = meshgrid([x, y]);
+      const [xs, ys] = meshgrid([x, y], { indexing: "xy" });
+      expect(gx.shape).toEqual([n, m]);
+      expect(xs.shape).toEqual([m, n]);
+      const gxv = gx.read();
+      const gyv = gy.read();
+      const xsv = xs.read();
+      const ysv = ys.read();
+      let ok = true;
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < m; j++) {
+          ok &&= gxv[i * m + j] === i + 0.5 && gyv[i * m + j] === 7 + j;
+          ok &&= xsv[j * n + i] === i + 0.5 && ysv[j * n + i] === 7 + j;
+        }
+      }
+      expect(ok).toBe(true);
+    }
+  });
+
+  it("rejects an empty list, tensors of rank above 1 and an unknown indexing", () => {
+    expect(() => meshgrid([])).toThrow("meshgrid: expected a non-empty array of 1-D tensors");
+    expect(() => meshgrid([zeros([2, 2])])).toThrow(
+      "meshgrid: tensors[0] must be 1-D (or a scalar), got shape [2, 2]",
+    );
+    expect(() => meshgrid([zeros([2])], { indexing: "ji" as "ij" })).toThrow(
+      'meshgrid: indexing must be "ij" or "xy", got "ji"',
+    );
+  });
+});
+
+describe("tile", () => {
+  it("repeats along each axis, padding reps or x's shape with leading 1s", () => {
+    expect(tile(tensor([1, 2]), [2]).toArray()).toEqual([1, 2, 1, 2]);
+    const m = tensor([
+      [1, 2],
+      [3, 4],
+    ]);
+    expect(tile(m, [2, 1]).toArray()).toEqual([
+      [1, 2],
+      [3, 4],
+      [1, 2],
+      [3, 4],
+    ]);
+    // reps shorter than the rank: [3] means [1, 3].
+    expect(tile(m, [3]).toArray()).toEqual([
+      [1, 2, 1, 2, 1, 2],
+      [3, 4, 3, 4, 3, 4],
+    ]);
+    // reps longer: x is seen as [1, 2, 2].
+    expect(tile(m, [2, 1, 1]).shape).toEqual([2, 2, 2]);
+    expect(tile(m, [0, 1]).shape).toEqual([0, 2]);
+    expect(tile(tensor(5), [3]).toArray()).toEqual([5, 5, 5]);
+  });
+
+  it("has the right first and second derivatives: the gradient sums over the copies (float64)", () => {
+    // Three copies of [a, b]: each element's gradient is 3.
+    const x = tensor([0.5, -1], { dtype: "float64", requiresGrad: true });
+    sum(tile(x, [3])).backward();
+    expect(Array.from(x.grad!.data)).toEqual([3, 3]);
+    const cases = shape(small).chain((s) =>
+      fc.tuple(floatTensor(s), fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 4 })),
+    );
+    fc.assert(
+      fc.property(cases, ([t, reps]) => {
+        assertGradcheck((y) => tile(y, reps), [t]);
+      }),
+      runs,
+    );
+    fc.assert(
+      fc.property(cases, ([t, reps]) => checkLinear((y) => tile(y, reps), [t])),
+      { numRuns: 30 },
+    );
+  });
+
+  it("gives below and above the fusion threshold what it gives on a materialised input", () => {
+    for (const n of [1000, 20000]) {
+      const raw = Float64Array.from({ length: n }, (_, i) => i % 13);
+      const x = add(tensor(raw), 1); // pending from 16 384 elements on
+      expect(x.isPending).toBe(n >= 16384);
+      const tiled = tile(x, [2]);
+      expect(tiled.data[n + 5]).toBe((5 % 13) + 1);
+      expect(tiled.data[n - 1]).toBe(((n - 1) % 13) + 1);
+    }
+  });
+
+  it("rejects reps that are not non-negative integers", () => {
+    expect(() => tile(zeros([2]), [-1])).toThrow("tile: reps[0] must be an integer >= 0, got -1");
+    expect(() => tile(zeros([2]), [1.5])).toThrow("tile: reps[0] must be an integer >= 0, got 1.5");
+    expect(() => tile(zeros([2]), 2 as unknown as number[])).toThrow(
+      "tile: reps must be an array of repetition counts, got number",
     );
   });
 });

@@ -76,8 +76,8 @@ function focalgradDense(spec: DenseSpec, pass: Case["pass"]): Implementation {
         check: (probe) => {
           const { out, grads } = iterate(probe);
           return [
-            ...checksums("out", out.data, tolerance),
-            ...grads.flatMap((g, i) => checksums(`d${spec.inputs[i].name}`, g.data, tolerance)),
+            ...checksums("out", out.read(), tolerance),
+            ...grads.flatMap((g, i) => checksums(`d${spec.inputs[i].name}`, g.read(), tolerance)),
           ];
         },
         dispose: () => {},

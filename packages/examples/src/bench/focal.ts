@@ -60,8 +60,8 @@ export function fusedImplementation(batch: AnchorBatch): Implementation {
       return {
         run: () => {
           fusedFocalInto(
-            batch.yTrue.data,
-            batch.yPred.data,
+            batch.yTrue.read(),
+            batch.yPred.read(),
             grad,
             b * n,
             classes,
@@ -72,7 +72,7 @@ export function fusedImplementation(batch: AnchorBatch): Implementation {
         check: (probe) => {
           const { loss, grad } = fusedFocal(batch.yTrue, batch.yPred, focalOptions);
           probe();
-          return focalChecks(loss, grad.data);
+          return focalChecks(loss, grad.read());
         },
         dispose: () => {},
       };
@@ -96,8 +96,7 @@ export function focalgradImplementation(
       yPred.requiresGrad = true;
       const forwardBackward = (probe: () => void) => {
         if (yPred.grad !== null) {
-          yPred.grad.data.fill(0);
-          yPred.grad.markModified();
+          yPred.grad.write((g) => g.fill(0));
         }
         const value = loss(batch.yTrue, yPred);
         probe();
@@ -113,7 +112,7 @@ export function focalgradImplementation(
         check: (probe) => {
           const { loss: value, grad } = forwardBackward(probe);
           if (grad === null) throw new Error("focalgrad: backward() left yPred.grad empty");
-          return focalChecks(value, grad.data);
+          return focalChecks(value, grad.read());
         },
         dispose: () => {},
       } satisfies Prepared;
@@ -135,15 +134,23 @@ export function tfjsImplementation(batch: AnchorBatch, backend: TfBackend): Impl
   return {
     name: `tfjs-${backend}` as ImplName,
     prepare: async () => {
-      const needed = tfjsPeakOverPrediction * batch.yPred.data.byteLength;
+      const needed = tfjsPeakOverPrediction * batch.yPred.read().byteLength;
       if (backend === "wasm" && needed > wasmHeapMax) {
         return `needs ~${(needed / 2 ** 30).toFixed(1)} GiB at its peak (${tfjsPeakOverPrediction} × yPred), beyond the wasm backend's 4 GiB heap (it aborts)`;
       }
       const tf = await loadTfjs();
       const activate = () => useBackend(tf, backend);
       await activate();
-      const yTrue = tf.tensor(batch.yTrue.data as Float32Array, [...batch.yTrue.shape], "float32");
-      const yPred = tf.tensor(batch.yPred.data as Float32Array, [...batch.yPred.shape], "float32");
+      const yTrue = tf.tensor(
+        batch.yTrue.read() as Float32Array,
+        [...batch.yTrue.shape],
+        "float32",
+      );
+      const yPred = tf.tensor(
+        batch.yPred.read() as Float32Array,
+        [...batch.yPred.shape],
+        "float32",
+      );
       const loss = tfjsFocal(tf, focalOptions);
       const valueAndGrad = tf.valueAndGrad((p: tfTypes.Tensor) => loss(yTrue, p));
       let peak = 0;
@@ -213,7 +220,7 @@ export function focalCase(
   return {
     workload: images === workload.batch ? workload.name : `${workload.name} (B=${images})`,
     pass: "fwd+bwd",
-    predictionBytes: batch.yPred.data.byteLength,
+    predictionBytes: batch.yPred.read().byteLength,
     reference: "fused",
     ratioToReference: true,
     implementations,

@@ -57,8 +57,8 @@ export function fusedFocal(
   const grad =
     yPred.dtype === "float32" ? new Float32Array(yPred.size) : new Float64Array(yPred.size);
   const loss = fusedFocalInto(
-    yTrue.data,
-    yPred.data,
+    yTrue.read(),
+    yPred.read(),
     grad,
     batch * anchors,
     classes,
@@ -76,7 +76,7 @@ export function fusedFocal(
  *
  * @example
  * const grad = new Float32Array(yPred.size);
- * const loss = fusedFocalInto(yTrue.data, yPred.data, grad, 8 * 49_104, 20, {}, "float32");
+ * const loss = fusedFocalInto(yTrue.read(), yPred.data, grad, 8 * 49_104, 20, {}, "float32");
  */
 export function fusedFocalInto(
   yTrue: DataArray,
