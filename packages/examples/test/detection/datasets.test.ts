@@ -28,10 +28,10 @@ describe("shapeMask", () => {
 });
 
 describe("shapesDataset", { timeout: 60_000 }, () => {
-  const data = shapesDataset({ split: "test", count: 40, seed: 3 });
+  const data = shapesDataset({ split: "test", count: 16, seed: 3 });
 
   it("renders images in [0, 1] with 1–4 objects of the 3 classes inside the image", () => {
-    expect(data.images.shape).toEqual([40, 3, 64, 64]);
+    expect(data.images.shape).toEqual([16, 3, 64, 64]);
     expect(data.images.dtype).toBe("float32");
     expect(data.images.data.every((v) => v >= 0 && v <= 1)).toBe(true);
     for (const { boxes, labels } of data.annotations) {
@@ -73,7 +73,7 @@ describe("shapesDataset", { timeout: 60_000 }, () => {
   });
 
   it("is a function of (seed, split): same seed the same bits, another seed or split other images", () => {
-    const again = shapesDataset({ split: "test", count: 40, seed: 3 });
+    const again = shapesDataset({ split: "test", count: 16, seed: 3 });
     expect(again.images.data).toEqual(data.images.data);
     expect(again.annotations.map((a) => a.boxes.toArray())).toEqual(
       data.annotations.map((a) => a.boxes.toArray()),
@@ -119,9 +119,9 @@ describe("digitsDataset", { timeout: 60_000 }, () => {
   });
 
   it("draws test images only from test samples, with labels that match the sample's digit", () => {
-    const data = digitsDataset({ split: "test", count: 20, seed: 1 });
+    const data = digitsDataset({ split: "test", count: 8, seed: 1 });
     const testKeys = new Set(digitSamples("test").map((s) => `${s.digit}:${s.index}`));
-    expect(data.images.shape).toEqual([20, 3, 96, 96]);
+    expect(data.images.shape).toEqual([8, 3, 96, 96]);
     data.samples.forEach((samples, i) => {
       expect(samples.length).toBe(data.annotations[i].labels.shape[0]);
       expect(samples.length).toBeGreaterThanOrEqual(1);
