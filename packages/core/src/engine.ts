@@ -7,6 +7,7 @@ import { cast } from "./ops/cast.js";
 import { onesLike, zerosLike } from "./ops/creation.js";
 import { sum } from "./ops/reduce.js";
 import { identity, reshape } from "./ops/shape.js";
+import { checkOptions } from "./ops/util.js";
 import { formatShape, type Shape, shapesEqual } from "./shape.js";
 import { Tensor } from "./tensor.js";
 
@@ -379,6 +380,7 @@ export function backward(
   upstream: Tensor | undefined,
   options: { retainGraph?: boolean; createGraph?: boolean },
 ): void {
+  checkOptions("backward", options, { retainGraph: "boolean", createGraph: "boolean" });
   const seed = checkUpstream("backward", root, upstream);
   const createGraph = options.createGraph ?? false;
   const retainGraph = options.retainGraph ?? createGraph;
@@ -426,6 +428,7 @@ export function valueAndGrad<Args extends unknown[], A extends Argnums = 0>(
   f: (...args: Args) => Tensor,
   options: { argnums?: A } = {},
 ): (...args: Args) => [Tensor, GradOf<A>] {
+  checkOptions("grad", options, { argnums: "axes" });
   const argnums = (options.argnums ?? 0) as Argnums;
   const positions = typeof argnums === "number" ? [argnums] : [...argnums];
   return (...args: Args) => {

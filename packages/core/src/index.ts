@@ -123,7 +123,7 @@ export {
   transpose,
 } from "./ops/shape.js";
 export { argsort, type SortOptions, sort, type TopkOptions, topk } from "./ops/sorting.js";
-export type { TensorLike } from "./ops/util.js";
+export { checkOptions, type OptionKind, type TensorLike } from "./ops/util.js";
 export * as optim from "./optim/index.js";
 export { Generator } from "./random.js";
 export type { Shape } from "./shape.js";

@@ -2,6 +2,49 @@
 
 export type Shape = readonly number[];
 
+/**
+ * The most elements one tensor may hold: 2^31 − 1, so that every flat position, stride and index
+ * of a tensor is an exact int32 (the loops count in int32, index tensors are int32).
+ */
+export const maxElements = 2 ** 31 - 1;
+
+/**
+ * Checks that a shape an op is about to make can be held, returning its element count: no size
+ * and no product of sizes beyond `maxElements`, so that a count never wraps or fails deep in a
+ * typed-array constructor. Every op that makes a new shape calls this (or `checkShape`).
+ */
+export function checkSize(op: string, shape: Shape): number {
+  let n = 1;
+  let largest = 0;
+  for (const d of shape) {
+    n *= d;
+    if (d > largest) largest = d;
+  }
+  if (n > maxElements || largest > maxElements) {
+    const count = n > maxElements ? `${n.toPrecision(4)} elements` : `an axis of size ${largest}`;
+    throw new Error(
+      `${op}: shape ${formatShape(shape)} has ${count}, more than a tensor can hold (at most 2^31 − 1 = ${maxElements})`,
+    );
+  }
+  return n;
+}
+
+/** Checks a shape given by the caller: an array of non-negative integers (see `checkSize`). */
+export function checkShape(op: string, shape: unknown, name = "shape"): asserts shape is Shape {
+  if (!Array.isArray(shape)) {
+    const what = shape === null ? "null" : typeof shape;
+    throw new Error(`${op}: ${name} must be an array of sizes, got ${what}`);
+  }
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) {
+      throw new Error(
+        `${op}: ${name} ${formatShape(shape)} must hold non-negative integers, got ${String(d)}`,
+      );
+    }
+  }
+  checkSize(op, shape);
+}
+
 export function sizeOf(shape: Shape): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -48,6 +91,7 @@ export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
       }
     }
   }
+  checkSize(op, out);
   return out;
 }
 

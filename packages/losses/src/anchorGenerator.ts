@@ -1,7 +1,7 @@
 /** Anchor boxes over the levels of a feature pyramid, in keras-retinanet's or torchvision's convention. */
 
 import { type Tensor, tensor } from "@focalgrad/core";
-import { isPositiveFinite } from "./common.js";
+import { checkLossOptions, isPositiveFinite } from "./common.js";
 
 /** Which library's anchors to reproduce. */
 export type AnchorConvention = "keras-retinanet" | "torchvision";
@@ -106,6 +106,16 @@ function resolveConfig(op: string, config: unknown): ResolvedConfig {
     );
   }
   const c = config as AnchorConfig;
+  checkLossOptions(op, c, [
+    "levels",
+    "sizes",
+    "strides",
+    "ratios",
+    "scales",
+    "convention",
+    "featureShapes",
+    "dtype",
+  ]);
   const levels = checkNumbers(
     op,
     "levels",

@@ -2,7 +2,7 @@
 
 import { boxIou, cast, gather, isFloat, noGrad, type Tensor, tensor } from "@focalgrad/core";
 import { type BoxCoder, cornerBoxCoder } from "./boxCoder.js";
-import { checkBoxValues, checkTensorArg, describeTensor } from "./common.js";
+import { checkBoxValues, checkLossOptions, checkTensorArg, describeTensor } from "./common.js";
 
 /** The ground truth of one image: `boxes [K, 4]` (x1, y1, x2, y2, pixels) and int32 `labels [K]`. */
 export interface Annotation {
@@ -188,6 +188,15 @@ function buildTargets(
       `${op}: options must be an object with numClasses and imageShape, got ${String(options)}`,
     );
   }
+  checkLossOptions(op, options, [
+    "numClasses",
+    "positiveOverlap",
+    "negativeOverlap",
+    "imageShape",
+    "lowQualityMatches",
+    "boxCoder",
+    "dtype",
+  ]);
   const numClasses = options.numClasses;
   if (typeof numClasses !== "number" || !Number.isInteger(numClasses) || numClasses < 1) {
     throw new Error(`${op}: numClasses must be an integer >= 1, got ${String(numClasses)}`);

@@ -17,7 +17,13 @@ import {
   type Tensor,
   tensor,
 } from "@focalgrad/core";
-import { checkBoxValues, checkTensorArg, describeTensor, isPositiveFinite } from "./common.js";
+import {
+  checkBoxValues,
+  checkLossOptions,
+  checkTensorArg,
+  describeTensor,
+  isPositiveFinite,
+} from "./common.js";
 
 /**
  * Encodes boxes as regression targets relative to anchors and decodes predicted deltas back into
@@ -148,6 +154,7 @@ export interface CornerBoxCoderOptions {
  */
 export function cornerBoxCoder(options: CornerBoxCoderOptions = {}): BoxCoder {
   const op = "cornerBoxCoder";
+  checkLossOptions(op, options, ["mean", "std"]);
   const mean = checkQuadruple(
     op,
     "mean",
@@ -220,6 +227,7 @@ export interface CenterBoxCoderOptions {
  */
 export function centerBoxCoder(options: CenterBoxCoderOptions = {}): BoxCoder {
   const op = "centerBoxCoder";
+  checkLossOptions(op, options, ["weights", "clip"]);
   const weights = checkQuadruple(
     op,
     "weights",

@@ -1,6 +1,7 @@
 /** Argument checks, the reduction switch and the NaN-safe focusing factor shared by the losses and the targets. */
 
 import {
+  checkOptions,
   greater,
   isFloat,
   mean,
@@ -144,6 +145,26 @@ export function checkUnitInterval(op: string, name: string, t: Tensor): void {
       );
     }
   }
+}
+
+/**
+ * Checks a loss's options object at run time (plain-JavaScript callers): an object with only the
+ * given keys, or undefined. The values are checked by the loss itself (`checkAlpha`, …), which
+ * says what each accepts.
+ *
+ * @example
+ * checkLossOptions("focal", { alpha: 0.25 }, ["alpha", "gamma"]);
+ */
+export function checkLossOptions(
+  op: string,
+  options: object | undefined,
+  keys: readonly string[],
+): void {
+  checkOptions(
+    op,
+    options as Record<string, unknown> | undefined,
+    Object.fromEntries(keys.map((k) => [k, "any" as const])),
+  );
 }
 
 /**

@@ -16,7 +16,7 @@ import {
   tensor,
   where,
 } from "@focalgrad/core";
-import { checkAlpha, checkExponent } from "./common.js";
+import { checkAlpha, checkExponent, checkLossOptions } from "./common.js";
 import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
 
 export interface FocalOptions {
@@ -62,6 +62,7 @@ const epsilon = 1e-7;
  * value.backward();                 // yPred.grad: [1, 3, 2], zeros on the ignored anchor
  */
 export function focal(options: FocalOptions = {}): (yTrue: Tensor, yPred: Tensor) => Tensor {
+  checkLossOptions("focal", options, ["alpha", "gamma"]);
   const alpha = checkAlpha("focal", options.alpha ?? 0.25);
   const gamma = checkExponent("focal", "gamma", options.gamma ?? 2);
   return (yTrue, yPred) => {

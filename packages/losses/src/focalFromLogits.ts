@@ -18,7 +18,7 @@ import {
   tensor,
   where,
 } from "@focalgrad/core";
-import { checkAlpha, checkExponent } from "./common.js";
+import { checkAlpha, checkExponent, checkLossOptions } from "./common.js";
 import type { FocalOptions } from "./focal.js";
 import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
 
@@ -51,6 +51,7 @@ function sigmoidPower(x: Tensor, gamma: number): Tensor {
 export function focalFromLogits(
   options: FocalOptions = {},
 ): (yTrue: Tensor, logits: Tensor) => Tensor {
+  checkLossOptions("focalFromLogits", options, ["alpha", "gamma"]);
   const alpha = checkAlpha("focalFromLogits", options.alpha ?? 0.25);
   const gamma = checkExponent("focalFromLogits", "gamma", options.gamma ?? 2);
   return (yTrue, logits) => {

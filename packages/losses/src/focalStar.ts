@@ -5,6 +5,7 @@ import {
   checkExponent,
   checkFinite,
   checkFloatArg,
+  checkLossOptions,
   checkNumericArg,
   checkReduction,
   checkSameShape,
@@ -38,6 +39,7 @@ export interface FocalStarOptions {
  */
 export function focalStar(logits: Tensor, targets: Tensor, options: FocalStarOptions = {}): Tensor {
   const op = "focalStar";
+  checkLossOptions(op, options, ["gamma", "beta", "reduction"]);
   const gamma = checkExponent(op, "gamma", options.gamma ?? 2, true);
   const beta = checkFinite(op, "beta", options.beta ?? 1);
   const reduction = checkReduction(op, options.reduction ?? "none");

@@ -19,6 +19,7 @@ import {
 import {
   checkExponent,
   checkFloatArg,
+  checkLossOptions,
   checkNumericArg,
   checkReduction,
   focusingFactor,
@@ -61,6 +62,7 @@ export function qualityFocalLoss(
   options: QualityFocalOptions = {},
 ): Tensor {
   const op = "qualityFocalLoss";
+  checkLossOptions(op, options, ["beta", "reduction"]);
   const beta = checkExponent(op, "beta", options.beta ?? 2);
   const reduction = checkReduction(op, options.reduction ?? "mean");
   const [x, t] = logitsAndTargets(op, logits, targets);
@@ -98,6 +100,7 @@ export function distributionFocalLoss(
   options: DistributionFocalOptions = {},
 ): Tensor {
   const op = "distributionFocalLoss";
+  checkLossOptions(op, options, ["reduction"]);
   const reduction = checkReduction(op, options.reduction ?? "mean");
   const x = checkFloatArg(op, "logits", logits, "logits");
   let y = checkNumericArg(op, "targets", targets);

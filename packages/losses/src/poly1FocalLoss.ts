@@ -5,6 +5,7 @@ import {
   checkAlpha,
   checkExponent,
   checkFinite,
+  checkLossOptions,
   checkReduction,
   focusingFactor,
   type Reduction,
@@ -45,6 +46,7 @@ export function poly1FocalLoss(
   options: Poly1FocalOptions = {},
 ): Tensor {
   const op = "poly1FocalLoss";
+  checkLossOptions(op, options, ["alpha", "gamma", "epsilon", "reduction"]);
   const alpha = checkAlpha(op, options.alpha ?? 0.25, true);
   const gamma = checkExponent(op, "gamma", options.gamma ?? 2);
   const epsilon = checkFinite(op, "epsilon", options.epsilon ?? 1);

@@ -17,7 +17,7 @@ import {
   tensor,
   where,
 } from "@focalgrad/core";
-import { checkAlpha, checkExponent } from "./common.js";
+import { checkAlpha, checkExponent, checkLossOptions } from "./common.js";
 import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
 
 export interface RetinanetFocalOptions {
@@ -52,6 +52,7 @@ export interface RetinanetFocalOptions {
 export function retinanetFocal(
   options: RetinanetFocalOptions = {},
 ): (yTrue: Tensor, yPred: Tensor) => Tensor {
+  checkLossOptions("retinanetFocal", options, ["alpha", "gamma", "cutoff"]);
   const alpha = checkAlpha("retinanetFocal", options.alpha ?? 0.25);
   const gamma = checkExponent("retinanetFocal", "gamma", options.gamma ?? 2);
   const cutoff = options.cutoff ?? 0.5;

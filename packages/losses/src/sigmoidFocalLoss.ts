@@ -5,6 +5,7 @@ import {
   checkAlpha,
   checkExponent,
   checkFloatArg,
+  checkLossOptions,
   checkNumericArg,
   checkReduction,
   checkSameShape,
@@ -81,6 +82,7 @@ export function sigmoidFocalLoss(
   options: SigmoidFocalOptions = {},
 ): Tensor {
   const op = "sigmoidFocalLoss";
+  checkLossOptions(op, options, ["alpha", "gamma", "reduction"]);
   const alpha = checkAlpha(op, options.alpha ?? 0.25, true);
   const gamma = checkExponent(op, "gamma", options.gamma ?? 2);
   const reduction = checkReduction(op, options.reduction ?? "none");

@@ -16,6 +16,7 @@ import {
   tensor,
   where,
 } from "@focalgrad/core";
+import { checkLossOptions } from "./common.js";
 import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
 
 export interface SmoothL1Options {
@@ -45,6 +46,7 @@ export interface SmoothL1Options {
  * loss(yTrue, yPred); // (0.045 + 0 + 0.2444… + 0) / 1
  */
 export function smoothL1(options: SmoothL1Options = {}): (yTrue: Tensor, yPred: Tensor) => Tensor {
+  checkLossOptions("smoothL1", options, ["sigma"]);
   const sigma = options.sigma ?? 3;
   if (typeof sigma !== "number" || !Number.isFinite(sigma) || !(sigma > 0)) {
     throw new Error(`smoothL1: sigma must be a finite number > 0, got ${String(sigma)}`);

@@ -5,6 +5,7 @@ import {
   checkAlpha,
   checkExponent,
   checkFloatArg,
+  checkLossOptions,
   checkReduction,
   checkTensorArg,
   describeTensor,
@@ -46,6 +47,7 @@ export function softmaxFocalLoss(
   options: SoftmaxFocalOptions = {},
 ): Tensor {
   const op = "softmaxFocalLoss";
+  checkLossOptions(op, options, ["alpha", "gamma", "reduction"]);
   const alpha = checkAlpha(op, options.alpha ?? 0.25);
   const gamma = checkExponent(op, "gamma", options.gamma ?? 2);
   const reduction = checkReduction(op, options.reduction ?? "mean");

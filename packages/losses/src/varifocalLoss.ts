@@ -13,6 +13,7 @@ import {
 import {
   checkAlpha,
   checkExponent,
+  checkLossOptions,
   checkReduction,
   focusingFactor,
   type Reduction,
@@ -57,6 +58,7 @@ export function varifocalLoss(
   options: VarifocalOptions = {},
 ): Tensor {
   const op = "varifocalLoss";
+  checkLossOptions(op, options, ["alpha", "gamma", "iouWeighted", "reduction"]);
   const alpha = checkAlpha(op, options.alpha ?? 0.75);
   const gamma = checkExponent(op, "gamma", options.gamma ?? 2);
   const iouWeighted = options.iouWeighted ?? true;

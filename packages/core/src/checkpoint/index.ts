@@ -11,7 +11,8 @@ import { basename, dirname, join } from "node:path";
 import { allocate, type DataArray, type DType } from "../dtype.js";
 import { writeInPlace } from "../nn/inplace.js";
 import type { AnyModule } from "../nn/module.js";
-import { formatShape, sizeOf } from "../shape.js";
+import { checkOptions } from "../ops/util.js";
+import { formatShape, maxElements, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
 
 /*
@@ -35,8 +36,8 @@ const dtypeOfTag: Record<string, DType> = {
 const bytesPer = { float32: 4, float64: 8, int32: 4, bool: 1 } as const satisfies {
   [D in DType]: number;
 };
-/** Headers beyond this are corrupt, not large: the reference implementation has the same limit. */
-const maxHeaderBytes = 100 * 1024 * 1024;
+/** Headers beyond this are corrupt, not large: the reference reader's limit (100 000 000 bytes). */
+const maxHeaderBytes = 100_000_000;
 const littleEndian = endianness() === "LE";
 
 /** The contents of a safetensors file. */
@@ -108,7 +109,8 @@ export function encodeSafetensors(
     .map((e, i) => [e, i] as const)
     .sort(([[, a], i], [[, b], j]) => bytesPer[b.dtype] - bytesPer[a.dtype] || i - j)
     .map(([e]) => e);
-  const header: Record<string, unknown> = {};
+  // No prototype: a tensor named "__proto__" is then a key like any other.
+  const header: Record<string, unknown> = Object.create(null);
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of ordered) {
@@ -122,6 +124,11 @@ export function encodeSafetensors(
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
   const headerLength = Math.ceil(json.length / 8) * 8;
+  if (headerLength > maxHeaderBytes) {
+    throw new Error(
+      `encodeSafetensors: the header would take ${headerLength} bytes, more than the ${maxHeaderBytes} a safetensors reader accepts (is the metadata too large?)`,
+    );
+  }
   const out = new Uint8Array(8 + headerLength + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true);
   out.set(json, 8);
@@ -147,6 +154,65 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * const { tensors, metadata } = decodeSafetensors(await readFile("model.safetensors"));
  */
 export function decodeSafetensors(bytes: Uint8Array): Safetensors {
+  const { spans, metadata, start } = readLayout(bytes);
+  const tensors = new Map<string, Tensor>();
+  for (const s of spans) {
+    const data = allocate(s.dtype, sizeOf(s.shape));
+    readElements(bytes.subarray(start + s.begin, start + s.end), s.dtype, data);
+    tensors.set(s.name, new Tensor(data, s.shape, s.dtype));
+  }
+  return { tensors, metadata };
+}
+
+/** Where each tensor of a safetensors file lies, by name. */
+interface Span {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * The first key that appears twice in one object of a valid JSON text, or null. `JSON.parse`
+ * keeps the last of duplicated keys silently; the reference reader rejects such a header.
+ */
+function duplicateKey(text: string): string | null {
+  // One entry per open object (its keys so far) or array (null).
+  const open: (Set<string> | null)[] = [];
+  let expectingKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
+      const keys = open[open.length - 1];
+      if (expectingKey && keys) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (keys.has(key)) return key;
+        keys.add(key);
+        expectingKey = false;
+      }
+      i = j;
+    } else if (c === "{") {
+      open.push(new Set());
+      expectingKey = true;
+    } else if (c === "[") open.push(null);
+    else if (c === "}" || c === "]") open.pop();
+    else if (c === ",") expectingKey = open[open.length - 1] !== null;
+  }
+  return null;
+}
+
+/**
+ * Validates everything of safetensors bytes that `load` checks, without copying the tensors: the
+ * header and the place of every tensor in the data. `save` runs it on what it is about to write.
+ */
+function readLayout(bytes: Uint8Array): {
+  spans: Span[];
+  metadata: Record<string, string>;
+  start: number;
+} {
   if (bytes.length < 8) {
     throw new Error(`truncated: ${bytes.length} bytes, fewer than the 8 of the header length`);
   }
@@ -162,17 +228,21 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
     );
   }
   let header: unknown;
+  let text: string;
   try {
-    header = JSON.parse(
-      new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)),
-    );
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLength));
+    header = JSON.parse(text);
   } catch (e) {
     throw new Error(`corrupt: the header is not valid UTF-8 JSON (${(e as Error).message})`);
   }
   if (!isRecord(header)) throw new Error("corrupt: the header is not a JSON object");
+  const repeated = duplicateKey(text);
+  if (repeated !== null) {
+    throw new Error(`corrupt: the header has the key ${JSON.stringify(repeated)} twice`);
+  }
   const dataLength = bytes.length - 8 - headerLength;
   const metadata: Record<string, string> = {};
-  const spans: { name: string; dtype: DType; shape: number[]; begin: number; end: number }[] = [];
+  const spans: Span[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") {
       if (!isRecord(entry) || Object.values(entry).some((v) => typeof v !== "string")) {
@@ -206,6 +276,11 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
       );
     }
     const [begin, end] = offsets as [number, number];
+    if (sizeOf(shape) > maxElements) {
+      throw new Error(
+        `corrupt: the shape ${formatShape(shape)} of "${name}" has more elements than a tensor can hold (${maxElements})`,
+      );
+    }
     const expected = sizeOf(shape) * bytesPer[dtype];
     if (end - begin !== expected) {
       throw new Error(
@@ -232,17 +307,13 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
   if (covered !== dataLength) {
     throw new Error(`corrupt: ${dataLength - covered} bytes after the last tensor belong to none`);
   }
-  const tensors = new Map<string, Tensor>();
   const start = 8 + headerLength;
   for (const s of spans) {
-    const data = allocate(s.dtype, sizeOf(s.shape));
-    readElements(bytes.subarray(start + s.begin, start + s.end), s.dtype, data);
-    if (s.dtype === "bool" && data.some((v) => v > 1)) {
+    if (s.dtype === "bool" && bytes.subarray(start + s.begin, start + s.end).some((v) => v > 1)) {
       throw new Error(`corrupt: the BOOL tensor "${s.name}" holds values other than 0 and 1`);
     }
-    tensors.set(s.name, new Tensor(data, s.shape, s.dtype));
   }
-  return { tensors, metadata };
+  return { spans, metadata, start };
 }
 
 export interface SaveOptions {
@@ -267,7 +338,17 @@ export async function save(
   options: SaveOptions = {},
 ): Promise<void> {
   checkModule("save", module);
-  const bytes = encodeSafetensors(module.stateDict(), { format: "pt", ...options.metadata });
+  checkOptions("save", options, { metadata: "object" });
+  let bytes: Uint8Array;
+  try {
+    bytes = encodeSafetensors(module.stateDict(), { format: "pt", ...options.metadata });
+    // What load would reject is never written: the file at `path` stays as it was.
+    readLayout(bytes);
+  } catch (e) {
+    throw new Error(
+      `save: refusing to write ${JSON.stringify(path)}: ${(e as Error).message} (the file is left as it was)`,
+    );
+  }
   const directory = dirname(path);
   const temporary = join(
     directory,
@@ -318,6 +399,7 @@ export async function load(
   options: LoadOptions = {},
 ): Promise<Record<string, string>> {
   checkModule("load", module);
+  checkOptions("load", options, { strict: "boolean" });
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);

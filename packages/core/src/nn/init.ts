@@ -1,6 +1,7 @@
 /** Weight initialisers (He/Kaiming, Xavier/Glorot, normal, the focal-loss prior bias), drawing from a seeded generator so that a run is reproducible bit for bit. */
 
 import { isFloat } from "../dtype.js";
+import { checkOptions } from "../ops/util.js";
 import { Generator } from "../random.js";
 import { formatShape } from "../shape.js";
 import type { Tensor } from "../tensor.js";
@@ -99,7 +100,15 @@ export interface KaimingOptions extends RandomSource {
   mode?: "fanIn" | "fanOut";
 }
 
+const sourceOptions = { generator: "generator", seed: "integer" } as const;
+
 function kaimingStd(op: string, t: Tensor, options: KaimingOptions): number {
+  checkOptions(op, options, {
+    ...sourceOptions,
+    nonlinearity: "string",
+    a: "number",
+    mode: "string",
+  });
   const nonlinearity = options.nonlinearity ?? "relu";
   const mode = options.mode ?? "fanIn";
   if (mode !== "fanIn" && mode !== "fanOut") {
@@ -149,6 +158,7 @@ export interface XavierOptions extends RandomSource {
  */
 export function xavierUniform(t: Tensor, options: XavierOptions = {}): Tensor {
   checkTarget("xavierUniform", t);
+  checkOptions("xavierUniform", options, { ...sourceOptions, gain: "number" });
   const [fanIn, fanOut] = fans(t);
   const bound = (options.gain ?? 1) * Math.sqrt(6 / (fanIn + fanOut));
   const gen = generatorOf("xavierUniform", options);
@@ -163,6 +173,7 @@ export function xavierUniform(t: Tensor, options: XavierOptions = {}): Tensor {
  */
 export function xavierNormal(t: Tensor, options: XavierOptions = {}): Tensor {
   checkTarget("xavierNormal", t);
+  checkOptions("xavierNormal", options, { ...sourceOptions, gain: "number" });
   const [fanIn, fanOut] = fans(t);
   const std = (options.gain ?? 1) * Math.sqrt(2 / (fanIn + fanOut));
   const gen = generatorOf("xavierNormal", options);
@@ -177,6 +188,7 @@ export function xavierNormal(t: Tensor, options: XavierOptions = {}): Tensor {
  */
 export function normal(t: Tensor, options: RandomSource & { mean?: number; std?: number }): Tensor {
   checkTarget("normal", t);
+  checkOptions("normal", options, { ...sourceOptions, mean: "number", std: "number" });
   const std = options?.std ?? 1;
   if (!(std >= 0) || !Number.isFinite(std)) {
     throw new Error(`normal: std must be a finite number >= 0, got ${std}`);
@@ -197,6 +209,7 @@ export function uniform(
   options: RandomSource & { low?: number; high?: number },
 ): Tensor {
   checkTarget("uniform", t);
+  checkOptions("uniform", options, { ...sourceOptions, low: "number", high: "number" });
   const low = options?.low ?? 0;
   const high = options?.high ?? 1;
   if (!(low <= high)) throw new Error(`uniform: low (${low}) must not exceed high (${high})`);

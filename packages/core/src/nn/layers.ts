@@ -13,12 +13,19 @@ import {
 import { relu } from "../ops/math.js";
 import { matmulTransposed } from "../ops/matmul.js";
 import { reshape } from "../ops/shape.js";
-import { checkTensor } from "../ops/util.js";
+import { checkOptions, checkTensor } from "../ops/util.js";
 import type { Generator } from "../random.js";
 import { formatShape } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { generatorOf, type RandomSource } from "./init.js";
 import { Module } from "./module.js";
+
+const layerOptions = {
+  bias: "boolean",
+  dtype: "floatDtype",
+  generator: "generator",
+  seed: "integer",
+} as const;
 
 export interface LayerOptions extends RandomSource {
   /** Whether the layer adds a learned bias. Default true. */
@@ -68,6 +75,7 @@ export class Linear extends Module {
     readonly outFeatures: number,
     options: LayerOptions = {},
   ) {
+    checkOptions("Linear", options, layerOptions);
     super();
     checkCount("Linear", "inFeatures", inFeatures);
     checkCount("Linear", "outFeatures", outFeatures);
@@ -125,6 +133,13 @@ export class Conv2d extends Module {
     kernelSize: Pair,
     options: Conv2dLayerOptions = {},
   ) {
+    checkOptions("Conv2d", options, {
+      ...layerOptions,
+      stride: "pair",
+      padding: "any", // checked by conv2d, which says what it accepts
+      dilation: "pair",
+      groups: "number",
+    });
     super();
     checkCount("Conv2d", "inChannels", inChannels);
     checkCount("Conv2d", "outChannels", outChannels);
@@ -185,6 +200,7 @@ export class ReLU extends Module {
  */
 export class MaxPool2d extends Module {
   constructor(readonly options: Pool2dOptions) {
+    checkOptions("MaxPool2d", options, { kernelSize: "pair", stride: "pair", padding: "pair" });
     super();
   }
 
@@ -201,6 +217,7 @@ export class MaxPool2d extends Module {
  */
 export class Upsample extends Module {
   constructor(readonly options: { scaleFactor: Pair; mode?: "nearest" }) {
+    checkOptions("Upsample", options, { scaleFactor: "pair", mode: "string" });
     super();
     if (options?.mode !== undefined && options.mode !== "nearest") {
       throw new Error(

@@ -5,8 +5,8 @@ import { add, div, mul, square, sub } from "../ops/arithmetic.js";
 import { sqrt } from "../ops/math.js";
 import { mean } from "../ops/reduce.js";
 import { reshape } from "../ops/shape.js";
-import { checkFloat } from "../ops/util.js";
-import { formatShape } from "../shape.js";
+import { checkFloat, checkOptions } from "../ops/util.js";
+import { formatShape, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { writeInPlace } from "./inplace.js";
 import { Module } from "./module.js";
@@ -19,6 +19,8 @@ export interface NormOptions {
   /** Default float32. */
   dtype?: "float32" | "float64";
 }
+
+const normOptions = { eps: "number", affine: "boolean", dtype: "floatDtype" } as const;
 
 function filled(n: number, value: number, dtype: "float32" | "float64"): Tensor {
   const data = allocate(dtype, n);
@@ -60,6 +62,7 @@ export class GroupNorm extends Module {
     options: NormOptions = {},
   ) {
     super();
+    checkOptions("GroupNorm", options, normOptions);
     if (!Number.isInteger(numGroups) || numGroups < 1 || numChannels % numGroups !== 0) {
       throw new Error(
         `GroupNorm: numGroups (${numGroups}) must be an integer >= 1 that divides numChannels (${numChannels})`,
@@ -74,7 +77,9 @@ export class GroupNorm extends Module {
 
   forward(x: Tensor): Tensor {
     checkChannels("GroupNorm", x, this.numChannels);
-    const grouped = reshape(x, [x.shape[0], this.numGroups, -1]);
+    // The group size is spelt out: a -1 cannot be inferred from an empty batch.
+    const groupSize = (this.numChannels / this.numGroups) * sizeOf(x.shape.slice(2));
+    const grouped = reshape(x, [x.shape[0], this.numGroups, groupSize]);
     const mu = mean(grouped, { axis: 2, keepdims: true });
     const centred = sub(grouped, mu);
     const variance = mean(square(centred), { axis: 2, keepdims: true });
@@ -115,6 +120,7 @@ export class BatchNorm2d extends Module {
     options: BatchNormOptions = {},
   ) {
     super();
+    checkOptions("BatchNorm2d", options, { ...normOptions, momentum: "number" });
     if (!Number.isInteger(numFeatures) || numFeatures < 1) {
       throw new Error(`BatchNorm2d: numFeatures must be an integer >= 1, got ${numFeatures}`);
     }
@@ -145,7 +151,8 @@ export class BatchNorm2d extends Module {
     }
     const axes = [0, 2, 3];
     let y: Tensor;
-    if (this.training) {
+    // An empty batch has no statistics: like PyTorch, the result is empty and nothing is updated.
+    if (this.training && x.size > 0) {
       const count = x.size / this.numFeatures;
       if (count < 2) {
         throw new Error(

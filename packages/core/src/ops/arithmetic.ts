@@ -3,8 +3,9 @@
 import { type DType, promoteTypes } from "../dtype.js";
 import { record } from "../engine.js";
 import { elementwise } from "../kernels/elementwise.js";
+import { int32PowerInto } from "../kernels/integer.js";
 import { broadcastShapes } from "../shape.js";
-import type { Tensor } from "../tensor.js";
+import { Tensor } from "../tensor.js";
 import { equal, greater, less, logicalAnd } from "./compare.js";
 import { zerosLike } from "./creation.js";
 import { log } from "./math.js";
@@ -14,7 +15,7 @@ import { checkNumeric, operandPair, type TensorLike } from "./util.js";
 /** @internal Checks, broadcasts and runs `expr` over two numeric operands. */
 export function binary(
   op: string,
-  expr: string,
+  expr: string | ((dtype: DType) => string),
   a: TensorLike,
   b: TensorLike,
   resultDtype: (promoted: DType) => DType = (d) => d,
@@ -23,7 +24,44 @@ export function binary(
   checkNumeric(op, "a", x);
   checkNumeric(op, "b", y);
   const shape = broadcastShapes(op, x.shape, y.shape);
-  return [elementwise(expr, [x, y], shape, resultDtype(promoteTypes(x.dtype, y.dtype))), x, y];
+  const dtype = resultDtype(promoteTypes(x.dtype, y.dtype));
+  const source = typeof expr === "string" ? expr : expr(dtype);
+  return [elementwise(source, [x, y], shape, dtype), x, y];
+}
+
+/**
+ * @internal `g · d` in a gradient rule, where `g` is the upstream gradient and `d` the local
+ * derivative: exactly 0 wherever `g` is exactly 0, even where `d` is infinite, overflowed or NaN
+ * (a term that contributes nothing to the value contributes nothing to the gradient, so a weight
+ * of exactly 0 or the unselected side of a `where` never makes 0 · ∞ = NaN). NaN or ∞ in `g`
+ * still propagates. Its own rules have the same form, so the policy holds at every order.
+ *
+ * @example
+ * gradMul(tensor([0, 2]), tensor([Infinity, 3])); // [0, 6]
+ */
+export function gradMul(g: TensorLike, d: TensorLike): Tensor {
+  const [out, x, y] = binary("gradMul", "a === 0 ? 0 : a * b", g, d);
+  // ∂/∂g is d, ∂/∂d is g (0 where g = 0, as the value is constant there).
+  return record("gradMul", out, [x, y], [(u) => gradMul(u, y), (u) => gradMul(u, x)], [[y], [x]]);
+}
+
+/**
+ * @internal `g / d` in a gradient rule, exactly 0 wherever `g` is exactly 0 (see `gradMul`), so
+ * that a derivative such as 1 / x at x = 0 gives no NaN where nothing flows.
+ *
+ * @example
+ * gradDiv(tensor([0, 2]), tensor([0, 4])); // [0, 0.5]
+ */
+export function gradDiv(g: TensorLike, d: TensorLike): Tensor {
+  const [out, x, y] = binary("gradDiv", "a === 0 ? 0 : a / b", g, d);
+  // ∂/∂g is 1 / d; ∂/∂d is −g / d² = −out / d.
+  return record(
+    "gradDiv",
+    out,
+    [x, y],
+    [(u) => gradDiv(u, y), (u) => neg(gradDiv(gradMul(u, out), y))],
+    [[y], [out, y]],
+  );
 }
 
 /**
@@ -43,10 +81,23 @@ export function sub(a: TensorLike, b: TensorLike): Tensor {
   return record("sub", out, [x, y], [(g) => g, (g) => neg(g)], [[], []]);
 }
 
-/** `a * b`, broadcasting. @example mul(x, tensor([[2], [3]])) */
+/** The product of two int32 values wrapped to 32 bits (two's complement), as PyTorch's int32 does. */
+const int32Product = (a: string, b: string) => `Math.imul(${a}, ${b})`;
+
+/**
+ * `a * b`, broadcasting. int32 products wrap modulo 2^32 (two's complement), exactly.
+ *
+ * @example
+ * mul(x, tensor([[2], [3]]));
+ */
 export function mul(a: TensorLike, b: TensorLike): Tensor {
-  const [out, x, y] = binary("mul", "a * b", a, b);
-  return record("mul", out, [x, y], [(g) => mul(g, y), (g) => mul(g, x)], [[y], [x]]);
+  const [out, x, y] = binary(
+    "mul",
+    (d) => (d === "int32" ? int32Product("a", "b") : "a * b"),
+    a,
+    b,
+  );
+  return record("mul", out, [x, y], [(g) => gradMul(g, y), (g) => gradMul(g, x)], [[y], [x]]);
 }
 
 /** `a / b`, broadcasting; integer operands divide exactly into float32. @example div(x, 2) */
@@ -56,7 +107,7 @@ export function div(a: TensorLike, b: TensorLike): Tensor {
     "div",
     out,
     [x, y],
-    [(g) => div(g, y), (g) => neg(div(mul(g, out), y))],
+    [(g) => gradDiv(g, y), (g) => neg(gradDiv(gradMul(g, out), y))],
     [[y], [out, y]],
   );
 }
@@ -91,18 +142,27 @@ export function pow(x: TensorLike, exponent: TensorLike): Tensor {
       // that elsewhere the rule keeps its own derivative in e (x^(e−1), e.g. 1/x at e = 0).
       (g) => {
         const bothZero = logicalAnd(equal(e, 0), equal(base, 0));
-        return where(bothZero, 0, mul(g, mul(e, pow(base, sub(where(bothZero, 1, e), 1)))));
+        return where(bothZero, 0, gradMul(g, mul(e, pow(base, sub(where(bothZero, 1, e), 1)))));
       },
       // d/de x^e = x^e log x; at x = 0 PyTorch's convention is 0 (for e >= 0), again kept NaN-free.
       (g) => {
         const isZero = equal(base, 0);
-        return where(isZero, 0, mul(g, mul(out, log(where(isZero, 1, base)))));
+        return where(isZero, 0, gradMul(g, mul(out, log(where(isZero, 1, base)))));
       },
     ],
   );
 }
 
-function powExpression(k: number): string {
+function powExpression(k: number, dtype: DType): string {
+  // int32 powers by repeated wrapping products (k <= 4 here; larger ones run in integerPower).
+  if (dtype === "int32") {
+    if (k === 0) return "1";
+    if (k === 1) return "a";
+    const square = int32Product("a", "a");
+    if (k === 2) return square;
+    if (k === 3) return int32Product(square, "a");
+    return int32Product(square, square);
+  }
   switch (k) {
     case 0:
       return "1";
@@ -127,15 +187,30 @@ function powScalar(x: Tensor, k: number): Tensor {
   checkNumeric("pow", "x", x);
   if (!Number.isFinite(k)) throw new Error(`pow: exponent must be a finite number, got ${k}`);
   const dtype = x.dtype === "int32" && !(Number.isInteger(k) && k >= 0) ? "float32" : x.dtype;
-  const out = elementwise(powExpression(k), [x], x.shape, dtype);
-  return record("pow", out, [x], [(g) => (k === 0 ? zerosLike(g) : mul(g, mul(pow(x, k - 1), k)))]);
+  // int32 results wrap modulo 2^32 like products; no gradient flows into an int32 tensor.
+  if (dtype === "int32" && k > 4) return integerPower(x, k);
+  const out = elementwise(powExpression(k, dtype), [x], x.shape, dtype);
+  return record(
+    "pow",
+    out,
+    [x],
+    [(g) => (k === 0 ? zerosLike(g) : gradMul(g, mul(pow(x, k - 1), k)))],
+  );
 }
 
-/** `x * x`. @example square(tensor([3])) // [9] */
+/** `x ** k` for an int32 `x` and an integer k > 4, wrapped modulo 2^32 (by squaring, exactly). */
+function integerPower(x: Tensor, k: number): Tensor {
+  const out = new Int32Array(x.size);
+  int32PowerInto(x.read() as Int32Array, k, out);
+  return new Tensor(out, x.shape, "int32");
+}
+
+/** `x * x`; int32 squares wrap modulo 2^32. @example square(tensor([3])) // [9] */
 export function square(x: Tensor): Tensor {
   checkNumeric("square", "x", x);
-  const out = elementwise("a * a", [x], x.shape, x.dtype);
-  return record("square", out, [x], [(g) => mul(g, mul(x, 2))], [[x]]);
+  const expr = x.dtype === "int32" ? int32Product("a", "a") : "a * a";
+  const out = elementwise(expr, [x], x.shape, x.dtype);
+  return record("square", out, [x], [(g) => gradMul(g, mul(x, 2))], [[x]]);
 }
 
 /**

@@ -4,13 +4,13 @@ import { allocate, type DType, promoteTypes } from "../dtype.js";
 import { record } from "../engine.js";
 import { getBackend } from "../kernels/backend.js";
 import type { ConvGeometry, PoolGeometry } from "../kernels/conv.js";
-import { formatShape } from "../shape.js";
+import { checkSize, formatShape } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { cast } from "./cast.js";
 import { sum } from "./reduce.js";
 import { scatterAdd } from "./selection.js";
 import { broadcastTo, reshape } from "./shape.js";
-import { checkFloat } from "./util.js";
+import { checkFloat, checkOptions } from "./util.js";
 
 /** A size per spatial axis, or one number for both. */
 export type Pair = number | readonly [number, number];
@@ -109,8 +109,15 @@ function paddingPair(
  * conv2d(x, w, { padding: "same" }).shape;            // [8, 16, 32, 32]
  * conv2d(x, w, { stride: 2, padding: 1 }).shape;      // [8, 16, 16, 16]
  */
-export function conv2d(x: Tensor, w: Tensor, options: Conv2dOptions = {}): Tensor {
+export function conv2d(x: Tensor, w: Tensor, options?: Conv2dOptions): Tensor {
   const op = "conv2d";
+  options = checkOptions(op, options, {
+    bias: "tensor",
+    stride: "pair",
+    padding: "any", // "same", "valid" or a pair: paddingPair says which
+    dilation: "pair",
+    groups: "number",
+  });
   checkNchw(op, "x", x);
   checkFloat(op, "w", w);
   if (w.rank !== 4) {
@@ -185,6 +192,7 @@ export function conv2d(x: Tensor, w: Tensor, options: Conv2dOptions = {}): Tenso
     dilationWidth,
     groups,
   };
+  checkSize(op, [batch, outChannels, outHeight, outWidth]);
   let dtype = promoteTypes(x.dtype, w.dtype);
   if (bias !== undefined) dtype = promoteTypes(dtype, bias.dtype);
   return convolve(
@@ -267,7 +275,8 @@ export interface Pool2dOptions {
 
 function poolGeometry(op: string, x: Tensor, options: Pool2dOptions): PoolGeometry {
   checkNchw(op, "x", x);
-  if (options === null || typeof options !== "object" || options.kernelSize === undefined) {
+  checkOptions(op, options, { kernelSize: "pair", stride: "pair", padding: "pair" });
+  if (options === undefined || options.kernelSize === undefined) {
     throw new Error(`${op}: options.kernelSize is required, e.g. ${op}(x, { kernelSize: 2 })`);
   }
   const [kernelHeight, kernelWidth] = pairOf(op, "kernelSize", options.kernelSize, 1);
@@ -286,6 +295,7 @@ function poolGeometry(op: string, x: Tensor, options: Pool2dOptions): PoolGeomet
       `${op}: kernelSize [${kernelHeight}, ${kernelWidth}] is larger than the padded input [${inHeight + 2 * padTop}, ${inWidth + 2 * padLeft}] of x with shape ${formatShape(x.shape)}`,
     );
   }
+  checkSize(op, [batch, channels, outHeight, outWidth]);
   return {
     planes: batch * channels,
     inHeight,
@@ -372,12 +382,14 @@ export interface UpsampleOptions {
 export function upsampleNearest2d(x: Tensor, options: UpsampleOptions): Tensor {
   const op = "upsampleNearest2d";
   checkNchw(op, "x", x);
-  if (options === null || typeof options !== "object" || options.scaleFactor === undefined) {
+  checkOptions(op, options, { scaleFactor: "pair" });
+  if (options === undefined || options.scaleFactor === undefined) {
     throw new Error(`${op}: options.scaleFactor is required, e.g. ${op}(x, { scaleFactor: 2 })`);
   }
   const [sh, sw] = pairOf(op, "scaleFactor", options.scaleFactor, 1);
   if (sh === 1 && sw === 1) return x;
   const [b, c, h, w] = x.shape;
+  checkSize(op, [b, c, h * sh, w * sw]);
   const blocks = broadcastTo(reshape(x, [b, c, h, 1, w, 1]), [b, c, h, sh, w, sw]);
   return reshape(blocks, [b, c, h * sh, w * sw]);
 }

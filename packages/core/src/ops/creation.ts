@@ -2,8 +2,9 @@
 
 import { allocate, type DataArray, type DType, dtypeOfArray, isDType } from "../dtype.js";
 import { Generator } from "../random.js";
-import { formatShape, type Shape, sizeOf } from "../shape.js";
+import { checkShape, checkSize, formatShape, type Shape, sizeOf } from "../shape.js";
 import { type NestedArray, Tensor } from "../tensor.js";
+import { checkInt32Value, checkOptions, describeValue } from "./util.js";
 
 export interface TensorOptions {
   /** Required for flat arrays and typed arrays of rank other than 1; inferred from nested arrays. */
@@ -14,16 +15,6 @@ export interface TensorOptions {
 }
 
 type Values = NestedArray | readonly NestedArray[] | ArrayLike<number>;
-
-function checkShape(op: string, shape: Shape): void {
-  if (!Array.isArray(shape))
-    throw new Error(`${op}: shape must be an array of sizes, got ${typeof shape}`);
-  for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) {
-      throw new Error(`${op}: shape ${formatShape(shape)} must hold non-negative integers`);
-    }
-  }
-}
 
 function checkDtype(op: string, dtype: unknown): asserts dtype is DType {
   if (!isDType(dtype)) {
@@ -74,8 +65,14 @@ function flatten(
  * tensor([0, 1, 1], { dtype: "int32" });
  * tensor(new Float64Array(6), { shape: [2, 3], requiresGrad: true });
  */
-export function tensor(values: Values, options: TensorOptions = {}): Tensor {
-  if (options.dtype !== undefined) checkDtype("tensor", options.dtype);
+export function tensor(values: Values, options?: TensorOptions): Tensor {
+  const { dtype: wanted } = checkOptions("tensor", options, {
+    shape: "shape",
+    dtype: "any", // checkDtype lists the dtypes
+    requiresGrad: "boolean",
+  });
+  options ??= {};
+  if (wanted !== undefined) checkDtype("tensor", wanted);
   if (options.shape !== undefined) checkShape("tensor", options.shape);
   let flat: ArrayLike<number | boolean>;
   let shape: readonly number[];
@@ -128,6 +125,7 @@ export function tensor(values: Values, options: TensorOptions = {}): Tensor {
     // bool is "not 0", as in cast(): NaN is true (a plain truthiness test would make it false).
     for (let i = 0; i < flat.length; i++) {
       const v = flat[i];
+      if (dtype === "int32") checkInt32Value("tensor", `element ${i}`, Number(v));
       data[i] = dtype === "bool" ? (v === 0 || v === false ? 0 : 1) : Number(v);
     }
   }
@@ -147,10 +145,27 @@ export interface CreationOptions {
  * @example
  * full([2, 3], 0.5); // float32
  */
-export function full(shape: Shape, value: number, options: CreationOptions = {}): Tensor {
-  checkShape("full", shape);
+const creationOptions = { dtype: "any", requiresGrad: "boolean" } as const; // checkDtype checks dtype
+
+export function full(shape: Shape, value: number, options?: CreationOptions): Tensor {
+  return filledTensor("full", shape, value, options);
+}
+
+/** `full` under the name of the op the caller used, so that errors name it. */
+function filledTensor(
+  op: string,
+  shape: Shape,
+  value: number,
+  options: CreationOptions | undefined,
+): Tensor {
+  checkShape(op, shape);
+  options = checkOptions(op, options, creationOptions);
   const dtype = options.dtype ?? "float32";
-  checkDtype("full", dtype);
+  checkDtype(op, dtype);
+  if (typeof value !== "number" && typeof value !== "boolean") {
+    throw new Error(`${op}: the fill value must be a number, got ${describeValue(value)}`);
+  }
+  if (dtype === "int32") checkInt32Value(op, "the fill value", value);
   const data = allocate(dtype, sizeOf(shape));
   if (value !== 0) data.fill(dtype === "bool" ? 1 : value);
   const t = new Tensor(data, shape, dtype);
@@ -159,23 +174,31 @@ export function full(shape: Shape, value: number, options: CreationOptions = {})
 }
 
 /** @example zeros([2, 3], { dtype: "float64" }) */
-export function zeros(shape: Shape, options: CreationOptions = {}): Tensor {
-  return full(shape, 0, options);
+export function zeros(shape: Shape, options?: CreationOptions): Tensor {
+  return filledTensor("zeros", shape, 0, options);
 }
 
 /** @example ones([4]) */
-export function ones(shape: Shape, options: CreationOptions = {}): Tensor {
-  return full(shape, 1, options);
+export function ones(shape: Shape, options?: CreationOptions): Tensor {
+  return filledTensor("ones", shape, 1, options);
+}
+
+function filledLike(op: string, like: Tensor, value: number, options?: CreationOptions): Tensor {
+  if (!(like instanceof Tensor)) {
+    throw new Error(`${op}: like must be a Tensor, got ${describeValue(like)}`);
+  }
+  const checked = checkOptions(op, options, creationOptions);
+  return filledTensor(op, like.shape, value, { dtype: like.dtype, ...checked });
 }
 
 /** Zeros of `like`'s shape and (by default) dtype. @example zerosLike(x) */
-export function zerosLike(like: Tensor, options: CreationOptions = {}): Tensor {
-  return full(like.shape, 0, { dtype: like.dtype, ...options });
+export function zerosLike(like: Tensor, options?: CreationOptions): Tensor {
+  return filledLike("zerosLike", like, 0, options);
 }
 
 /** Ones of `like`'s shape and (by default) dtype. @example onesLike(x) */
-export function onesLike(like: Tensor, options: CreationOptions = {}): Tensor {
-  return full(like.shape, 1, { dtype: like.dtype, ...options });
+export function onesLike(like: Tensor, options?: CreationOptions): Tensor {
+  return filledLike("onesLike", like, 1, options);
 }
 
 /**
@@ -186,12 +209,8 @@ export function onesLike(like: Tensor, options: CreationOptions = {}): Tensor {
  * arange(4);           // [0, 1, 2, 3], int32
  * arange(0, 1, 0.25);  // [0, 0.25, 0.5, 0.75], float32
  */
-export function arange(
-  start: number,
-  stop?: number,
-  step = 1,
-  options: CreationOptions = {},
-): Tensor {
+export function arange(start: number, stop?: number, step = 1, options?: CreationOptions): Tensor {
+  options = checkOptions("arange", options, creationOptions);
   if (stop === undefined) [start, stop] = [0, start];
   for (const [name, v] of [
     ["start", start],
@@ -205,6 +224,13 @@ export function arange(
   const integral = Number.isInteger(start) && Number.isInteger(stop) && Number.isInteger(step);
   const dtype = options.dtype ?? (integral ? "int32" : "float32");
   checkDtype("arange", dtype);
+  checkSize("arange", [n]);
+  if (dtype === "int32" && n > 0) {
+    // Every value is an integer in range when both ends are (they bound the rest).
+    checkInt32Value("arange", "start", start);
+    checkInt32Value("arange", "step", step);
+    checkInt32Value("arange", "the last value", start + (n - 1) * step);
+  }
   const data = allocate(dtype, n);
   for (let i = 0; i < n; i++) data[i] = start + i * step;
   const t = new Tensor(data, [n], dtype);
@@ -227,6 +253,7 @@ export function linspace(
   steps: number,
   options: CreationOptions = {},
 ): Tensor {
+  checkOptions("linspace", options, creationOptions);
   for (const [name, v] of [
     ["start", start],
     ["end", end],
@@ -238,6 +265,7 @@ export function linspace(
   if (!Number.isInteger(steps) || steps < 0) {
     throw new Error(`linspace: steps must be an integer >= 0, got ${steps}`);
   }
+  checkSize("linspace", [steps]);
   const dtype = options.dtype ?? "float32";
   checkDtype("linspace", dtype);
   if (dtype === "bool") throw new Error("linspace: dtype must be numeric, got bool");
@@ -262,6 +290,8 @@ export interface RandomOptions extends CreationOptions {
   /** A generator to draw from (its state advances), for sequences of reproducible draws. */
   generator?: Generator;
 }
+
+const randomOptions = { ...creationOptions, seed: "integer", generator: "generator" } as const;
 
 function generatorFor(op: string, options: RandomOptions): Generator {
   if (options.generator !== undefined) return options.generator;
@@ -298,6 +328,7 @@ export function uniform(
   shape: Shape,
   options: RandomOptions & { low?: number; high?: number } = {},
 ): Tensor {
+  checkOptions("uniform", options, { ...randomOptions, low: "number", high: "number" });
   const low = options.low ?? 0;
   const high = options.high ?? 1;
   if (!(low <= high)) throw new Error(`uniform: low (${low}) must not exceed high (${high})`);
@@ -314,6 +345,7 @@ export function normal(
   shape: Shape,
   options: RandomOptions & { mean?: number; std?: number } = {},
 ): Tensor {
+  checkOptions("normal", options, { ...randomOptions, mean: "number", std: "number" });
   const mean = options.mean ?? 0;
   const std = options.std ?? 1;
   if (!(std >= 0)) throw new Error(`normal: std must be >= 0, got ${std}`);

@@ -5,11 +5,11 @@ import { record } from "../engine.js";
 import { elementwise } from "../kernels/elementwise.js";
 import { broadcastShapes } from "../shape.js";
 import type { Tensor } from "../tensor.js";
-import { add, div, mul, neg, sub } from "./arithmetic.js";
+import { add, div, gradMul, mul, neg, sub } from "./arithmetic.js";
 import { greaterEqual, lessEqual, logicalAnd } from "./compare.js";
 import { clip, log, sigmoid } from "./math.js";
 import { where } from "./selection.js";
-import { checkFloat, scalarTensor } from "./util.js";
+import { checkFloat, checkOptions, scalarTensor } from "./util.js";
 
 /** The probability clipped into [lo, hi]; `b` is p, `c` and `d` the bounds. */
 const clipped = "(b < c ? c : b > d ? d : b)";
@@ -26,8 +26,9 @@ const clipped = "(b < c ? c : b > d ? d : b)";
 export function binaryCrossEntropy(
   target: Tensor,
   pred: Tensor,
-  options: { epsilon?: number } = {},
+  options?: { epsilon?: number },
 ): Tensor {
+  options = checkOptions("binaryCrossEntropy", options, { epsilon: "number" });
   checkFloat("binaryCrossEntropy", "target", target);
   checkFloat("binaryCrossEntropy", "pred", pred);
   const epsilon = options.epsilon ?? 1e-7;
@@ -108,7 +109,7 @@ export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
     "bceWithLogits",
     out,
     [logits, targets],
-    [(g) => bceLogitsBackward(g, logits, targets), (g) => mul(g, neg(logits))],
+    [(g) => bceLogitsBackward(g, logits, targets), (g) => gradMul(g, neg(logits))],
   );
 }
 

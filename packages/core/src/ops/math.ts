@@ -4,7 +4,7 @@ import { isFloat } from "../dtype.js";
 import { record } from "../engine.js";
 import { elementwise } from "../kernels/elementwise.js";
 import type { Tensor } from "../tensor.js";
-import { div, mul, neg, sub } from "./arithmetic.js";
+import { gradDiv, gradMul, mul, neg, sub } from "./arithmetic.js";
 import { greater, greaterEqual, lessEqual, logicalAnd } from "./compare.js";
 import { zerosLike } from "./creation.js";
 import { where } from "./selection.js";
@@ -19,19 +19,19 @@ function floatUnary(op: string, expr: string, x: Tensor): Tensor {
 /** `e ** x`. @example exp(tensor([0, 1])) // [1, 2.718…] */
 export function exp(x: Tensor): Tensor {
   const out = floatUnary("exp", "Math.exp(a)", x);
-  return record("exp", out, [x], [(g) => mul(g, out)], [[out]]);
+  return record("exp", out, [x], [(g) => gradMul(g, out)], [[out]]);
 }
 
 /** Natural logarithm (−∞ at 0, NaN below). @example log(tensor([1, Math.E])) // [0, 1] */
 export function log(x: Tensor): Tensor {
   const out = floatUnary("log", "Math.log(a)", x);
-  return record("log", out, [x], [(g) => div(g, x)], [[x]]);
+  return record("log", out, [x], [(g) => gradDiv(g, x)], [[x]]);
 }
 
 /** `log(1 + x)`, accurate for small x. @example log1p(tensor([1e-10])) */
 export function log1p(x: Tensor): Tensor {
   const out = floatUnary("log1p", "Math.log1p(a)", x);
-  return record("log1p", out, [x], [(g) => div(g, add1(x))], [[x]]);
+  return record("log1p", out, [x], [(g) => gradDiv(g, add1(x))], [[x]]);
 }
 
 function add1(x: Tensor): Tensor {
@@ -41,7 +41,7 @@ function add1(x: Tensor): Tensor {
 /** Square root. @example sqrt(tensor([4, 9])) // [2, 3] */
 export function sqrt(x: Tensor): Tensor {
   const out = floatUnary("sqrt", "Math.sqrt(a)", x);
-  return record("sqrt", out, [x], [(g) => div(g, mul(out, 2))], [[out]]);
+  return record("sqrt", out, [x], [(g) => gradDiv(g, mul(out, 2))], [[out]]);
 }
 
 /** `-1`, `0` or `1` by the sign of x (0 at 0, NaN at NaN); no gradient. @example sign(tensor([-2, 0, 3])) */
@@ -54,7 +54,7 @@ export function sign(x: Tensor): Tensor {
 export function abs(x: Tensor): Tensor {
   checkNumeric("abs", "x", x);
   const out = elementwise("Math.abs(a)", [x], x.shape, x.dtype);
-  return record("abs", out, [x], [(g) => mul(g, sign(x))], [[x]]);
+  return record("abs", out, [x], [(g) => gradMul(g, sign(x))], [[x]]);
 }
 
 /** `1 / (1 + e^-x)`, computed without overflow for any x. @example sigmoid(tensor([0])) // [0.5] */
@@ -111,7 +111,7 @@ export function clip(x: Tensor, lo: number, hi: number): Tensor {
     throw new Error(`clip: expected numbers lo <= hi, got lo = ${lo} and hi = ${hi}`);
   }
   // Bounds as operands (rounded to x's dtype, as TensorFlow does), not spliced into the source.
-  const bounds = [scalarTensor(lo, x.dtype), scalarTensor(hi, x.dtype)];
+  const bounds = [scalarTensor(lo, x.dtype, "clip"), scalarTensor(hi, x.dtype, "clip")];
   const out = elementwise("a < b ? b : a > c ? c : a", [x, ...bounds], x.shape, x.dtype);
   return record(
     "clip",

@@ -3,7 +3,7 @@
 import { allocate, promoteTypes } from "../dtype.js";
 import { record } from "../engine.js";
 import { getBackend } from "../kernels/backend.js";
-import { broadcastShapes, broadcastStrides, formatShape, sizeOf } from "../shape.js";
+import { broadcastShapes, broadcastStrides, checkSize, formatShape, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { cast } from "./cast.js";
 import { checkFloat } from "./util.js";
@@ -60,7 +60,7 @@ export function matmulTransposed(
   const batchCount = sizeOf(batch);
   const aStrides = broadcastStrides(a.shape.slice(0, -2), batch);
   const bStrides = broadcastStrides(b.shape.slice(0, -2), batch);
-  const out = allocate(dtype, batchCount * m * n);
+  const out = allocate(dtype, checkSize(op, [...batch, m, n]));
   // Element (i, p) of op(a) sits at i * rowStride + p * colStride within one matrix.
   const [aRowStride, aColStride] = transposeA ? [1, aCols] : [aCols, 1];
   const [bRowStride, bColStride] = transposeB ? [1, bCols] : [bCols, 1];

@@ -16,13 +16,25 @@ import { cast } from "./cast.js";
 import { equal } from "./compare.js";
 import { exp, log } from "./math.js";
 import { broadcastTo, permute, reshape } from "./shape.js";
-import { checkFloat, checkNumeric, checkTensor } from "./util.js";
+import { checkFloat, checkNumeric, checkOptions, checkTensor, describeValue } from "./util.js";
 
 export interface ReduceOptions {
   /** The axis or axes to reduce (negative counts from the end); default: all. */
   axis?: number | readonly number[];
   /** Keep reduced axes with size 1, so the result broadcasts against the input. */
   keepdims?: boolean;
+}
+
+const reduceOptions = { axis: "axes", keepdims: "boolean" } as const;
+
+/** The validated options of a reduction and its normalised axes. */
+function reduction(
+  op: string,
+  x: Tensor,
+  options: ReduceOptions | undefined,
+): { axes: number[]; keepdims: boolean } {
+  const { axis, keepdims = false } = checkOptions(op, options, reduceOptions);
+  return { axes: normalizeAxes(op, axis, x.rank), keepdims };
 }
 
 /** The shape with reduced axes kept as 1. */
@@ -73,10 +85,9 @@ function spread(g: Tensor, shape: Shape, axes: readonly number[]): Tensor {
  * @example
  * sum(tensor([[1, 2], [3, 4]]), { axis: 0 }); // [4, 6]
  */
-export function sum(x: Tensor, options: ReduceOptions = {}): Tensor {
+export function sum(x: Tensor, options?: ReduceOptions): Tensor {
   checkTensor("sum", "x", x);
-  const { axis, keepdims = false } = options;
-  const axes = normalizeAxes("sum", axis, x.rank);
+  const { axes, keepdims } = reduction("sum", x, options);
   const dtype: DType = x.dtype === "bool" ? "int32" : x.dtype;
   const shape = resultShape(x.shape, axes, keepdims);
   const full = axes.length === x.rank;
@@ -90,7 +101,8 @@ export function sum(x: Tensor, options: ReduceOptions = {}): Tensor {
 
 /** The data of a sum computed now: inside a pending program's own loop when it can be. */
 function summed(x: Tensor, axes: readonly number[], dtype: DType, full: boolean): Tensor["data"] {
-  const total = full ? sumPending(x) : null;
+  // int32 sums wrap step by step in the kernel; a fused loop's double total could round first.
+  const total = full && x.dtype !== "int32" ? sumPending(x) : null;
   if (total === null) return runReduce("sum", x, axes, dtype);
   const data = allocate(dtype, 1);
   data[0] = total;
@@ -98,29 +110,33 @@ function summed(x: Tensor, axes: readonly number[], dtype: DType, full: boolean)
 }
 
 /**
- * Mean over `axis` (default all); floats only. The mean of no elements is NaN.
+ * Mean over `axis` (default all); floats only. The mean of no elements is NaN (0 / 0, as in
+ * PyTorch and NumPy).
  *
  * @example
  * mean(tensor([1, 2, 3, 4])); // 2.5
  */
-export function mean(x: Tensor, options: ReduceOptions = {}): Tensor {
+export function mean(x: Tensor, options?: ReduceOptions): Tensor {
   checkFloat("mean", "x", x);
-  const axes = normalizeAxes("mean", options.axis, x.rank);
+  const { axes, keepdims } = reduction("mean", x, options);
   const count = sizeOf(axes.map((a) => x.shape[a]));
-  return div(sum(x, { axis: axes, keepdims: options.keepdims }), count);
+  return div(sum(x, { axis: axes, keepdims }), count);
 }
 
-function extremum(op: "max" | "min", x: Tensor, options: ReduceOptions): Tensor {
+function extremum(op: "max" | "min", x: Tensor, options: ReduceOptions | undefined): Tensor {
   checkNumeric(op, "x", x);
-  const axes = normalizeAxes(op, options.axis, x.rank);
+  const { axes, keepdims } = reduction(op, x, options);
+  // An empty reduction has no maximum: an error, as in PyTorch (NumPy too), not -Infinity.
   for (const a of axes) {
     if (x.shape[a] === 0)
-      throw new Error(`${op}: cannot reduce axis ${a} of size 0 (shape ${formatShape(x.shape)})`);
+      throw new Error(
+        `${op}: cannot reduce axis ${a} of size 0 (shape ${formatShape(x.shape)}): an empty set has no ${op === "max" ? "maximum" : "minimum"}`,
+      );
   }
   const kept = keptShape(x.shape, axes);
   const out = new Tensor(
     runReduce(op, x, axes, x.dtype),
-    resultShape(x.shape, axes, options.keepdims ?? false),
+    resultShape(x.shape, axes, keepdims),
     x.dtype,
   );
   return record(
@@ -145,46 +161,81 @@ function extremum(op: "max" | "min", x: Tensor, options: ReduceOptions): Tensor 
  * @example
  * max(tensor([[1, 5], [7, 2]]), { axis: 1 }); // [5, 7]
  */
-export function max(x: Tensor, options: ReduceOptions = {}): Tensor {
+export function max(x: Tensor, options?: ReduceOptions): Tensor {
   return extremum("max", x, options);
 }
 
 /** Minimum over `axis` (default all); ties share the gradient evenly, as in `max`. @example min(x, { axis: -1 }) */
-export function min(x: Tensor, options: ReduceOptions = {}): Tensor {
+export function min(x: Tensor, options?: ReduceOptions): Tensor {
   return extremum("min", x, options);
 }
 
 /**
+ * `x − m` and `m` for a max-shifted reduction over `axes`: `m` is the maximum of each reduced
+ * group (kept as size 1), detached (it cancels in the gradient), with infinite maxima replaced by
+ * 0 so that the shift itself never makes ∞ − ∞; an empty group has shift 0.
+ */
+function shifted(x: Tensor, axes: readonly number[]): { centred: Tensor; shift: Tensor } {
+  const kept = keptShape(x.shape, axes);
+  const groupSize = sizeOf(axes.map((a) => x.shape[a]));
+  let shiftData: Tensor["data"];
+  if (groupSize === 0 || x.size === 0) shiftData = allocate(x.dtype, sizeOf(kept));
+  else {
+    shiftData = runReduce("max", x, axes, x.dtype);
+    for (let i = 0; i < shiftData.length; i++) {
+      if (!Number.isFinite(shiftData[i])) shiftData[i] = 0;
+    }
+  }
+  const shift = new Tensor(shiftData, kept, x.dtype);
+  return { centred: sub(x, shift), shift };
+}
+
+/** `log(sum(exp(centred)))` over `axes`, kept as size 1: −∞ for an empty group. */
+function logSumExpOfCentred(centred: Tensor, axes: readonly number[]): Tensor {
+  return log(sum(exp(centred), { axis: axes, keepdims: true }));
+}
+
+/**
  * `log(sum(exp(x)))` over `axis`, computed max-shifted so that it neither overflows nor underflows.
+ * The log-sum-exp of no elements is −∞ (as in PyTorch); NaN propagates; a +∞ element gives +∞,
+ * with gradient 0 where PyTorch gives NaN (the 1 / ∞ = 0 of the logarithm's derivative is an
+ * exactly-zero upstream for the exponential, see the README's gradient conventions).
  *
  * @example
  * logSumExp(tensor([1000, 1000])); // 1000.693…
  */
-export function logSumExp(x: Tensor, options: ReduceOptions = {}): Tensor {
+export function logSumExp(x: Tensor, options?: ReduceOptions): Tensor {
   checkFloat("logSumExp", "x", x);
-  const axes = normalizeAxes("logSumExp", options.axis, x.rank);
-  // The shift is a constant for the gradient (it cancels), so it is taken from the detached input.
-  const shift = max(x.detach(), { axis: axes, keepdims: true });
-  const finiteShift = new Tensor(
-    shift.read().map((v) => (Number.isFinite(v) ? v : 0)),
-    shift.shape,
-    shift.dtype,
-  );
-  const total = log(sum(exp(sub(x, finiteShift)), { axis: axes, keepdims: true }));
-  const out = add(total, finiteShift);
-  return options.keepdims ? out : reshape(out, resultShape(x.shape, axes, false));
+  const { axes, keepdims } = reduction("logSumExp", x, options);
+  const { centred, shift } = shifted(x, axes);
+  const out = add(logSumExpOfCentred(centred, axes), shift);
+  return keepdims ? out : reshape(out, resultShape(x.shape, axes, false));
+}
+
+function checkAxisArgument(op: string, x: Tensor, axis: unknown): number {
+  if (typeof axis !== "number") {
+    throw new Error(
+      `${op}: axis must be an integer (the second argument, default -1), got ${describeValue(axis)}`,
+    );
+  }
+  return normalizeAxes(op, axis, x.rank)[0];
 }
 
 /**
- * `x - logSumExp(x)` along `axis` (default the last).
+ * `x − logSumExp(x)` along `axis` (default the last), computed as `(x − m) − log Σ exp(x − m)`,
+ * so that the log-sum-exp is never rounded at the magnitude of `x` before the subtraction:
+ * float32 `logSoftmax([1e4, 1e4, 0])` is `[−0.6931472, −0.6931472, −10000.693]`. A −∞ logit has
+ * log-probability −∞ and gradient 0 (a masked class); a +∞ logit, or a row of only −∞, gives NaN
+ * (as in PyTorch). An empty axis gives an empty result.
  *
  * @example
  * logSoftmax(tensor([[1, 2, 3]])); // [[-2.41, -1.41, -0.41]]
  */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   checkFloat("logSoftmax", "x", x);
-  normalizeAxes("logSoftmax", axis, x.rank); // so that a bad axis is reported under this op's name
-  return sub(x, logSumExp(x, { axis, keepdims: true }));
+  const ax = checkAxisArgument("logSoftmax", x, axis);
+  const { centred } = shifted(x, [ax]);
+  return sub(centred, logSumExpOfCentred(centred, [ax]));
 }
 
 /**
@@ -195,7 +246,7 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
  */
 export function softmax(x: Tensor, axis = -1): Tensor {
   checkFloat("softmax", "x", x);
-  normalizeAxes("softmax", axis, x.rank);
+  checkAxisArgument("softmax", x, axis);
   return exp(logSoftmax(x, axis));
 }
 
@@ -213,7 +264,10 @@ function argExtremum(
   options: ArgReduceOptions,
 ): Tensor {
   checkNumeric(op, "x", x);
-  const { axis, keepdims = false } = options;
+  const { axis, keepdims = false } = checkOptions(op, options, {
+    axis: "axis",
+    keepdims: "boolean",
+  });
   // A scalar reduces along its one element, as PyTorch allows axis 0 or -1 on it.
   const shape = x.rank === 0 ? [1] : x.shape;
   const axes =

@@ -21,6 +21,8 @@ import {
 } from "../kernels/gather.js";
 import {
   broadcastShapes,
+  checkShape,
+  checkSize,
   formatShape,
   normalizeAxis,
   type Shape,
@@ -33,6 +35,7 @@ import {
   checkBool,
   checkInt32,
   checkInteger,
+  checkOptions,
   checkTensor,
   describe,
   operandPair,
@@ -44,8 +47,9 @@ import {
  * `a` where `cond` holds, else `b`, broadcasting all three. The gradient goes to `a` where `cond`
  * holds and to `b` elsewhere; the unselected side gets an exact 0.
  *
- * To select away a branch that would be infinite or NaN, make its *input* safe too ("double where"):
- * `where(ok, log(where(ok, x, 1)), 0)`, never `where(ok, log(x), 0)`, whose gradient is 0 * inf = NaN.
+ * That exact 0 stays 0 through the unselected branch's own derivatives (an exactly-zero upstream
+ * gives an exactly-zero gradient), so `where(ok, log(x), 0)` has a finite gradient; make the
+ * branch's *input* safe too (`where(ok, log(where(ok, x, 1)), 0)`) to keep its value free of NaN.
  *
  * Two plain numbers give a float32 result (PyTorch's default dtype).
  *
@@ -148,7 +152,7 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
   const outer = sizeOf(x.shape.slice(0, ax));
   const inner = sizeOf(x.shape.slice(ax + 1));
   const shape = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
-  const out = allocate(x.dtype, sizeOf(shape));
+  const out = allocate(x.dtype, checkSize("gather", shape));
   const index = indices.read() as Int32Array;
   gatherAxis(x.read(), index, outer, axisSize, inner, out);
   const result = new Tensor(out, shape, x.dtype);
@@ -180,6 +184,7 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
 export function scatterAdd(indices: Tensor, updates: Tensor, axis: number, shape: Shape): Tensor {
   checkInt32("scatterAdd", "indices", indices);
   checkTensor("scatterAdd", "updates", updates);
+  checkShape("scatterAdd", shape);
   const ax = normalizeAxis("scatterAdd", axis, shape.length);
   const expected = [...shape.slice(0, ax), ...indices.shape, ...shape.slice(ax + 1)];
   if (!shapesEqual(updates.shape, expected)) {
@@ -277,6 +282,7 @@ function computeNdLayout(
   }
   const slice = sizeOf(shape.slice(m));
   const outShape = [...indices.shape.slice(0, -1), ...shape.slice(m)];
+  checkSize(op, outShape);
   // Strides that step through the indexed axes as one row-major run make each row start a
   // multiple of the flat position argwhere recorded: no table of offsets to build.
   const unit = m === 0 ? 0 : strides[m - 1];
@@ -379,6 +385,7 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
 export function scatterNd(indices: Tensor, updates: Tensor, shape: Shape): Tensor {
   checkInt32("scatterNd", "indices", indices);
   checkTensor("scatterNd", "updates", updates);
+  checkShape("scatterNd", shape);
   const { rows, slice, outShape } = ndLayout("scatterNd", indices, shape);
   if (!shapesEqual(updates.shape, outShape)) {
     throw new Error(
@@ -497,6 +504,7 @@ export function oneHot(
   options: { dtype?: DType } = {},
 ): Tensor {
   checkInt32("oneHot", "indices", indices);
+  checkOptions("oneHot", options, { dtype: "any" }); // the dtype is checked below, by name
   const index = indices.read() as Int32Array;
   let classes = numClasses;
   if (classes === undefined) {
@@ -519,7 +527,7 @@ export function oneHot(
       );
     }
   }
-  const out = allocate(dtype, index.length * classes);
+  const out = allocate(dtype, checkSize("oneHot", [...indices.shape, classes]));
   oneHotInto(index, classes, out);
   return new Tensor(out, [...indices.shape, classes], dtype);
 }

@@ -5,6 +5,8 @@ import { record } from "../engine.js";
 import { elementwise, lazyView, strided } from "../kernels/elementwise.js";
 import {
   broadcastShapes,
+  checkShape,
+  checkSize,
   formatShape,
   normalizeAxes,
   normalizeAxis,
@@ -14,7 +16,7 @@ import {
   stridesOf,
 } from "../shape.js";
 import { Tensor } from "../tensor.js";
-import { checkInteger, checkTensor } from "./util.js";
+import { checkInteger, checkOptions, checkTensor } from "./util.js";
 
 /** @internal The same tensor as a new graph node: how `grad` watches an argument. */
 export function identity(x: Tensor): Tensor {
@@ -46,6 +48,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     }
     target[inferred] = x.size / known;
   }
+  checkSize("reshape", target); // an empty tensor may not take an axis beyond the limit either
   if (sizeOf(target) !== x.size) {
     throw new Error(
       `reshape: cannot reshape ${formatShape(x.shape)} (${x.size} elements) into ${formatShape(shape)} (${sizeOf(target)})`,
@@ -150,6 +153,7 @@ export function squeeze(x: Tensor, axis?: number | readonly number[]): Tensor {
  */
 export function broadcastTo(x: Tensor, shape: Shape): Tensor {
   checkTensor("broadcastTo", "x", x);
+  checkShape("broadcastTo", shape);
   const target = broadcastShapes("broadcastTo", x.shape, shape);
   if (!shapesEqual(target, shape)) {
     throw new Error(
@@ -223,7 +227,7 @@ export function pad(x: Tensor, padding: readonly (readonly [number, number])[], 
     checkInteger("pad", `padding[${i}][1]`, after, 0);
   });
   const shape = x.shape.map((d, i) => d + padding[i][0] + padding[i][1]);
-  const out = allocate(x.dtype, sizeOf(shape));
+  const out = allocate(x.dtype, checkSize("pad", shape));
   if (value !== 0) out.fill(value);
   const outStrides = stridesOf(shape);
   const offset = padding.reduce((acc, [before], i) => acc + before * outStrides[i], 0);
@@ -301,7 +305,7 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   const sizes = tensors.map((t) => t.shape[ax]);
   const shape = [...first.shape];
   shape[ax] = sizes.reduce((a, b) => a + b, 0);
-  const out = allocate(first.dtype, sizeOf(shape));
+  const out = allocate(first.dtype, checkSize("concat", shape));
   const outer = sizeOf(shape.slice(0, ax));
   const inner = sizeOf(shape.slice(ax + 1));
   const rowLength = shape[ax] * inner;
@@ -375,7 +379,7 @@ export function meshgrid(
       );
     }
   });
-  const { indexing = "ij" } = options;
+  const { indexing = "ij" } = checkOptions("meshgrid", options, { indexing: "string" });
   if (indexing !== "ij" && indexing !== "xy") {
     throw new Error(`meshgrid: indexing must be "ij" or "xy", got ${JSON.stringify(indexing)}`);
   }
@@ -386,6 +390,7 @@ export function meshgrid(
   tensors.forEach((t, i) => {
     shape[axisOf(i)] = t.size;
   });
+  checkSize("meshgrid", shape);
   return tensors.map((t, i) =>
     broadcastTo(
       reshape(
@@ -417,6 +422,10 @@ export function tile(x: Tensor, reps: readonly number[]): Tensor {
   const rank = Math.max(x.rank, reps.length);
   const shape = [...new Array<number>(rank - x.rank).fill(1), ...x.shape];
   const counts = [...new Array<number>(rank - reps.length).fill(1), ...reps];
+  checkSize(
+    "tile",
+    shape.map((d, i) => d * counts[i]),
+  );
   // [d0, d1, …] as [1, d0, 1, d1, …], broadcast to [r0, d0, r1, d1, …], then merged pairwise.
   const spread = reshape(
     x,

@@ -5,7 +5,9 @@ import { normalizeAxis, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { takeAlongAxis } from "./selection.js";
 import { reshape } from "./shape.js";
-import { checkInteger, checkNumeric } from "./util.js";
+import { checkInteger, checkNumeric, checkOptions } from "./util.js";
+
+const sortOptions = { axis: "axis", descending: "boolean" } as const;
 
 export interface SortOptions {
   /** The axis to sort along (negative counts from the end). Default -1. */
@@ -71,7 +73,7 @@ function withAxis<T extends Tensor | { values: Tensor; indices: Tensor }>(
  * indices; // [1, 3, 2, 0]
  */
 export function sort(x: Tensor, options: SortOptions = {}): { values: Tensor; indices: Tensor } {
-  const { axis = -1, descending = false } = options;
+  const { axis = -1, descending = false } = checkOptions("sort", options, sortOptions);
   return withAxis("sort", x, axis, (v, ax) => {
     const indices = positions(v, ax, descending, v.shape[ax], false);
     return { values: takeAlongAxis(v, indices, ax), indices };
@@ -86,7 +88,7 @@ export function sort(x: Tensor, options: SortOptions = {}): { values: Tensor; in
  * argsort(tensor([[0.2, 0.9, 0.1]]), { descending: true }); // [[1, 0, 2]]
  */
 export function argsort(x: Tensor, options: SortOptions = {}): Tensor {
-  const { axis = -1, descending = false } = options;
+  const { axis = -1, descending = false } = checkOptions("argsort", options, sortOptions);
   return withAxis("argsort", x, axis, (v, ax) => positions(v, ax, descending, v.shape[ax], false));
 }
 
@@ -107,7 +109,15 @@ export function topk(
   k: number,
   options: TopkOptions = {},
 ): { values: Tensor; indices: Tensor } {
-  const { axis = -1, largest = true, sorted = true } = options;
+  const {
+    axis = -1,
+    largest = true,
+    sorted = true,
+  } = checkOptions("topk", options, {
+    axis: "axis",
+    largest: "boolean",
+    sorted: "boolean",
+  });
   return withAxis("topk", x, axis, (v, ax) => {
     const length = v.shape[ax];
     checkInteger("topk", "k", k, 0);

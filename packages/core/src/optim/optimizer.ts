@@ -2,6 +2,7 @@
 
 import { isFloat } from "../dtype.js";
 import { writeInPlace } from "../nn/inplace.js";
+import { checkOptions } from "../ops/util.js";
 import { formatShape, shapesEqual } from "../shape.js";
 import { Tensor } from "../tensor.js";
 
@@ -130,7 +131,17 @@ export class SGD extends Optimizer {
   readonly weightDecay: number;
 
   constructor(params: Iterable<Tensor>, options: SGDOptions) {
-    super("SGD", params, options?.lr);
+    super(
+      "SGD",
+      params,
+      checkOptions("SGD", options, {
+        lr: "number",
+        momentum: "number",
+        dampening: "number",
+        nesterov: "boolean",
+        weightDecay: "number",
+      }).lr,
+    );
     this.momentum = options.momentum ?? 0;
     this.dampening = options.dampening ?? 0;
     this.nesterov = options.nesterov ?? false;
@@ -166,6 +177,13 @@ export class SGD extends Optimizer {
   }
 }
 
+const adamOptions = {
+  lr: "number",
+  betas: "numberPair",
+  eps: "number",
+  weightDecay: "number",
+} as const;
+
 export interface AdamOptions {
   /** Default 1e-3. */
   lr?: number;
@@ -200,7 +218,7 @@ export class Adam extends Optimizer {
     name = "Adam",
     defaultDecay = 0,
   ) {
-    super(name, params, options.lr ?? 1e-3);
+    super(name, params, checkOptions(name, options, adamOptions).lr ?? 1e-3);
     const [beta1, beta2] = options.betas ?? [0.9, 0.999];
     checkNumber(name, "betas[0]", beta1, (v) => v >= 0 && v < 1, "in [0, 1)");
     checkNumber(name, "betas[1]", beta2, (v) => v >= 0 && v < 1, "in [0, 1)");

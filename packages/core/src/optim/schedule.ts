@@ -1,5 +1,6 @@
 /** Learning-rate schedules as plain functions of the step number, and a scheduler that applies one to an optimiser. */
 
+import { checkOptions } from "../ops/util.js";
 import type { Optimizer } from "./optimizer.js";
 
 /** The learning rate for step `step` (0 for the first step). */
@@ -26,7 +27,15 @@ function checkRate(op: string, name: string, value: number): void {
  * s(30); // 0.01 (up to rounding)
  */
 export function stepDecay(options: { lr: number; stepSize: number; gamma?: number }): Schedule {
-  const { lr, stepSize, gamma = 0.1 } = options;
+  const {
+    lr,
+    stepSize,
+    gamma = 0.1,
+  } = checkOptions("stepDecay", options, {
+    lr: "number",
+    stepSize: "number",
+    gamma: "number",
+  });
   checkRate("stepDecay", "lr", lr);
   checkPositiveInteger("stepDecay", "stepSize", stepSize);
   checkRate("stepDecay", "gamma", gamma);
@@ -42,7 +51,15 @@ export function stepDecay(options: { lr: number; stepSize: number; gamma?: numbe
  * s(0); s(50); s(100); // 0.1, 0.05, 0
  */
 export function cosineDecay(options: { lr: number; totalSteps: number; minLr?: number }): Schedule {
-  const { lr, totalSteps, minLr = 0 } = options;
+  const {
+    lr,
+    totalSteps,
+    minLr = 0,
+  } = checkOptions("cosineDecay", options, {
+    lr: "number",
+    totalSteps: "number",
+    minLr: "number",
+  });
   checkRate("cosineDecay", "lr", lr);
   checkRate("cosineDecay", "minLr", minLr);
   checkPositiveInteger("cosineDecay", "totalSteps", totalSteps);
@@ -66,7 +83,10 @@ export function linearWarmup(
   options: { warmupSteps: number; startFactor?: number },
 ): Schedule {
   // Default start: one step's worth of the ramp, so step 0 already trains a little.
-  const { warmupSteps, startFactor = 1 / warmupSteps } = options;
+  const { warmupSteps, startFactor = 1 / warmupSteps } = checkOptions("linearWarmup", options, {
+    warmupSteps: "number",
+    startFactor: "number",
+  });
   checkPositiveInteger("linearWarmup", "warmupSteps", warmupSteps);
   if (!(startFactor >= 0 && startFactor <= 1)) {
     throw new Error(`linearWarmup: startFactor must be in [0, 1], got ${startFactor}`);

@@ -82,4 +82,18 @@ describe("misuse of the autodiff API", () => {
     for (let i = 0; i < 3; i++) expect(results[0][i]).toBeCloseTo(expected[i], 12);
     expect(results[0]).toEqual(results[1]);
   });
+
+  it("checks the options of backward() and grad() at run time", () => {
+    const x = F.tensor([1, 2], { requiresGrad: true });
+    const loss = F.sum(F.mul(x, x));
+    expect(() => loss.backward(undefined, { retain: true } as never)).toThrow(
+      /backward: unknown option "retain" \(expected retainGraph, createGraph\)/,
+    );
+    expect(() => loss.backward(undefined, { createGraph: 1 } as never)).toThrow(
+      /backward: option createGraph must be true or false, got 1/,
+    );
+    expect(() => F.grad((t: F.Tensor) => F.sum(t), { argnum: 0 } as never)(x)).toThrow(
+      /grad: unknown option "argnum"/,
+    );
+  });
 });
