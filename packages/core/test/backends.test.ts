@@ -8,27 +8,18 @@ import {
   getBackend,
   getNumThreads,
   javascriptBackend,
-  matmul,
   setBackend,
   setNumThreads,
-  tensor,
 } from "../src/index.js";
 import { backendFromEnvironment, type ConvGeometry } from "../src/kernels/backend.js";
+import { assemble, FunctionBuilder } from "../src/kernels/wasm/assembler.js";
+import { WorkerPool } from "../src/kernels/wasm/pool.js";
 import { hasRelaxedSimd } from "../src/kernels/wasm/runtime.js";
-import { WASM_BACKENDS } from "./backends.js";
+import { webAssembly } from "../src/kernels/wasm/webassembly.js";
+import { filled, WASM_BACKENDS } from "./backends.js";
 
 const F32_UNIT = 2 ** -24;
 const F64_UNIT = 2 ** -53;
-
-function filled(n: number, seed: number): Float64Array {
-  const out = new Float64Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
-}
 
 const abs = (x: ArrayLike<number>) => Float64Array.from(x, Math.abs);
 
@@ -215,37 +206,96 @@ describe("wasm convolution kernels", () => {
             const w = cast(filled(wSize, 2 + wSize));
             const dy = cast(filled(ySize, 3 + ySize));
             const bias = cast(filled(g.outChannels, 4));
-            const x64 = Float64Array.from(x);
-            const w64 = Float64Array.from(w);
-            const dy64 = Float64Array.from(dy);
             const depth = (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth;
-            const alloc = (n: number) => (single ? new Float32Array(n) : new Float64Array(n));
-
-            const y = alloc(ySize);
-            backend.conv2d(x, w, bias, y, g);
-            const yExact = new Float64Array(ySize);
-            javascriptBackend.conv2d(x64, w64, Float64Array.from(bias), yExact, g);
-            const yMagnitude = new Float64Array(ySize);
-            javascriptBackend.conv2d(abs(x), abs(w), abs(bias), yMagnitude, g);
-            expectWithinRounding(y, yExact, yMagnitude, depth + 1, unit);
-
-            const dx = alloc(xSize);
-            backend.conv2dBackwardInput(dy, w, dx, g);
-            const dxExact = new Float64Array(xSize);
-            javascriptBackend.conv2dBackwardInput(dy64, w64, dxExact, g);
-            const dxMagnitude = new Float64Array(xSize);
-            javascriptBackend.conv2dBackwardInput(abs(dy), abs(w), dxMagnitude, g);
-            expectWithinRounding(dx, dxExact, dxMagnitude, g.outChannels * depth, unit);
-
-            const dw = alloc(wSize);
-            backend.conv2dBackwardWeight(x, dy, dw, g);
-            const dwExact = new Float64Array(wSize);
-            javascriptBackend.conv2dBackwardWeight(x64, dy64, dwExact, g);
-            const dwMagnitude = new Float64Array(wSize);
-            javascriptBackend.conv2dBackwardWeight(abs(x), abs(dy), dwMagnitude, g);
-            expectWithinRounding(dw, dwExact, dwMagnitude, ySize, unit);
+            type Arrays = (Float32Array | Float64Array)[];
+            /** `kernel` on this backend against its float64 value and magnitude bound on the reference. */
+            const compare = (
+              size: number,
+              terms: number,
+              operands: Arrays,
+              kernel: (on: DenseBackend, inputs: Arrays, out: Float32Array | Float64Array) => void,
+            ) => {
+              const actual = single ? new Float32Array(size) : new Float64Array(size);
+              kernel(backend, operands, actual);
+              const exact = new Float64Array(size);
+              kernel(
+                javascriptBackend,
+                operands.map((t) => Float64Array.from(t)),
+                exact,
+              );
+              const magnitude = new Float64Array(size);
+              kernel(javascriptBackend, operands.map(abs), magnitude);
+              expectWithinRounding(actual, exact, magnitude, terms, unit);
+            };
+            compare(ySize, depth + 1, [x, w, bias], (on, [a, k, b], out) =>
+              on.conv2d(a, k, b, out, g),
+            );
+            compare(xSize, g.outChannels * depth, [dy, w], (on, [d, k], out) =>
+              on.conv2dBackwardInput(d, k, out, g),
+            );
+            compare(wSize, ySize, [x, dy], (on, [a, d], out) =>
+              on.conv2dBackwardWeight(a, d, out, g),
+            );
           }),
           { numRuns: 40 },
+        );
+      });
+    }
+  }
+});
+
+describe("wasm pooling kernels", () => {
+  const poolArb = fc
+    .record({
+      planes: fc.integer({ min: 1, max: 4 }),
+      inHeight: fc.integer({ min: 1, max: 9 }),
+      inWidth: fc.integer({ min: 1, max: 9 }),
+      kernelHeight: fc.integer({ min: 1, max: 3 }),
+      kernelWidth: fc.integer({ min: 1, max: 3 }),
+      strideHeight: fc.integer({ min: 1, max: 3 }),
+      strideWidth: fc.integer({ min: 1, max: 3 }),
+      padTop: fc.integer({ min: 0, max: 1 }),
+      padLeft: fc.integer({ min: 0, max: 1 }),
+      // Values from a small set, so that windows tie; some NaN.
+      values: fc.array(fc.constantFrom(-1, 0, 0.5, 2, Number.NaN), { minLength: 81 * 4 }),
+    })
+    .filter(
+      (c) =>
+        2 * c.padTop <= c.kernelHeight &&
+        2 * c.padLeft <= c.kernelWidth &&
+        c.inHeight + 2 * c.padTop >= c.kernelHeight &&
+        c.inWidth + 2 * c.padLeft >= c.kernelWidth,
+    )
+    .map((c) => ({
+      ...c,
+      outHeight: Math.floor((c.inHeight + 2 * c.padTop - c.kernelHeight) / c.strideHeight) + 1,
+      outWidth: Math.floor((c.inWidth + 2 * c.padLeft - c.kernelWidth) / c.strideWidth) + 1,
+    }));
+
+  for (const backend of WASM_BACKENDS) {
+    for (const dtype of ["float32", "float64"] as const) {
+      it(`${backend.name}, ${dtype}: max and average pooling give the JavaScript loops' bits, ties and NaN included`, () => {
+        const make = (n: number) =>
+          dtype === "float32" ? new Float32Array(n) : new Float64Array(n);
+        fc.assert(
+          fc.property(poolArb, (g) => {
+            const x = make(g.planes * g.inHeight * g.inWidth);
+            x.forEach((_, i) => {
+              x[i] = g.values[i % g.values.length];
+            });
+            const outputs = g.planes * g.outHeight * g.outWidth;
+            const [out, expected] = [make(outputs), make(outputs)];
+            const [argmax, expectedArgmax] = [new Int32Array(outputs), new Int32Array(outputs)];
+            backend.maxPool2d(x, out, argmax, g);
+            javascriptBackend.maxPool2d(x, expected, expectedArgmax, g);
+            expect(Array.from(out)).toEqual(Array.from(expected));
+            expect(Array.from(argmax)).toEqual(Array.from(expectedArgmax));
+            const finite = x.map((v) => (Number.isNaN(v) ? 0.25 : v));
+            backend.avgPool2d(finite, out, g);
+            javascriptBackend.avgPool2d(finite, expected, g);
+            expect(Array.from(out)).toEqual(Array.from(expected));
+          }),
+          { numRuns: 60 },
         );
       });
     }
@@ -283,29 +333,6 @@ describe("backend selection", () => {
       'FOCALGRAD_BACKEND: unknown backend "cuda" (expected "wasm", "javascript" or "js")',
     );
   });
-
-  it("gives the same matmul on both backends", () => {
-    // [[1, 2], [3, 4]] @ [[5, 6], [7, 8]] = [[1·5 + 2·7, 1·6 + 2·8], [3·5 + 4·7, 3·6 + 4·8]].
-    const previous = setBackend(WASM_BACKENDS[0]);
-    try {
-      const out = matmul(
-        tensor([
-          [1, 2],
-          [3, 4],
-        ]),
-        tensor([
-          [5, 6],
-          [7, 8],
-        ]),
-      );
-      expect(out.toArray()).toEqual([
-        [19, 22],
-        [43, 50],
-      ]);
-    } finally {
-      setBackend(previous);
-    }
-  });
 });
 
 describe("setNumThreads", () => {
@@ -317,5 +344,53 @@ describe("setNumThreads", () => {
       );
     }
     expect(getNumThreads()).toBe(threads);
+  });
+});
+
+describe("worker pool", () => {
+  it("runs shares on workers and reports a share that trapped", () => {
+    // store(i32 address, i32 value) and a function that traps (unreachable).
+    const store = new FunctionBuilder("store", [0x7f, 0x7f]);
+    store.get(0).get(1).memory(0x36, 2, 0); // i32.store
+    const trap = new FunctionBuilder("trap", []);
+    trap.op(0x00);
+    const memory = new webAssembly!.Memory({ initial: 1, maximum: 1, shared: true });
+    const module = new webAssembly!.Module(
+      assemble([store, trap], { initialPages: 1, maximumPages: 1 }),
+    );
+    const local = new webAssembly!.Instance(module, { env: { memory } }).exports;
+    const pool = new WorkerPool(module, memory, ["store", "trap"], 2);
+    try {
+      pool.run(
+        [
+          { fn: 0, args: [0, 11] },
+          { fn: 0, args: [4, 22] },
+          { fn: 0, args: [8, 33] },
+        ],
+        local,
+      );
+      // Each participant wrote its own word: this thread 11, the two workers 22 and 33.
+      expect(Array.from(new Int32Array(memory.buffer, 0, 3))).toEqual([11, 22, 33]);
+      expect(() =>
+        pool.run(
+          [
+            { fn: 0, args: [0, 1] },
+            { fn: 1, args: [] },
+          ],
+          local,
+        ),
+      ).toThrow("WorkerPool.run: a worker's share of the kernel trapped");
+      // The pool still works after a trap.
+      pool.run(
+        [
+          { fn: 0, args: [0, 5] },
+          { fn: 0, args: [4, 6] },
+        ],
+        local,
+      );
+      expect(Array.from(new Int32Array(memory.buffer, 0, 2))).toEqual([5, 6]);
+    } finally {
+      pool.close();
+    }
   });
 });

@@ -51,3 +51,14 @@ export function describeOnBackends(
     });
   }
 }
+
+/** `n` values in [−0.5, 0.5) from a linear congruential sequence seeded by `seed`. */
+export function filled(n: number, seed: number): Float64Array {
+  const out = new Float64Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 32 - 0.5;
+  }
+  return out;
+}

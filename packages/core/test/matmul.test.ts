@@ -12,7 +12,7 @@ import {
 } from "../src/index.js";
 import { matmulTransposed } from "../src/ops/matmul.js";
 import { assertGradcheck, assertGradgradcheck, floatTensor } from "../src/testing/index.js";
-import { BACKENDS, describeOnBackends, WASM_BACKENDS } from "./backends.js";
+import { BACKENDS, describeOnBackends, filled, WASM_BACKENDS } from "./backends.js";
 
 /** The textbook triple loop, in float64, through the same (offset, row stride, column stride) reads. */
 function reference(
@@ -34,16 +34,6 @@ function reference(
       c[i * n + j] = s;
     }
   return c;
-}
-
-function filled(n: number, seed: number): Float64Array {
-  const out = new Float64Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
 }
 
 describeOnBackends(

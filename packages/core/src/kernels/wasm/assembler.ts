@@ -154,6 +154,25 @@ export class FunctionBuilder {
     return this;
   }
 
+  /** The smaller (signed) of two i32 values, each pushed by its callback (called twice). */
+  min(x: () => void, y: () => void): this {
+    x();
+    y();
+    x();
+    y();
+    return this.op(Op.i32LtS, Op.select);
+  }
+
+  /** A floating-point zero of `bytes` (4: f32.const 0, 8: f64.const 0). */
+  zero(bytes: 4 | 8): this {
+    return bytes === 4 ? this.op(0x43, 0, 0, 0, 0) : this.op(0x44, 0, 0, 0, 0, 0, 0, 0, 0);
+  }
+
+  /** v128.const 0. */
+  zeroVector(): this {
+    return this.simd(0x0c).op(...new Array<number>(16).fill(0));
+  }
+
   /** local[index] += step (i32). */
   increment(index: number, step: number | (() => void)): this {
     this.get(index);

@@ -1,4 +1,4 @@
-/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col in wasm memory, the JavaScript pooling loops. */
+/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col and pooling in wasm, the JavaScript loop for average pooling's adjoint. */
 
 import type { DenseBackend } from "../backend.js";
 import {
@@ -11,6 +11,7 @@ import {
 } from "../conv.js";
 import { wasmColumns } from "./columns.js";
 import { type GemmThresholds, wasmGemm } from "./gemm.js";
+import { wasmPooling } from "./pooling.js";
 import { hasRelaxedSimd, WasmRuntime } from "./runtime.js";
 
 /**
@@ -47,6 +48,7 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
   const runtime = new WasmRuntime(relaxed);
   const gemm = wasmGemm(runtime, options);
   const columns = wasmColumns(runtime);
+  const pooling = wasmPooling(runtime);
   return {
     name: relaxed ? "wasm" : "wasm-simd",
     gemm,
@@ -56,8 +58,12 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
       conv2dBackwardInputInto(dy, w, dx, geometry, gemm, COLUMN_BLOCK, columns),
     conv2dBackwardWeight: (x, dy, dw, geometry) =>
       conv2dBackwardWeightInto(x, dy, dw, geometry, gemm, COLUMN_BLOCK, columns),
-    maxPool2d: maxPool2dInto,
-    avgPool2d: avgPool2dInto,
+    maxPool2d: (x, out, argmax, geometry) => {
+      if (!pooling.maxPool2d(x, out, argmax, geometry)) maxPool2dInto(x, out, argmax, geometry);
+    },
+    avgPool2d: (x, out, geometry) => {
+      if (!pooling.avgPool2d(x, out, geometry)) avgPool2dInto(x, out, geometry);
+    },
     avgPool2dBackward: avgPool2dBackwardInto,
   };
 }

@@ -2,9 +2,7 @@
 
 import type { DataArray } from "../../dtype.js";
 import { type ColumnSource, type Columns, javascriptColumns } from "../conv.js";
-import type { WasmRuntime } from "./runtime.js";
-
-const align64 = (bytes: number) => Math.ceil(bytes / 64) * 64;
+import { align64, type WasmRuntime, windowArguments } from "./runtime.js";
 
 /**
  * A `ColumnSource` on `runtime`: the block is a resident view after a copy of one image (the
@@ -42,12 +40,7 @@ export function wasmColumns(runtime: WasmRuntime): ColumnSource {
         g.inHeight,
         g.inWidth,
         g.outWidth,
-        g.kernelHeight,
-        g.kernelWidth,
-        g.strideHeight,
-        g.strideWidth,
-        g.padTop,
-        g.padLeft,
+        ...windowArguments(g),
         g.dilationHeight,
         g.dilationWidth,
         oy0,

@@ -74,8 +74,7 @@ function microKernel(
     () => {
       for (const line of acc) {
         for (const v of line) {
-          f.simd(0x0c).op(...new Array<number>(16).fill(0)); // v128.const 0
-          f.set(v);
+          f.zeroVector().set(v);
         }
       }
     },
@@ -140,19 +139,12 @@ function loopNest(
     { length: 10 },
     () => f.local(I32),
   );
-  const min = (x: () => void, y: () => void) => {
-    x();
-    y();
-    x();
-    y();
-    f.op(Op.i32LtS, Op.select);
-  };
   f.forLoop(
     pc,
     () => f.i32(0),
     () => f.get(k),
     () => {
-      min(
+      f.min(
         () => f.get(kc),
         () => f.get(k).get(pc).op(Op.i32Sub),
       );
@@ -177,7 +169,7 @@ function loopNest(
         () => f.get(iStart),
         () => f.get(iEnd),
         () => {
-          min(
+          f.min(
             () => f.get(ic).get(mc).op(Op.i32Add),
             () => f.get(iEnd),
           );

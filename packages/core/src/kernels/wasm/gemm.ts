@@ -1,9 +1,10 @@
 /** The WebAssembly GEMM as the backend sees it: copies the operands and C into wasm memory, packs there, splits the tiles of C between threads, and copies C back. */
 
+import type { Gemm } from "../backend.js";
 import { gemm as javascriptGemm } from "../matmul.js";
 import { type GemmLayout, LAYOUTS } from "./gemm-module.js";
 import type { Share } from "./pool.js";
-import { FUNCTION_NAMES, getNumThreads, type WasmRuntime } from "./runtime.js";
+import { align64, FUNCTION_NAMES, getNumThreads, type WasmRuntime } from "./runtime.js";
 
 /** Where the wasm GEMM hands over to the JavaScript kernel or to more threads. */
 export interface GemmThresholds {
@@ -22,9 +23,6 @@ export interface GemmThresholds {
 const KC = 256;
 /** Bytes of A panels per row block, kept in L2 while every B panel of the range passes. */
 const MC_BYTES = 1 << 16;
-
-const roundUp = (x: number, multiple: number) => Math.ceil(x / multiple) * multiple;
-const align64 = (bytes: number) => roundUp(bytes, 64);
 
 /**
  * Splits [0, panels) into `parts` contiguous ranges as even as possible, as [start, end) pairs.
@@ -50,23 +48,10 @@ function split(panels: number, parts: number): [number, number][] {
 export function wasmGemm(
   runtime: WasmRuntime,
   { minProduct = 16 * 16 * 16, perThread = 1 << 18 }: GemmThresholds = {},
-): typeof javascriptGemm {
-  return (
-    m,
-    n,
-    k,
-    a,
-    aOffset,
-    aRowStride,
-    aColStride,
-    b,
-    bOffset,
-    bRowStride,
-    bColStride,
-    c,
-    cOffset,
-    cRowStride,
-  ) => {
+): Gemm {
+  return (...args) => {
+    const [m, n, k, a, aOffset, aRowStride, aColStride, b, bOffset, bRowStride, bColStride] = args;
+    const [c, cOffset, cRowStride] = args.slice(11) as [Parameters<Gemm>[11], number, number];
     if (m === 0 || n === 0 || k === 0) return;
     const single = c instanceof Float32Array;
     const layout: GemmLayout = single ? LAYOUTS.float32 : LAYOUTS.float64;
@@ -88,22 +73,7 @@ export function wasmGemm(
     const cAt = align64(bAt + nPad * k * bytes);
     const end = cAt + mPad * nPad * bytes;
     if (m * n * k <= minProduct || !runtime.reserve(end)) {
-      javascriptGemm(
-        m,
-        n,
-        k,
-        a,
-        aOffset,
-        aRowStride,
-        aColStride,
-        b,
-        bOffset,
-        bRowStride,
-        bColStride,
-        c,
-        cOffset,
-        cRowStride,
-      );
+      javascriptGemm(...args);
       return;
     }
     const view = single ? runtime.f32 : runtime.f64;

@@ -22,17 +22,13 @@ export function im2colFunction(name: string, bytes: 4 | 8): FunctionBuilder {
   const load = bytes === 4 ? Op.f32Load : Op.f64Load;
   const store = bytes === 4 ? Op.f32Store : Op.f64Store;
   const lanes = 16 / bytes;
-  const zero = () => {
-    if (bytes === 4) f.op(0x43, 0, 0, 0, 0);
-    else f.op(0x44, 0, 0, 0, 0, 0, 0, 0, 0);
-  };
   const at = (base: number, index: number) =>
     f.get(base).get(index).i32(bytes).op(Op.i32Mul, Op.i32Add);
   /** col[o + ox] = 0 for ox in [from, to). */
   const zeroRange = (from: () => void, to: () => void) =>
     f.forLoop(ox, from, to, () => {
       at(o, ox);
-      zero();
+      f.zero(bytes);
       f.memory(store, align, 0);
     });
   /** ceil(value / stride) for value > 0, with value pushed by `value`. */

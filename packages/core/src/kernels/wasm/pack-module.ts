@@ -20,17 +20,12 @@ export function packFunction(name: string, bytes: 4 | 8, width: number): Functio
   const align = bytes === 4 ? 2 : 3;
   const load = bytes === 4 ? Op.f32Load : Op.f64Load;
   const store = bytes === 4 ? Op.f32Store : Op.f64Store;
-  const zero = () => {
-    if (bytes === 4) f.op(0x43, 0, 0, 0, 0);
-    else f.op(0x44, 0, 0, 0, 0, 0, 0, 0, 0);
-  };
-  const min = (x: () => void, y: () => void) => {
-    x();
-    y();
-    x();
-    y();
-    f.op(Op.i32LtS, Op.select);
-  };
+  /** min(width, rows − r0): the rows of this panel that exist. */
+  const liveRows = () =>
+    f.min(
+      () => f.i32(width),
+      () => f.get(rows).get(r0).op(Op.i32Sub),
+    );
   const times = (local: number, n: number) => f.get(local).i32(n).op(Op.i32Mul);
   // Zero rows [live, width) of the panel row at o.
   const padRest = () =>
@@ -40,7 +35,7 @@ export function packFunction(name: string, bytes: 4 | 8, width: number): Functio
       () => f.i32(width),
       () => {
         f.get(o).get(r).i32(bytes).op(Op.i32Mul, Op.i32Add);
-        zero();
+        f.zero(bytes);
         f.memory(store, align, 0);
       },
     );
@@ -50,7 +45,7 @@ export function packFunction(name: string, bytes: 4 | 8, width: number): Functio
     () => f.i32(0),
     () => f.get(depth),
     () => {
-      min(
+      f.min(
         () => f.get(kc),
         () => f.get(depth).get(pc).op(Op.i32Sub),
       );
@@ -86,10 +81,7 @@ export function packFunction(name: string, bytes: 4 | 8, width: number): Functio
                   () => f.i32(0),
                   () => f.get(rows),
                   () => {
-                    min(
-                      () => f.i32(width),
-                      () => f.get(rows).get(r0).op(Op.i32Sub),
-                    );
+                    liveRows();
                     f.tee(live)
                       .i32(width)
                       .op(Op.i32Eq)
@@ -131,10 +123,7 @@ export function packFunction(name: string, bytes: 4 | 8, width: number): Functio
               () => f.i32(0),
               () => f.get(rows),
               () => {
-                min(
-                  () => f.i32(width),
-                  () => f.get(rows).get(r0).op(Op.i32Sub),
-                );
+                liveRows();
                 f.set(live);
                 f.get(src)
                   .get(r0)

@@ -2,11 +2,13 @@
 
 import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
+import type { PoolGeometry } from "../conv.js";
 import { assemble, FunctionBuilder, Simd, V128 } from "./assembler.js";
 import { gemmFunctions, LAYOUTS } from "./gemm-module.js";
 import { im2colFunction } from "./im2col-module.js";
 import { packFunction } from "./pack-module.js";
 import { type Share, WorkerPool } from "./pool.js";
+import { avgPoolFunction, maxPoolFunction } from "./pool-module.js";
 import { type WasmMemory, type WasmModule, webAssembly } from "./webassembly.js";
 
 const PAGE = 65536;
@@ -16,6 +18,16 @@ const PAGE = 65536;
  */
 const MAX_PAGES = 32768;
 const MAX_BYTES = MAX_PAGES * PAGE;
+
+/** `bytes` rounded up to a cache line: every region the kernels use starts on one. */
+export function align64(bytes: number): number {
+  return Math.ceil(bytes / 64) * 64;
+}
+
+/** A convolution's or pool's window, in the order the generated kernels take it. */
+export function windowArguments(g: Omit<PoolGeometry, "planes">): number[] {
+  return [g.kernelHeight, g.kernelWidth, g.strideHeight, g.strideWidth, g.padTop, g.padLeft];
+}
 
 function probe(build: (f: FunctionBuilder) => void): boolean {
   const f = new FunctionBuilder("probe", [], [V128]);
@@ -27,11 +39,9 @@ function probe(build: (f: FunctionBuilder) => void): boolean {
   }
 }
 
-const zeroVector = (f: FunctionBuilder) => f.simd(0x0c).op(...new Array<number>(16).fill(0));
-
 /** Whether this runtime has SIMD128 and shared memories (the wasm backend needs both). */
 export function hasWasmSimd(): boolean {
-  return webAssembly !== undefined && probe((f) => zeroVector(f));
+  return webAssembly !== undefined && probe((f) => f.zeroVector());
 }
 
 let relaxedSupport: boolean | undefined;
@@ -43,10 +53,7 @@ let relaxedSupport: boolean | undefined;
 export function hasRelaxedSimd(): boolean {
   if (relaxedSupport !== undefined) return relaxedSupport;
   const relaxedModule = (f: FunctionBuilder) => {
-    zeroVector(f);
-    zeroVector(f);
-    zeroVector(f);
-    f.simd(Simd.f32x4RelaxedMadd);
+    f.zeroVector().zeroVector().zeroVector().simd(Simd.f32x4RelaxedMadd);
   };
   relaxedSupport = probe(relaxedModule);
   if (!relaxedSupport) {
@@ -101,6 +108,10 @@ export const FUNCTION_NAMES = [
   "packB64",
   "im2col32",
   "im2col64",
+  "maxPool32",
+  "maxPool64",
+  "avgPool32",
+  "avgPool64",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
@@ -130,6 +141,10 @@ export class WasmRuntime {
       packFunction("packB64", 8, LAYOUTS.float64.nr),
       im2colFunction("im2col32", 4),
       im2colFunction("im2col64", 8),
+      maxPoolFunction("maxPool32", 4),
+      maxPoolFunction("maxPool64", 8),
+      avgPoolFunction("avgPool32", 4),
+      avgPoolFunction("avgPool64", 8),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);

@@ -1,0 +1,172 @@
+/** The WebAssembly pooling kernels: max (with the index of the winner) and average over the windows of NCHW planes, the same rules and the same arithmetic as the JavaScript loops. */
+
+import { F32, F64, FunctionBuilder, I32, Op } from "./assembler.js";
+
+// Scalar opcodes only these kernels use.
+const F32_EQ = 0x5b;
+const F32_NE = 0x5c;
+const F32_GT = 0x5e;
+const F64_EQ = 0x61;
+const F64_NE = 0x62;
+const F64_GT = 0x64;
+const I32_AND = 0x71;
+const I32_OR = 0x72;
+const I32_STORE = 0x36;
+const F64_ADD = 0xa0;
+const F64_MUL = 0xa2;
+const F64_DIV = 0xa3;
+const F32_DEMOTE = 0xb6;
+const F64_CONVERT_I32 = 0xb7;
+const F64_PROMOTE = 0xbb;
+
+/** Locals and loops shared by both pools: planes, output rows and columns, the clipped window. */
+function windows(
+  f: FunctionBuilder,
+  visit: (window: {
+    base: number;
+    yLo: number;
+    yHi: number;
+    xLo: number;
+    xHi: number;
+    o: number;
+  }) => void,
+): void {
+  const [planes, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+  const [p, base, oy, ox, yLo, yHi, xLo, xHi, o, start] = Array.from({ length: 10 }, () =>
+    f.local(I32),
+  );
+  /** The clipped window along one axis: lo = max(0, start), hi = min(size, start + kernel). */
+  const clip = (lo: number, hi: number, size: number, kernel: number) => {
+    f.get(start).i32(0).get(start).i32(0).op(Op.i32GtS, Op.select).set(lo);
+    f.min(
+      () => f.get(size),
+      () => f.get(start).get(kernel).op(Op.i32Add),
+    );
+    f.set(hi);
+  };
+  f.i32(0).set(o);
+  f.forLoop(
+    p,
+    () => f.i32(0),
+    () => f.get(planes),
+    () => {
+      f.get(p).get(H).op(Op.i32Mul).get(W).op(Op.i32Mul).set(base);
+      f.forLoop(
+        oy,
+        () => f.i32(0),
+        () => f.get(Ho),
+        () => {
+          f.get(oy).get(sh).op(Op.i32Mul).get(pt).op(Op.i32Sub).set(start);
+          clip(yLo, yHi, H, kh);
+          f.forLoop(
+            ox,
+            () => f.i32(0),
+            () => f.get(Wo),
+            () => {
+              f.get(ox).get(sw).op(Op.i32Mul).get(pl).op(Op.i32Sub).set(start);
+              clip(xLo, xHi, W, kw);
+              visit({ base, yLo, yHi, xLo, xHi, o });
+              f.increment(o, 1);
+            },
+          );
+        },
+      );
+    },
+  );
+}
+
+/** Every element (flat index `index`) of the window, row by row. */
+function eachElement(
+  f: FunctionBuilder,
+  w: { base: number; yLo: number; yHi: number; xLo: number; xHi: number },
+  body: (index: number) => void,
+): void {
+  const W = 5;
+  const [iy, ix, row, index] = [f.local(I32), f.local(I32), f.local(I32), f.local(I32)];
+  f.forLoop(
+    iy,
+    () => f.get(w.yLo),
+    () => f.get(w.yHi),
+    () => {
+      f.get(w.base).get(iy).get(W).op(Op.i32Mul, Op.i32Add).set(row);
+      f.forLoop(
+        ix,
+        () => f.get(w.xLo),
+        () => f.get(w.xHi),
+        () => {
+          f.get(row).get(ix).op(Op.i32Add).set(index);
+          body(index);
+        },
+      );
+    },
+  );
+}
+
+/**
+ * `maxPool(x, out, argmax, planes, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl)` (byte addresses x, out,
+ * argmax): the maximum of each window and the flat index of the first element that reached it in
+ * row-major order; the first NaN wins (and stays); padding never wins.
+ */
+export function maxPoolFunction(name: string, bytes: 4 | 8): FunctionBuilder {
+  const f = new FunctionBuilder(name, new Array(14).fill(I32));
+  const [x, out, argmax] = [0, 1, 2];
+  const float = bytes === 4 ? F32 : F64;
+  const [best, v] = [f.local(float), f.local(float)];
+  const at = f.local(I32);
+  const align = bytes === 4 ? 2 : 3;
+  const load = bytes === 4 ? Op.f32Load : Op.f64Load;
+  const store = bytes === 4 ? Op.f32Store : Op.f64Store;
+  const [eq, ne, gt] = bytes === 4 ? [F32_EQ, F32_NE, F32_GT] : [F64_EQ, F64_NE, F64_GT];
+  windows(f, (w) => {
+    // best = −∞, at = the window's first element (the JavaScript loop's rule).
+    if (bytes === 4) f.op(0x43, 0x00, 0x00, 0x80, 0xff);
+    else f.op(0x44, 0, 0, 0, 0, 0, 0, 0xf0, 0xff);
+    f.set(best);
+    f.get(w.base).get(w.yLo).get(5).op(Op.i32Mul, Op.i32Add).get(w.xLo).op(Op.i32Add).set(at);
+    eachElement(f, w, (index) => {
+      f.get(x).get(index).i32(bytes).op(Op.i32Mul, Op.i32Add).memory(load, align, 0).set(v);
+      // v > best || (v is NaN && best is not)
+      f.get(v).get(best).op(gt);
+      f.get(v).get(v).op(ne).get(best).get(best).op(eq, I32_AND, I32_OR);
+      f.ifElse(() => {
+        f.get(v).set(best);
+        f.get(index).set(at);
+      });
+    });
+    f.get(out).get(w.o).i32(bytes).op(Op.i32Mul, Op.i32Add).get(best).memory(store, align, 0);
+    f.get(argmax).get(w.o).i32(4).op(Op.i32Mul, Op.i32Add).get(at).memory(I32_STORE, 2, 0);
+  });
+  return f;
+}
+
+/**
+ * `avgPool(x, out, _, planes, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl)`: the mean of each window with
+ * the padding counted as zeros, summed in double precision and scaled by 1 / (kh · kw) as the
+ * JavaScript loop does, so that both give the same bits. (The third argument is unused: the same
+ * signature as `maxPool`.)
+ */
+export function avgPoolFunction(name: string, bytes: 4 | 8): FunctionBuilder {
+  const f = new FunctionBuilder(name, new Array(14).fill(I32));
+  const [x, out] = [0, 1];
+  const [kh, kw] = [8, 9];
+  const [total, scale] = [f.local(F64), f.local(F64)];
+  const align = bytes === 4 ? 2 : 3;
+  const load = bytes === 4 ? Op.f32Load : Op.f64Load;
+  const store = bytes === 4 ? Op.f32Store : Op.f64Store;
+  f.op(0x44, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f); // f64.const 1
+  f.get(kh).get(kw).op(Op.i32Mul, F64_CONVERT_I32, F64_DIV).set(scale);
+  windows(f, (w) => {
+    f.zero(8).set(total);
+    eachElement(f, w, (index) => {
+      f.get(total);
+      f.get(x).get(index).i32(bytes).op(Op.i32Mul, Op.i32Add).memory(load, align, 0);
+      if (bytes === 4) f.op(F64_PROMOTE);
+      f.op(F64_ADD).set(total);
+    });
+    f.get(out).get(w.o).i32(bytes).op(Op.i32Mul, Op.i32Add);
+    f.get(total).get(scale).op(F64_MUL);
+    if (bytes === 4) f.op(F32_DEMOTE);
+    f.memory(store, align, 0);
+  });
+  return f;
+}

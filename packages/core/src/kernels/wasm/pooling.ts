@@ -1,0 +1,53 @@
+/** Max and average pooling on the wasm runtime: the input copied in, the generated loops, the results copied out. */
+
+import type { DataArray } from "../../dtype.js";
+import type { PoolGeometry } from "../conv.js";
+import { align64, type WasmRuntime, windowArguments } from "./runtime.js";
+
+/**
+ * `maxPool2d` and `avgPool2d` of the backend interface on `runtime`, bit for bit the JavaScript
+ * loops' results (same window order, same tie and NaN rules, the mean summed in double precision).
+ * Returns false (having done nothing) when the arrays do not fit in wasm memory.
+ *
+ * @example
+ * const { maxPool2d } = wasmPooling(runtime);
+ * maxPool2d(x, out, argmax, geometry) || maxPool2dInto(x, out, argmax, geometry);
+ */
+export function wasmPooling(runtime: WasmRuntime) {
+  const run = (
+    kernel: "maxPool" | "avgPool",
+    x: DataArray,
+    out: DataArray,
+    argmax: Int32Array | null,
+    g: PoolGeometry,
+  ): boolean => {
+    const single = x instanceof Float32Array;
+    const bytes = single ? 4 : 8;
+    const inputs = g.planes * g.inHeight * g.inWidth;
+    const outputs = g.planes * g.outHeight * g.outWidth;
+    const outAt = align64(inputs * bytes);
+    const argmaxAt = align64(outAt + outputs * bytes);
+    if (!runtime.reserve(argmaxAt + outputs * 4)) return false;
+    const view = single ? runtime.f32 : runtime.f64;
+    view.set(x.subarray(0, inputs), 0);
+    runtime.exports[`${kernel}${single ? "32" : "64"}`](
+      0,
+      outAt,
+      argmaxAt,
+      g.planes,
+      g.inHeight,
+      g.inWidth,
+      g.outHeight,
+      g.outWidth,
+      ...windowArguments(g),
+    );
+    out.set(view.subarray(outAt / bytes, outAt / bytes + outputs));
+    argmax?.set(new Int32Array(runtime.memory.buffer, argmaxAt, outputs));
+    return true;
+  };
+  return {
+    maxPool2d: (x: DataArray, out: DataArray, argmax: Int32Array, g: PoolGeometry) =>
+      run("maxPool", x, out, argmax, g),
+    avgPool2d: (x: DataArray, out: DataArray, g: PoolGeometry) => run("avgPool", x, out, null, g),
+  };
+}
