@@ -9,7 +9,7 @@ import { cliArguments } from "./cli.js";
 import { syntheticAnchorBatch } from "./data/anchors.js";
 import { fusedFocal } from "./fused/focal.js";
 
-const usage = `Usage: pnpm demo [-- options]
+const usage = `Usage: pnpm demo:loss [-- options]
 
 Computes the focal loss of the Keras RetinaNet seed (docs/focal-loss.md) on a seeded synthetic
 anchor batch, backpropagates it through focalgrad's autodiff engine, and checks the result against a

@@ -1,10 +1,11 @@
-/** @focalgrad/examples: synthetic anchor batches and the hand-fused focal loop, shared by the demo, the benchmark and tests. */
+/** @focalgrad/examples: the toy detector (also at @focalgrad/examples/detection), synthetic anchor batches and the hand-fused focal loop shared by the loss demo, the benchmark and tests. */
 
 export {
   type AnchorBatch,
   type AnchorBatchOptions,
   syntheticAnchorBatch,
 } from "./data/anchors.js";
+export * from "./detection/index.js";
 export {
   type FusedFocalOptions,
   type FusedFocalResult,

@@ -1,0 +1,366 @@
+/** The `detect` command: `train` a toy RetinaNet into a run directory, or `predict` with a trained one; `pnpm demo` is `detect train --name demo`. */
+
+import { readFile } from "node:fs/promises";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { Tensor } from "@focalgrad/core";
+import { PNG } from "pngjs";
+import { digitsDataset, shapesDataset } from "./datasets.js";
+import { loadDetector } from "./detector.js";
+import { meanAveragePrecision } from "./evaluate.js";
+import { writeJson } from "./files.js";
+import { detectionsGrid } from "./plots.js";
+import { DATASETS, LOSSES, type TrainConfig, train } from "./train.js";
+
+const trainUsage = `Usage: pnpm detect -- train [options]     (pnpm demo is train --name demo)
+
+Trains a small RetinaNet from scratch on a toy dataset with the seed's focal loss and writes
+runs/<name>/: config.json, model.safetensors, metrics.json, loss.png, detections.png and
+checkpoint.safetensors. The same options give bit-identical weights and metrics.
+
+Options:
+  --dataset NAME         shapes (default) or digits (MNIST digits from the mnist package)
+  --name NAME            run directory name (default: the dataset's name)
+  --runs-dir DIR         where run directories go (default runs)
+  --seed N               seed of data, weights, shuffle and augmentation (default 0)
+  --steps N              optimisation steps (default 600 shapes, 3000 digits)
+  --batch N              images per step (default 8)
+  --train-images N       training images (default 2000 shapes, 4000 digits)
+  --test-images N        held-out images of the final evaluation (default 500)
+  --eval-images N        held-out images of each evaluation during training (default 100)
+  --eval-every N         evaluate every N steps, 0 only at the end (default 250)
+  --checkpoint-every N   checkpoint every N steps, 0 only at the end (default 100)
+  --image-size N         image side in pixels (default 64 shapes, 96 digits)
+  --optimizer NAME       adamw (default), adam or sgd
+  --lr X                 peak learning rate (default 0.003; sgd 0.01), warm-up then cosine
+  --weight-decay X       (default 0.0001)
+  --warmup N             linear warm-up steps (default 50)
+  --clip X               gradient norm clip (default 10)
+  --loss NAME            ${LOSSES.join(", ")} (default focal)
+  --alpha X, --gamma X   focal loss parameters (default 0.25 and 2)
+  --levels A-B           pyramid levels, from 3 up to 7 (default 3-5)
+  --fpn-channels N       channels of the pyramid (default 32)
+  --head-depth N         conv layers of each subnet before its output (default 2)
+  --head-width N         channels of those layers (default 32)
+  --norm NAME            backbone normalisation: group (default) or batch
+  --resume               continue the checkpoint in the run directory, bit-identically
+  --quiet                log lines instead of a progress bar
+  -h, --help             this text
+
+Ctrl-C saves a checkpoint and stops; --resume continues it.`;
+
+const predictUsage = `Usage: pnpm detect -- predict --run DIR [options]
+
+Detects objects with the model of a run directory and writes them as JSON: by default on the
+run's own held-out images (scored against their ground truth), or on PNG files of the model's
+image size given with --image.
+
+Options:
+  --run DIR        a run directory written by train (required)
+  --out FILE       where the detections go (default detections.json)
+  --count N        held-out images to detect on (default: the run's test images)
+  --image FILE     a PNG to detect on instead (repeatable)
+  --png FILE       also draw the first 8 images with their detections
+  -h, --help       this text`;
+
+const usage = `Usage: pnpm detect -- <command> [options]
+
+Commands:
+  train      train a RetinaNet on a toy dataset (pnpm detect -- train --help)
+  predict    detect with a trained run (pnpm detect -- predict --help)`;
+
+/** A user error: printed as one line, without a stack. */
+class UsageError extends Error {}
+
+function numberOption(
+  values: Record<string, unknown>,
+  name: string,
+  integer: boolean,
+  min: number,
+): number | undefined {
+  const text = values[name];
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (
+    String(text).trim() === "" ||
+    !Number.isFinite(value) ||
+    (integer && !Number.isInteger(value)) ||
+    value < min
+  ) {
+    throw new UsageError(
+      `--${name}: expected ${integer ? "an integer" : "a number"} >= ${min}, got "${String(text)}"`,
+    );
+  }
+  return value;
+}
+
+function choice<T extends string>(
+  values: Record<string, unknown>,
+  name: string,
+  allowed: readonly T[],
+): T | undefined {
+  const text = values[name];
+  if (text === undefined) return undefined;
+  if (!allowed.includes(text as T)) {
+    throw new UsageError(`--${name}: expected one of ${allowed.join(", ")}, got "${String(text)}"`);
+  }
+  return text as T;
+}
+
+function levelsOption(text: unknown): number[] | undefined {
+  if (text === undefined) return undefined;
+  const match = /^(\d)-(\d)$/.exec(String(text));
+  const from = match === null ? Number.NaN : Number(match[1]);
+  const to = match === null ? Number.NaN : Number(match[2]);
+  if (!(from === 3 && to >= 3 && to <= 7)) {
+    throw new UsageError(
+      `--levels: expected 3-B with B from 3 to 7 (e.g. 3-5), got "${String(text)}"`,
+    );
+  }
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+/** The `train` options as a `TrainConfig`, or null for --help. */
+export function parseTrainArguments(args: string[]): TrainConfig | null {
+  const { values } = parseArgs({
+    args,
+    options: {
+      dataset: { type: "string" },
+      name: { type: "string" },
+      "runs-dir": { type: "string" },
+      seed: { type: "string" },
+      steps: { type: "string" },
+      batch: { type: "string" },
+      "train-images": { type: "string" },
+      "test-images": { type: "string" },
+      "eval-images": { type: "string" },
+      "eval-every": { type: "string" },
+      "checkpoint-every": { type: "string" },
+      "image-size": { type: "string" },
+      optimizer: { type: "string" },
+      lr: { type: "string" },
+      "weight-decay": { type: "string" },
+      warmup: { type: "string" },
+      clip: { type: "string" },
+      loss: { type: "string" },
+      alpha: { type: "string" },
+      gamma: { type: "string" },
+      levels: { type: "string" },
+      "fpn-channels": { type: "string" },
+      "head-depth": { type: "string" },
+      "head-width": { type: "string" },
+      norm: { type: "string" },
+      resume: { type: "boolean" },
+      quiet: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) return null;
+  const alpha = numberOption(values, "alpha", false, 0);
+  if (alpha !== undefined && alpha > 1)
+    throw new UsageError(`--alpha: expected a number in [0, 1], got "${values.alpha}"`);
+  const lr = numberOption(values, "lr", false, 0);
+  if (lr === 0) throw new UsageError(`--lr: expected a number > 0, got "${values.lr}"`);
+  const model = {
+    levels: levelsOption(values.levels),
+    fpnChannels: numberOption(values, "fpn-channels", true, 1),
+    headDepth: numberOption(values, "head-depth", true, 0),
+    headWidth: numberOption(values, "head-width", true, 1),
+    norm: choice(values, "norm", ["group", "batch"] as const),
+  };
+  const config: TrainConfig = {
+    dataset: choice(values, "dataset", DATASETS),
+    name: values.name,
+    runsDir: values["runs-dir"],
+    seed: numberOption(values, "seed", true, 0),
+    steps: numberOption(values, "steps", true, 1),
+    batchSize: numberOption(values, "batch", true, 1),
+    trainImages: numberOption(values, "train-images", true, 1),
+    testImages: numberOption(values, "test-images", true, 1),
+    evalImages: numberOption(values, "eval-images", true, 1),
+    evalEvery: numberOption(values, "eval-every", true, 0),
+    checkpointEvery: numberOption(values, "checkpoint-every", true, 0),
+    imageSize: numberOption(values, "image-size", true, 32),
+    optimizer: choice(values, "optimizer", ["adamw", "adam", "sgd"] as const),
+    lr,
+    weightDecay: numberOption(values, "weight-decay", false, 0),
+    warmupSteps: numberOption(values, "warmup", true, 1),
+    clipNorm: numberOption(values, "clip", false, Number.MIN_VALUE),
+    loss: choice(values, "loss", LOSSES),
+    alpha,
+    gamma: numberOption(values, "gamma", false, 0),
+    model: Object.fromEntries(Object.entries(model).filter(([, v]) => v !== undefined)),
+    resume: values.resume,
+    quiet: values.quiet,
+  };
+  return Object.fromEntries(
+    Object.entries(config).filter(([, v]) => v !== undefined),
+  ) as TrainConfig;
+}
+
+/** A PNG file as a [1, 3, H, W] float32 image in [0, 1] (alpha dropped). */
+async function readPng(path: string): Promise<Tensor> {
+  let png: PNG;
+  try {
+    png = PNG.sync.read(await readFile(path));
+  } catch (e) {
+    throw new UsageError(
+      `--image: cannot read ${JSON.stringify(path)} as PNG: ${(e as Error).message}`,
+    );
+  }
+  const { width, height, data } = png;
+  const out = new Float32Array(3 * width * height);
+  for (let i = 0; i < width * height; i++) {
+    for (let c = 0; c < 3; c++) out[c * width * height + i] = data[4 * i + c] / 255;
+  }
+  return new Tensor(out, [1, 3, height, width], "float32");
+}
+
+async function runPredict(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      run: { type: "string" },
+      out: { type: "string", default: "detections.json" },
+      count: { type: "string" },
+      image: { type: "string", multiple: true },
+      png: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(predictUsage);
+    return;
+  }
+  if (values.run === undefined)
+    throw new UsageError("predict: --run DIR is required (a run directory written by train)");
+  const detector = await loadDetector(values.run).catch((e: Error) => {
+    throw new UsageError(e.message);
+  });
+  const size = detector.config.imageSize;
+  const names = detector.config.classNames;
+  let images: Tensor;
+  let sources: string[];
+  let truths = null;
+  if (values.image !== undefined) {
+    const loaded = await Promise.all(values.image.map(readPng));
+    loaded.forEach((t, i) => {
+      if (t.shape[2] !== size || t.shape[3] !== size) {
+        throw new UsageError(
+          `--image: ${values.image![i]} is ${t.shape[3]} × ${t.shape[2]}, the model takes ${size} × ${size}`,
+        );
+      }
+    });
+    const pixels = new Float32Array(loaded.length * 3 * size * size);
+    for (const [i, t] of loaded.entries()) pixels.set(t.data, i * 3 * size * size);
+    images = new Tensor(pixels, [loaded.length, 3, size, size], "float32");
+    sources = values.image;
+  } else {
+    const { training } = JSON.parse(await readFile(`${values.run}/config.json`, "utf8"));
+    if (training.dataset === "custom") {
+      throw new UsageError(
+        "predict: this run was trained on your own data; give the images with --image FILE.png",
+      );
+    }
+    const count = numberOption(values, "count", true, 1) ?? training.testImages;
+    const make = training.dataset === "digits" ? digitsDataset : shapesDataset;
+    const test = make({ split: "test", count, seed: training.seed, imageSize: size });
+    images = test.images;
+    truths = test.annotations;
+    sources = test.annotations.map(
+      (_, i) => `${training.dataset} test image ${i} (seed ${training.seed})`,
+    );
+  }
+  const detections = detector.detect(images);
+  const metrics =
+    truths === null ? null : meanAveragePrecision(detections, truths, { numClasses: names.length });
+  await writeJson(values.out, {
+    run: values.run,
+    metrics,
+    images: detections.map((d, i) => ({
+      source: sources[i],
+      detections: Array.from({ length: d.scores.shape[0] }, (_, k) => ({
+        box: Array.from(d.boxes.data.subarray(4 * k, 4 * k + 4)),
+        score: d.scores.data[k],
+        label: d.labels.data[k],
+        className: names[d.labels.data[k]],
+      })),
+    })),
+  });
+  const found = detections.reduce((a, d) => a + d.scores.shape[0], 0);
+  console.log(`${found} detections on ${detections.length} images written to ${values.out}`);
+  if (metrics !== null) {
+    console.log(
+      `mAP@0.5 ${metrics.map.toFixed(4)}, COCO AP@[.5:.95] ${metrics.cocoMap.toFixed(4)}`,
+    );
+  }
+  if (values.png !== undefined) {
+    const empty = detections.map(() => ({
+      boxes: new Tensor(new Float32Array(0), [0, 4], "float32"),
+      labels: new Tensor(new Int32Array(0), [0], "int32"),
+    }));
+    await detectionsGrid(images, truths ?? empty, detections, names).writePng(values.png);
+  }
+}
+
+async function runTrain(args: string[]): Promise<void> {
+  const config = parseTrainArguments(args);
+  if (config === null) {
+    console.log(trainUsage);
+    return;
+  }
+  const wall = performance.now();
+  // The first Ctrl-C stops after the current step with a checkpoint; a second one kills at once.
+  const controller = new AbortController();
+  process.once("SIGINT", () => {
+    console.error("\nstopping after this step (Ctrl-C again to kill)…");
+    controller.abort();
+  });
+  const result = await train({ ...config, signal: controller.signal });
+  if (result.interrupted) {
+    console.log(
+      `interrupted at step ${result.step}: checkpoint saved in ${result.runDir}; add --resume to continue`,
+    );
+    process.exitCode = 130;
+    return;
+  }
+  const final = result.final!;
+  console.log(
+    `trained ${result.step} steps in ${result.seconds.toFixed(1)} s; on ${final.images} held-out images: ` +
+      `mAP@0.5 ${final.map.toFixed(4)}, COCO AP@[.5:.95] ${final.cocoMap.toFixed(4)}`,
+  );
+  console.log(
+    `per class AP@0.5: ${final.perClass.map((v) => (v === null ? "-" : v.toFixed(3))).join(" ")}`,
+  );
+  console.log(
+    `run directory ${result.runDir} (${((performance.now() - wall) / 1000).toFixed(1)} s in all)`,
+  );
+}
+
+/** Runs the command line `argv` (without node and the script). */
+export async function main(argv: string[]): Promise<void> {
+  // pnpm passes a "--" through to the script, wherever the user put it.
+  const args = argv.filter((a) => a !== "--");
+  const [command, ...rest] = args;
+  if (command === "train") await runTrain(rest);
+  else if (command === "predict") await runPredict(rest);
+  else if (command === undefined || command === "-h" || command === "--help") console.log(usage);
+  else
+    throw new UsageError(
+      `unknown command "${command}" (expected train or predict; --help lists them)`,
+    );
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  main(process.argv.slice(2)).catch((e: Error) => {
+    // Bad input is one line; anything else keeps its stack, which is what a bug report needs.
+    const known =
+      e instanceof UsageError ||
+      (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") ||
+      /^train: /.test(e.message);
+    console.error(known ? `detect: ${e.message}` : e);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,129 @@
+import { mkdtempSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { tensor } from "@focalgrad/core";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadDetector } from "../../src/detection/detector.js";
+import { RetinaNet } from "../../src/detection/model.js";
+import { type TrainConfig, train } from "../../src/detection/train.js";
+
+const runsDir = mkdtempSync(join(tmpdir(), "focalgrad-train-"));
+afterAll(() => rm(runsDir, { recursive: true, force: true }));
+
+// A handful of tiny images and a tiny net: a few dozen steps run in seconds.
+const tiny: TrainConfig = {
+  runsDir,
+  seed: 7,
+  trainImages: 4,
+  testImages: 4,
+  evalImages: 2,
+  imageSize: 32,
+  steps: 16,
+  batchSize: 4,
+  horizontalFlip: false,
+  lr: 0.01,
+  warmupSteps: 2,
+  evalEvery: 8,
+  checkpointEvery: 4,
+  quiet: true,
+  plots: false,
+  model: {
+    backboneChannels: [4, 4, 8, 8, 8],
+    stageDepth: 0,
+    fpnChannels: 8,
+    headDepth: 1,
+    headWidth: 8,
+  },
+};
+
+const bytes = (run: string, file: string) => readFile(join(runsDir, run, file));
+
+describe("RetinaNet", () => {
+  it("gives [B, N, C] and [B, N, 4] over every anchor of P3–P5, with the prior on the class output", () => {
+    const model = new RetinaNet({
+      numClasses: 3,
+      backboneChannels: [4, 4, 8, 8, 8],
+      fpnChannels: 8,
+      headWidth: 8,
+    });
+    const out = model.forward(
+      tensor(new Array(2 * 3 * 64 * 64).fill(0.5), { shape: [2, 3, 64, 64] }),
+    );
+    // 64 px: P3 8 × 8, P4 4 × 4, P5 2 × 2 positions, 9 anchors each: 84 · 9 = 756.
+    expect(out.classification.shape).toEqual([2, 756, 3]);
+    expect(out.regression.shape).toEqual([2, 756, 4]);
+    // N(0, 0.01) weights put every probability near the prior 0.01.
+    const p = out.classification.data;
+    expect(p.every((v) => Math.abs(v - 0.01) < 0.005)).toBe(true);
+    expect(() => new RetinaNet({ numClasses: 3, levels: [4, 5] })).toThrow(
+      /levels must be consecutive from 3/,
+    );
+  });
+});
+
+describe("train", () => {
+  it("lowers the loss, writes the run directory, and repeats itself bit for bit", {
+    timeout: 120_000,
+  }, async () => {
+    const first = await train({ ...tiny, name: "a" });
+    const second = await train({ ...tiny, name: "b" });
+    expect(first.step).toBe(16);
+    expect(first.interrupted).toBe(false);
+    const total = first.losses.map(([, c, b]) => c + b);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    // One batch of the same 4 images at every step: the loss must fall well below its start.
+    expect(mean(total.slice(-4))).toBeLessThan(0.7 * mean(total.slice(0, 4)));
+    expect(first.evaluations.map((e) => e.step)).toEqual([8, 16]);
+    expect(first.final?.images).toBe(4);
+    expect(
+      Buffer.compare(await bytes("a", "model.safetensors"), await bytes("b", "model.safetensors")),
+    ).toBe(0);
+    expect((await bytes("a", "metrics.json")).toString()).toBe(
+      (await bytes("b", "metrics.json")).toString(),
+    );
+    expect(second.losses).toEqual(first.losses);
+    // The saved detector detects as the trained one did.
+    const detector = await loadDetector(join(runsDir, "a"));
+    const config = JSON.parse((await bytes("a", "config.json")).toString());
+    expect(config.detector.classNames).toEqual(["disc", "square", "triangle"]);
+    expect(detector.config.imageSize).toBe(32);
+  });
+
+  it("stops on its signal with a checkpoint, and --resume continues exactly as the uninterrupted run", {
+    timeout: 120_000,
+  }, async () => {
+    const controller = new AbortController();
+    const stopped = await train({
+      ...tiny,
+      name: "c",
+      signal: controller.signal,
+      onStep: (step) => {
+        if (step === 6) controller.abort();
+      },
+    });
+    expect(stopped.interrupted).toBe(true);
+    expect(stopped.step).toBe(6);
+    const resumed = await train({ ...tiny, name: "c", resume: true });
+    expect(resumed.step).toBe(16);
+    const whole = await train({ ...tiny, name: "d" });
+    expect(resumed.losses).toEqual(whole.losses);
+    expect(
+      Buffer.compare(await bytes("c", "model.safetensors"), await bytes("d", "model.safetensors")),
+    ).toBe(0);
+    expect((await bytes("c", "metrics.json")).toString()).toBe(
+      (await bytes("d", "metrics.json")).toString(),
+    );
+  });
+
+  it("refuses a resume with other settings, or without a checkpoint, and bad settings by name", async () => {
+    await expect(train({ ...tiny, name: "c", resume: true, lr: 0.02 })).rejects.toThrow(
+      /settings differ/,
+    );
+    await expect(train({ ...tiny, name: "none", resume: true })).rejects.toThrow(/no checkpoint/);
+    await expect(train({ ...tiny, steps: 0 })).rejects.toThrow(
+      /train: steps must be an integer >= 1, got 0/,
+    );
+    await expect(train({ ...tiny, loss: "mse" as "focal" })).rejects.toThrow(/loss must be one of/);
+  });
+});
