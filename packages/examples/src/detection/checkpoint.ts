@@ -1,28 +1,9 @@
 /** Training checkpoints of a run directory: model, optimiser state and step in one safetensors file, written atomically. */
 
 import { readFile } from "node:fs/promises";
-import { type nn, type optim, Tensor } from "@focalgrad/core";
+import { type nn, type optim, type Tensor, tensor } from "@focalgrad/core";
 import { decodeSafetensors, encodeSafetensors } from "@focalgrad/core/checkpoint";
 import { writeAtomic } from "./files.js";
-
-/**
- * The per-parameter state that core's optimisers keep to themselves. Core has no optimiser
- * `stateDict()` yet (issue 13 asks for one); until it has, a checkpoint reads and restores these
- * two fields directly, and fails loudly if their shape ever changes.
- */
-interface OptimizerInternals {
-  state: Map<Tensor, Float64Array[]>;
-  /** Adam's step count per parameter, keyed by its first slot. */
-  steps?: WeakMap<Float64Array, number>;
-}
-
-function internalsOf(optimizer: optim.Optimizer): OptimizerInternals {
-  const internals = optimizer as unknown as OptimizerInternals;
-  if (!(internals.state instanceof Map)) {
-    throw new Error(`checkpoint: ${optimizer.name} does not keep its state where expected`);
-  }
-  return internals;
-}
 
 /** What a checkpoint restores besides the tensors: the step to continue from and the run's own records. */
 export interface CheckpointState {
@@ -36,7 +17,7 @@ const MODEL = "model.";
 const OPTIMIZER = "optimizer.";
 
 /**
- * Saves `model`'s state dict, `optimizer`'s per-parameter state (keyed by parameter name) and
+ * Saves `model`'s state dict, `optimizer`'s `stateDict()` (its buffers as float64 tensors) and
  * `state` to `path` as one safetensors file, atomically.
  *
  * @example
@@ -50,22 +31,16 @@ export async function saveCheckpoint(
 ): Promise<void> {
   const tensors = new Map<string, Tensor>();
   for (const [name, t] of model.stateDict()) tensors.set(MODEL + name, t);
-  const internals = internalsOf(optimizer);
-  const adamSteps: Record<string, number> = {};
-  for (const [name, p] of model.namedParameters()) {
-    const slots = internals.state.get(p);
-    if (slots === undefined) continue;
+  // The optimiser's own state dict; its buffers go in as float64 tensors, the rest as metadata.
+  const { state: buffers, ...rest } = optimizer.stateDict();
+  for (const [index, slots] of Object.entries(buffers)) {
     slots.forEach((slot, i) => {
-      tensors.set(`${OPTIMIZER}${name}.${i}`, new Tensor(slot, p.shape, "float64"));
+      tensors.set(`${OPTIMIZER}${index}.${i}`, tensor(Float64Array.from(slot)));
     });
-    const steps = slots.length > 0 ? internals.steps?.get(slots[0]) : undefined;
-    if (steps !== undefined) adamSteps[name] = steps;
   }
   const metadata = {
     step: String(state.step),
-    optimizer: optimizer.name,
-    optimizerSteps: String(optimizer.stepCount),
-    adamSteps: JSON.stringify(adamSteps),
+    optimizer: JSON.stringify(rest),
     extra: JSON.stringify(state.extra),
   };
   await writeAtomic(path, encodeSafetensors(tensors, metadata));
@@ -86,8 +61,14 @@ export async function loadCheckpoint(
 ): Promise<CheckpointState> {
   const { tensors, metadata } = decodeSafetensors(await readFile(path));
   const problem = (what: string) => new Error(`loadCheckpoint: ${JSON.stringify(path)}: ${what}`);
-  if (metadata.optimizer !== optimizer.name) {
-    throw problem(`was written with optimiser ${metadata.optimizer}, not ${optimizer.name}`);
+  let saved: Omit<optim.OptimizerState, "state">;
+  try {
+    saved = JSON.parse(metadata.optimizer ?? "null");
+  } catch {
+    throw problem("its optimiser state is not JSON");
+  }
+  if (saved?.name !== optimizer.name) {
+    throw problem(`was written with optimiser ${saved?.name}, not ${optimizer.name}`);
   }
   const step = Number(metadata.step);
   if (!Number.isInteger(step) || step < 0) throw problem(`bad step ${metadata.step}`);
@@ -97,31 +78,16 @@ export async function loadCheckpoint(
     if (found === undefined || found.size !== target.size || found.dtype !== target.dtype) {
       throw problem(`model tensor "${name}" is missing or of another shape or dtype`);
     }
-    writes.push(() => {
-      target.data.set(found.data);
-      target.markModified();
-    });
+    writes.push(() => target.write((d) => d.set(found.read())));
   }
-  const internals = internalsOf(optimizer);
-  const adamSteps = JSON.parse(metadata.adamSteps ?? "{}") as Record<string, number>;
-  const restored = new Map<Tensor, { name: string; slots: Float64Array[] }>();
-  for (const [name, p] of model.namedParameters()) {
-    const slots: Float64Array[] = [];
-    for (let i = 0; tensors.has(`${OPTIMIZER}${name}.${i}`); i++) {
-      const slot = tensors.get(`${OPTIMIZER}${name}.${i}`)!;
-      if (slot.size !== p.size || slot.dtype !== "float64") {
-        throw problem(`optimiser state "${name}.${i}" does not fit its parameter`);
-      }
-      slots.push(Float64Array.from(slot.data));
-    }
-    if (slots.length > 0) restored.set(p, { name, slots });
+  const buffers: optim.OptimizerState["state"] = {};
+  for (const [key, t] of tensors) {
+    if (!key.startsWith(OPTIMIZER)) continue;
+    const [index, slot] = key.slice(OPTIMIZER.length).split(".").map(Number);
+    (buffers[index] ??= [])[slot] = Array.from(t.read());
   }
+  // loadStateDict checks every buffer against its parameter before it changes anything.
+  optimizer.loadStateDict({ ...saved, state: buffers });
   for (const write of writes) write();
-  internals.state.clear();
-  for (const [p, { name, slots }] of restored) {
-    internals.state.set(p, slots);
-    if (adamSteps[name] !== undefined) internals.steps?.set(slots[0], adamSteps[name]);
-  }
-  optimizer.stepCount = Number(metadata.optimizerSteps);
   return { step, extra: JSON.parse(metadata.extra ?? "null") };
 }
