@@ -80,7 +80,7 @@ export class DataLoader implements Iterable<Tensor[]> {
   *[Symbol.iterator](): Iterator<Tensor[]> {
     const n = this.samples;
     const order = this.shuffle
-      ? (randperm(n, { generator: this.#generator }).data as Int32Array)
+      ? (randperm(n, { generator: this.#generator }).read() as Int32Array)
       : Int32Array.from({ length: n }, (_, i) => i);
     for (let b = 0; b < this.length; b++) {
       const rows = order.subarray(b * this.batchSize, Math.min(n, (b + 1) * this.batchSize));

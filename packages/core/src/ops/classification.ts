@@ -55,7 +55,7 @@ function rowsOf(op: string, input: Tensor, target: Tensor, ignoreIndex: number):
   if (!Number.isInteger(ignoreIndex)) {
     throw new Error(`${op}: ignoreIndex must be an integer, got ${ignoreIndex}`);
   }
-  const labels = target.data;
+  const labels = target.read();
   const kept: number[] = [];
   const keptClasses: number[] = [];
   for (let i = 0; i < labels.length; i++) {
