@@ -84,7 +84,8 @@ export async function loadCheckpoint(
   for (const [key, t] of tensors) {
     if (!key.startsWith(OPTIMIZER)) continue;
     const [index, slot] = key.slice(OPTIMIZER.length).split(".").map(Number);
-    (buffers[index] ??= [])[slot] = Array.from(t.read());
+    buffers[index] ??= [];
+    buffers[index][slot] = Array.from(t.read());
   }
   // loadStateDict checks every buffer against its parameter before it changes anything.
   optimizer.loadStateDict({ ...saved, state: buffers });
