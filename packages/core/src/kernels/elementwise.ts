@@ -176,8 +176,9 @@ const settleBelow = 1 << 14;
 /**
  * @internal Runs `fn` (a backward pass) with the pending sums among `tensors` (its graph) open to
  * being computed inside the pass's own loops, then computes those still pending, and every small
- * pending result among `tensors`, so that nothing of the graph is left to read values that an
- * optimiser step may change afterwards.
+ * pending result among `tensors` (the loss), while the arrays they read are fresh: afterwards the
+ * programs let go of the arrays they captured. (Correctness does not depend on it: a pending
+ * result reads the values it was made from, whatever an optimiser step writes later.)
  */
 export function whileDifferentiating<T>(tensors: readonly Tensor[], fn: () => T): T {
   const before = partners;
