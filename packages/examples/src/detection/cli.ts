@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { Tensor } from "@focalgrad/core";
+import { type Tensor, tensor } from "@focalgrad/core";
 import { PNG } from "pngjs";
 import { digitsDataset, shapesDataset } from "./datasets.js";
 import { loadDetector } from "./detector.js";
@@ -214,7 +214,7 @@ async function readPng(path: string): Promise<Tensor> {
   for (let i = 0; i < width * height; i++) {
     for (let c = 0; c < 3; c++) out[c * width * height + i] = data[4 * i + c] / 255;
   }
-  return new Tensor(out, [1, 3, height, width], "float32");
+  return tensor(out, { shape: [1, 3, height, width], dtype: "float32" });
 }
 
 async function runPredict(args: string[]): Promise<void> {
@@ -255,7 +255,7 @@ async function runPredict(args: string[]): Promise<void> {
     });
     const pixels = new Float32Array(loaded.length * 3 * size * size);
     for (const [i, t] of loaded.entries()) pixels.set(t.data, i * 3 * size * size);
-    images = new Tensor(pixels, [loaded.length, 3, size, size], "float32");
+    images = tensor(pixels, { shape: [loaded.length, 3, size, size], dtype: "float32" });
     sources = values.image;
   } else {
     const { training } = JSON.parse(await readFile(`${values.run}/config.json`, "utf8"));
@@ -298,8 +298,8 @@ async function runPredict(args: string[]): Promise<void> {
   }
   if (values.png !== undefined) {
     const empty = detections.map(() => ({
-      boxes: new Tensor(new Float32Array(0), [0, 4], "float32"),
-      labels: new Tensor(new Int32Array(0), [0], "int32"),
+      boxes: tensor(new Float32Array(0), { shape: [0, 4], dtype: "float32" }),
+      labels: tensor(new Int32Array(0), { shape: [0], dtype: "int32" }),
     }));
     await detectionsGrid(images, truths ?? empty, detections, names).writePng(values.png);
   }

@@ -2,7 +2,7 @@
 
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { type Generator, Tensor } from "@focalgrad/core";
+import { type Generator, type Tensor, tensor } from "@focalgrad/core";
 import { integerIn, streamOf } from "./seed.js";
 
 /** Which part of a dataset: images for training, or held-out images for evaluation. */
@@ -79,8 +79,8 @@ function intersection(a: Box, b: Box): number {
 
 function annotationOf(boxes: Box[], labels: number[]): Annotation {
   return {
-    boxes: new Tensor(Float32Array.from(boxes.flat()), [boxes.length, 4], "float32"),
-    labels: new Tensor(Int32Array.from(labels), [labels.length], "int32"),
+    boxes: tensor(Float32Array.from(boxes.flat()), { shape: [boxes.length, 4], dtype: "float32" }),
+    labels: tensor(Int32Array.from(labels), { shape: [labels.length], dtype: "int32" }),
   };
 }
 
@@ -208,7 +208,7 @@ export function shapesDataset(options: DatasetOptions): DetectionDataset {
     annotations.push(annotationOf(boxes, labels));
   }
   return {
-    images: new Tensor(pixels, [count, 3, imageSize, imageSize], "float32"),
+    images: tensor(pixels, { shape: [count, 3, imageSize, imageSize], dtype: "float32" }),
     annotations,
     classNames: SHAPE_CLASSES,
   };
@@ -369,7 +369,7 @@ export function digitsDataset(options: DatasetOptions): DigitsDataset {
     samples.push(shown);
   }
   return {
-    images: new Tensor(pixels, [count, 3, imageSize, imageSize], "float32"),
+    images: tensor(pixels, { shape: [count, 3, imageSize, imageSize], dtype: "float32" }),
     annotations,
     classNames: DIGIT_CLASSES,
     samples,

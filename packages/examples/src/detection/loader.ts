@@ -1,6 +1,6 @@
 /** Shuffled training batches of a detection dataset, with augmentation that keeps every class valid; batch k is a pure function of (seed, k), so a resumed run sees the same batches. */
 
-import { Tensor } from "@focalgrad/core";
+import { type Tensor, tensor } from "@focalgrad/core";
 import type { Annotation, DetectionDataset } from "./datasets.js";
 import { streamOf } from "./seed.js";
 
@@ -56,7 +56,7 @@ export function flipBoxes(boxes: Tensor, width: number): Tensor {
     out[k + 2] = width - src[k];
     out[k + 3] = src[k + 3];
   }
-  return new Tensor(out, boxes.shape, "float32");
+  return tensor(out, { shape: boxes.shape, dtype: "float32" });
 }
 
 /**
@@ -129,7 +129,10 @@ export class BatchLoader {
       return { boxes: flipBoxes(annotation.boxes, width), labels: annotation.labels };
     });
     return {
-      images: new Tensor(pixels, [indices.length, channels, height, width], "float32"),
+      images: tensor(pixels, {
+        shape: [indices.length, channels, height, width],
+        dtype: "float32",
+      }),
       annotations,
       indices,
       flipped,
