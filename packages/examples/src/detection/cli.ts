@@ -38,7 +38,7 @@ Options:
   --clip X               gradient norm clip (default 10)
   --loss NAME            ${LOSSES.join(", ")} (default focal)
   --alpha X, --gamma X   focal loss parameters (default 0.25 and 2)
-  --levels A-B           pyramid levels, from 3 up to 7 (default 3-5)
+  --levels A-B           pyramid levels, from 2 up to 7 (default 2-4 shapes, 3-5 digits)
   --fpn-channels N       channels of the pyramid (default 32)
   --head-depth N         conv layers of each subnet before its output (default 2)
   --head-width N         channels of those layers (default 32)
@@ -112,9 +112,9 @@ function levelsOption(text: unknown): number[] | undefined {
   const match = /^(\d)-(\d)$/.exec(String(text));
   const from = match === null ? Number.NaN : Number(match[1]);
   const to = match === null ? Number.NaN : Number(match[2]);
-  if (!(from === 3 && to >= 3 && to <= 7)) {
+  if (!(from >= 2 && from <= to && to <= 7)) {
     throw new UsageError(
-      `--levels: expected 3-B with B from 3 to 7 (e.g. 3-5), got "${String(text)}"`,
+      `--levels: expected A-B with 2 <= A <= B <= 7 (e.g. 3-5), got "${String(text)}"`,
     );
   }
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);

@@ -97,7 +97,10 @@ export interface TrainConfig {
   checkpointEvery?: number;
   /** The model's settings (numClasses and numAnchors follow from the data and the anchors). */
   model?: Omit<RetinaNetConfig, "numClasses" | "numAnchors">;
-  /** Anchor sizes per level (default 10/20/40 for shapes, 12/24/48 for digits), ratios, scales. */
+  /**
+   * Anchor sizes per level (default 10/20/40 for shapes, 12/24/48 for digits), ratios (default 1
+   * for shapes, 0.5/1/2 otherwise), scales (2^0, 2^⅓, 2^⅔).
+   */
   anchors?: { sizes?: readonly number[]; ratios?: readonly number[]; scales?: readonly number[] };
   /** Mirror training images left–right at random. Default true for shapes, false otherwise (a mirrored digit is no digit). */
   horizontalFlip?: boolean;
@@ -205,6 +208,10 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
     );
   }
   const steps = integerAtLeast("train", "steps", config.steps ?? (shapes ? 600 : 3000), 1);
+  // Objects of 8–32 px on 64 px images need the stride-4 level P2: on a stride-8 grid a fifth of
+  // them overlap no anchor at IoU >= 0.5. Shapes are about as high as wide: one ratio.
+  const levels = [...(config.model?.levels ?? (shapes ? [2, 3, 4] : [3, 4, 5]))];
+  const model = { ...config.model, levels };
   const resolved: ResolvedTrainConfig = {
     dataset,
     name,
@@ -257,10 +264,11 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
     gamma: checkNumber("gamma", config.gamma ?? 2, (v) => v >= 0, "a number >= 0"),
     evalEvery: integerAtLeast("train", "evalEvery", config.evalEvery ?? 250, 0),
     checkpointEvery: integerAtLeast("train", "checkpointEvery", config.checkpointEvery ?? 100, 0),
-    model: { ...config.model },
+    model,
     anchors: {
-      sizes: [...(config.anchors?.sizes ?? (shapes ? [10, 20, 40] : [12, 24, 48]))],
-      ratios: [...(config.anchors?.ratios ?? [0.5, 1, 2])],
+      // One octave apart, from the smallest objects' size up: one per level.
+      sizes: [...(config.anchors?.sizes ?? levels.map((_, i) => (shapes ? 10 : 12) * 2 ** i))],
+      ratios: [...(config.anchors?.ratios ?? (shapes ? [1] : [0.5, 1, 2]))],
       scales: [...(config.anchors?.scales ?? [1, 2 ** (1 / 3), 2 ** (2 / 3)])],
     },
     horizontalFlip: config.horizontalFlip ?? shapes,
@@ -323,7 +331,7 @@ function detectorConfigOf(
   config: ResolvedTrainConfig,
   classNames: readonly string[],
 ): DetectorConfig {
-  const levels = [...(config.model.levels ?? [3, 4, 5])];
+  const levels = [...(config.model.levels ?? [])];
   const anchors = {
     levels,
     sizes: config.anchors.sizes,
