@@ -208,9 +208,11 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
     );
   }
   const steps = integerAtLeast("train", "steps", config.steps ?? (shapes ? 600 : 3000), 1);
-  // Objects of 8–32 px on 64 px images need the stride-4 level P2: on a stride-8 grid a fifth of
-  // them overlap no anchor at IoU >= 0.5. Shapes are about as high as wide: one ratio.
-  const levels = [...(config.model?.levels ?? (shapes ? [2, 3, 4] : [3, 4, 5]))];
+  // Shapes of 8–32 px on 64 px images and digits of 14–40 px on 96 px need the stride-4 level P2:
+  // on a stride-8 grid a fifth of the shapes and half the smallest digits overlap no anchor at
+  // IoU >= 0.5. Shapes are about as high as wide (one ratio), digits higher than wide.
+  const toy = dataset !== "custom";
+  const levels = [...(config.model?.levels ?? (toy ? [2, 3, 4] : [3, 4, 5]))];
   const model = { ...config.model, levels };
   const resolved: ResolvedTrainConfig = {
     dataset,
@@ -268,7 +270,9 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
     anchors: {
       // One octave apart, from the smallest objects' size up: one per level.
       sizes: [...(config.anchors?.sizes ?? levels.map((_, i) => (shapes ? 10 : 12) * 2 ** i))],
-      ratios: [...(config.anchors?.ratios ?? (shapes ? [1] : [0.5, 1, 2]))],
+      ratios: [
+        ...(config.anchors?.ratios ?? (shapes ? [1] : dataset === "digits" ? [1, 2] : [0.5, 1, 2])),
+      ],
       scales: [...(config.anchors?.scales ?? [1, 2 ** (1 / 3), 2 ** (2 / 3)])],
     },
     horizontalFlip: config.horizontalFlip ?? shapes,
