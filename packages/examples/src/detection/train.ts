@@ -27,7 +27,6 @@ import {
   sigmoidFocalLoss,
   smoothL1,
 } from "@focalgrad/losses";
-import { Canvas } from "./canvas.js";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { integerAtLeast } from "./checks.js";
 import { type DetectionDataset, digitsDataset, shapesDataset } from "./datasets.js";
@@ -36,7 +35,7 @@ import { meanAveragePrecision } from "./evaluate.js";
 import { writeJson } from "./files.js";
 import { BatchLoader } from "./loader.js";
 import { RetinaNet, type RetinaNetConfig, resolveRetinaNetConfig } from "./model.js";
-import { detectionsGrid, lineChart } from "./plots.js";
+import { arrange, detectionsGrid, lineChart } from "./plots.js";
 import { type Progress, progressReporter } from "./progress.js";
 
 /** The classification losses `train` can use; all take the same keras-retinanet targets. */
@@ -652,10 +651,7 @@ async function writePlots(
     ],
     { yMax: 1, height: 160 },
   );
-  const both = new Canvas(losses.width, losses.height + map.height);
-  both.pixels.set(losses.pixels, 0);
-  both.pixels.set(map.pixels, losses.pixels.length);
-  await both.writePng(join(runDir, "loss.png"));
+  await arrange([losses, map]).writePng(join(runDir, "loss.png"));
   const count = Math.min(8, test.images.shape[0]);
   const [, c, h, w] = test.images.shape;
   const images = slice(test.images, [0, 0, 0, 0], [count, c, h, w]);
