@@ -231,14 +231,10 @@ describe("ohem", () => {
 
   it("matches a plain-JavaScript reference (selection, value and gradient) on random batches", () => {
     fc.assert(
-      fc.property(ohemCase(), ({ options, yTrue, logits, anchors, shape }) => {
-        const expected = referenceOhem(options, shape, yTrue, logits, anchors);
-        const r = ohemWithGrad(
-          options,
-          tensor(yTrue, { shape: [shape[0], shape[1], shape[2] + 1], dtype: "float64" }),
-          tensor(logits, { shape, dtype: "float64" }),
-          tensor(anchors, { shape: [shape[1], 4], dtype: "float64" }),
-        );
+      fc.property(ohemCase(), (c) => {
+        const expected = referenceOhem(c);
+        const { yTrue, logits, anchors } = caseTensors(c);
+        const r = ohemWithGrad(c.options, yTrue, logits, anchors);
         expect(close(r.value, expected.loss, 1e-12, 1e-14)).toBe(true);
         r.grad.forEach((g, i) => {
           expect(close(g, expected.grad[i], 1e-12, 1e-14)).toBe(true);
@@ -250,20 +246,11 @@ describe("ohem", () => {
 
   it("gradients match central differences away from ties in the loss", () => {
     fc.assert(
-      fc.property(ohemCase(), ({ options, yTrue, logits, anchors, shape }) => {
+      fc.property(ohemCase(), (c) => {
         // A perturbation of 1e-6 must not reorder anchors: keep cases whose losses are 1e-4 apart.
-        const losses = referenceOhem(options, shape, yTrue, logits, anchors).anchorLosses;
-        const sorted = [...losses].sort((a, b) => a - b);
-        fc.pre(sorted.every((v, i) => i === 0 || v - sorted[i - 1] > 1e-4));
-        const yTrueT = tensor(yTrue, {
-          shape: [shape[0], shape[1], shape[2] + 1],
-          dtype: "float64",
-        });
-        const anchorsT = tensor(anchors, { shape: [shape[1], 4], dtype: "float64" });
-        assertGradcheck(
-          (x) => ohem(options)(yTrueT, x, anchorsT),
-          [tensor(logits, { shape, dtype: "float64" })],
-        );
+        fc.pre(lossesApart(c, 1e-4));
+        const { yTrue, logits, anchors } = caseTensors(c);
+        assertGradcheck((x) => ohem(c.options)(yTrue, x, anchors), [logits]);
       }),
       { numRuns: 40 },
     );
@@ -271,20 +258,10 @@ describe("ohem", () => {
 
   it("second order: the BCE curvature sigmoid'(x) / |S| on the selected anchors", () => {
     fc.assert(
-      fc.property(ohemCase(), ({ options, yTrue, logits, anchors, shape }) => {
-        const losses = referenceOhem(options, shape, yTrue, logits, anchors).anchorLosses;
-        const sorted = [...losses].sort((a, b) => a - b);
-        fc.pre(sorted.every((v, i) => i === 0 || v - sorted[i - 1] > 1e-3));
-        const yTrueT = tensor(yTrue, {
-          shape: [shape[0], shape[1], shape[2] + 1],
-          dtype: "float64",
-        });
-        const anchorsT = tensor(anchors, { shape: [shape[1], 4], dtype: "float64" });
-        assertGradgradcheck(
-          (x) => ohem(options)(yTrueT, x, anchorsT),
-          [tensor(logits, { shape, dtype: "float64" })],
-          { atol: 1e-4 },
-        );
+      fc.property(ohemCase(), (c) => {
+        fc.pre(lossesApart(c, 1e-3));
+        const { yTrue, logits, anchors } = caseTensors(c);
+        assertGradgradcheck((x) => ohem(c.options)(yTrue, x, anchors), [logits], { atol: 1e-4 });
       }),
       { numRuns: 10 },
     );
@@ -356,6 +333,22 @@ interface OhemCase {
   anchors: number[];
 }
 
+/** The case as float64 tensors: yTrue [B, N, C + 1], logits [B, N, C], anchors [N, 4]. */
+function caseTensors(c: OhemCase): { yTrue: Tensor; logits: Tensor; anchors: Tensor } {
+  const [batch, count, classes] = c.shape;
+  return {
+    yTrue: tensor(c.yTrue, { shape: [batch, count, classes + 1], dtype: "float64" }),
+    logits: tensor(c.logits, { shape: c.shape, dtype: "float64" }),
+    anchors: tensor(c.anchors, { shape: [count, 4], dtype: "float64" }),
+  };
+}
+
+/** Whether every two anchor losses of the case (by the reference) differ by more than `gap`. */
+function lossesApart(c: OhemCase, gap: number): boolean {
+  const sorted = [...referenceOhem(c).anchorLosses].sort((a, b) => a - b);
+  return sorted.every((v, i) => i === 0 || v - sorted[i - 1] > gap);
+}
+
 /** Small random batches with overlapping anchors, so that NMS suppresses some of them. */
 function ohemCase(): fc.Arbitrary<OhemCase> {
   const box = fc
@@ -415,13 +408,12 @@ function ohemCase(): fc.Arbitrary<OhemCase> {
  * over classes, greedy NMS by decreasing loss (ties by index, a box dropped when its IoU with a
  * kept one exceeds the threshold), the selection, and the gradient (sigmoid(x) - y) / |S|.
  */
-function referenceOhem(
-  options: OhemOptions,
-  [batch, count, classes]: [number, number, number],
-  yTrue: number[],
-  logits: number[],
-  anchors: number[],
-): { loss: number; grad: number[]; anchorLosses: number[] } {
+function referenceOhem({ options, shape, yTrue, logits, anchors }: OhemCase): {
+  loss: number;
+  grad: number[];
+  anchorLosses: number[];
+} {
+  const [batch, count, classes] = shape;
   const softplus = (x: number) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
   const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
   const label = (b: number, n: number, c: number) => yTrue[(b * count + n) * (classes + 1) + c];

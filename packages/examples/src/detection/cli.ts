@@ -72,9 +72,16 @@ Commands:
   predict    detect with a trained run (pnpm detect -- predict --help)`;
 
 /** A user error: printed as one line, without a stack. */
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
-function numberOption(
+/**
+ * The number given for `--name`, checked: an integer if `integer`, at least `min`; undefined if
+ * the flag is absent, a `UsageError` naming the flag otherwise.
+ *
+ * @example
+ * numberOption({ steps: "700" }, "steps", true, 1); // 700
+ */
+export function numberOption(
   values: Record<string, unknown>,
   name: string,
   integer: boolean,

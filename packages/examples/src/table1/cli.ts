@@ -4,6 +4,7 @@ import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { numberOption, UsageError } from "../detection/cli.js";
 import { writeAtomic } from "../detection/files.js";
 import { codeVersion, ResultCache } from "./cache.js";
 import { table1Figure } from "./figures.js";
@@ -35,9 +36,6 @@ Options:
   --list           list the runs and whether each is cached, and stop
   -h, --help       this text`;
 
-/** A user error: printed as one line, without a stack. */
-class UsageError extends Error {}
-
 /** The command line's settings. */
 export interface Table1Options {
   quick: boolean;
@@ -47,16 +45,6 @@ export interface Table1Options {
   threads: number;
   out: string;
   list: boolean;
-}
-
-function positiveInteger(values: Record<string, unknown>, name: string): number | undefined {
-  const text = values[name];
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (String(text).trim() === "" || !Number.isInteger(value) || value < 1) {
-    throw new UsageError(`--${name}: expected an integer >= 1, got "${String(text)}"`);
-  }
-  return value;
 }
 
 /**
@@ -86,13 +74,13 @@ export function parseTable1Arguments(
   if (values.help) return null;
   const quick = values.quick === true;
   const base = quick ? QUICK_BUDGET : FULL_BUDGET;
-  const jobs = positiveInteger(values, "jobs") ?? 2;
+  const jobs = numberOption(values, "jobs", true, 1) ?? 2;
   return {
     quick,
-    seeds: positiveInteger(values, "seeds") ?? (quick ? 2 : 3),
-    budget: { ...base, steps: positiveInteger(values, "steps") ?? base.steps },
+    seeds: numberOption(values, "seeds", true, 1) ?? (quick ? 2 : 3),
+    budget: { ...base, steps: numberOption(values, "steps", true, 1) ?? base.steps },
     jobs,
-    threads: positiveInteger(values, "threads") ?? Math.max(1, Math.floor(cores / jobs)),
+    threads: numberOption(values, "threads", true, 1) ?? Math.max(1, Math.floor(cores / jobs)),
     out: values.out ?? (quick ? "runs/table1-quick" : "runs/table1"),
     list: values.list === true,
   };
