@@ -97,11 +97,16 @@ export function table1Figure(
       ),
     },
   ];
+  // AP axes in tenths, at least to 0.1, so that near-zero results do not fill the chart.
+  const apChart = (title: string, curves: Curve[], xLabel: string) => {
+    const top = Math.max(0, ...curves.flatMap((c) => c.points.map(([, y]) => y)));
+    return lineChart(title, curves, { xLabel, yMax: Math.max(0.1, Math.ceil(top * 10) / 10) });
+  };
   const charts = [
-    lineChart("ap@0.5 vs gamma", againstGamma("map"), { xLabel: "gamma" }),
-    lineChart("coco ap vs gamma", againstGamma("cocoMap"), { xLabel: "gamma" }),
-    lineChart("ap@0.5 vs alpha", againstAlpha("map"), { xLabel: "alpha" }),
-    lineChart("coco ap vs alpha", againstAlpha("cocoMap"), { xLabel: "alpha" }),
+    apChart("ap@0.5 vs gamma", againstGamma("map"), "gamma"),
+    apChart("coco ap vs gamma", againstGamma("cocoMap"), "gamma"),
+    apChart("ap@0.5 vs alpha", againstAlpha("map"), "alpha"),
+    apChart("coco ap vs alpha", againstAlpha("cocoMap"), "alpha"),
   ];
   const lossOf = (test: (c: SweepConfig) => boolean) => {
     const config = grid.find(test);
