@@ -32,7 +32,7 @@ Options:
   --checkpoint-every N   checkpoint every N steps, 0 only at the end (default 100)
   --image-size N         image side in pixels (default 64 shapes, 96 digits)
   --optimizer NAME       adamw (default), adam or sgd
-  --lr X                 peak learning rate (default 0.003; sgd 0.01), warm-up then cosine
+  --lr X                 peak learning rate (default 0.01), warm-up then cosine
   --weight-decay X       (default 0.0001)
   --warmup N             linear warm-up steps (default 50)
   --clip X               gradient norm clip (default 10)
@@ -42,7 +42,7 @@ Options:
   --ohem-ratio R         ohem: R negatives per positive (3 is the 1:3 variant; default: none)
   --levels A-B           pyramid levels, from 2 up to 7 (default 2-4 on shapes and digits)
   --fpn-channels N       channels of the pyramid (default 32)
-  --head-depth N         conv layers of each subnet before its output (default 2)
+  --head-depth N         conv layers of each subnet before its output (default 1 on shapes and digits, 2 otherwise)
   --head-width N         channels of those layers (default 32)
   --norm NAME            backbone normalisation: group (default) or batch
   --resume               continue the checkpoint in the run directory, bit-identically
