@@ -20,12 +20,11 @@ function runtimeImports(): Map<string, string[]> {
     for (const [, typeOnly, clause, target] of text.matchAll(statement)) {
       const names = /^\{([^}]*)\}$/.exec(clause.trim());
       const allTypes =
-        names !== null &&
-        names[1]
+        names?.[1]
           .split(",")
           .map((s) => s.trim())
           .filter((s) => s !== "")
-          .every((s) => s.startsWith("type "));
+          .every((s) => s.startsWith("type ")) === true;
       if (typeOnly !== undefined || allTypes) continue;
       const path = resolve(dirname(join(sourceRoot, file)), target.replace(/\.js$/, ".ts"));
       imports.push(relative(sourceRoot, path));
