@@ -348,47 +348,66 @@ describe("setNumThreads", () => {
 });
 
 describe("worker pool", () => {
-  it("runs shares on workers and reports a share that trapped", () => {
-    // store(i32 address, i32 value) and a function that traps (unreachable).
-    const store = new FunctionBuilder("store", [0x7f, 0x7f]);
-    store.get(0).get(1).memory(0x36, 2, 0); // i32.store
-    const trap = new FunctionBuilder("trap", []);
-    trap.op(0x00);
+  /** fill(address, value, lo, hi): words [lo, hi) at `address` become value + index. */
+  function fillModule() {
+    const fill = new FunctionBuilder("fill", [0x7f, 0x7f, 0x7f, 0x7f]);
+    const i = fill.local(0x7f);
+    fill.forLoop(
+      i,
+      () => fill.get(2),
+      () => fill.get(3),
+      () => {
+        fill.get(0).get(i).i32(4).op(0x6c, 0x6a); // address + 4 · i
+        fill.get(1).get(i).op(0x6a); // value + i
+        fill.memory(0x36, 2, 0); // i32.store
+      },
+    );
+    const trap = new FunctionBuilder("trap", [0x7f, 0x7f]);
+    trap.op(0x00); // unreachable
     const memory = new webAssembly!.Memory({ initial: 1, maximum: 1, shared: true });
     const module = new webAssembly!.Module(
-      assemble([store, trap], { initialPages: 1, maximumPages: 1 }),
+      assemble([fill, trap], { initialPages: 1, maximumPages: 1 }),
     );
     const local = new webAssembly!.Instance(module, { env: { memory } }).exports;
-    const pool = new WorkerPool(module, memory, ["store", "trap"], 2);
+    return { memory, module, local };
+  }
+
+  it("runs every chunk of a job exactly once, whichever thread takes it, and reports a trap", () => {
+    const { memory, module, local } = fillModule();
+    const pool = new WorkerPool(module, memory, ["fill", "trap"], 2);
+    const words = new Int32Array(memory.buffer, 0, 1000);
     try {
-      pool.run(
-        [
-          { fn: 0, args: [0, 11] },
-          { fn: 0, args: [4, 22] },
-          { fn: 0, args: [8, 33] },
-        ],
-        local,
+      // Many jobs back to back, of different chunk counts: late workers must never run a chunk
+      // of a job that has ended, nor miss one of the current job.
+      for (let job = 0; job < 200; job++) {
+        const chunks = 1 + (job % 37);
+        pool.run({ fn: 0, args: [0, job * 1000], total: 1000, chunks }, local);
+        for (let w = 0; w < 1000; w++) {
+          if (words[w] !== job * 1000 + w) throw new Error(`job ${job}: word ${w} is ${words[w]}`);
+        }
+      }
+      expect(() => pool.run({ fn: 1, args: [], total: 4, chunks: 4 }, local)).toThrow(
+        "WorkerPool.run: a chunk of the kernel trapped",
       );
-      // Each participant wrote its own word: this thread 11, the two workers 22 and 33.
-      expect(Array.from(new Int32Array(memory.buffer, 0, 3))).toEqual([11, 22, 33]);
-      expect(() =>
-        pool.run(
-          [
-            { fn: 0, args: [0, 1] },
-            { fn: 1, args: [] },
-          ],
-          local,
-        ),
-      ).toThrow("WorkerPool.run: a worker's share of the kernel trapped");
       // The pool still works after a trap.
-      pool.run(
-        [
-          { fn: 0, args: [0, 5] },
-          { fn: 0, args: [4, 6] },
-        ],
-        local,
+      pool.run({ fn: 0, args: [0, 7], total: 3, chunks: 3 }, local);
+      expect(Array.from(words.subarray(0, 3))).toEqual([7, 8, 9]);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it("rejects chunk counts outside [1, total] and too many arguments", () => {
+    const { memory, module, local } = fillModule();
+    const pool = new WorkerPool(module, memory, ["fill", "trap"], 1);
+    try {
+      expect(() => pool.run({ fn: 0, args: [0, 0], total: 3, chunks: 4 }, local)).toThrow(
+        "WorkerPool.run: chunks must be an integer in [1, min(total 3, 16384)], got 4",
       );
-      expect(Array.from(new Int32Array(memory.buffer, 0, 2))).toEqual([5, 6]);
+      expect(() => pool.run({ fn: 0, args: [0, 0], total: 3, chunks: 0 }, local)).toThrow("got 0");
+      expect(() =>
+        pool.run({ fn: 0, args: new Array(25).fill(0), total: 1, chunks: 1 }, local),
+      ).toThrow("WorkerPool.run: 25 arguments, at most 24");
     } finally {
       pool.close();
     }

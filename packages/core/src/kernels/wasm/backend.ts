@@ -39,7 +39,7 @@ export interface WasmBackendOptions extends GemmThresholds {
  * @example
  * setBackend(createWasmBackend());
  * setBackend(createWasmBackend({ relaxed: false })); // plain SIMD multiply and add
- * createWasmBackend({ minProduct: 0, perThread: 0 }); // every product in wasm, on every thread
+ * createWasmBackend({ minProduct: 0, perChunk: 0 }); // every product in wasm, on every thread
  */
 export function createWasmBackend(options: WasmBackendOptions = {}): DenseBackend {
   const relaxed = options.relaxed ?? hasRelaxedSimd();

@@ -1,9 +1,8 @@
-/** The WebAssembly GEMM as the backend sees it: copies the operands and C into wasm memory, packs there, splits the tiles of C between threads, and copies C back. */
+/** The WebAssembly GEMM as the backend sees it: copies the operands and C into wasm memory, packs there, hands chunks of C's tiles to every thread, and copies C back. */
 
 import type { Gemm } from "../backend.js";
 import { gemm as javascriptGemm } from "../matmul.js";
 import { type GemmLayout, LAYOUTS } from "./gemm-module.js";
-import type { Share } from "./pool.js";
 import { align64, FUNCTION_NAMES, getNumThreads, type WasmRuntime } from "./runtime.js";
 
 /** Where the wasm GEMM hands over to the JavaScript kernel or to more threads. */
@@ -14,10 +13,11 @@ export interface GemmThresholds {
    */
   minProduct?: number;
   /**
-   * Multiply-adds each thread must get before another thread is woken. Default 2¹⁸ (about 20 µs of
-   * work, several times what waking a worker costs).
+   * Multiply-adds each chunk of a threaded product gets at least: a product of less than twice
+   * this runs on the calling thread alone. Default 2¹⁶ (about 5 µs of work, several times what
+   * claiming and packing a chunk costs).
    */
-  perThread?: number;
+  perChunk?: number;
 }
 /** Depth of a packed block: one B panel (kc · nr elements) stays in L1 while A panels pass. */
 const KC = 256;
@@ -25,15 +25,11 @@ const KC = 256;
 const MC_BYTES = 1 << 16;
 
 /**
- * Splits [0, panels) into `parts` contiguous ranges as even as possible, as [start, end) pairs.
+ * Chunks per thread of a threaded product: more than one, so that when a worker starts late (or
+ * a core is busy with another process) the threads that are running take its chunks instead of
+ * waiting for it.
  */
-function split(panels: number, parts: number): [number, number][] {
-  const ranges: [number, number][] = [];
-  for (let t = 0; t < parts; t++) {
-    ranges.push([Math.floor((t * panels) / parts), Math.floor(((t + 1) * panels) / parts)]);
-  }
-  return ranges;
-}
+const CHUNKS_PER_THREAD = 4;
 
 /**
  * A `Gemm` on `runtime`: C += op(A) · op(B), in float32 when C is a Float32Array (the operands
@@ -47,7 +43,7 @@ function split(panels: number, parts: number): [number, number][] {
  */
 export function wasmGemm(
   runtime: WasmRuntime,
-  { minProduct = 16 * 16 * 16, perThread = 1 << 18 }: GemmThresholds = {},
+  { minProduct = 16 * 16 * 16, perChunk = 1 << 16 }: GemmThresholds = {},
 ): Gemm {
   return (...args) => {
     const [m, n, k, a, aOffset, aRowStride, aColStride, b, bOffset, bRowStride, bColStride] = args;
@@ -84,52 +80,68 @@ export function wasmGemm(
     if (bResident < 0) view.set(b.subarray(bOffset, bOffset + bSpan), bStage / bytes);
     // C comes in too, so that the kernel adds into it and the result goes back as plain copies.
     const cBase = cAt / bytes;
-    for (let i = 0; i < m; i++) {
-      const row = cOffset + i * cRowStride;
-      view.set(c.subarray(row, row + n), cBase + i * nPad);
+    // Rows that are contiguous on both sides (conv outputs of a whole plane) move as one block.
+    const contiguous = cRowStride === n && nPad === n;
+    if (contiguous) view.set(c.subarray(cOffset, cOffset + m * n), cBase);
+    else {
+      for (let i = 0; i < m; i++) {
+        const row = cOffset + i * cRowStride;
+        view.set(c.subarray(row, row + n), cBase + i * nPad);
+      }
     }
     // Equal depth blocks near KC, as the JavaScript kernel cuts them.
     const kc = Math.ceil(k / Math.max(1, Math.round(k / KC)));
     const suffix = single ? "32" : "64";
-    const { exports } = runtime;
-    exports[`packA${suffix}`](aFrom, m, k, aRowStride, aColStride, kc, aAt);
-    exports[`packB${suffix}`](bFrom, n, k, bColStride, bRowStride, kc, bAt);
     const mc = Math.max(1, Math.floor(MC_BYTES / (mr * kc * bytes)));
-    const fn = FUNCTION_NAMES.indexOf(`gemm${suffix}`);
-    const ldc = nPad * bytes;
-    const parts = Math.max(
-      1,
-      Math.min(
-        getNumThreads(),
-        Math.floor((m * n * k) / Math.max(1, perThread)),
-        Math.max(mPanels, nPanels),
-      ),
-    );
-    // Split along whichever side has more panels; every tile is summed the same way regardless.
+    // Chunks along whichever side has more panels; the other operand is packed whole first, and
+    // each chunk packs its own share of the split one (so packing runs on every thread). Each
+    // element of C is summed in the same order whatever the chunks and whoever runs them.
     const byColumns = nPanels >= mPanels;
-    const shares: Share[] = split(byColumns ? nPanels : mPanels, parts).map(([lo, hi]) => ({
-      fn,
+    const panels = byColumns ? nPanels : mPanels;
+    const threads = getNumThreads();
+    const chunks =
+      threads === 1
+        ? 1
+        : Math.max(
+            1,
+            Math.min(
+              panels,
+              CHUNKS_PER_THREAD * threads,
+              Math.floor((m * n * k) / Math.max(1, perChunk)),
+            ),
+          );
+    const { exports } = runtime;
+    if (byColumns) exports[`packA${suffix}`](aFrom, m, k, aRowStride, aColStride, kc, aAt);
+    else exports[`packB${suffix}`](bFrom, n, k, bColStride, bRowStride, kc, bAt);
+    runtime.run({
+      fn: FUNCTION_NAMES.indexOf(`tiles${suffix}`),
       args: [
+        aFrom,
+        bFrom,
         aAt,
         bAt,
         cAt,
-        ldc,
-        mPanels,
-        nPanels,
-        byColumns ? 0 : lo,
-        byColumns ? mPanels : hi,
-        byColumns ? lo : 0,
-        byColumns ? hi : nPanels,
+        nPad * bytes,
+        m,
+        n,
         k,
+        aRowStride,
+        aColStride,
+        bRowStride,
+        bColStride,
         kc,
         mc,
-        1,
+        byColumns ? 1 : 0,
       ],
-    }));
-    runtime.run(shares);
-    for (let i = 0; i < m; i++) {
-      const from = cBase + i * nPad;
-      c.set(view.subarray(from, from + n), cOffset + i * cRowStride);
+      total: panels,
+      chunks,
+    });
+    if (contiguous) c.set(view.subarray(cBase, cBase + m * n), cOffset);
+    else {
+      for (let i = 0; i < m; i++) {
+        const from = cBase + i * nPad;
+        c.set(view.subarray(from, from + n), cOffset + i * cRowStride);
+      }
     }
   };
 }
