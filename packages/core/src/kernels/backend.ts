@@ -8,6 +8,7 @@ import {
   conv2dBackwardInputInto,
   conv2dBackwardWeightInto,
   conv2dInto,
+  maxPool2dBackwardInto,
   maxPool2dInto,
   type PoolGeometry,
 } from "./conv.js";
@@ -44,6 +45,8 @@ export interface DenseBackend {
    * (the first maximum in row-major window order; the first NaN wins).
    */
   maxPool2d(x: DataArray, out: DataArray, argmax: Int32Array, geometry: PoolGeometry): void;
+  /** dx += the adjoint of maxPool2d applied to dy: each dy[o] added at dx[argmax[o]]. */
+  maxPool2dBackward(dy: DataArray, argmax: Int32Array, dx: DataArray): void;
   /** out = the mean of each window, the zero padding counted (divides by kh · kw). */
   avgPool2d(x: DataArray, out: DataArray, geometry: PoolGeometry): void;
   /** dx += the adjoint of avgPool2d applied to dy. */
@@ -57,6 +60,7 @@ const KERNELS = [
   "conv2dBackwardInput",
   "conv2dBackwardWeight",
   "maxPool2d",
+  "maxPool2dBackward",
   "avgPool2d",
   "avgPool2dBackward",
 ] as const satisfies readonly (keyof DenseBackend)[];
@@ -77,6 +81,7 @@ export const javascriptBackend: DenseBackend = {
   conv2dBackwardWeight: (x, dy, dw, geometry) =>
     conv2dBackwardWeightInto(x, dy, dw, geometry, gemm),
   maxPool2d: maxPool2dInto,
+  maxPool2dBackward: maxPool2dBackwardInto,
   avgPool2d: avgPool2dInto,
   avgPool2dBackward: avgPool2dBackwardInto,
 };

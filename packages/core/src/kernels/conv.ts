@@ -531,6 +531,14 @@ export function maxPool2dInto(
 }
 
 /**
+ * The adjoint of `maxPool2dInto` in x: dx[argmax[o]] += dy[o] for every output o (an element that
+ * wins several overlapping windows gets each window's gradient).
+ */
+export function maxPool2dBackwardInto(dy: DataArray, argmax: Int32Array, dx: DataArray): void {
+  for (let o = 0; o < argmax.length; o++) dx[argmax[o]] += dy[o];
+}
+
+/**
  * Mean over each window, counting the zero padding (PyTorch's default `count_include_pad`), so
  * that every output divides by kh · kw and the op is exactly linear with a simple adjoint.
  */

@@ -1,4 +1,4 @@
-/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col and pooling in wasm, the JavaScript loop for average pooling's adjoint. */
+/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col and pooling in wasm, the JavaScript loops for the pools' adjoints. */
 
 import type { DenseBackend } from "../backend.js";
 import {
@@ -7,6 +7,7 @@ import {
   conv2dBackwardInputInto,
   conv2dBackwardWeightInto,
   conv2dInto,
+  maxPool2dBackwardInto,
   maxPool2dInto,
 } from "../conv.js";
 import { wasmColumns } from "./columns.js";
@@ -65,6 +66,9 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
     avgPool2d: (x, out, geometry) => {
       if (!pooling.avgPool2d(x, out, geometry)) avgPool2dInto(x, out, geometry);
     },
+    // The pools' adjoints scatter with one addition per element: copying dy, the winners and dx
+    // into wasm memory and back would cost several times the JavaScript loop.
+    maxPool2dBackward: maxPool2dBackwardInto,
     avgPool2dBackward: avgPool2dBackwardInto,
   };
 }

@@ -113,6 +113,7 @@ export function maxPoolFunction(name: string, bytes: 4 | 8): FunctionBuilder {
   const float = bytes === 4 ? F32 : F64;
   const [best, v] = [f.local(float), f.local(float)];
   const at = f.local(I32);
+  const wins = f.local(I32);
   const align = bytes === 4 ? 2 : 3;
   const load = bytes === 4 ? Op.f32Load : Op.f64Load;
   const store = bytes === 4 ? Op.f32Store : Op.f64Store;
@@ -125,13 +126,12 @@ export function maxPoolFunction(name: string, bytes: 4 | 8): FunctionBuilder {
     f.get(w.base).get(w.yLo).get(5).op(Op.i32Mul, Op.i32Add).get(w.xLo).op(Op.i32Add).set(at);
     eachElement(f, w, (index) => {
       f.get(x).get(index).i32(bytes).op(Op.i32Mul, Op.i32Add).memory(load, align, 0).set(v);
-      // v > best || (v is NaN && best is not)
+      // If v > best || (v is NaN && best is not): best = v, at = index. Selects, not a branch:
+      // on real activations the comparison goes either way at random.
       f.get(v).get(best).op(gt);
-      f.get(v).get(v).op(ne).get(best).get(best).op(eq, I32_AND, I32_OR);
-      f.ifElse(() => {
-        f.get(v).set(best);
-        f.get(index).set(at);
-      });
+      f.get(v).get(v).op(ne).get(best).get(best).op(eq, I32_AND, I32_OR).set(wins);
+      f.get(v).get(best).get(wins).op(Op.select).set(best);
+      f.get(index).get(at).get(wins).op(Op.select).set(at);
     });
     f.get(out).get(w.o).i32(bytes).op(Op.i32Mul, Op.i32Add).get(best).memory(store, align, 0);
     f.get(argmax).get(w.o).i32(4).op(Op.i32Mul, Op.i32Add).get(at).memory(I32_STORE, 2, 0);
