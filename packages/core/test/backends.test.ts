@@ -3,13 +3,23 @@
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  add,
+  argmax,
   createWasmBackend,
+  cumsum,
   type DenseBackend,
+  gather,
+  gatherNd,
   getBackend,
   getNumThreads,
   javascriptBackend,
+  max,
+  maxPool2d,
   setBackend,
   setNumThreads,
+  sum,
+  takeAlongAxis,
+  tensor,
 } from "../src/index.js";
 import { backendFromEnvironment, type ConvGeometry } from "../src/kernels/backend.js";
 import { assemble, FunctionBuilder } from "../src/kernels/wasm/assembler.js";
@@ -331,6 +341,92 @@ describe("backend selection", () => {
     );
     expect(() => backendFromEnvironment("cuda")).toThrow(
       'FOCALGRAD_BACKEND: unknown backend "cuda" (expected "wasm", "javascript" or "js")',
+    );
+  });
+});
+
+describe("the backend seam beyond products and convolutions", () => {
+  it("routes pool gradients, reductions and gathers through the current backend", () => {
+    const base = getBackend();
+    const calls = new Set<string>();
+    const traced = { ...base, name: "traced" } as DenseBackend;
+    const kernels = [
+      "maxPool2dBackward",
+      "reduce",
+      "argReduce",
+      "cumulativeSum",
+      "gatherAxis",
+      "scatterAddAxis",
+      "gatherRows",
+      "scatterAddRows",
+      "gatherAlong",
+      "scatterAddAlong",
+    ] as const;
+    for (const name of kernels) {
+      const kernel = base[name] as (...args: unknown[]) => void;
+      (traced as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+        calls.add(name);
+        kernel(...args);
+      };
+    }
+    const previous = setBackend(traced);
+    try {
+      const x = tensor(
+        [
+          [1, 5, 2],
+          [4, 3, 6],
+        ],
+        { requiresGrad: true },
+      );
+      const index = tensor([2, 0], { dtype: "int32" });
+      const pairs = tensor([[1, 2]], { dtype: "int32" });
+      const along = tensor([[0], [2]], { dtype: "int32" });
+      // Every term's gradient in x worked out by hand: max over axis 1 picks 5 and 6 (one each),
+      // gather along axis 1 at [2, 0] takes columns 2 and 0 of both rows, gatherNd takes x[1, 2],
+      // takeAlongAxis takes x[0, 0] and x[1, 2]; sum and cumsum feed the rest.
+      const loss = add(
+        add(sum(max(x, { axis: 1 })), sum(gather(x, index, 1))),
+        add(sum(gatherNd(x, pairs)), sum(takeAlongAxis(x, along, 1))),
+      );
+      sum(add(loss, sum(cumsum(x, 1)))).backward();
+      expect(argmax(x, { axis: 1 }).toArray()).toEqual([1, 2]);
+      const pooled = tensor(
+        [
+          [
+            [
+              [1, 3],
+              [2, 0],
+            ],
+          ],
+        ],
+        { requiresGrad: true },
+      );
+      sum(maxPool2d(pooled, { kernelSize: 2 })).backward();
+      expect(pooled.grad?.toArray()).toEqual([
+        [
+          [
+            [0, 1],
+            [0, 0],
+          ],
+        ],
+      ]);
+      // d/dx: max → [[0, 1, 0], [0, 0, 1]]; gather → [[1, 0, 1], [1, 0, 1]]; gatherNd →
+      // [[0, 0, 0], [0, 0, 1]]; takeAlongAxis → [[1, 0, 0], [0, 0, 1]]; Σ cumsum (row of 3) →
+      // [[3, 2, 1], [3, 2, 1]].
+      expect(x.grad?.toArray()).toEqual([
+        [5, 3, 2],
+        [4, 2, 5],
+      ]);
+      expect([...kernels].filter((name) => !calls.has(name))).toEqual([]);
+    } finally {
+      setBackend(previous);
+    }
+  });
+
+  it("rejects a backend that lacks one of the kernels, naming it", () => {
+    const { reduce: _, ...partial } = javascriptBackend;
+    expect(() => setBackend(partial as DenseBackend)).toThrow(
+      "setBackend: backend.reduce must be a function, got undefined",
     );
   });
 });

@@ -1,4 +1,4 @@
-/** The seam between ops and the dense kernels: ops call whichever backend is current, so a faster one (WebAssembly SIMD) can replace the plain-JavaScript loops without touching any op. */
+/** The seam between ops and every kernel that is not elementwise (products, convolutions, pools, reductions, gathers): ops call whichever backend is current, so a faster one (WebAssembly SIMD) can replace the plain-JavaScript loops without touching any op. */
 
 import type { DataArray } from "../dtype.js";
 import {
@@ -12,7 +12,17 @@ import {
   maxPool2dInto,
   type PoolGeometry,
 } from "./conv.js";
+import type {
+  gatherAlong,
+  gatherAxis,
+  gatherRows,
+  scatterAddAlong,
+  scatterAddAxis,
+  scatterAddRows,
+} from "./gather.js";
+import { javascriptReductions } from "./javascript-reductions.js";
 import { gemm } from "./matmul.js";
+import type { argReduce, cumulativeSum, reduce } from "./reduce.js";
 import { createWasmBackend } from "./wasm/backend.js";
 import { hasWasmSimd } from "./wasm/runtime.js";
 
@@ -20,8 +30,10 @@ import { hasWasmSimd } from "./wasm/runtime.js";
 export type Gemm = typeof gemm;
 
 /**
- * The dense kernels an op may ask for. Every function writes into an output the caller allocated
- * (zero-filled) and never allocates per element; float32 and float64 arrays must both be handled.
+ * The kernels an op may ask for besides the elementwise ones (which fuse, and live apart). Every
+ * function writes into an output the caller allocated (zero-filled) and never allocates per
+ * element; float32 and float64 arrays must both be handled, and int32 where an op allows it
+ * (reductions, gathers).
  */
 export interface DenseBackend {
   /** A name for messages and benchmarks, e.g. "javascript". */
@@ -51,6 +63,24 @@ export interface DenseBackend {
   avgPool2d(x: DataArray, out: DataArray, geometry: PoolGeometry): void;
   /** dx += the adjoint of avgPool2d applied to dy. */
   avgPool2dBackward(dy: DataArray, dx: DataArray, geometry: PoolGeometry): void;
+  /** Sum, max or min over the middle axis of x viewed as [outer, length, inner]. */
+  reduce: typeof reduce;
+  /** The position of the max or min over the middle axis (first on ties, first NaN wins). */
+  argReduce: typeof argReduce;
+  /** Running sums over the middle axis, forwards or reversed. */
+  cumulativeSum: typeof cumulativeSum;
+  /** out[o, i, n] = x[o, index[i], n] (`gather` along an axis). */
+  gatherAxis: typeof gatherAxis;
+  /** The adjoint of `gatherAxis`: repeated indices add up. */
+  scatterAddAxis: typeof scatterAddAxis;
+  /** Contiguous slices at row starts (`gatherNd`). */
+  gatherRows: typeof gatherRows;
+  /** The adjoint of `gatherRows`. */
+  scatterAddRows: typeof scatterAddRows;
+  /** out[o, j, n] = x[o, index[o, j, n], n] (`takeAlongAxis`). */
+  gatherAlong: typeof gatherAlong;
+  /** The adjoint of `gatherAlong`. */
+  scatterAddAlong: typeof scatterAddAlong;
 }
 
 /** The kernels every backend must provide. */
@@ -63,12 +93,21 @@ const KERNELS = [
   "maxPool2dBackward",
   "avgPool2d",
   "avgPool2dBackward",
+  "reduce",
+  "argReduce",
+  "cumulativeSum",
+  "gatherAxis",
+  "scatterAddAxis",
+  "gatherRows",
+  "scatterAddRows",
+  "gatherAlong",
+  "scatterAddAlong",
 ] as const satisfies readonly (keyof DenseBackend)[];
 
 /**
  * Plain JavaScript: packed, blocked, 4 × 4 register-tiled gemm, im2col convolutions on top of
- * it, direct pooling loops. The reference every other backend is tested against, and the
- * fallback where WebAssembly SIMD is missing.
+ * it, direct pooling loops, and the reductions and gathers. The reference every other backend is
+ * tested against, and the fallback where WebAssembly SIMD is missing.
  *
  * @example
  * setBackend(javascriptBackend);
@@ -84,6 +123,7 @@ export const javascriptBackend: DenseBackend = {
   maxPool2dBackward: maxPool2dBackwardInto,
   avgPool2d: avgPool2dInto,
   avgPool2dBackward: avgPool2dBackwardInto,
+  ...javascriptReductions,
 };
 
 /** The backends that can be selected by name (`setBackend` or the FOCALGRAD_BACKEND variable). */

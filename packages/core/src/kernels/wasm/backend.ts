@@ -1,4 +1,4 @@
-/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col and pooling in wasm, the JavaScript loops for the pools' adjoints. */
+/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col and pooling in wasm, the JavaScript loops for the pools' adjoints, the reductions and the gathers. */
 
 import type { DenseBackend } from "../backend.js";
 import {
@@ -10,6 +10,7 @@ import {
   maxPool2dBackwardInto,
   maxPool2dInto,
 } from "../conv.js";
+import { javascriptReductions } from "../javascript-reductions.js";
 import { wasmColumns } from "./columns.js";
 import { type GemmThresholds, wasmGemm } from "./gemm.js";
 import { wasmPooling } from "./pooling.js";
@@ -70,5 +71,6 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
     // into wasm memory and back would cost several times the JavaScript loop.
     maxPool2dBackward: maxPool2dBackwardInto,
     avgPool2dBackward: avgPool2dBackwardInto,
+    ...javascriptReductions,
   };
 }
