@@ -199,59 +199,128 @@ const geometryArb = fc
     };
   });
 
+/**
+ * The three convolution kernels of `backend` on `g` (float32 or float64) against the float64
+ * reference, each within the rounding bound of its sums.
+ */
+function checkConvolution(backend: DenseBackend, g: ConvGeometry, single: boolean): void {
+  const cast = (x: Float64Array) => (single ? Float32Array.from(x) : x);
+  const unit = single ? F32_UNIT : F64_UNIT;
+  const xSize = g.batch * g.inChannels * g.inHeight * g.inWidth;
+  const wSize = g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth;
+  const ySize = g.batch * g.outChannels * g.outHeight * g.outWidth;
+  const x = cast(filled(xSize, 1 + xSize));
+  const w = cast(filled(wSize, 2 + wSize));
+  const dy = cast(filled(ySize, 3 + ySize));
+  const bias = cast(filled(g.outChannels, 4));
+  const depth = (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth;
+  type Arrays = (Float32Array | Float64Array)[];
+  /**
+   * `kernel` on this backend against its float64 value and magnitude bound on the reference; the
+   * backward kernels add into their output, so it starts at small integers for them.
+   */
+  const compare = (
+    size: number,
+    terms: number,
+    operands: Arrays,
+    kernel: (on: DenseBackend, inputs: Arrays, out: Float32Array | Float64Array) => void,
+    adds = true,
+  ) => {
+    const start = filled(size, 5).map((v) => (adds ? Math.round(8 * v) : 0));
+    const actual = single ? Float32Array.from(start) : Float64Array.from(start);
+    kernel(backend, operands, actual);
+    const exact = Float64Array.from(start);
+    kernel(
+      javascriptBackend,
+      operands.map((t) => Float64Array.from(t)),
+      exact,
+    );
+    const magnitude = abs(start);
+    kernel(javascriptBackend, operands.map(abs), magnitude);
+    expectWithinRounding(actual, exact, magnitude, terms, unit);
+  };
+  compare(
+    ySize,
+    depth + 1,
+    [x, w, bias],
+    (on, [a, k, b], out) => on.conv2d(a, k, b, out, g),
+    false,
+  );
+  compare(xSize, g.outChannels * depth, [dy, w], (on, [d, k], out) =>
+    on.conv2dBackwardInput(d, k, out, g),
+  );
+  compare(wSize, ySize, [x, dy], (on, [a, d], out) => on.conv2dBackwardWeight(a, d, out, g));
+}
+
 describe("wasm convolution kernels", () => {
   for (const backend of WASM_BACKENDS) {
     for (const dtype of ["float32", "float64"] as const) {
       it(`${backend.name}, ${dtype}: forward, backward-input and backward-weight within rounding of float64`, () => {
-        const single = dtype === "float32";
-        const cast = (x: Float64Array) => (single ? Float32Array.from(x) : x);
-        const unit = single ? F32_UNIT : F64_UNIT;
         fc.assert(
-          fc.property(geometryArb, (g) => {
-            const xSize = g.batch * g.inChannels * g.inHeight * g.inWidth;
-            const wSize =
-              g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth;
-            const ySize = g.batch * g.outChannels * g.outHeight * g.outWidth;
-            const x = cast(filled(xSize, 1 + xSize));
-            const w = cast(filled(wSize, 2 + wSize));
-            const dy = cast(filled(ySize, 3 + ySize));
-            const bias = cast(filled(g.outChannels, 4));
-            const depth = (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth;
-            type Arrays = (Float32Array | Float64Array)[];
-            /** `kernel` on this backend against its float64 value and magnitude bound on the reference. */
-            const compare = (
-              size: number,
-              terms: number,
-              operands: Arrays,
-              kernel: (on: DenseBackend, inputs: Arrays, out: Float32Array | Float64Array) => void,
-            ) => {
-              const actual = single ? new Float32Array(size) : new Float64Array(size);
-              kernel(backend, operands, actual);
-              const exact = new Float64Array(size);
-              kernel(
-                javascriptBackend,
-                operands.map((t) => Float64Array.from(t)),
-                exact,
-              );
-              const magnitude = new Float64Array(size);
-              kernel(javascriptBackend, operands.map(abs), magnitude);
-              expectWithinRounding(actual, exact, magnitude, terms, unit);
-            };
-            compare(ySize, depth + 1, [x, w, bias], (on, [a, k, b], out) =>
-              on.conv2d(a, k, b, out, g),
-            );
-            compare(xSize, g.outChannels * depth, [dy, w], (on, [d, k], out) =>
-              on.conv2dBackwardInput(d, k, out, g),
-            );
-            compare(wSize, ySize, [x, dy], (on, [a, d], out) =>
-              on.conv2dBackwardWeight(a, d, out, g),
-            );
-          }),
+          fc.property(geometryArb, (g) => checkConvolution(backend, g, dtype === "float32")),
           { numRuns: 40 },
         );
       });
     }
   }
+
+  it("batches images into one product, several batches when their columns exceed one, and takes blocks of rows for images too large for a batch", () => {
+    const base = {
+      outChannels: 4,
+      kernelHeight: 3,
+      kernelWidth: 3,
+      strideHeight: 1,
+      strideWidth: 1,
+      padTop: 1,
+      padLeft: 1,
+      dilationHeight: 1,
+      dilationWidth: 1,
+      groups: 1,
+    };
+    // 8 · 9 = 72 column rows of 64 · 64 pixels: 294 912 elements per image, 3 images per batch
+    // of 2²⁰, so 5 images make batches of 3 and 2.
+    const batches: ConvGeometry = {
+      ...base,
+      batch: 5,
+      inChannels: 8,
+      inHeight: 64,
+      inWidth: 64,
+      outHeight: 64,
+      outWidth: 64,
+    };
+    // 16 · 9 = 144 rows of 90 · 90 pixels: 1 166 400 elements, more than a batch holds.
+    const rows: ConvGeometry = {
+      ...base,
+      batch: 1,
+      inChannels: 16,
+      inHeight: 90,
+      inWidth: 90,
+      outHeight: 90,
+      outWidth: 90,
+    };
+    for (const g of [batches, rows]) checkConvolution(WASM_BACKENDS[0], g, true);
+    checkConvolution(WASM_BACKENDS[0], batches, false);
+    // The same bits on one thread and on two (every chunk of every product split differently).
+    const threads = getNumThreads();
+    try {
+      const x = Float32Array.from(filled(5 * 8 * 64 * 64, 1));
+      const w = Float32Array.from(filled(4 * 8 * 9, 2));
+      const dy = Float32Array.from(filled(5 * 4 * 64 * 64, 3));
+      const [one, two] = [1, 2].map((n) => {
+        setNumThreads(n);
+        const out = new Float32Array(dy.length);
+        const dx = new Float32Array(x.length);
+        const dw = new Float32Array(w.length);
+        WASM_BACKENDS[0].conv2d(x, w, null, out, batches);
+        WASM_BACKENDS[0].conv2dBackwardInput(dy, w, dx, batches);
+        WASM_BACKENDS[0].conv2dBackwardWeight(x, dy, dw, batches);
+        return [out, dx, dw];
+      });
+      expect(two).toEqual(one);
+    } finally {
+      setNumThreads(threads);
+    }
+  });
 });
 
 describe("wasm pooling kernels", () => {

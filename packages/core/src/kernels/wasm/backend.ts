@@ -12,7 +12,8 @@ import {
 } from "../conv.js";
 import { javascriptReductions } from "../javascript-reductions.js";
 import { wasmColumns } from "./columns.js";
-import { type GemmThresholds, wasmGemm } from "./gemm.js";
+import { wasmConvolutions } from "./convolution.js";
+import { type GemmThresholds, PER_CHUNK, wasmGemm } from "./gemm.js";
 import { wasmPooling } from "./pooling.js";
 import { hasRelaxedSimd, WasmRuntime } from "./runtime.js";
 
@@ -51,16 +52,25 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
   const runtime = new WasmRuntime(relaxed);
   const gemm = wasmGemm(runtime, options);
   const columns = wasmColumns(runtime);
+  const batched = wasmConvolutions(runtime, options.perChunk ?? PER_CHUNK);
   const pooling = wasmPooling(runtime);
+  // Several images per product where their columns fit a batch, else a block of rows at a time.
+  const conv2d: DenseBackend["conv2d"] = (x, w, bias, out, geometry) => {
+    if (!batched.conv2d(x, w, bias, out, geometry)) {
+      conv2dInto(x, w, bias, out, geometry, gemm, COLUMN_BLOCK, columns);
+    }
+  };
   return {
     name: relaxed ? "wasm" : "wasm-simd",
     gemm,
-    conv2d: (x, w, bias, out, geometry) =>
-      conv2dInto(x, w, bias, out, geometry, gemm, COLUMN_BLOCK, columns),
+    conv2d,
     conv2dBackwardInput: (dy, w, dx, geometry) =>
-      conv2dBackwardInputInto(dy, w, dx, geometry, gemm, COLUMN_BLOCK, columns),
-    conv2dBackwardWeight: (x, dy, dw, geometry) =>
-      conv2dBackwardWeightInto(x, dy, dw, geometry, gemm, COLUMN_BLOCK, columns),
+      conv2dBackwardInputInto(dy, w, dx, geometry, gemm, COLUMN_BLOCK, columns, conv2d),
+    conv2dBackwardWeight: (x, dy, dw, geometry) => {
+      if (!batched.conv2dBackwardWeight(x, dy, dw, geometry)) {
+        conv2dBackwardWeightInto(x, dy, dw, geometry, gemm, COLUMN_BLOCK, columns);
+      }
+    },
     maxPool2d: (x, out, argmax, geometry) => {
       if (!pooling.maxPool2d(x, out, argmax, geometry)) maxPool2dInto(x, out, argmax, geometry);
     },

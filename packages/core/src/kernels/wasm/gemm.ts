@@ -2,7 +2,7 @@
 
 import type { Gemm } from "../backend.js";
 import { gemm as javascriptGemm } from "../matmul.js";
-import { type GemmLayout, LAYOUTS } from "./gemm-module.js";
+import { LAYOUTS } from "./gemm-module.js";
 import { align64, FUNCTION_NAMES, getNumThreads, type WasmRuntime } from "./runtime.js";
 
 /** Where the wasm GEMM hands over to the JavaScript kernel or to more threads. */
@@ -19,6 +19,9 @@ export interface GemmThresholds {
    */
   perChunk?: number;
 }
+/** The default of `GemmThresholds.perChunk`. */
+export const PER_CHUNK = 1 << 16;
+
 /** Depth of a packed block: one B panel (kc · nr elements) stays in L1 while A panels pass. */
 const KC = 256;
 /** Bytes of A panels per row block, kept in L2 while every B panel of the range passes. */
@@ -30,6 +33,102 @@ const MC_BYTES = 1 << 16;
  * waiting for it.
  */
 const CHUNKS_PER_THREAD = 4;
+
+/** A product whose operands and C are already in wasm memory, by byte address and element strides. */
+export interface ProductAt {
+  m: number;
+  n: number;
+  k: number;
+  /** op(A)[i, p] at byte a + (i · aRowStride + p · aColStride) · bytes. */
+  a: number;
+  aRowStride: number;
+  aColStride: number;
+  /** op(B)[p, j] at byte b + (p · bRowStride + j · bColStride) · bytes. */
+  b: number;
+  bRowStride: number;
+  bColStride: number;
+  /** C[i, j] at byte c + i · ldc + j · bytes; rows padded to whole B panels (nr columns). */
+  c: number;
+  ldc: number;
+  /** First byte free for the packed panels (`packedBytes` of them). */
+  scratch: number;
+}
+
+/** Bytes of packed panels a product of this size needs past its scratch address. */
+export function packedBytes(single: boolean, m: number, n: number, k: number): number {
+  const { bytes, mr, nr } = single ? LAYOUTS.float32 : LAYOUTS.float64;
+  return (
+    align64(Math.ceil(m / mr) * mr * k * bytes) + align64(Math.ceil(n / nr) * nr * k * bytes) + 64
+  );
+}
+
+/**
+ * C += op(A) · op(B) on operands in wasm memory (the caller reserved `packedBytes` past
+ * `p.scratch`): packs the operand that is not split, then runs the chunks of C's tiles on up to
+ * `getNumThreads()` threads, each packing its own share of the other operand. Each element of C is
+ * summed in the same order whatever the chunks and whoever runs them.
+ *
+ * @example
+ * productAt(runtime, true, { m, n, k, a, aRowStride: k, aColStride: 1, b, bRowStride: n, bColStride: 1, c, ldc, scratch }, 1 << 16);
+ */
+export function productAt(
+  runtime: WasmRuntime,
+  single: boolean,
+  p: ProductAt,
+  perChunk: number,
+): void {
+  const { m, n, k } = p;
+  const { bytes, mr, nr } = single ? LAYOUTS.float32 : LAYOUTS.float64;
+  const mPanels = Math.ceil(m / mr);
+  const nPanels = Math.ceil(n / nr);
+  const aAt = align64(p.scratch);
+  const bAt = align64(aAt + mPanels * mr * k * bytes);
+  // Equal depth blocks near KC, as the JavaScript kernel cuts them.
+  const kc = Math.ceil(k / Math.max(1, Math.round(k / KC)));
+  const suffix = single ? "32" : "64";
+  const mc = Math.max(1, Math.floor(MC_BYTES / (mr * kc * bytes)));
+  // Chunks along whichever side has more panels.
+  const byColumns = nPanels >= mPanels;
+  const panels = byColumns ? nPanels : mPanels;
+  const threads = getNumThreads();
+  const chunks =
+    threads === 1
+      ? 1
+      : Math.max(
+          1,
+          Math.min(
+            panels,
+            CHUNKS_PER_THREAD * threads,
+            Math.floor((m * n * k) / Math.max(1, perChunk)),
+          ),
+        );
+  const { exports } = runtime;
+  if (byColumns) exports[`packA${suffix}`](p.a, m, k, p.aRowStride, p.aColStride, kc, aAt);
+  else exports[`packB${suffix}`](p.b, n, k, p.bColStride, p.bRowStride, kc, bAt);
+  runtime.run({
+    fn: FUNCTION_NAMES.indexOf(`tiles${suffix}`),
+    args: [
+      p.a,
+      p.b,
+      aAt,
+      bAt,
+      p.c,
+      p.ldc,
+      m,
+      n,
+      k,
+      p.aRowStride,
+      p.aColStride,
+      p.bRowStride,
+      p.bColStride,
+      kc,
+      mc,
+      byColumns ? 1 : 0,
+    ],
+    total: panels,
+    chunks,
+  });
+}
 
 /**
  * A `Gemm` on `runtime`: C += op(A) · op(B), in float32 when C is a Float32Array (the operands
@@ -43,32 +142,27 @@ const CHUNKS_PER_THREAD = 4;
  */
 export function wasmGemm(
   runtime: WasmRuntime,
-  { minProduct = 16 * 16 * 16, perChunk = 1 << 16 }: GemmThresholds = {},
+  { minProduct = 16 * 16 * 16, perChunk = PER_CHUNK }: GemmThresholds = {},
 ): Gemm {
   return (...args) => {
     const [m, n, k, a, aOffset, aRowStride, aColStride, b, bOffset, bRowStride, bColStride] = args;
     const [c, cOffset, cRowStride] = args.slice(11) as [Parameters<Gemm>[11], number, number];
     if (m === 0 || n === 0 || k === 0) return;
     const single = c instanceof Float32Array;
-    const layout: GemmLayout = single ? LAYOUTS.float32 : LAYOUTS.float64;
-    const { bytes, mr, nr } = layout;
-    const mPanels = Math.ceil(m / mr);
-    const nPanels = Math.ceil(n / nr);
-    const mPad = mPanels * mr;
-    const nPad = nPanels * nr;
+    const { bytes, mr, nr } = single ? LAYOUTS.float32 : LAYOUTS.float64;
+    const nPad = Math.ceil(n / nr) * nr;
+    const mPad = Math.ceil(m / mr) * mr;
     // Wasm memory, in bytes: the elements of A and of B that the product reads, copied as they lie
-    // (one memcpy each; packing then runs in wasm), their packed panels, and C with padded rows.
+    // (one memcpy each; packing then runs in wasm), C with padded rows, then the packed panels.
     const aSpan = (m - 1) * aRowStride + (k - 1) * aColStride + 1;
     const bSpan = (k - 1) * bRowStride + (n - 1) * bColStride + 1;
     const aResident = runtime.addressOf(a, single);
     const bResident = runtime.addressOf(b, single);
     const aStage = align64(runtime.residentBytes);
     const bStage = align64(aStage + (aResident < 0 ? aSpan * bytes : 0));
-    const aAt = align64(bStage + (bResident < 0 ? bSpan * bytes : 0));
-    const bAt = align64(aAt + mPad * k * bytes);
-    const cAt = align64(bAt + nPad * k * bytes);
-    const end = cAt + mPad * nPad * bytes;
-    if (m * n * k <= minProduct || !runtime.reserve(end)) {
+    const cAt = align64(bStage + (bResident < 0 ? bSpan * bytes : 0));
+    const scratch = align64(cAt + mPad * nPad * bytes);
+    if (m * n * k <= minProduct || !runtime.reserve(scratch + packedBytes(single, m, n, k))) {
       javascriptGemm(...args);
       return;
     }
@@ -89,53 +183,25 @@ export function wasmGemm(
         view.set(c.subarray(row, row + n), cBase + i * nPad);
       }
     }
-    // Equal depth blocks near KC, as the JavaScript kernel cuts them.
-    const kc = Math.ceil(k / Math.max(1, Math.round(k / KC)));
-    const suffix = single ? "32" : "64";
-    const mc = Math.max(1, Math.floor(MC_BYTES / (mr * kc * bytes)));
-    // Chunks along whichever side has more panels; the other operand is packed whole first, and
-    // each chunk packs its own share of the split one (so packing runs on every thread). Each
-    // element of C is summed in the same order whatever the chunks and whoever runs them.
-    const byColumns = nPanels >= mPanels;
-    const panels = byColumns ? nPanels : mPanels;
-    const threads = getNumThreads();
-    const chunks =
-      threads === 1
-        ? 1
-        : Math.max(
-            1,
-            Math.min(
-              panels,
-              CHUNKS_PER_THREAD * threads,
-              Math.floor((m * n * k) / Math.max(1, perChunk)),
-            ),
-          );
-    const { exports } = runtime;
-    if (byColumns) exports[`packA${suffix}`](aFrom, m, k, aRowStride, aColStride, kc, aAt);
-    else exports[`packB${suffix}`](bFrom, n, k, bColStride, bRowStride, kc, bAt);
-    runtime.run({
-      fn: FUNCTION_NAMES.indexOf(`tiles${suffix}`),
-      args: [
-        aFrom,
-        bFrom,
-        aAt,
-        bAt,
-        cAt,
-        nPad * bytes,
+    productAt(
+      runtime,
+      single,
+      {
         m,
         n,
         k,
+        a: aFrom,
         aRowStride,
         aColStride,
+        b: bFrom,
         bRowStride,
         bColStride,
-        kc,
-        mc,
-        byColumns ? 1 : 0,
-      ],
-      total: panels,
-      chunks,
-    });
+        c: cAt,
+        ldc: nPad * bytes,
+        scratch,
+      },
+      perChunk,
+    );
     if (contiguous) c.set(view.subarray(cBase, cBase + m * n), cOffset);
     else {
       for (let i = 0; i < m; i++) {
