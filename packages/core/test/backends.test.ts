@@ -381,6 +381,79 @@ describe("wasm pooling kernels", () => {
   }
 });
 
+describe("wasm 2 × 2 max-pool", () => {
+  // The SIMD kernel of the 2 × 2, stride-2, unpadded float32 pool: four windows a step, the rest
+  // one at a time, so widths around multiples of 8 (odd ones leave a column out, floor mode).
+  const twoByTwoArb = fc.record({
+    planes: fc.integer({ min: 1, max: 3 }),
+    inHeight: fc.integer({ min: 2, max: 7 }),
+    inWidth: fc.integer({ min: 2, max: 19 }),
+    values: fc.array(fc.constantFrom(-1, 0, 0.5, 2, Number.NaN, -Infinity), { minLength: 64 }),
+  });
+  for (const backend of WASM_BACKENDS) {
+    it(`${backend.name}: the same maxima and winners as the JavaScript loop, ties, NaN and −∞ included`, () => {
+      fc.assert(
+        fc.property(twoByTwoArb, (c) => {
+          const g = {
+            planes: c.planes,
+            inHeight: c.inHeight,
+            inWidth: c.inWidth,
+            outHeight: Math.floor(c.inHeight / 2),
+            outWidth: Math.floor(c.inWidth / 2),
+            kernelHeight: 2,
+            kernelWidth: 2,
+            strideHeight: 2,
+            strideWidth: 2,
+            padTop: 0,
+            padLeft: 0,
+          };
+          const x = new Float32Array(g.planes * g.inHeight * g.inWidth);
+          x.forEach((_, i) => {
+            x[i] = c.values[i % c.values.length];
+          });
+          const outputs = g.planes * g.outHeight * g.outWidth;
+          const [out, expected] = [new Float32Array(outputs), new Float32Array(outputs)];
+          const [argmax, expectedArgmax] = [new Int32Array(outputs), new Int32Array(outputs)];
+          backend.maxPool2d(x, out, argmax, g);
+          javascriptBackend.maxPool2d(x, expected, expectedArgmax, g);
+          expect(Array.from(out)).toEqual(Array.from(expected));
+          expect(Array.from(argmax)).toEqual(Array.from(expectedArgmax));
+        }),
+        { numRuns: 100 },
+      );
+    });
+  }
+
+  it("picks by hand-worked rules: the first of equal maxima, the first NaN, the top-left of −∞", () => {
+    // One plane 2 × 10: windows over columns (0,1) … (8,9) of both rows.
+    // Window 0: [1, 3 / 3, 2]: 3 first at index 1. Window 1: [NaN, 5 / NaN, 9]: the first NaN,
+    // index 2. Window 2: [−∞, −∞ / −∞, −∞]: index 4 (best stays −∞, the first element wins).
+    // Window 3: [0, −0 / 0, 0]: −0 is not > 0, index 6. Window 4 (the scalar tail): [2, 7 / 7, NaN]:
+    // 7 at 9 first, then the NaN at 19 wins.
+    const top = [1, 3, Number.NaN, 5, -Infinity, -Infinity, 0, -0, 2, 7];
+    const bottom = [3, 2, Number.NaN, 9, -Infinity, -Infinity, 0, 0, 7, Number.NaN];
+    const x = Float32Array.from([...top, ...bottom]);
+    const g = {
+      planes: 1,
+      inHeight: 2,
+      inWidth: 10,
+      outHeight: 1,
+      outWidth: 5,
+      kernelHeight: 2,
+      kernelWidth: 2,
+      strideHeight: 2,
+      strideWidth: 2,
+      padTop: 0,
+      padLeft: 0,
+    };
+    const out = new Float32Array(5);
+    const argmax = new Int32Array(5);
+    WASM_BACKENDS[0].maxPool2d(x, out, argmax, g);
+    expect(Array.from(out)).toEqual([3, Number.NaN, -Infinity, 0, Number.NaN]);
+    expect(Array.from(argmax)).toEqual([1, 2, 4, 6, 19]);
+  });
+});
+
 describe("backend selection", () => {
   it("selects built-in backends by name and returns the previous one", () => {
     const before = getBackend();

@@ -8,7 +8,7 @@ import { gemmFunctions, LAYOUTS, tilesFunction } from "./gemm-module.js";
 import { im2colFunction } from "./im2col-module.js";
 import { packFunction } from "./pack-module.js";
 import { type Job, WorkerPool } from "./pool.js";
-import { avgPoolFunction, maxPoolFunction } from "./pool-module.js";
+import { avgPoolFunction, maxPool2x2Function, maxPoolFunction } from "./pool-module.js";
 import { type WasmMemory, type WasmModule, webAssembly } from "./webassembly.js";
 
 const PAGE = 65536;
@@ -114,6 +114,7 @@ export const FUNCTION_NAMES = [
   "avgPool64",
   "tiles32",
   "tiles64",
+  "maxPool2x2_32",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
@@ -155,6 +156,7 @@ export class WasmRuntime {
       avgPoolFunction("avgPool64", 8),
       tilesFunction("tiles32", LAYOUTS.float32, callees("32")),
       tilesFunction("tiles64", LAYOUTS.float64, callees("64")),
+      maxPool2x2Function("maxPool2x2_32"),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
