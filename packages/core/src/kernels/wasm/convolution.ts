@@ -4,7 +4,13 @@ import type { DataArray } from "../../dtype.js";
 import type { ConvGeometry } from "../conv.js";
 import { packedBytes, productAt } from "./gemm.js";
 import { LAYOUTS } from "./gemm-module.js";
-import { align64, type WasmRuntime, windowArguments } from "./runtime.js";
+import {
+  align64,
+  FUNCTION_NAMES,
+  getNumThreads,
+  type WasmRuntime,
+  windowArguments,
+} from "./runtime.js";
 
 /**
  * Column elements per batch of images: 4 MiB of float32 columns, a few times L2, which the
@@ -55,7 +61,8 @@ function plan(g: ConvGeometry, single: boolean): Plan | null {
 
 /**
  * Copies images [b0, b0 + count) of x into wasm memory and builds their columns side by side:
- * col[(c · kh + ky) · kw + kx, j · Ho·Wo + oy · Wo + ox] for image j of the batch.
+ * col[(c · kh + ky) · kw + kx, j · Ho·Wo + oy · Wo + ox] for image j of the batch, the images
+ * shared between the threads when there are enough of them.
  */
 function columnsOf(
   runtime: WasmRuntime,
@@ -67,24 +74,28 @@ function columnsOf(
 ): void {
   const view = p.single ? runtime.f32 : runtime.f64;
   view.set(x.subarray(b0 * p.image, (b0 + count) * p.image), p.imagesAt / p.bytes);
-  const im2col = runtime.exports[p.single ? "im2col32" : "im2col64"];
-  const rowBytes = count * p.plane * p.bytes;
-  for (let j = 0; j < count; j++) {
-    im2col(
-      p.imagesAt + j * p.image * p.bytes,
-      p.columnsAt + j * p.plane * p.bytes,
+  const elements = count * p.depth * p.plane;
+  runtime.run({
+    fn: FUNCTION_NAMES.indexOf(p.single ? "im2colImages32" : "im2colImages64"),
+    args: [
+      p.imagesAt,
+      p.columnsAt,
       g.inChannels,
       g.inHeight,
       g.inWidth,
+      g.outHeight,
       g.outWidth,
       ...windowArguments(g),
       g.dilationHeight,
       g.dilationWidth,
-      0,
-      g.outHeight,
-      rowBytes,
-    );
-  }
+      p.image * p.bytes,
+      p.plane * p.bytes,
+      count * p.plane * p.bytes,
+    ],
+    total: count,
+    // A chunk is worth a thread's wake-up from about 2¹⁶ column elements.
+    chunks: Math.max(1, Math.min(count, getNumThreads() * 2, Math.floor(elements / (1 << 16)))),
+  });
 }
 
 /**

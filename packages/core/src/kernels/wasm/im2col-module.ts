@@ -183,3 +183,31 @@ export function im2colFunction(name: string, bytes: 4 | 8): FunctionBuilder {
   );
   return f;
 }
+
+/**
+ * `im2colImages(x, col, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw, imageBytes, planeBytes,
+ * rowBytes, lo, hi)`: the whole-image im2col of images [lo, hi) of a batch in wasm memory, image j
+ * read at x + j · imageBytes and its columns written at col + j · planeBytes, rows `rowBytes`
+ * apart: the images' columns side by side in one matrix. Images are independent, so the ranges
+ * are chunks that threads can share.
+ */
+export function im2colImagesFunction(name: string, im2colIndex: number): FunctionBuilder {
+  const f = new FunctionBuilder(name, new Array(20).fill(I32));
+  const [x, col, C, H, W, Ho, Wo] = [0, 1, 2, 3, 4, 5, 6];
+  const window = [7, 8, 9, 10, 11, 12, 13, 14];
+  const [imageBytes, planeBytes, rowBytes, lo, hi] = [15, 16, 17, 18, 19];
+  const j = f.local(I32);
+  f.forLoop(
+    j,
+    () => f.get(lo),
+    () => f.get(hi),
+    () => {
+      f.get(x).get(j).get(imageBytes).op(Op.i32Mul, Op.i32Add);
+      f.get(col).get(j).get(planeBytes).op(Op.i32Mul, Op.i32Add);
+      f.get(C).get(H).get(W).get(Wo);
+      for (const w of window) f.get(w);
+      f.i32(0).get(Ho).get(rowBytes).call(im2colIndex);
+    },
+  );
+  return f;
+}

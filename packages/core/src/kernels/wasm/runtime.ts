@@ -5,7 +5,7 @@ import { setFlagsFromString } from "node:v8";
 import type { PoolGeometry } from "../conv.js";
 import { assemble, FunctionBuilder, Simd, V128 } from "./assembler.js";
 import { gemmFunctions, LAYOUTS, tilesFunction } from "./gemm-module.js";
-import { im2colFunction } from "./im2col-module.js";
+import { im2colFunction, im2colImagesFunction } from "./im2col-module.js";
 import { packFunction } from "./pack-module.js";
 import { type Job, WorkerPool } from "./pool.js";
 import { avgPoolFunction, maxPool2x2Function, maxPoolFunction } from "./pool-module.js";
@@ -115,6 +115,8 @@ export const FUNCTION_NAMES = [
   "tiles32",
   "tiles64",
   "maxPool2x2_32",
+  "im2colImages32",
+  "im2colImages64",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
@@ -157,6 +159,8 @@ export class WasmRuntime {
       tilesFunction("tiles32", LAYOUTS.float32, callees("32")),
       tilesFunction("tiles64", LAYOUTS.float64, callees("64")),
       maxPool2x2Function("maxPool2x2_32"),
+      im2colImagesFunction("im2colImages32", FUNCTION_NAMES.indexOf("im2col32")),
+      im2colImagesFunction("im2colImages64", FUNCTION_NAMES.indexOf("im2col64")),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
