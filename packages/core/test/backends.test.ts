@@ -89,7 +89,8 @@ const sides = [1, 3, 4, 8, 17, 33, 65];
 const productArb = fc.record({
   m: fc.constantFrom(...sides),
   n: fc.constantFrom(...sides),
-  k: fc.constantFrom(1, 3, 17, 33, 255, 257, 600),
+  // 600 cuts into two equal depth blocks, 1001 into three of 251 and a last one of 248.
+  k: fc.constantFrom(1, 3, 17, 33, 255, 257, 600, 1001),
   transposeA: fc.boolean(),
   transposeB: fc.boolean(),
 });
@@ -131,6 +132,10 @@ describe("wasm gemm", () => {
           { m: 67, n: 45, k: 300, transposeA: false, transposeB: false },
           { m: 5, n: 203, k: 17, transposeA: true, transposeB: false },
           { m: 130, n: 3, k: 513, transposeA: false, transposeB: true },
+          // Large enough that the operand read whole (B here, A in the next) is packed by
+          // several threads, each writing its panels of every depth block, the last one shorter.
+          { m: 130, n: 200, k: 1001, transposeA: false, transposeB: true },
+          { m: 72, n: 300, k: 1001, transposeA: true, transposeB: false },
         ]) {
           const results = [1, 2, 3].map((threads) => {
             setNumThreads(threads);

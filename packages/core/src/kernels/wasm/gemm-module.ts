@@ -234,9 +234,9 @@ export interface TileCallees {
  * bColStride, kc, mc, byColumns, lo, hi)`: one chunk of a threaded product, packing its own share
  * of the operand that is split and computing its tiles, so that packing runs on every thread too.
  * With `byColumns` 1, column panels [lo, hi): B's columns [lo · nr, min(n, hi · nr)) (element
- * (p, j) at byte bFrom + (p · bRowStride + j · bColStride) · bytes) are packed at
- * bAt + lo · nr · k · bytes, where a packing of the whole of B would put them, and multiplied
- * by A, already packed at aAt, into C's columns. With 0, row panels [lo, hi) of A likewise,
+ * (p, j) at byte bFrom + (p · bRowStride + j · bColStride) · bytes) are packed on their own (as
+ * a B of hi − lo panels) at bAt + lo · nr · k · bytes, a region no other chunk touches, and
+ * multiplied by A, already packed at aAt, into C's columns. With 0, row panels [lo, hi) of A likewise,
  * against B packed at bAt. C is row-major at cAt with `ldc` bytes per row and is added into.
  */
 export function tilesFunction(
@@ -285,7 +285,9 @@ export function tilesFunction(
       // Packed B of these columns, where the whole packing would put it: first · k elements in.
       offset(bAt, first, k).set(packed);
       offset(bFrom, first, bColStride);
-      f.get(count).get(k).get(bColStride).get(bRowStride).get(kc).get(packed).call(callees.packB);
+      f.get(count).get(k).get(bColStride).get(bRowStride).get(kc).get(packed);
+      span();
+      f.i32(0).call(callees.packB);
       f.get(aAt).get(packed);
       f.get(cAt).get(first).i32(bytes).op(Op.i32Mul, Op.i32Add);
       f.get(ldc);
@@ -300,7 +302,9 @@ export function tilesFunction(
       range(mr, m);
       offset(aAt, first, k).set(packed);
       offset(aFrom, first, aRowStride);
-      f.get(count).get(k).get(aRowStride).get(aColStride).get(kc).get(packed).call(callees.packA);
+      f.get(count).get(k).get(aRowStride).get(aColStride).get(kc).get(packed);
+      span();
+      f.i32(0).call(callees.packA);
       f.get(packed).get(bAt);
       f.get(cAt).get(first).get(ldc).op(Op.i32Mul, Op.i32Add);
       f.get(ldc);

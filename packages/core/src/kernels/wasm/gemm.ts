@@ -3,7 +3,13 @@
 import type { Gemm } from "../backend.js";
 import { gemm as javascriptGemm } from "../matmul.js";
 import { LAYOUTS } from "./gemm-module.js";
-import { align64, FUNCTION_NAMES, getNumThreads, type WasmRuntime } from "./runtime.js";
+import {
+  align64,
+  FUNCTION_NAMES,
+  getNumThreads,
+  type KernelName,
+  type WasmRuntime,
+} from "./runtime.js";
 
 /** Where the wasm GEMM hands over to the JavaScript kernel or to more threads. */
 export interface GemmThresholds {
@@ -26,6 +32,9 @@ export const PER_CHUNK = 1 << 16;
 const KC = 256;
 /** Bytes of A panels per row block, kept in L2 while every B panel of the range passes. */
 const MC_BYTES = 1 << 16;
+
+/** Elements a chunk of a shared packing gets at least (about 10 µs of copying). */
+const PACK_CHUNK = 1 << 15;
 
 /**
  * Chunks per thread of a threaded product: more than one, so that when a worker starts late (or
@@ -64,8 +73,9 @@ export function packedBytes(single: boolean, m: number, n: number, k: number): n
 
 /**
  * C += op(A) · op(B) on operands in wasm memory (the caller reserved `packedBytes` past
- * `p.scratch`): packs the operand that is not split, then runs the chunks of C's tiles on up to
- * `getNumThreads()` threads, each packing its own share of the other operand. Each element of C is
+ * `p.scratch`): packs the operand that is not split (its panels shared between the threads), then
+ * runs the chunks of C's tiles on up to `getNumThreads()` threads, each packing its own share of
+ * the other operand. Each element of C is
  * summed in the same order whatever the chunks and whoever runs them.
  *
  * @example
@@ -102,9 +112,21 @@ export function productAt(
             Math.floor((m * n * k) / Math.max(1, perChunk)),
           ),
         );
-  const { exports } = runtime;
-  if (byColumns) exports[`packA${suffix}`](p.a, m, k, p.aRowStride, p.aColStride, kc, aAt);
-  else exports[`packB${suffix}`](p.b, n, k, p.bColStride, p.bRowStride, kc, bAt);
+  // The operand every chunk reads whole is packed first, its panels shared between the threads
+  // when it is large enough to be worth it (the weights of a convolution seldom are).
+  const [whole, wholePanels] = byColumns ? ["A", mPanels] : ["B", nPanels];
+  const wholeElements = (byColumns ? m : n) * k;
+  runtime.run({
+    fn: FUNCTION_NAMES.indexOf(`packRange${whole}${suffix}` as KernelName),
+    args: byColumns
+      ? [p.a, m, k, p.aRowStride, p.aColStride, kc, aAt]
+      : [p.b, n, k, p.bColStride, p.bRowStride, kc, bAt],
+    total: wholePanels,
+    chunks:
+      threads === 1
+        ? 1
+        : Math.max(1, Math.min(wholePanels, 2 * threads, Math.floor(wholeElements / PACK_CHUNK))),
+  });
   runtime.run({
     fn: FUNCTION_NAMES.indexOf(`tiles${suffix}`),
     args: [

@@ -6,7 +6,7 @@ import type { PoolGeometry } from "../conv.js";
 import { assemble, FunctionBuilder, Simd, V128 } from "./assembler.js";
 import { gemmFunctions, LAYOUTS, tilesFunction } from "./gemm-module.js";
 import { im2colFunction, im2colImagesFunction } from "./im2col-module.js";
-import { packFunction } from "./pack-module.js";
+import { packFunction, packRangeFunction } from "./pack-module.js";
 import { type Job, WorkerPool } from "./pool.js";
 import { avgPoolFunction, maxPool2x2Function, maxPoolFunction } from "./pool-module.js";
 import { type WasmMemory, type WasmModule, webAssembly } from "./webassembly.js";
@@ -117,6 +117,10 @@ export const FUNCTION_NAMES = [
   "maxPool2x2_32",
   "im2colImages32",
   "im2colImages64",
+  "packRangeA32",
+  "packRangeB32",
+  "packRangeA64",
+  "packRangeB64",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
@@ -161,6 +165,10 @@ export class WasmRuntime {
       maxPool2x2Function("maxPool2x2_32"),
       im2colImagesFunction("im2colImages32", FUNCTION_NAMES.indexOf("im2col32")),
       im2colImagesFunction("im2colImages64", FUNCTION_NAMES.indexOf("im2col64")),
+      packRangeFunction("packRangeA32", 4, LAYOUTS.float32.mr, FUNCTION_NAMES.indexOf("packA32")),
+      packRangeFunction("packRangeB32", 4, LAYOUTS.float32.nr, FUNCTION_NAMES.indexOf("packB32")),
+      packRangeFunction("packRangeA64", 8, LAYOUTS.float64.mr, FUNCTION_NAMES.indexOf("packA64")),
+      packRangeFunction("packRangeB64", 8, LAYOUTS.float64.nr, FUNCTION_NAMES.indexOf("packB64")),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
