@@ -22,6 +22,7 @@ import {
   tensor,
 } from "../src/index.js";
 import { backendFromEnvironment, type ConvGeometry } from "../src/kernels/backend.js";
+import { javascriptReductions } from "../src/kernels/javascript-reductions.js";
 import { assemble, FunctionBuilder } from "../src/kernels/wasm/assembler.js";
 import { WorkerPool } from "../src/kernels/wasm/pool.js";
 import { hasRelaxedSimd } from "../src/kernels/wasm/runtime.js";
@@ -387,6 +388,20 @@ describe("wasm pooling kernels", () => {
 });
 
 describe("wasm 2 × 2 max-pool", () => {
+  /** The 2 × 2, stride-2, unpadded pool of `planes` H × W planes (floor mode). */
+  const twoByTwo = (planes: number, inHeight: number, inWidth: number) => ({
+    planes,
+    inHeight,
+    inWidth,
+    outHeight: Math.floor(inHeight / 2),
+    outWidth: Math.floor(inWidth / 2),
+    kernelHeight: 2,
+    kernelWidth: 2,
+    strideHeight: 2,
+    strideWidth: 2,
+    padTop: 0,
+    padLeft: 0,
+  });
   // The SIMD kernel of the 2 × 2, stride-2, unpadded float32 pool: four windows a step, the rest
   // one at a time, so widths around multiples of 8 (odd ones leave a column out, floor mode).
   const twoByTwoArb = fc.record({
@@ -399,19 +414,7 @@ describe("wasm 2 × 2 max-pool", () => {
     it(`${backend.name}: the same maxima and winners as the JavaScript loop, ties, NaN and −∞ included`, () => {
       fc.assert(
         fc.property(twoByTwoArb, (c) => {
-          const g = {
-            planes: c.planes,
-            inHeight: c.inHeight,
-            inWidth: c.inWidth,
-            outHeight: Math.floor(c.inHeight / 2),
-            outWidth: Math.floor(c.inWidth / 2),
-            kernelHeight: 2,
-            kernelWidth: 2,
-            strideHeight: 2,
-            strideWidth: 2,
-            padTop: 0,
-            padLeft: 0,
-          };
+          const g = twoByTwo(c.planes, c.inHeight, c.inWidth);
           const x = new Float32Array(g.planes * g.inHeight * g.inWidth);
           x.forEach((_, i) => {
             x[i] = c.values[i % c.values.length];
@@ -438,19 +441,7 @@ describe("wasm 2 × 2 max-pool", () => {
     const top = [1, 3, Number.NaN, 5, -Infinity, -Infinity, 0, -0, 2, 7];
     const bottom = [3, 2, Number.NaN, 9, -Infinity, -Infinity, 0, 0, 7, Number.NaN];
     const x = Float32Array.from([...top, ...bottom]);
-    const g = {
-      planes: 1,
-      inHeight: 2,
-      inWidth: 10,
-      outHeight: 1,
-      outWidth: 5,
-      kernelHeight: 2,
-      kernelWidth: 2,
-      strideHeight: 2,
-      strideWidth: 2,
-      padTop: 0,
-      padLeft: 0,
-    };
+    const g = twoByTwo(1, 2, 10);
     const out = new Float32Array(5);
     const argmax = new Int32Array(5);
     WASM_BACKENDS[0].maxPool2d(x, out, argmax, g);
@@ -499,15 +490,7 @@ describe("the backend seam beyond products and convolutions", () => {
     const traced = { ...base, name: "traced" } as DenseBackend;
     const kernels = [
       "maxPool2dBackward",
-      "reduce",
-      "argReduce",
-      "cumulativeSum",
-      "gatherAxis",
-      "scatterAddAxis",
-      "gatherRows",
-      "scatterAddRows",
-      "gatherAlong",
-      "scatterAddAlong",
+      ...(Object.keys(javascriptReductions) as (keyof typeof javascriptReductions)[]),
     ] as const;
     for (const name of kernels) {
       const kernel = base[name] as (...args: unknown[]) => void;

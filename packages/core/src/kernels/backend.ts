@@ -12,19 +12,13 @@ import {
   maxPool2dInto,
   type PoolGeometry,
 } from "./conv.js";
-import type {
-  gatherAlong,
-  gatherAxis,
-  gatherRows,
-  scatterAddAlong,
-  scatterAddAxis,
-  scatterAddRows,
-} from "./gather.js";
 import { javascriptReductions } from "./javascript-reductions.js";
 import { gemm } from "./matmul.js";
-import type { argReduce, cumulativeSum, reduce } from "./reduce.js";
 import { createWasmBackend } from "./wasm/backend.js";
 import { hasWasmSimd } from "./wasm/runtime.js";
+
+/** The reduction and gather kernels, with the signatures of their JavaScript loops. */
+type Reductions = typeof javascriptReductions;
 
 /** C[m × n] += op(A)[m × k] · op(B)[k × n], each operand read through (offset, row stride, column stride). */
 export type Gemm = typeof gemm;
@@ -64,23 +58,23 @@ export interface DenseBackend {
   /** dx += the adjoint of avgPool2d applied to dy. */
   avgPool2dBackward(dy: DataArray, dx: DataArray, geometry: PoolGeometry): void;
   /** Sum, max or min over the middle axis of x viewed as [outer, length, inner]. */
-  reduce: typeof reduce;
+  reduce: Reductions["reduce"];
   /** The position of the max or min over the middle axis (first on ties, first NaN wins). */
-  argReduce: typeof argReduce;
+  argReduce: Reductions["argReduce"];
   /** Running sums over the middle axis, forwards or reversed. */
-  cumulativeSum: typeof cumulativeSum;
+  cumulativeSum: Reductions["cumulativeSum"];
   /** out[o, i, n] = x[o, index[i], n] (`gather` along an axis). */
-  gatherAxis: typeof gatherAxis;
+  gatherAxis: Reductions["gatherAxis"];
   /** The adjoint of `gatherAxis`: repeated indices add up. */
-  scatterAddAxis: typeof scatterAddAxis;
+  scatterAddAxis: Reductions["scatterAddAxis"];
   /** Contiguous slices at row starts (`gatherNd`). */
-  gatherRows: typeof gatherRows;
+  gatherRows: Reductions["gatherRows"];
   /** The adjoint of `gatherRows`. */
-  scatterAddRows: typeof scatterAddRows;
+  scatterAddRows: Reductions["scatterAddRows"];
   /** out[o, j, n] = x[o, index[o, j, n], n] (`takeAlongAxis`). */
-  gatherAlong: typeof gatherAlong;
+  gatherAlong: Reductions["gatherAlong"];
   /** The adjoint of `gatherAlong`. */
-  scatterAddAlong: typeof scatterAddAlong;
+  scatterAddAlong: Reductions["scatterAddAlong"];
 }
 
 /** The kernels every backend must provide. */

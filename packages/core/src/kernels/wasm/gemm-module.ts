@@ -279,15 +279,29 @@ export function tilesFunction(
     f.get(k).get(kc).get(mc).i32(1).call(callees.gemm);
   };
   const span = () => f.get(hi).get(lo).op(Op.i32Sub);
+  /**
+   * Packs this chunk's panels of the split operand (`total` rows of `width`, row r at
+   * from + r · rowStride · bytes) on their own at at + first · k · bytes, into `packed`.
+   */
+  const packOwn = (
+    width: number,
+    total: number,
+    at: number,
+    from: number,
+    rowStride: number,
+    depthStride: number,
+    pack: number,
+  ) => {
+    range(width, total);
+    offset(at, first, k).set(packed);
+    offset(from, first, rowStride);
+    f.get(count).get(k).get(rowStride).get(depthStride).get(kc).get(packed);
+    span();
+    f.i32(0).call(pack);
+  };
   f.get(byColumns).ifElse(
     () => {
-      range(nr, n);
-      // Packed B of these columns, where the whole packing would put it: first · k elements in.
-      offset(bAt, first, k).set(packed);
-      offset(bFrom, first, bColStride);
-      f.get(count).get(k).get(bColStride).get(bRowStride).get(kc).get(packed);
-      span();
-      f.i32(0).call(callees.packB);
+      packOwn(nr, n, bAt, bFrom, bColStride, bRowStride, callees.packB);
       f.get(aAt).get(packed);
       f.get(cAt).get(first).i32(bytes).op(Op.i32Mul, Op.i32Add);
       f.get(ldc);
@@ -299,12 +313,7 @@ export function tilesFunction(
       );
     },
     () => {
-      range(mr, m);
-      offset(aAt, first, k).set(packed);
-      offset(aFrom, first, aRowStride);
-      f.get(count).get(k).get(aRowStride).get(aColStride).get(kc).get(packed);
-      span();
-      f.i32(0).call(callees.packA);
+      packOwn(mr, m, aAt, aFrom, aRowStride, aColStride, callees.packA);
       f.get(packed).get(bAt);
       f.get(cAt).get(first).get(ldc).op(Op.i32Mul, Op.i32Add);
       f.get(ldc);
