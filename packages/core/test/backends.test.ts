@@ -283,35 +283,35 @@ describe("wasm convolution kernels", () => {
       dilationWidth: 1,
       groups: 1,
     };
-    // 8 · 9 = 72 column rows of 64 · 64 pixels: 294 912 elements per image, 3 images per batch
-    // of 2²⁰, so 5 images make batches of 3 and 2.
+    // 4 · 9 = 36 column rows of 20 · 20 pixels: 14 400 elements per image, 4 images per batch
+    // of 2¹⁶, so 5 images make batches of 4 and 1.
     const batches: ConvGeometry = {
       ...base,
       batch: 5,
-      inChannels: 8,
-      inHeight: 64,
-      inWidth: 64,
-      outHeight: 64,
-      outWidth: 64,
+      inChannels: 4,
+      inHeight: 20,
+      inWidth: 20,
+      outHeight: 20,
+      outWidth: 20,
     };
-    // 16 · 9 = 144 rows of 90 · 90 pixels: 1 166 400 elements, more than a batch holds.
+    // 16 · 9 = 144 rows of 24 · 24 pixels: 82 944 elements, more than a batch holds.
     const rows: ConvGeometry = {
       ...base,
-      batch: 1,
+      batch: 2,
       inChannels: 16,
-      inHeight: 90,
-      inWidth: 90,
-      outHeight: 90,
-      outWidth: 90,
+      inHeight: 24,
+      inWidth: 24,
+      outHeight: 24,
+      outWidth: 24,
     };
     for (const g of [batches, rows]) checkConvolution(WASM_BACKENDS[0], g, true);
     checkConvolution(WASM_BACKENDS[0], batches, false);
     // The same bits on one thread and on two (every chunk of every product split differently).
     const threads = getNumThreads();
     try {
-      const x = Float32Array.from(filled(5 * 8 * 64 * 64, 1));
-      const w = Float32Array.from(filled(4 * 8 * 9, 2));
-      const dy = Float32Array.from(filled(5 * 4 * 64 * 64, 3));
+      const x = Float32Array.from(filled(5 * 4 * 20 * 20, 1));
+      const w = Float32Array.from(filled(4 * 4 * 9, 2));
+      const dy = Float32Array.from(filled(5 * 4 * 20 * 20, 3));
       const [one, two] = [1, 2].map((n) => {
         setNumThreads(n);
         const out = new Float32Array(dy.length);

@@ -1,4 +1,4 @@
-/** Convolutions on the wasm runtime with several images in one product: the images' im2col columns side by side in wasm memory, so that small planes (the 8 × 8 heads of a detector) make one large product instead of one small product per image. */
+/** Convolutions on the wasm runtime with several images in one product: the images' im2col columns side by side in wasm memory, so that small planes make one larger product (the weights copied and packed once per batch) instead of one small product per image. */
 
 import type { DataArray } from "../../dtype.js";
 import type { ConvGeometry } from "../conv.js";
@@ -13,11 +13,13 @@ import {
 } from "./runtime.js";
 
 /**
- * Column elements per batch of images: 4 MiB of float32 columns, a few times L2, which the
- * product streams through once per block of A rows. Images whose own columns exceed it go to the
- * row-blocked path (`conv2dInto`), which keeps its blocks in cache.
+ * Column elements per batch of images: 256 KiB of float32 columns, within L2, so that the columns
+ * im2col writes are still in cache when the product packs them. (Batches of 2²⁰ elements, 4 MiB,
+ * made the trainstep's convolutions 1.3–2 × slower on one thread than one image at a time: the
+ * round trip through memory cost more than the per-product overheads saved.) Images whose own
+ * columns exceed it go to the row-blocked path (`conv2dInto`), which keeps its blocks in cache.
  */
-const BATCH_COLUMNS = 1 << 20;
+const BATCH_COLUMNS = 1 << 16;
 
 /** The sizes of one batched convolution, and where its pieces sit in wasm memory (bytes). */
 interface Plan {
