@@ -15,7 +15,7 @@ import {
 /**
  * Column elements per batch of images: 256 KiB of float32 columns, within L2, so that the columns
  * im2col writes are still in cache when the product packs them. (Batches of 2²⁰ elements, 4 MiB,
- * made the trainstep's convolutions 1.3–2 × slower on one thread than one image at a time: the
+ * made the trainstep's convolutions 1.1–1.9 × slower on one thread than one image at a time: the
  * round trip through memory cost more than the per-product overheads saved.) Images whose own
  * columns exceed it go to the row-blocked path (`conv2dInto`), which keeps its blocks in cache.
  */
