@@ -4,6 +4,7 @@ import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import type { PoolGeometry } from "../conv.js";
 import { assemble, FunctionBuilder, Simd, V128 } from "./assembler.js";
+import { elementwiseFunction } from "./elementwise-module.js";
 import { gemmFunctions, LAYOUTS } from "./gemm-module.js";
 import { im2colFunction } from "./im2col-module.js";
 import { packFunction } from "./pack-module.js";
@@ -112,6 +113,7 @@ export const FUNCTION_NAMES = [
   "maxPool64",
   "avgPool32",
   "avgPool64",
+  "elementwise32",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
@@ -145,6 +147,7 @@ export class WasmRuntime {
       maxPoolFunction("maxPool64", 8),
       avgPoolFunction("avgPool32", 4),
       avgPoolFunction("avgPool64", 8),
+      elementwiseFunction("elementwise32", relaxed),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);

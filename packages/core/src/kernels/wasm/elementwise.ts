@@ -1,0 +1,316 @@
+/**
+ * Fused float32 elementwise kernels on the wasm runtime: a builder of the elementwise machine's
+ * instructions (values in registers, arrays by reference), and `runElementwise`, which stages the
+ * arrays in wasm memory, splits the elements between threads by whole blocks, and copies the
+ * results back.
+ */
+
+import {
+  BLOCK,
+  INSTRUCTION_WORDS,
+  INSTRUCTIONS,
+  type Instruction,
+  REGISTER_BYTES,
+} from "./elementwise-module.js";
+import type { Share } from "./pool.js";
+import { align64, FUNCTION_NAMES, getNumThreads, type WasmRuntime } from "./runtime.js";
+
+/** A value of a kernel: one float32 per element (or a mask of all ones or zeros). */
+export interface Value {
+  readonly id: number;
+}
+
+/** An array a kernel reads or writes, staged in wasm memory for the call. */
+export interface KernelArray {
+  readonly id: number;
+}
+
+/** Rows of a gather or a place: row `r` starts at element `start + index[r] · scale`. */
+export interface KernelRows {
+  readonly index: Int32Array;
+  readonly scale: number;
+  readonly start: number;
+}
+
+type Staged =
+  | { kind: "input"; data: Float32Array }
+  | { kind: "rows"; data: Int32Array }
+  /** `initial`: the array's values are read before the kernel adds into them (scatter). */
+  | { kind: "output"; data: Float32Array; initial: "zeros" | "values" };
+
+/** An instruction's words, with the words that hold a value (register) or an array (address). */
+interface Line {
+  code: Instruction;
+  words: number[];
+  values: { word: number; value: number }[];
+  arrays: { word: number; array: number }[];
+  defines: number;
+}
+
+/**
+ * The unary, binary and ternary operations of the machine by name (see `INSTRUCTIONS`): each
+ * computes as the float32 operation of IEEE 754 does (so as `Math.fround` of the double one for
+ * + − × ÷ √, min, max, comparisons), `log`, `log1p` and `exp` within 2 ulp (`math-module.ts`).
+ */
+export type UnaryOp = "neg" | "abs" | "sqrt" | "floor" | "ceil" | "trunc" | "log" | "log1p" | "exp";
+export type BinaryOp =
+  | "add"
+  | "sub"
+  | "mul"
+  | "div"
+  | "min"
+  | "max"
+  | "lt"
+  | "le"
+  | "gt"
+  | "ge"
+  | "eq"
+  | "ne"
+  | "and"
+  | "or";
+
+/**
+ * A fused float32 kernel over `size` elements, built instruction by instruction. Values are in
+ * single assignment; `finish` gives each a register, reusing registers whose value is dead.
+ *
+ * @example
+ * const k = new ElementwiseKernel(x.length);
+ * const v = k.load(k.input(x));
+ * k.store(k.unary("log", v), k.output(out));
+ * const total = k.sum(v);
+ * const sums = runElementwise(runtime, k); // out = log(x) in float32; sums[total] = Σ x
+ */
+export class ElementwiseKernel {
+  private readonly lines: Line[] = [];
+  readonly staged: Staged[] = [];
+  private values = 0;
+  /** Number of sums the kernel accumulates. */
+  sums = 0;
+
+  constructor(readonly size: number) {
+    if (!Number.isInteger(size) || size < 0 || size >= 2 ** 31) {
+      throw new Error(`ElementwiseKernel: size must be an integer in [0, 2^31), got ${size}`);
+    }
+  }
+
+  private stage(staged: Staged): KernelArray {
+    this.staged.push(staged);
+    return { id: this.staged.length - 1 };
+  }
+
+  /** A float32 array read as element e (load) or through rows (gather). */
+  input(data: Float32Array): KernelArray {
+    return this.stage({ kind: "input", data });
+  }
+
+  /** A float32 array written (store, place; its other elements are zeros) or added into (scatter). */
+  output(data: Float32Array, initial: "zeros" | "values" = "zeros"): KernelArray {
+    return this.stage({ kind: "output", data, initial });
+  }
+
+  private line(
+    code: Instruction,
+    words: readonly (number | Value | KernelArray | null)[],
+    kinds: readonly ("value" | "array" | "int")[],
+  ): Value {
+    const line: Line = { code, words: [], values: [], arrays: [], defines: -1 };
+    words.forEach((word, index) => {
+      const at = index + 1;
+      if (word === null) {
+        line.defines = this.values++;
+        line.words.push(0);
+      } else if (kinds[index] === "value") {
+        line.values.push({ word: at, value: (word as Value).id });
+        line.words.push(0);
+      } else if (kinds[index] === "array") {
+        line.arrays.push({ word: at, array: (word as KernelArray).id });
+        line.words.push(0);
+      } else line.words.push(word as number);
+    });
+    this.lines.push(line);
+    return { id: line.defines };
+  }
+
+  private rowsWords(rows: KernelRows, width: number, colStride: number): number[] {
+    const index = this.stage({ kind: "rows", data: rows.index }).id;
+    return [index, rows.scale, rows.start, width, colStride];
+  }
+
+  /** Element e of `array`. */
+  load(array: KernelArray): Value {
+    return this.line("load", [null, array], ["value", "array"]);
+  }
+
+  /** `value` rounded to float32, in every lane. */
+  constant(value: number): Value {
+    const bits = new Int32Array(Float32Array.of(value).buffer)[0];
+    return this.line("const", [null, bits], ["value", "int"]);
+  }
+
+  /** Element e = row ⌊e / width⌋, column c of `array`: `start + index[row] · scale + c · colStride`. */
+  gather(array: KernelArray, rows: KernelRows, width: number, colStride: number): Value {
+    const [index, ...rest] = this.rowsWords(rows, width, colStride);
+    return this.line(
+      "gather",
+      [null, array, { id: index }, ...rest],
+      ["value", "array", "array", "int", "int", "int", "int"],
+    );
+  }
+
+  unary(op: UnaryOp, a: Value): Value {
+    return this.line(op, [null, a], ["value", "value"]);
+  }
+
+  binary(op: BinaryOp, a: Value, b: Value): Value {
+    return this.line(op, [null, a, b], ["value", "value", "value"]);
+  }
+
+  /** `mask ? a : b` lane by lane (`mask` from a comparison). */
+  select(mask: Value, a: Value, b: Value): Value {
+    return this.line("select", [null, mask, a, b], ["value", "value", "value", "value"]);
+  }
+
+  /** Element e of `array` = a. */
+  store(a: Value, array: KernelArray): void {
+    this.line("store", [a, array], ["value", "array"]);
+  }
+
+  /** The inverse of `gather` into distinct rows: `= a` (place) or `+= a` (scatter, `add`). */
+  place(
+    a: Value,
+    array: KernelArray,
+    rows: KernelRows,
+    width: number,
+    colStride: number,
+    add = false,
+  ): void {
+    const [index, ...rest] = this.rowsWords(rows, width, colStride);
+    this.line(
+      add ? "scatter" : "place",
+      [a, array, { id: index }, ...rest],
+      ["value", "array", "array", "int", "int", "int", "int"],
+    );
+  }
+
+  /** Adds `a` up over every element (in double precision); returns the sum's index in `runElementwise`'s result. */
+  sum(a: Value): number {
+    const k = this.sums++;
+    this.line("sum", [a, 0, k, 0], ["value", "int", "int", "int"]);
+    return k;
+  }
+
+  /**
+   * The instructions as words, with registers assigned (a register is free again after the last
+   * instruction that reads its value), and where each array's address goes.
+   */
+  finish(): { words: Int32Array; registers: number; patches: { at: number; array: number }[] } {
+    const lastUse = new Int32Array(this.values).fill(-1);
+    this.lines.forEach((line, i) => {
+      for (const { value } of line.values) lastUse[value] = i;
+    });
+    const register = new Int32Array(this.values).fill(-1);
+    const free: number[] = [];
+    let registers = 0;
+    const words = new Int32Array(this.lines.length * INSTRUCTION_WORDS);
+    const patches: { at: number; array: number }[] = [];
+    this.lines.forEach((line, i) => {
+      const base = i * INSTRUCTION_WORDS;
+      words[base] = INSTRUCTIONS.indexOf(line.code);
+      line.words.forEach((word, k) => {
+        words[base + 1 + k] = word;
+      });
+      for (const { word, value } of line.values) words[base + word] = register[value];
+      // A lane-wise instruction may write the register it reads: each vector is read, then written.
+      for (const { value } of line.values) {
+        if (lastUse[value] === i && !free.includes(register[value])) free.push(register[value]);
+      }
+      if (line.defines >= 0) {
+        const r = free.length > 0 ? (free.pop() as number) : registers++;
+        register[line.defines] = r;
+        words[base + 1] = r;
+        if (lastUse[line.defines] < 0) free.push(r);
+      }
+      for (const { word, array } of line.arrays) patches.push({ at: base + word, array });
+      if (line.code === "sum") {
+        // The address of the sums and their count are known once every sum is.
+        patches.push({ at: base + 2, array: -1 });
+        words[base + 4] = this.sums;
+      }
+    });
+    return { words, registers: Math.max(1, registers), patches };
+  }
+}
+
+/** Elements each thread must get before another is woken (a few hundred microseconds of work). */
+const PER_THREAD = 1 << 16;
+
+/**
+ * Runs `kernel` on `runtime`, its blocks split between up to `threads` threads (each block
+ * computed the same way whatever the split: the results and sums are the same bits for every
+ * thread count). Copies inputs in and outputs back; returns the sums, or null (having done
+ * nothing) when the arrays do not fit in wasm memory.
+ *
+ * Placed and scattered rows must be distinct: threads write them at the same time.
+ *
+ * @example
+ * const sums = runElementwise(runtime, kernel) ?? fallBackToJavaScript();
+ */
+export function runElementwise(
+  runtime: WasmRuntime,
+  kernel: ElementwiseKernel,
+  threads = getNumThreads(),
+): Float64Array | null {
+  const n = kernel.size;
+  const { words, registers, patches } = kernel.finish();
+  const blocks = Math.ceil(n / BLOCK);
+  const parts = Math.max(1, Math.min(threads, blocks, Math.floor(n / PER_THREAD)));
+  // Layout: instructions, each array (16 bytes of slack after it: loads and stores move whole
+  // vectors), the block sums, one register file per thread.
+  let at = align64(runtime.residentBytes);
+  const programAt = at;
+  at = align64(at + words.length * 4);
+  const addresses = kernel.staged.map((staged) => {
+    const here = at;
+    at = align64(at + staged.data.length * 4 + 16);
+    return here;
+  });
+  const sumsAt = at;
+  at = align64(at + blocks * kernel.sums * 8);
+  const scratchAt = at;
+  const end = at + parts * registers * REGISTER_BYTES;
+  if (!runtime.reserve(end)) return null;
+  for (const { at: word, array } of patches) {
+    words[word] = array < 0 ? sumsAt : addresses[array];
+  }
+  const heap = new Int32Array(runtime.memory.buffer);
+  heap.set(words, programAt / 4);
+  kernel.staged.forEach((staged, k) => {
+    const address = addresses[k] / 4;
+    if (staged.kind === "rows") heap.set(staged.data, address);
+    else if (staged.kind === "input" || staged.initial === "values")
+      runtime.f32.set(staged.data, address);
+    else runtime.f32.fill(0, address, address + staged.data.length);
+  });
+  const fn = FUNCTION_NAMES.indexOf("elementwise32");
+  const count = words.length / INSTRUCTION_WORDS;
+  const shares: Share[] = [];
+  for (let t = 0; t < parts; t++) {
+    const from = Math.floor((t * blocks) / parts) * BLOCK;
+    const to = Math.min(n, Math.floor(((t + 1) * blocks) / parts) * BLOCK);
+    const scratch = scratchAt + t * registers * REGISTER_BYTES;
+    shares.push({ fn, args: [programAt, count, scratch, from, to] });
+  }
+  if (n > 0) runtime.run(shares);
+  kernel.staged.forEach((staged, k) => {
+    if (staged.kind !== "output") return;
+    const address = addresses[k] / 4;
+    staged.data.set(runtime.f32.subarray(address, address + staged.data.length));
+  });
+  // Block sums in block order: the same additions whatever the split.
+  const sums = new Float64Array(kernel.sums);
+  const blockSums = new Float64Array(runtime.memory.buffer, sumsAt, blocks * kernel.sums);
+  for (let b = 0; b < blocks; b++) {
+    for (let k = 0; k < kernel.sums; k++) sums[k] += blockSums[b * kernel.sums + k];
+  }
+  return sums;
+}
