@@ -16,9 +16,18 @@ import {
   WasmRuntime,
 } from "../src/kernels/wasm/runtime.js";
 
+const plain = new WasmRuntime(false);
+const relaxed = hasRelaxedSimd() ? new WasmRuntime(true) : null;
+// The machine interpreting every instruction, and kernels compiled into a module of their own.
 const runtimes = [
-  { path: "plain SIMD", runtime: new WasmRuntime(false) },
-  ...(hasRelaxedSimd() ? [{ path: "relaxed SIMD", runtime: new WasmRuntime(true) }] : []),
+  { path: "plain SIMD, interpreted", runtime: plain, compiled: false },
+  { path: "plain SIMD, compiled", runtime: plain, compiled: true },
+  ...(relaxed === null
+    ? []
+    : [
+        { path: "relaxed SIMD, interpreted", runtime: relaxed, compiled: false },
+        { path: "relaxed SIMD, compiled", runtime: relaxed, compiled: true },
+      ]),
 ];
 const threadsBefore = getNumThreads();
 afterAll(() => setNumThreads(threadsBefore));
@@ -91,14 +100,16 @@ const comparisons: Record<
 // Sizes around a vector and a block: a partial last vector, one element past a block.
 const SIZES = [1, 3, 4, 5, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 7];
 
-describe.each(runtimes)("the elementwise machine on $path", ({ runtime }) => {
+describe.each(runtimes)("the elementwise machine on $path", ({ runtime, compiled }) => {
+  const run = (k: ElementwiseKernel, threads?: number) =>
+    runElementwise(runtime, k, threads, compiled);
   test.each(SIZES)("unary instructions are float32's own (bit for bit), size %i", (n) => {
     const x = values(n, n);
     for (const [op, reference] of Object.entries(exactUnary)) {
       const out = new Float32Array(n);
       const k = new ElementwiseKernel(n);
       k.store(k.unary(op as UnaryOp, k.load(k.input(x))), k.output(out));
-      expect(runElementwise(runtime, k, 1)).not.toBeNull();
+      expect(run(k, 1)).not.toBeNull();
       expect(sameBits(out, Array.from(x, reference)), op).toEqual([]);
     }
   });
@@ -110,7 +121,7 @@ describe.each(runtimes)("the elementwise machine on $path", ({ runtime }) => {
       const out = new Float32Array(n);
       const k = new ElementwiseKernel(n);
       k.store(k.binary(op as BinaryOp, k.load(k.input(x)), k.load(k.input(y))), k.output(out));
-      runElementwise(runtime, k, 1);
+      run(k, 1);
       // Math.fround of the double result: a float32 operation rounds the exact result once, and
       // so does the double one followed by fround (double has more than 2 · 24 + 2 bits).
       expect(
@@ -127,7 +138,7 @@ describe.each(runtimes)("the elementwise machine on $path", ({ runtime }) => {
       const mask = k.binary(op as BinaryOp, k.load(k.input(x)), k.load(k.input(y)));
       // A mask as 1 or 0: its all-ones lanes AND the bits of 1.0.
       k.store(k.binary("and", mask, k.constant(1)), k.output(out));
-      runElementwise(runtime, k, 1);
+      run(k, 1);
       expect(
         sameBits(
           out,
@@ -146,7 +157,7 @@ describe.each(runtimes)("the elementwise machine on $path", ({ runtime }) => {
     const [a, b] = [k.load(k.input(x)), k.load(k.input(y))];
     const mask = k.binary("or", k.binary("lt", a, b), k.binary("ne", a, a));
     k.store(k.select(mask, k.binary("mul", a, k.constant(2)), b), k.output(out));
-    runElementwise(runtime, k, 1);
+    run(k, 1);
     const want = Array.from(x, (v, i) => (v < y[i] || Number.isNaN(v) ? 2 * v : y[i]));
     expect(sameBits(out, want)).toEqual([]);
   });
@@ -177,7 +188,7 @@ describe.each(runtimes)("the elementwise machine on $path", ({ runtime }) => {
           k.store(g, k.output(gathered));
           k.place(k.unary("neg", g), k.output(placed), table, width, colStride);
           k.place(g, k.output(scattered, "values"), table, width, colStride, true);
-          runElementwise(runtime, k, 1);
+          run(k, 1);
           const wantGathered: number[] = [];
           const wantPlaced = new Float32Array(source.length);
           const wantScattered = Float32Array.from(source);
@@ -205,7 +216,7 @@ describe.each(runtimes)("the elementwise machine on $path", ({ runtime }) => {
     const k = new ElementwiseKernel(n);
     const v = k.load(k.input(x));
     const [plain, squares] = [k.sum(v), k.sum(k.binary("mul", v, v))];
-    const sums = runElementwise(runtime, k, 1) as Float64Array;
+    const sums = run(k, 1) as Float64Array;
     let [want, wantSquares, magnitude] = [0, 0, 0];
     for (const a of x) {
       want += a;
@@ -223,7 +234,7 @@ describe.each(runtimes)("the elementwise machine on $path", ({ runtime }) => {
     const source = values(rows * width, 3).map((v) => Math.abs(v) / 10);
     const index = Int32Array.from({ length: rows }, (_, r) => (r * 7919) % rows);
     const table = { index, scale: width, start: 0 };
-    const run = (threads: number) => {
+    const onThreads = (threads: number) => {
       setNumThreads(threads);
       const k = new ElementwiseKernel(rows * width);
       const p = k.gather(k.input(source), table, width, 1);
@@ -231,10 +242,10 @@ describe.each(runtimes)("the elementwise machine on $path", ({ runtime }) => {
       const grad = new Float32Array(source.length);
       k.place(k.binary("mul", k.unary("exp", logs), p), k.output(grad), table, width, 1);
       const total = k.sum(logs);
-      const sums = runElementwise(runtime, k) as Float64Array;
+      const sums = run(k) as Float64Array;
       return { grad, total: sums[total] };
     };
-    const [one, two, three] = [run(1), run(2), run(3)];
+    const [one, two, three] = [onThreads(1), onThreads(2), onThreads(3)];
     expect(sameBits(two.grad, one.grad)).toEqual([]);
     expect(sameBits(three.grad, one.grad)).toEqual([]);
     expect(Object.is(two.total, one.total) && Object.is(three.total, one.total)).toBe(true);
@@ -247,7 +258,7 @@ describe.each(runtimes)("the elementwise machine on $path", ({ runtime }) => {
   test("an empty kernel does nothing and sums to 0", () => {
     const k = new ElementwiseKernel(0);
     const total = k.sum(k.load(k.input(new Float32Array(0))));
-    expect(Array.from(runElementwise(runtime, k) as Float64Array)).toEqual([0]);
+    expect(Array.from(run(k) as Float64Array)).toEqual([0]);
     expect(total).toBe(0);
   });
 });

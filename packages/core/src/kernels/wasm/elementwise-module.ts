@@ -106,6 +106,77 @@ const I8X16_SHUFFLE = 0x0d;
 /** The shuffle that moves lanes 2, 3 of an f32x4 to lanes 0, 1. */
 const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
 
+/**
+ * A kernel's lane-wise instructions compiled into one (code `INSTRUCTIONS.length`, no operands):
+ * for each vector of the block, its values computed in locals from the registers of `inputs`, and
+ * those of `outputs` written to their registers for the instructions after it. Values are numbers
+ * in single assignment; `lines` come in an order where each value is defined before it is read.
+ */
+export interface FusedInstruction {
+  readonly lines: readonly {
+    readonly code: Instruction;
+    readonly defines: number;
+    readonly reads: readonly number[];
+    /** The float32 bits of a `const`. */
+    readonly bits?: number;
+  }[];
+  /** Register of each value read from the block's registers (loaded or gathered before). */
+  readonly inputs: ReadonlyMap<number, number>;
+  /** Register of each value the instructions after this one read. */
+  readonly outputs: ReadonlyMap<number, number>;
+}
+
+/** One vector (byte offset `i` in every register) of a fused instruction. */
+function fusedVector(
+  f: FunctionBuilder,
+  math: VectorMath,
+  fused: FusedInstruction,
+  scratch: number,
+  i: number,
+): void {
+  const locals = new Map<number, number>();
+  const at = (register: number) => ({ align: 4, offset: register * REGISTER_BYTES });
+  const push = (value: number) => {
+    const local = locals.get(value);
+    if (local !== undefined) {
+      f.get(local);
+      return;
+    }
+    const register = fused.inputs.get(value);
+    if (register === undefined)
+      throw new Error(`fusedVector: value ${value} is read before it is defined`);
+    // Read once per vector: later reads take the local.
+    const loaded = f.local(V128);
+    f.get(scratch).get(i).op(Op.i32Add).simd(Simd.load, at(register)).tee(loaded);
+    locals.set(value, loaded);
+  };
+  for (const line of fused.lines) {
+    const { code, reads } = line;
+    if (code === "const") math.constantBits(line.bits ?? 0);
+    else if (code === "select") {
+      push(reads[1]);
+      push(reads[2]);
+      push(reads[0]);
+      f.simd(MathSimd.bitselect);
+    } else {
+      for (const value of reads) push(value);
+      if (code === "log" || code === "log1p" || code === "exp") math[code]();
+      else if (code in UNARY) f.simd(UNARY[code as keyof typeof UNARY]);
+      else if (code in BINARY) f.simd(BINARY[code as keyof typeof BINARY]);
+      else throw new Error(`fusedVector: ${code} is not a lane-wise instruction`);
+    }
+    const local = f.local(V128);
+    f.set(local);
+    locals.set(line.defines, local);
+  }
+  for (const [value, register] of fused.outputs) {
+    if (fused.inputs.has(value)) continue;
+    f.get(scratch).get(i).op(Op.i32Add);
+    push(value);
+    f.simd(Simd.store, at(register));
+  }
+}
+
 /** `switch (selector) { case i: bodies[i](); }` as nested blocks and one br_table. */
 function dispatch(f: FunctionBuilder, selector: () => void, bodies: readonly (() => void)[]): void {
   const n = bodies.length;
@@ -126,7 +197,11 @@ function dispatch(f: FunctionBuilder, selector: () => void, bodies: readonly (()
  * (`REGISTER_BYTES` each). Loads and stores move whole vectors: the arrays they read and write
  * need 16 bytes of slack after their last element.
  */
-export function elementwiseFunction(name: string, relaxed: boolean): FunctionBuilder {
+export function elementwiseFunction(
+  name: string,
+  relaxed: boolean,
+  fused?: FusedInstruction,
+): FunctionBuilder {
   const f = new FunctionBuilder(name, [I32, I32, I32, I32, I32]);
   const [program, count, scratch, from, to] = [0, 1, 2, 3, 4];
   const [b, len, bytes, pc, end, i] = Array.from({ length: 6 }, () => f.local(I32));
@@ -371,11 +446,12 @@ export function elementwiseFunction(name: string, relaxed: boolean): FunctionBui
           register(w[2], pa);
           register(w[3], pb);
           register(w[4], pm);
-          dispatch(
-            f,
-            () => f.get(w[0]),
-            INSTRUCTIONS.map((name) => bodies[name]),
-          );
+          dispatch(f, () => f.get(w[0]), [
+            ...INSTRUCTIONS.map((name) => bodies[name]),
+            ...(fused === undefined
+              ? []
+              : [() => vectors(() => fusedVector(f, math, fused, scratch, i))]),
+          ]);
         },
         INSTRUCTION_WORDS * 4,
       );

@@ -5,15 +5,19 @@
  * results back.
  */
 
+import { assemble } from "./assembler.js";
 import {
   BLOCK,
+  elementwiseFunction,
+  type FusedInstruction,
   INSTRUCTION_WORDS,
   INSTRUCTIONS,
   type Instruction,
   REGISTER_BYTES,
 } from "./elementwise-module.js";
 import type { Share } from "./pool.js";
-import { align64, FUNCTION_NAMES, getNumThreads, type WasmRuntime } from "./runtime.js";
+import { align64, FUNCTION_NAMES, getNumThreads, MAX_PAGES, type WasmRuntime } from "./runtime.js";
+import { webAssembly } from "./webassembly.js";
 
 /** A value of a kernel: one float32 per element (or a mask of all ones or zeros). */
 export interface Value {
@@ -201,19 +205,60 @@ export class ElementwiseKernel {
 
   /**
    * The instructions as words, with registers assigned (a register is free again after the last
-   * instruction that reads its value), and where each array's address goes.
+   * instruction that reads its value), and where each array's address goes. With `compiled`, the
+   * lane-wise instructions become one fused instruction (returned too) between the loads and
+   * gathers and the rest, and only values read or written by other instructions get a register.
    */
-  finish(): { words: Int32Array; registers: number; patches: { at: number; array: number }[] } {
+  finish(compiled = false): {
+    words: Int32Array;
+    registers: number;
+    patches: { at: number; array: number }[];
+    fused: FusedInstruction | null;
+  } {
+    const inputsFirst = (line: Line) => line.code === "load" || line.code === "gather";
+    const laneWise = (line: Line) => !inputsFirst(line) && !OUTPUTS.has(line.code);
+    const lines = compiled
+      ? [
+          ...this.lines.filter(inputsFirst),
+          ...this.lines.filter((line) => !inputsFirst(line) && !laneWise(line)),
+        ]
+      : this.lines;
     const lastUse = new Int32Array(this.values).fill(-1);
-    this.lines.forEach((line, i) => {
+    lines.forEach((line, i) => {
       for (const { value } of line.values) lastUse[value] = i;
     });
     const register = new Int32Array(this.values).fill(-1);
     const free: number[] = [];
     let registers = 0;
-    const words = new Int32Array(this.lines.length * INSTRUCTION_WORDS);
+    const allocate = () => (compiled || free.length === 0 ? registers++ : (free.pop() as number));
+    let fused: FusedInstruction | null = null;
+    const fusedAt = compiled ? lines.filter(inputsFirst).length : -1;
+    if (compiled) {
+      const inputs = new Map<number, number>();
+      const outputs = new Map<number, number>();
+      for (const line of lines) {
+        if (line.defines >= 0) {
+          register[line.defines] = allocate();
+          inputs.set(line.defines, register[line.defines]);
+        }
+        for (const { value } of line.values) {
+          if (register[value] < 0) register[value] = allocate();
+          outputs.set(value, register[value]);
+        }
+      }
+      const fusedLines = this.lines.filter(laneWise).map((line) => ({
+        code: line.code,
+        defines: line.defines,
+        reads: line.values.map(({ value }) => value),
+        ...(line.code === "const" ? { bits: line.words[1] } : {}),
+      }));
+      fused = { lines: fusedLines, inputs, outputs };
+    }
+    const count = lines.length + (compiled ? 1 : 0);
+    const words = new Int32Array(count * INSTRUCTION_WORDS);
     const patches: { at: number; array: number }[] = [];
-    this.lines.forEach((line, i) => {
+    lines.forEach((line, index) => {
+      const i = compiled && index >= fusedAt ? index + 1 : index;
       const base = i * INSTRUCTION_WORDS;
       words[base] = INSTRUCTIONS.indexOf(line.code);
       line.words.forEach((word, k) => {
@@ -222,13 +267,14 @@ export class ElementwiseKernel {
       for (const { word, value } of line.values) words[base + word] = register[value];
       // A lane-wise instruction may write the register it reads: each vector is read, then written.
       for (const { value } of line.values) {
-        if (lastUse[value] === i && !free.includes(register[value])) free.push(register[value]);
+        if (!compiled && lastUse[value] === index && !free.includes(register[value])) {
+          free.push(register[value]);
+        }
       }
       if (line.defines >= 0) {
-        const r = free.length > 0 ? (free.pop() as number) : registers++;
-        register[line.defines] = r;
-        words[base + 1] = r;
-        if (lastUse[line.defines] < 0) free.push(r);
+        if (register[line.defines] < 0) register[line.defines] = allocate();
+        words[base + 1] = register[line.defines];
+        if (!compiled && lastUse[line.defines] < 0) free.push(register[line.defines]);
       }
       for (const { word, array } of line.arrays) patches.push({ at: base + word, array });
       if (line.code === "sum") {
@@ -237,8 +283,41 @@ export class ElementwiseKernel {
         words[base + 4] = this.sums;
       }
     });
-    return { words, registers: Math.max(1, registers), patches };
+    if (compiled) words[fusedAt * INSTRUCTION_WORDS] = INSTRUCTIONS.length;
+    return { words, registers: Math.max(1, registers), patches, fused };
   }
+}
+
+/** Instructions that write arrays or sums: they follow the fused instruction of a compiled kernel. */
+const OUTPUTS = new Set<Instruction>(["store", "place", "scatter", "sum"]);
+
+/** Compiled kernels of each runtime, by their fused instruction. */
+const compiledKernels = new WeakMap<WasmRuntime, Map<string, (...args: number[]) => void>>();
+
+/** The function of a compiled kernel on `runtime` (compiled on first use, then cached). */
+function compiledKernel(
+  runtime: WasmRuntime,
+  fused: FusedInstruction,
+): (...args: number[]) => void {
+  let known = compiledKernels.get(runtime);
+  if (known === undefined) {
+    known = new Map();
+    compiledKernels.set(runtime, known);
+  }
+  const key = JSON.stringify([fused.lines, [...fused.inputs], [...fused.outputs]]);
+  let kernel = known.get(key);
+  if (kernel === undefined) {
+    const bytes = assemble([elementwiseFunction("kernel", runtime.relaxed, fused)], {
+      initialPages: 1,
+      maximumPages: MAX_PAGES,
+    });
+    const instance = new webAssembly!.Instance(new webAssembly!.Module(bytes), {
+      env: { memory: runtime.memory },
+    });
+    kernel = instance.exports.kernel as (...args: number[]) => void;
+    known.set(key, kernel);
+  }
+  return kernel;
 }
 
 /** Elements each thread must get before another is woken (a few hundred microseconds of work). */
@@ -259,11 +338,14 @@ export function runElementwise(
   runtime: WasmRuntime,
   kernel: ElementwiseKernel,
   threads = getNumThreads(),
+  compiled = false,
 ): Float64Array | null {
   const n = kernel.size;
-  const { words, registers, patches } = kernel.finish();
+  const { words, registers, patches, fused } = kernel.finish(compiled);
   const blocks = Math.ceil(n / BLOCK);
-  const parts = Math.max(1, Math.min(threads, blocks, Math.floor(n / PER_THREAD)));
+  // A compiled kernel runs on this thread: the workers instantiated the runtime's module only.
+  const parts =
+    fused !== null ? 1 : Math.max(1, Math.min(threads, blocks, Math.floor(n / PER_THREAD)));
   // Layout: instructions, each array (16 bytes of slack after it: loads and stores move whole
   // vectors), the block sums, one register file per thread.
   let at = align64(runtime.residentBytes);
@@ -300,7 +382,8 @@ export function runElementwise(
     const scratch = scratchAt + t * registers * REGISTER_BYTES;
     shares.push({ fn, args: [programAt, count, scratch, from, to] });
   }
-  if (n > 0) runtime.run(shares);
+  if (n > 0 && fused !== null) compiledKernel(runtime, fused)(...shares[0].args);
+  else if (n > 0) runtime.run(shares);
   kernel.staged.forEach((staged, k) => {
     if (staged.kind !== "output") return;
     const address = addresses[k] / 4;

@@ -17,7 +17,7 @@ const PAGE = 65536;
  * 2 GiB: the kernels compare addresses as signed i32, and a shared memory reserves (but does not
  * commit) its maximum up front.
  */
-const MAX_PAGES = 32768;
+export const MAX_PAGES = 32768;
 const MAX_BYTES = MAX_PAGES * PAGE;
 
 /** `bytes` rounded up to a cache line: every region the kernels use starts on one. */
