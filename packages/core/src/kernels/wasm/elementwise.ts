@@ -15,9 +15,9 @@ import {
   type Instruction,
   REGISTER_BYTES,
 } from "./elementwise-module.js";
-import type { Share } from "./pool.js";
+import { type Share, WorkerPool } from "./pool.js";
 import { align64, FUNCTION_NAMES, getNumThreads, MAX_PAGES, type WasmRuntime } from "./runtime.js";
-import { webAssembly } from "./webassembly.js";
+import { type WasmModule, webAssembly } from "./webassembly.js";
 
 /** A value of a kernel: one float32 per element (or a mask of all ones or zeros). */
 export interface Value {
@@ -291,33 +291,69 @@ export class ElementwiseKernel {
 /** Instructions that write arrays or sums: they follow the fused instruction of a compiled kernel. */
 const OUTPUTS = new Set<Instruction>(["store", "place", "scatter", "sum"]);
 
-/** Compiled kernels of each runtime, by their fused instruction. */
-const compiledKernels = new WeakMap<WasmRuntime, Map<string, (...args: number[]) => void>>();
+/** A compiled kernel: its module, its function on this thread, and workers running it (made on first use). */
+interface CompiledKernel {
+  readonly module: WasmModule;
+  readonly kernel: (...args: number[]) => void;
+  pool: WorkerPool | null;
+}
 
-/** The function of a compiled kernel on `runtime` (compiled on first use, then cached). */
-function compiledKernel(
-  runtime: WasmRuntime,
-  fused: FusedInstruction,
-): (...args: number[]) => void {
+/** Compiled kernels of each runtime, by their fused instruction, least recently used first. */
+const compiledKernels = new WeakMap<WasmRuntime, Map<string, CompiledKernel>>();
+
+/**
+ * Compiled kernels that keep their workers: each kernel's pool instantiated its module, so a
+ * kernel that drops out of the most recent ones closes its pool (and makes a new one if it comes
+ * back). Idle workers sleep, they cost memory only.
+ */
+const POOLED_KERNELS = 8;
+
+/** The compiled kernel of `fused` on `runtime` (compiled on first use, then cached). */
+function compiledKernel(runtime: WasmRuntime, fused: FusedInstruction): CompiledKernel {
   let known = compiledKernels.get(runtime);
   if (known === undefined) {
     known = new Map();
     compiledKernels.set(runtime, known);
   }
   const key = JSON.stringify([fused.lines, [...fused.inputs], [...fused.outputs]]);
-  let kernel = known.get(key);
-  if (kernel === undefined) {
+  let compiled = known.get(key);
+  if (compiled === undefined) {
     const bytes = assemble([elementwiseFunction("kernel", runtime.relaxed, fused)], {
       initialPages: 1,
       maximumPages: MAX_PAGES,
     });
-    const instance = new webAssembly!.Instance(new webAssembly!.Module(bytes), {
-      env: { memory: runtime.memory },
-    });
-    kernel = instance.exports.kernel as (...args: number[]) => void;
-    known.set(key, kernel);
+    const module = new webAssembly!.Module(bytes);
+    const instance = new webAssembly!.Instance(module, { env: { memory: runtime.memory } });
+    compiled = { module, kernel: instance.exports.kernel as CompiledKernel["kernel"], pool: null };
   }
-  return kernel;
+  // Most recently used last; the pools of those beyond the last POOLED_KERNELS are closed.
+  known.delete(key);
+  known.set(key, compiled);
+  let pooled = known.size;
+  for (const other of known.values()) {
+    if (pooled-- <= POOLED_KERNELS) break;
+    other.pool?.close();
+    other.pool = null;
+  }
+  return compiled;
+}
+
+/** Runs `shares` of a compiled kernel: the first here, the others on the kernel's workers. */
+function runCompiled(
+  runtime: WasmRuntime,
+  compiled: CompiledKernel,
+  shares: readonly Share[],
+): void {
+  if (shares.length === 1) {
+    compiled.kernel(...shares[0].args);
+    return;
+  }
+  const workers = getNumThreads() - 1;
+  if (compiled.pool === null || compiled.pool.size !== workers) {
+    compiled.pool?.close();
+    compiled.pool = new WorkerPool(compiled.module, runtime.memory, ["kernel"], workers);
+  }
+  compiled.pool.run(shares, { kernel: compiled.kernel });
 }
 
 /** Elements each thread must get before another is woken (a few hundred microseconds of work). */
@@ -343,9 +379,7 @@ export function runElementwise(
   const n = kernel.size;
   const { words, registers, patches, fused } = kernel.finish(compiled);
   const blocks = Math.ceil(n / BLOCK);
-  // A compiled kernel runs on this thread: the workers instantiated the runtime's module only.
-  const parts =
-    fused !== null ? 1 : Math.max(1, Math.min(threads, blocks, Math.floor(n / PER_THREAD)));
+  const parts = Math.max(1, Math.min(threads, blocks, Math.floor(n / PER_THREAD)));
   // Layout: instructions, each array (16 bytes of slack after it: loads and stores move whole
   // vectors), the block sums, one register file per thread.
   let at = align64(runtime.residentBytes);
@@ -373,7 +407,8 @@ export function runElementwise(
       runtime.f32.set(staged.data, address);
     else runtime.f32.fill(0, address, address + staged.data.length);
   });
-  const fn = FUNCTION_NAMES.indexOf("elementwise32");
+  // The runtime's module has the machine; a compiled kernel's module has the kernel alone.
+  const fn = fused === null ? FUNCTION_NAMES.indexOf("elementwise32") : 0;
   const count = words.length / INSTRUCTION_WORDS;
   const shares: Share[] = [];
   for (let t = 0; t < parts; t++) {
@@ -382,7 +417,7 @@ export function runElementwise(
     const scratch = scratchAt + t * registers * REGISTER_BYTES;
     shares.push({ fn, args: [programAt, count, scratch, from, to] });
   }
-  if (n > 0 && fused !== null) compiledKernel(runtime, fused)(...shares[0].args);
+  if (n > 0 && fused !== null) runCompiled(runtime, compiledKernel(runtime, fused), shares);
   else if (n > 0) runtime.run(shares);
   kernel.staged.forEach((staged, k) => {
     if (staged.kind !== "output") return;
