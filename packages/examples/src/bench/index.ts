@@ -78,7 +78,7 @@ function casesOf(
   const focalWorkload = FOCAL_WORKLOADS.find((w) => w.name === name);
   if (focalWorkload !== undefined) return [focalCase(focalWorkload, impls, focal, { batch })];
   if (name === "trainstep" || name === "mlp") return [trainingCase(name, impls, options)];
-  const dense = impls.filter((i) => i !== "fused" && !i.startsWith("pytorch"));
+  const dense = impls.filter((i) => !i.startsWith("fused") && !i.startsWith("pytorch"));
   if (dense.length === 0) return [];
   if (name === "conv2d") return [conv2dCase("fwd", dense), conv2dCase("fwd+bwd", dense)];
   const size = name === "matmul256" ? 256 : 1024;
