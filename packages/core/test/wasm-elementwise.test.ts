@@ -269,3 +269,31 @@ test("ElementwiseKernel rejects a size that is not an element count", () => {
   );
   expect(() => new ElementwiseKernel(2.5)).toThrow("got 2.5");
 });
+
+test("ElementwiseKernel rejects arrays and row tables that do not cover the kernel", () => {
+  const k = new ElementwiseKernel(6);
+  const short = k.input(new Float32Array(5));
+  expect(() => k.load(short)).toThrow(
+    "ElementwiseKernel.load: the array has 5 elements, the kernel 6",
+  );
+  const v = k.constant(1);
+  expect(() => k.store(v, k.output(new Float32Array(7)))).toThrow(
+    "ElementwiseKernel.store: the array has 7 elements, the kernel 6",
+  );
+  const source = k.input(new Float32Array(12));
+  const rows = (index: number[], scale = 3) => ({ index: Int32Array.from(index), scale, start: 0 });
+  expect(() => k.gather(source, rows([0, 1]), 0, 1)).toThrow(
+    "ElementwiseKernel.gather: width must be an integer >= 1, got 0",
+  );
+  expect(() => k.gather(source, rows([0, 1, 2]), 3, 1)).toThrow(
+    "ElementwiseKernel.gather: 3 rows of 3 are 9 elements, the kernel has 6",
+  );
+  // Row 3 starts at element 9 and ends at 11 with stride 1 (inside), at 13 with stride 2 (outside).
+  expect(() => k.gather(source, rows([0, 3]), 3, 2)).toThrow(
+    "ElementwiseKernel.gather: row 3 (elements 9 to 13) is outside the array of 12",
+  );
+  expect(() => k.place(v, k.output(new Float32Array(12)), rows([-1, 0]), 3, 1, true)).toThrow(
+    "ElementwiseKernel.scatter: row -1 (elements -3 to -1) is outside the array of 12",
+  );
+  expect(() => k.gather(source, rows([0, 3]), 3, 1)).not.toThrow();
+});

@@ -135,13 +135,53 @@ export class ElementwiseKernel {
     return { id: line.defines };
   }
 
-  private rowsWords(rows: KernelRows, width: number, colStride: number): number[] {
+  /** The words of a row table, checked: rows of `width` that cover the kernel, inside `array`. */
+  private rowsWords(
+    op: string,
+    array: KernelArray,
+    rows: KernelRows,
+    width: number,
+    colStride: number,
+  ): number[] {
+    const fail = (what: string) => {
+      throw new Error(`ElementwiseKernel.${op}: ${what}`);
+    };
+    if (!Number.isInteger(width) || width < 1) fail(`width must be an integer >= 1, got ${width}`);
+    if (rows.index.length * width !== this.size) {
+      fail(
+        `${rows.index.length} rows of ${width} are ${rows.index.length * width} elements, the kernel has ${this.size}`,
+      );
+    }
+    const length = this.staged[array.id].data.length;
+    const lastColumn = (width - 1) * colStride;
+    for (const r of rows.index) {
+      const first = rows.start + r * rows.scale;
+      if (
+        Math.min(first, first + lastColumn) < 0 ||
+        Math.max(first, first + lastColumn) >= length
+      ) {
+        fail(
+          `row ${r} (elements ${first} to ${first + lastColumn}) is outside the array of ${length}`,
+        );
+      }
+    }
     const index = this.stage({ kind: "rows", data: rows.index }).id;
     return [index, rows.scale, rows.start, width, colStride];
   }
 
+  /** Checks that `array` has one element per element of the kernel. */
+  private whole(op: string, array: KernelArray): void {
+    const length = this.staged[array.id].data.length;
+    if (length !== this.size) {
+      throw new Error(
+        `ElementwiseKernel.${op}: the array has ${length} elements, the kernel ${this.size}`,
+      );
+    }
+  }
+
   /** Element e of `array`. */
   load(array: KernelArray): Value {
+    this.whole("load", array);
     return this.line("load", [null, array], ["value", "array"]);
   }
 
@@ -153,7 +193,7 @@ export class ElementwiseKernel {
 
   /** Element e = row ⌊e / width⌋, column c of `array`: `start + index[row] · scale + c · colStride`. */
   gather(array: KernelArray, rows: KernelRows, width: number, colStride: number): Value {
-    const [index, ...rest] = this.rowsWords(rows, width, colStride);
+    const [index, ...rest] = this.rowsWords("gather", array, rows, width, colStride);
     return this.line(
       "gather",
       [null, array, { id: index }, ...rest],
@@ -176,6 +216,7 @@ export class ElementwiseKernel {
 
   /** Element e of `array` = a. */
   store(a: Value, array: KernelArray): void {
+    this.whole("store", array);
     this.line("store", [a, array], ["value", "array"]);
   }
 
@@ -188,7 +229,13 @@ export class ElementwiseKernel {
     colStride: number,
     add = false,
   ): void {
-    const [index, ...rest] = this.rowsWords(rows, width, colStride);
+    const [index, ...rest] = this.rowsWords(
+      add ? "scatter" : "place",
+      array,
+      rows,
+      width,
+      colStride,
+    );
     this.line(
       add ? "scatter" : "place",
       [a, array, { id: index }, ...rest],
