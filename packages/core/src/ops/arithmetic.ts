@@ -1,10 +1,10 @@
 /** Binary arithmetic with NumPy broadcasting; either operand may be a plain number. */
 
 import { type DType, promoteTypes } from "../dtype.js";
-import { record } from "../engine.js";
 import { elementwise } from "../kernels/elementwise.js";
 import { int32PowerInto } from "../kernels/integer.js";
 import { broadcastShapes } from "../shape.js";
+import { record } from "../tape.js";
 import { Tensor } from "../tensor.js";
 import { equal, greater, less, logicalAnd } from "./compare.js";
 import { zerosLike } from "./creation.js";

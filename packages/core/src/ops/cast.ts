@@ -1,8 +1,8 @@
 /** Converting between dtypes. */
 
 import { type DType, isDType, isFloat } from "../dtype.js";
-import { record } from "../engine.js";
 import { elementwise } from "../kernels/elementwise.js";
+import { record } from "../tape.js";
 import type { Tensor } from "../tensor.js";
 import { checkTensor } from "./util.js";
 

@@ -1,10 +1,10 @@
 /** Spatial ops over NCHW tensors: conv2d with its two backward products as ops of their own, max and average pooling, nearest upsampling. */
 
 import { allocate, type DType, promoteTypes } from "../dtype.js";
-import { record } from "../engine.js";
 import { getBackend } from "../kernels/backend.js";
 import type { ConvGeometry, PoolGeometry } from "../kernels/conv.js";
 import { checkSize, formatShape } from "../shape.js";
+import { record } from "../tape.js";
 import { Tensor } from "../tensor.js";
 import { cast } from "./cast.js";
 import { sum } from "./reduce.js";

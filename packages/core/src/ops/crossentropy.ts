@@ -1,9 +1,9 @@
 /** Binary cross-entropy on probabilities (the Keras semantics) and on logits (the stable form). */
 
 import { promoteTypes } from "../dtype.js";
-import { record } from "../engine.js";
 import { elementwise } from "../kernels/elementwise.js";
 import { broadcastShapes } from "../shape.js";
+import { record } from "../tape.js";
 import type { Tensor } from "../tensor.js";
 import { add, div, gradMul, mul, neg, sub } from "./arithmetic.js";
 import { greaterEqual, lessEqual, logicalAnd } from "./compare.js";

@@ -1,8 +1,8 @@
 /** Elementwise functions of one tensor, each with its gradient rule beside it. */
 
 import { isFloat } from "../dtype.js";
-import { record } from "../engine.js";
 import { elementwise } from "../kernels/elementwise.js";
+import { record } from "../tape.js";
 import type { Tensor } from "../tensor.js";
 import { add, gradDiv, gradMul, mul, neg, square, sub } from "./arithmetic.js";
 import { greater, greaterEqual, lessEqual, logicalAnd } from "./compare.js";

@@ -1,7 +1,6 @@
 /** Reductions over axes (`sum mean max min logSumExp`) and the max-shifted `softmax`/`logSoftmax`. */
 
 import { allocate, type DType, isFloat } from "../dtype.js";
-import { isGradEnabled, record } from "../engine.js";
 import { deferredSum, sumPending } from "../kernels/elementwise.js";
 import {
   argReduce,
@@ -10,6 +9,7 @@ import {
   reduce as reduceKernel,
 } from "../kernels/reduce.js";
 import { formatShape, normalizeAxes, normalizeAxis, type Shape, sizeOf } from "../shape.js";
+import { isGradEnabled, record } from "../tape.js";
 import { Tensor } from "../tensor.js";
 import { add, div, mul, sub } from "./arithmetic.js";
 import { cast } from "./cast.js";

@@ -1,7 +1,6 @@
 /** Selection: where, argwhere, gather and gatherNd, and the scatter-adds that are their gradients. */
 
 import { allocate, type DType, isDType, promoteTypes } from "../dtype.js";
-import { record, ScatteredGradient } from "../engine.js";
 import {
   elementwise,
   lazyGatherRows,
@@ -30,6 +29,7 @@ import {
   sizeOf,
   stridesOf,
 } from "../shape.js";
+import { record, ScatteredGradient } from "../tape.js";
 import { Tensor } from "../tensor.js";
 import {
   checkBool,

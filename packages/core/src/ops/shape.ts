@@ -1,7 +1,6 @@
 /** Shape ops: reshape, permute, expand and squeeze, concat and stack, slice and pad, broadcast. */
 
 import { allocate } from "../dtype.js";
-import { record } from "../engine.js";
 import { elementwise, lazyView, strided } from "../kernels/elementwise.js";
 import {
   broadcastShapes,
@@ -15,6 +14,7 @@ import {
   sizeOf,
   stridesOf,
 } from "../shape.js";
+import { record } from "../tape.js";
 import { Tensor } from "../tensor.js";
 import { checkInteger, checkOptions, checkTensor } from "./util.js";
 
