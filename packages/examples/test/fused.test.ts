@@ -164,6 +164,8 @@ describe("FusedFocalThreads", () => {
         threads,
       );
       try {
+        // yTrue 602 × 4 and yPred, grad 602 × 3 float32, one float64 loss per thread.
+        expect(fused.sharedBytes).toBe(602 * 4 * 4 + 2 * 602 * 3 * 4 + 8 * threads);
         for (let run = 0; run < 2; run++) {
           // Each element's gradient is the same expression with the same normaliser.
           expect(Math.abs(fused.run() - single.loss)).toBeLessThanOrEqual(1e-12 * single.loss);

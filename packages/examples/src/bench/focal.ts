@@ -107,6 +107,8 @@ export function fusedThreadsImplementation(batch: AnchorBatch, threads: number):
           probe();
           return focalChecks(loss, fused.grad);
         },
+        // Its shared copies of the batch and its gradient are made before timing, but held throughout.
+        trackedPeakBytes: () => fused.sharedBytes,
         dispose: () => fused.close(),
       };
     },

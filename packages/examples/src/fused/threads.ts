@@ -97,6 +97,11 @@ export class FusedFocalThreads {
     }
   }
 
+  /** Bytes of the shared copies and buffers the workers use (the batch, the gradient, the losses). */
+  get sharedBytes(): number {
+    return this.yTrue.byteLength + 2 * this.grad.byteLength + this.losses.byteLength;
+  }
+
   /** One forward and backward pass: the loss; the gradient is in `grad`. */
   run(): number {
     const { control, classes } = this;
