@@ -255,6 +255,22 @@ describe.each(runtimes)("the elementwise machine on $path", ({ runtime, compiled
     expect(one.grad[at]).toBeCloseTo(p * p * (1 - p), 5);
   });
 
+  test("a scalar changes from call to call without a new kernel: x · s for s = 2, then 3", () => {
+    const x = values(300, 4);
+    for (const s of [2, 3]) {
+      const out = new Float32Array(300);
+      const k = new ElementwiseKernel(300);
+      k.store(k.binary("mul", k.load(k.input(x)), k.scalar(s)), k.output(out));
+      run(k, 1);
+      expect(
+        sameBits(
+          out,
+          Array.from(x, (v) => v * s),
+        ),
+      ).toEqual([]);
+    }
+  });
+
   test("an empty kernel does nothing and sums to 0", () => {
     const k = new ElementwiseKernel(0);
     const total = k.sum(k.load(k.input(new Float32Array(0))));

@@ -119,6 +119,8 @@ export interface FusedInstruction {
     readonly reads: readonly number[];
     /** The float32 bits of a `const`. */
     readonly bits?: number;
+    /** For a `const` whose bits vary from call to call: the word of the instruction holding them (1–7). */
+    readonly word?: number;
   }[];
   /** Register of each value read from the block's registers (loaded or gathered before). */
   readonly inputs: ReadonlyMap<number, number>;
@@ -133,6 +135,7 @@ function fusedVector(
   fused: FusedInstruction,
   scratch: number,
   i: number,
+  words: readonly number[],
 ): void {
   const locals = new Map<number, number>();
   const at = (register: number) => ({ align: 4, offset: register * REGISTER_BYTES });
@@ -152,7 +155,9 @@ function fusedVector(
   };
   for (const line of fused.lines) {
     const { code, reads } = line;
-    if (code === "const") math.constantBits(line.bits ?? 0);
+    if (code === "const" && line.word !== undefined)
+      f.get(words[line.word]).simd(MathSimd.i32x4Splat);
+    else if (code === "const") math.constantBits(line.bits ?? 0);
     else if (code === "select") {
       push(reads[1]);
       push(reads[2]);
@@ -450,7 +455,7 @@ export function elementwiseFunction(
             ...INSTRUCTIONS.map((name) => bodies[name]),
             ...(fused === undefined
               ? []
-              : [() => vectors(() => fusedVector(f, math, fused, scratch, i))]),
+              : [() => vectors(() => fusedVector(f, math, fused, scratch, i, w))]),
           ]);
         },
         INSTRUCTION_WORDS * 4,

@@ -88,6 +88,8 @@ export class ElementwiseKernel {
   private readonly lines: Line[] = [];
   readonly staged: Staged[] = [];
   private values = 0;
+  /** Values of `scalar` (see there). */
+  private readonly varying = new Set<number>();
   /** Number of sums the kernel accumulates. */
   sums = 0;
 
@@ -191,6 +193,17 @@ export class ElementwiseKernel {
     return this.line("const", [null, bits], ["value", "int"]);
   }
 
+  /**
+   * `value` as `constant` does, for a value that changes from call to call (a scalar operand): a
+   * compiled kernel takes the first seven of these from its instruction's words instead of
+   * compiling them in, so that a new value does not compile a new module.
+   */
+  scalar(value: number): Value {
+    const made = this.constant(value);
+    this.varying.add(made.id);
+    return made;
+  }
+
   /** Element e = row ⌊e / width⌋, column c of `array`: `start + index[row] · scale + c · colStride`. */
   gather(array: KernelArray, rows: KernelRows, width: number, colStride: number): Value {
     const [index, ...rest] = this.rowsWords("gather", array, rows, width, colStride);
@@ -279,6 +292,8 @@ export class ElementwiseKernel {
     let registers = 0;
     const allocate = () => (compiled || free.length === 0 ? registers++ : (free.pop() as number));
     let fused: FusedInstruction | null = null;
+    /** The bits of the fused instruction's varying constants, its words 1… */
+    const scalarWords: number[] = [];
     const fusedAt = compiled ? lines.filter(inputsFirst).length : -1;
     if (compiled) {
       const inputs = new Map<number, number>();
@@ -293,12 +308,19 @@ export class ElementwiseKernel {
           outputs.set(value, register[value]);
         }
       }
-      const fusedLines = this.lines.filter(laneWise).map((line) => ({
-        code: line.code,
-        defines: line.defines,
-        reads: line.values.map(({ value }) => value),
-        ...(line.code === "const" ? { bits: line.words[1] } : {}),
-      }));
+      const fusedLines = this.lines.filter(laneWise).map((line) => {
+        const common = {
+          code: line.code,
+          defines: line.defines,
+          reads: line.values.map(({ value }) => value),
+        };
+        if (line.code !== "const") return common;
+        if (this.varying.has(line.defines) && scalarWords.length < INSTRUCTION_WORDS - 1) {
+          scalarWords.push(line.words[1]);
+          return { ...common, word: scalarWords.length };
+        }
+        return { ...common, bits: line.words[1] };
+      });
       fused = { lines: fusedLines, inputs, outputs };
     }
     const count = lines.length + (compiled ? 1 : 0);
@@ -330,7 +352,10 @@ export class ElementwiseKernel {
         words[base + 4] = this.sums;
       }
     });
-    if (compiled) words[fusedAt * INSTRUCTION_WORDS] = INSTRUCTIONS.length;
+    if (compiled) {
+      words[fusedAt * INSTRUCTION_WORDS] = INSTRUCTIONS.length;
+      words.set(scalarWords, fusedAt * INSTRUCTION_WORDS + 1);
+    }
     return { words, registers: Math.max(1, registers), patches, fused };
   }
 }
