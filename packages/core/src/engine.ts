@@ -1,7 +1,7 @@
 /** The reverse-mode autodiff engine: records ops while a graph is wanted, and walks it back. */
 
 import { allocate, type DataArray, isFloat } from "./dtype.js";
-import { addInPlace, whileDifferentiating } from "./kernels/elementwise.js";
+import { addInPlace, differentiating } from "./lazy/index.js";
 import { add } from "./ops/arithmetic.js";
 import { cast } from "./ops/cast.js";
 import { onesLike, zerosLike } from "./ops/creation.js";
@@ -194,7 +194,7 @@ function walk(
   sums.add(root, upstream, seedIsFresh);
 
   // Sums the forward pass deferred are computed inside the loops of this pass where they fit.
-  whileDifferentiating(order, () =>
+  differentiating(order, () =>
     withRecording(options.createGraph, () => {
       for (let k = order.length - 1; k >= 0; k--) {
         const t = order[k];

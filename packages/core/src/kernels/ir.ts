@@ -86,6 +86,9 @@ const nodes = new Map<string, Expr>();
 /**
  * The node for `op` of `dtype` over `args` (with `attr` for inputs and constants): the existing one
  * when it was made before.
+ *
+ * @example
+ * node("exp", "float64", [input(0, "float64")]) === ir.exp(input(0, "float64")); // true
  */
 export function node(op: IrOp, dtype: DType, args: readonly Expr[], attr = 0): Expr {
   if (args.length !== IR_OPS[op].arity) {
@@ -102,12 +105,12 @@ export function node(op: IrOp, dtype: DType, args: readonly Expr[], attr = 0): E
   return made;
 }
 
-/** Element `index` of a kernel's input `index`, of `dtype`. */
+/** Element i of the kernel's input `index`, of `dtype`. @example input(0, "float32") */
 export function input(index: number, dtype: DType): Expr {
   return node("input", dtype, [], index);
 }
 
-/** The number `value` as a constant of `dtype`. */
+/** The number `value` as a constant of `dtype`. @example constant(0.5, "float32") */
 export function constant(value: number, dtype: DType): Expr {
   return node("constant", dtype, [], value);
 }
@@ -180,7 +183,7 @@ export const ir = {
   },
 };
 
-/** Whether `x` compares numbers (its arguments' exact values decide the result). */
+/** Whether `x` compares numbers (its arguments' exact values decide the result). @example isComparison(ir.lt(x, 0)) // true */
 export function isComparison(x: Expr): boolean {
   return (COMPARISONS as readonly IrOp[]).includes(x.op);
 }
@@ -189,6 +192,10 @@ export function isComparison(x: Expr): boolean {
  * Whether `x` holds a float32 value exactly (not a float32 result held in double precision, which
  * a `convert` would round): float32 inputs and conversions, bools, float32 constants, and choices
  * among them.
+ *
+ * @example
+ * const f = input(0, "float32");
+ * [isRounded(ir.neg(f)), isRounded(ir.mul(f, f))]; // [true, false]
  */
 export function isRounded(x: Expr): boolean {
   switch (x.op) {
@@ -234,6 +241,10 @@ function holds(x: Expr, dtype: DType): boolean {
 /**
  * `x` with every node rebuilt bottom-up through `leaf` (inputs and constants) and hash-consing:
  * the expression of one kernel moved into another (its inputs renumbered).
+ *
+ * @example
+ * substitute(ir.exp(input(0, "float64")), (x) => (x.op === "input" ? input(3, x.dtype) : x));
+ * // ir.exp(input(3, "float64"))
  */
 export function substitute(x: Expr, leaf: (x: Expr) => Expr, memo = new Map<Expr, Expr>()): Expr {
   const known = memo.get(x);
@@ -251,7 +262,12 @@ export function substitute(x: Expr, leaf: (x: Expr) => Expr, memo = new Map<Expr
   return made;
 }
 
-/** The nodes of the expressions `roots`, arguments before the nodes that use them. */
+/**
+ * The nodes of the expressions `roots`, arguments before the nodes that use them.
+ *
+ * @example
+ * topological([ir.exp(x)]); // [x, ir.exp(x)]
+ */
 export function topological(roots: readonly Expr[]): Expr[] {
   const order: Expr[] = [];
   const seen = new Set<Expr>();

@@ -126,25 +126,22 @@ function block(roots: readonly Expr[], names: Map<Expr, string>): [string[], str
       if (!branch(x, i)) makeEager(a);
     });
   };
+  const nodes = topological(roots).filter((x) => !known(x));
   let hoist: Expr[] = [...roots];
   while (hoist.length > 0) {
     for (const x of hoist) makeEager(x);
-    const under = new Map<Expr, Set<Expr>>();
-    for (const s of eager) {
-      if (s.op !== "select") continue;
-      const seen = new Set<Expr>();
-      const reach = (x: Expr) => {
-        if (known(x) || eager.has(x) || seen.has(x)) return;
-        seen.add(x);
-        const choices = under.get(x) ?? new Set<Expr>();
-        choices.add(s);
-        under.set(x, choices);
-        for (const a of x.args) reach(a);
-      };
-      reach(s.args[1]);
-      reach(s.args[2]);
+    // The one eager choice each other node waits on (null: more than one), users before arguments.
+    const choice = new Map<Expr, Expr | null>();
+    for (let i = nodes.length - 1; i >= 0; i--) {
+      const x = nodes[i];
+      const mine = eager.has(x) ? x : choice.get(x);
+      for (const a of x.args) {
+        if (known(a) || eager.has(a) || mine === undefined) continue;
+        const before = choice.get(a);
+        choice.set(a, before === undefined || before === mine ? mine : null);
+      }
     }
-    hoist = [...under].filter(([, choices]) => choices.size > 1).map(([x]) => x);
+    hoist = [...choice].filter(([, c]) => c === null).map(([x]) => x);
   }
   const order = topological(roots).filter((x) => eager.has(x));
   const named = order.filter((x) => (reads.get(x) ?? 0) > 1);

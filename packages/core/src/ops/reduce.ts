@@ -1,13 +1,13 @@
 /** Reductions over axes (`sum mean max min logSumExp`) and the max-shifted `softmax`/`logSoftmax`. */
 
 import { allocate, type DType, isFloat } from "../dtype.js";
-import { deferredSum, sumPending } from "../kernels/elementwise.js";
 import {
   argReduce,
   cumulativeSum,
   type ReduceKind,
   reduce as reduceKernel,
 } from "../kernels/reduce.js";
+import { deferredSum, sumPending } from "../lazy/index.js";
 import { formatShape, normalizeAxes, normalizeAxis, type Shape, sizeOf } from "../shape.js";
 import { isGradEnabled, record } from "../tape.js";
 import { Tensor } from "../tensor.js";

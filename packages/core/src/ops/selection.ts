@@ -2,13 +2,6 @@
 
 import { allocate, type DType, isDType, promoteTypes } from "../dtype.js";
 import {
-  elementwise,
-  lazyGatherRows,
-  type RowStarts,
-  scatterPendingRows,
-  viewOf,
-} from "../kernels/elementwise.js";
-import {
   gatherAlong,
   gatherAxis,
   gatherRows,
@@ -18,6 +11,14 @@ import {
   scatterAddAxis,
   scatterAddRows,
 } from "../kernels/gather.js";
+import { ir } from "../kernels/ir.js";
+import {
+  elementwise,
+  lazyGatherRows,
+  type RowStarts,
+  scatterPendingRows,
+  viewOf,
+} from "../lazy/index.js";
 import {
   broadcastShapes,
   checkShape,
@@ -65,7 +66,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
       ? [scalarTensor(a, "float32"), scalarTensor(b, "float32")]
       : operandPair("where", a, b);
   const shape = broadcastShapes("where", cond.shape, x.shape, y.shape);
-  const out = elementwise("a ? b : c", [cond, x, y], shape, promoteTypes(x.dtype, y.dtype));
+  const out = elementwise(ir.select, [cond, x, y], shape, promoteTypes(x.dtype, y.dtype));
   return record(
     "where",
     out,
