@@ -198,6 +198,12 @@ test("the wasm renderer leaves to JavaScript what it has no float32 vector form 
   expect(wasm.supports(over(f32(ir.exp(f)), 100))).toBe(false);
   expect(wasm.supports(over(ir.exp(input(0, "float64"))))).toBe(false);
   expect(wasm.supports(over(f32(ir.tanh(f))))).toBe(false);
+  // … and runs such a kernel on the JavaScript renderer: tanh(x) rounded, as JavaScript gives it.
+  const x = probabilities(1 << 14, 8);
+  const [got, want] = [new Float32Array(1 << 14), new Float32Array(1 << 14)];
+  wasm.run(over(f32(ir.tanh(f))), { inputs: [x], out: got, sums: null });
+  want.set(x.map((v) => Math.tanh(v)));
+  expect(apart(got, want, 0)).toEqual([]);
   expect(wasm.supports(over(f32(ir.pow(f, 0.5))))).toBe(false);
   const broadcast: InputAccess = { kind: "strided", dtype: "float32", strides: [0, 1], offset: 0 };
   expect(

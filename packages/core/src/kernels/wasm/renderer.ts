@@ -126,8 +126,8 @@ export interface WasmRendererOptions {
  * step is converted to float32 (the ops' exact mode), `log`, `log1p` and `exp` within an ulp of
  * them; a chain of float32 steps without conversions rounds at every step here (within float32
  * rounding of the JavaScript renderer, which holds them in double precision). Sums are in double
- * precision, block by block in a fixed order. A kernel that does not fit in wasm memory runs on the
- * JavaScript renderer.
+ * precision, block by block in a fixed order. A kernel it does not support (`supports`), or that
+ * does not fit in wasm memory, runs on the JavaScript renderer.
  *
  * @example
  * const wasm = createWasmRenderer(new WasmRuntime(hasRelaxedSimd()));
@@ -153,6 +153,8 @@ export function createWasmRenderer(
   };
 
   const run = (kernel: Kernel, arrays: KernelArrays): number => {
+    // What it does not render runs on the JavaScript renderer, so that it can serve every kernel.
+    if (!supports(kernel)) return javascript.run(kernel, arrays);
     let n = 1;
     for (const d of kernel.shape) n *= d;
     const k = new ElementwiseKernel(n);
