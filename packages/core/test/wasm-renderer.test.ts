@@ -167,6 +167,25 @@ describe.each(renderers)("the wasm renderer ($name)", ({ wasm }) => {
     );
   });
 
+  test("log(1 − p) unrounded, as binaryCrossEntropy writes it, keeps its digits for small p", () => {
+    // 1 − p rounded to float32 is off by up to 2^-25, a relative 2^-25 / p of log(1 − p) ≈ −p:
+    // 1e-3 at p = 1.6e-5. Rendered as log1p(∓p), within 3 ulp of the double-precision value
+    // (which the JavaScript renderer, with 1 − p in double, only approaches for p ≫ 2^-53).
+    const q = input(0, "float32");
+    const kernel: Kernel = {
+      shape: [n],
+      inputs: [contiguous],
+      value: f32(ir.add(ir.neg(ir.log(ir.sub(1, q))), ir.log(ir.add(q, 1)))),
+      output: { kind: "store", dtype: "float32" },
+      sums: [],
+    };
+    const small = p.map((v) => v * 1e-4);
+    const [got, want] = [new Float32Array(n), new Float32Array(n)];
+    wasm.run(kernel, { inputs: [small], out: got, sums: null });
+    want.set(small.map((v) => -Math.log1p(-v) + Math.log1p(v)));
+    expect(apart(got, want, 3)).toEqual([]);
+  });
+
   test("bools: comparisons, and, or, not and a bool converted to float32", () => {
     const [x, y] = [input(0, "float32"), input(1, "float32")];
     const mask = ir.or(ir.and(ir.lt(x, 0.5), ir.not(ir.eq(y, 1))), ir.ne(x, x));

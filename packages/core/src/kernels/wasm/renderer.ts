@@ -46,7 +46,11 @@ function contiguous(shape: Int32Array, strides: Int32Array): boolean {
  * values are float32 lanes (every op rounds, which is what `convert` then keeps), bool values are
  * masks (lanes of all ones or zeros).
  */
-function lowerings(k: ElementwiseKernel, inputs: readonly Value[]): Lowerings<Value> {
+function lowerings(
+  k: ElementwiseKernel,
+  inputs: readonly Value[],
+  lowered: (x: Expr) => Value,
+): Lowerings<Value> {
   const binary =
     (op: "add" | "sub" | "mul" | "div" | "min" | "max" | "lt" | "le" | "gt" | "ge" | "eq" | "ne") =>
     ([a, b]: readonly Value[]) =>
@@ -76,7 +80,19 @@ function lowerings(k: ElementwiseKernel, inputs: readonly Value[]): Lowerings<Va
     round: missing("round"),
     sqrt: unary("sqrt"),
     exp: unary("exp"),
-    log: unary("log"),
+    // log(1 ± y) with 1 ± y not rounded to float32 (the JavaScript renderer holds it in double):
+    // log1p(±y), so that rounding 1 − p to float32 does not cost log(1 − p) its digits for small p.
+    log: ([a], x) => {
+      const [arg] = x.args;
+      const one = (e: Expr) => e.op === "constant" && e.attr === 1;
+      if (arg.op === "sub" && one(arg.args[0])) {
+        return k.unary("log1p", k.unary("neg", lowered(arg.args[1])));
+      }
+      if (arg.op === "add" && (one(arg.args[0]) || one(arg.args[1]))) {
+        return k.unary("log1p", lowered(one(arg.args[0]) ? arg.args[1] : arg.args[0]));
+      }
+      return k.unary("log", a);
+    },
     log1p: unary("log1p"),
     tanh: missing("tanh"),
     add: binary("add"),
@@ -166,8 +182,8 @@ export function createWasmRenderer(
       }
       return k.gather(k.input(data), input.rows, input.width, input.colStride);
     });
-    const lower = lowerings(k, inputs);
     const values = new Map<Expr, Value>();
+    const lower = lowerings(k, inputs, (x) => values.get(x) as Value);
     for (const x of topological([kernel.value, ...kernel.sums])) {
       const args = x.args.map((a) => values.get(a) as Value);
       values.set(x, lower[x.op](args, x));
