@@ -12,3 +12,4 @@ export {
   fusedFocal,
   fusedFocalInto,
 } from "./fused/focal.js";
+export { FusedFocalThreads } from "./fused/threads.js";

@@ -53,12 +53,18 @@ function corruptedCase(impl: Implementation): Case {
 }
 
 describe("runCase on a focal workload", () => {
-  it("cross-checks focalgrad, tfjs-cpu and tfjs-wasm against the fused loop, then times them", async () => {
+  it("cross-checks focalgrad, the fused loop on two threads, tfjs-cpu and tfjs-wasm against the fused loop, then times them", async () => {
     const rows = await runCase(
-      focalCase(tiny, ["focalgrad", "tfjs-cpu", "tfjs-wasm"], focal, { seed: 1 }),
+      focalCase(tiny, ["focalgrad", "fused-2t", "tfjs-cpu", "tfjs-wasm"], focal, { seed: 1 }),
       fast,
     );
-    expect(rows.map((r) => r.impl)).toEqual(["fused", "focalgrad", "tfjs-cpu", "tfjs-wasm"]);
+    expect(rows.map((r) => r.impl)).toEqual([
+      "fused",
+      "focalgrad",
+      "fused-2t",
+      "tfjs-cpu",
+      "tfjs-wasm",
+    ]);
     for (const r of rows) {
       expect(r.skipped).toBeUndefined();
       expect(r.timesMs.length).toBeGreaterThanOrEqual(1);

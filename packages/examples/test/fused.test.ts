@@ -5,6 +5,7 @@ import { focal } from "@focalgrad/losses";
 import { describe, expect, it } from "vitest";
 import { syntheticAnchorBatch } from "../src/data/anchors.js";
 import { fusedFocal, fusedFocalInto } from "../src/fused/focal.js";
+import { FusedFocalThreads } from "../src/fused/threads.js";
 
 function autodiff(yTrue: Tensor, yPred: Tensor, alpha: number, gamma: number) {
   const leaf = yPred.detach();
@@ -145,6 +146,45 @@ describe("fusedFocal", () => {
     );
     expect(() => fusedFocal(tensor([[[0, 0, 1]]]), tensor([[[1, 0]]], { dtype: "int32" }))).toThrow(
       "fusedFocal: yPred must be float32 or float64, got int32",
+    );
+  });
+});
+
+describe("FusedFocalThreads", () => {
+  it("gives the single loop's gradient bit for bit and its loss to rounding, on 1, 2 and 3 threads", () => {
+    // Objects, background and ignored anchors spread over every thread's range.
+    const { yTrue, yPred } = syntheticAnchorBatch({ ...mixed, anchors: 301, seed: 14 });
+    const single = fusedFocal(yTrue, yPred);
+    for (const threads of [1, 2, 3]) {
+      const fused = new FusedFocalThreads(
+        yTrue.read() as Float32Array,
+        yPred.read() as Float32Array,
+        2 * 301,
+        3,
+        threads,
+      );
+      try {
+        // yTrue 602 × 4 and yPred, grad 602 × 3 float32, one float64 loss per thread.
+        expect(fused.sharedBytes).toBe(602 * 4 * 4 + 2 * 602 * 3 * 4 + 8 * threads);
+        for (let run = 0; run < 2; run++) {
+          // Each element's gradient is the same expression with the same normaliser.
+          expect(Math.abs(fused.run() - single.loss)).toBeLessThanOrEqual(1e-12 * single.loss);
+          expect(Array.from(fused.grad)).toEqual(Array.from(single.grad.read()));
+        }
+      } finally {
+        fused.close();
+      }
+    }
+  });
+
+  it("rejects arrays that do not match the anchors and classes, and a thread count below 1", () => {
+    const yTrue = new Float32Array(2 * 4);
+    const yPred = new Float32Array(2 * 3);
+    expect(() => new FusedFocalThreads(yTrue, yPred, 2, 2)).toThrow(
+      "FusedFocalThreads: expected yTrue of 2 × 3 and yPred of 2 × 2 elements, got 8 and 6",
+    );
+    expect(() => new FusedFocalThreads(yTrue, yPred, 2, 3, 0)).toThrow(
+      "FusedFocalThreads: threads must be an integer >= 1, got 0",
     );
   });
 });

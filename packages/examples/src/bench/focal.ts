@@ -4,6 +4,7 @@ import type { focal } from "@focalgrad/losses";
 import type * as tfTypes from "@tensorflow/tfjs";
 import { type AnchorBatch, syntheticAnchorBatch } from "../data/anchors.js";
 import { fusedFocal, fusedFocalInto } from "../fused/focal.js";
+import { FusedFocalThreads } from "../fused/threads.js";
 import { type Check, checksums } from "./checks.js";
 import type { Case, Implementation, ImplName, Prepared } from "./run.js";
 import { loadTfjs, type TfBackend, tfjsFocal, useBackend } from "./tfjs.js";
@@ -75,6 +76,40 @@ export function fusedImplementation(batch: AnchorBatch): Implementation {
           return focalChecks(loss, grad.read());
         },
         dispose: () => {},
+      };
+    },
+  };
+}
+
+/**
+ * The hand-fused loop on `threads` worker threads (`FusedFocalThreads`), the batch copied into
+ * shared memory once before timing and one shared gradient array kept between runs.
+ */
+export function fusedThreadsImplementation(batch: AnchorBatch, threads: number): Implementation {
+  return {
+    name: "fused-2t",
+    prepare: async () => {
+      const [b, n, classes] = batch.yPred.shape;
+      const fused = new FusedFocalThreads(
+        batch.yTrue.read() as Float32Array,
+        batch.yPred.read() as Float32Array,
+        b * n,
+        classes,
+        threads,
+        focalOptions,
+      );
+      return {
+        run: () => {
+          fused.run();
+        },
+        check: (probe) => {
+          const loss = fused.run();
+          probe();
+          return focalChecks(loss, fused.grad);
+        },
+        // Its shared copies of the batch and its gradient are made before timing, but held throughout.
+        trackedPeakBytes: () => fused.sharedBytes,
+        dispose: () => fused.close(),
       };
     },
   };
@@ -214,6 +249,7 @@ export function focalCase(
   const implementations: Implementation[] = [fusedImplementation(batch)];
   for (const name of impls) {
     if (name === "focalgrad") implementations.push(focalgradImplementation(batch, focal));
+    else if (name === "fused-2t") implementations.push(fusedThreadsImplementation(batch, 2));
     else if (name === "tfjs-cpu") implementations.push(tfjsImplementation(batch, "cpu"));
     else if (name === "tfjs-wasm") implementations.push(tfjsImplementation(batch, "wasm"));
   }

@@ -84,7 +84,7 @@ function casesOf(
   if (name === "detector") {
     return impls.some(isFocalgrad) ? [detectorCase(impls, options)] : [];
   }
-  const dense = impls.filter((i) => i !== "fused" && !i.startsWith("pytorch"));
+  const dense = impls.filter((i) => !i.startsWith("fused") && !i.startsWith("pytorch"));
   if (dense.length === 0) return [];
   if (name === "conv2d") return [conv2dCase("fwd", dense), conv2dCase("fwd+bwd", dense)];
   const size = name === "matmul256" ? 256 : 1024;

@@ -5,13 +5,15 @@ import { type Check, crossCheck } from "./checks.js";
 /**
  * The implementations the benchmark knows. `focalgrad` runs on the default backend (wasm where
  * available) with every core, `focalgrad-1t` on the same backend with one thread, `focalgrad-js`
- * on the JavaScript backend; `pytorch-1t` / `pytorch-2t` are PyTorch on 1 and 2 threads.
+ * on the JavaScript backend; `fused` is the hand-fused focal loop on this thread and `fused-2t` the
+ * same loop on two worker threads; `pytorch-1t` / `pytorch-2t` are PyTorch on 1 and 2 threads.
  */
 export type ImplName =
   | "focalgrad"
   | "focalgrad-1t"
   | "focalgrad-js"
   | "fused"
+  | "fused-2t"
   | "tfjs-cpu"
   | "tfjs-wasm"
   | "pytorch-1t"
@@ -21,6 +23,7 @@ export const IMPL_NAMES: readonly ImplName[] = [
   "focalgrad-1t",
   "focalgrad-js",
   "fused",
+  "fused-2t",
   "tfjs-cpu",
   "tfjs-wasm",
   "pytorch-1t",

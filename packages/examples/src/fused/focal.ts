@@ -73,6 +73,9 @@ export function fusedFocal(
  * `grad` are `[anchors, classes]` (batch and anchor axes flattened together). `grad` must be zero
  * on entry where anchors are ignored; every other element is overwritten. Returns the loss.
  * `dtype` rounds the clip bounds as the autodiff version does (1 − ε computed in that dtype).
+ * `objects`, for arrays that are a part of the batch, is the batch's count of object anchors (the
+ * normaliser); by default they are counted in the arrays. The function uses nothing from outside
+ * its body, so that worker threads can run its source (`fusedFocalThreads`).
  *
  * @example
  * const grad = new Float32Array(yPred.size);
@@ -86,6 +89,7 @@ export function fusedFocalInto(
   classes: number,
   options: FusedFocalOptions = {},
   dtype: "float32" | "float64" = "float32",
+  objects?: number,
 ): number {
   const alpha = options.alpha ?? 0.25;
   const gamma = options.gamma ?? 2;
@@ -95,9 +99,11 @@ export function fusedFocalInto(
   const hi = round(1 - lo);
   const width = classes + 1;
 
-  let objects = 0;
-  for (let a = 0; a < anchors; a++) if (yTrue[a * width + classes] === 1) objects++;
-  const scale = 1 / Math.max(1, objects);
+  let counted = 0;
+  if (objects === undefined) {
+    for (let a = 0; a < anchors; a++) if (yTrue[a * width + classes] === 1) counted++;
+  }
+  const scale = 1 / Math.max(1, objects ?? counted);
   const squared = gamma === 2;
 
   let lossObject = 0;

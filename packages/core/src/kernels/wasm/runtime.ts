@@ -4,11 +4,13 @@ import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import type { PoolGeometry } from "../conv.js";
 import { assemble, FunctionBuilder, Simd, V128 } from "./assembler.js";
+import { elementwiseFunction } from "./elementwise-module.js";
 import { gemmFunctions, LAYOUTS, tilesFunction } from "./gemm-module.js";
 import { im2colFunction, im2colImagesFunction } from "./im2col-module.js";
 import { packFunction, packRangeFunction } from "./pack-module.js";
 import { type Job, WorkerPool } from "./pool.js";
 import { avgPoolFunction, maxPool2x2Function, maxPoolFunction } from "./pool-module.js";
+import { type Share, SharePool } from "./share-pool.js";
 import { type WasmMemory, type WasmModule, webAssembly } from "./webassembly.js";
 
 const PAGE = 65536;
@@ -16,7 +18,7 @@ const PAGE = 65536;
  * 2 GiB: the kernels compare addresses as signed i32, and a shared memory reserves (but does not
  * commit) its maximum up front.
  */
-const MAX_PAGES = 32768;
+export const MAX_PAGES = 32768;
 const MAX_BYTES = MAX_PAGES * PAGE;
 
 /** `bytes` rounded up to a cache line: every region the kernels use starts on one. */
@@ -121,6 +123,7 @@ export const FUNCTION_NAMES = [
   "packRangeB32",
   "packRangeA64",
   "packRangeB64",
+  "elementwise32",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
@@ -139,6 +142,7 @@ export class WasmRuntime {
   readonly module: WasmModule;
   readonly exports: Record<KernelName, (...args: number[]) => void>;
   private pool: WorkerPool | null = null;
+  private sharePool: SharePool | null = null;
   /** Views onto wasm memory handed to other kernels (im2col blocks), with their byte addresses. */
   private readonly residents = new WeakMap<object, number>();
   /** Bytes at the start of memory that resident views occupy; kernels' scratch starts after. */
@@ -169,6 +173,7 @@ export class WasmRuntime {
       packRangeFunction("packRangeB32", 4, LAYOUTS.float32.nr, FUNCTION_NAMES.indexOf("packB32")),
       packRangeFunction("packRangeA64", 8, LAYOUTS.float64.mr, FUNCTION_NAMES.indexOf("packA64")),
       packRangeFunction("packRangeB64", 8, LAYOUTS.float64.nr, FUNCTION_NAMES.indexOf("packB64")),
+      elementwiseFunction("elementwise32", relaxed),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
@@ -240,11 +245,31 @@ export class WasmRuntime {
     this.pool.run(job, this.exports);
   }
 
+  /**
+   * Runs `shares` of the fused elementwise machine: the first here, share k on worker k − 1 of a
+   * pool of its own (each share owns a register file, so shares cannot be claimed by any thread).
+   */
+  runShares(shares: readonly Share[]): void {
+    if (shares.length === 1) {
+      this.exports[FUNCTION_NAMES[shares[0].fn]](...shares[0].args);
+      return;
+    }
+    if (this.sharePool === null || this.sharePool.size < shares.length - 1) {
+      this.sharePool?.close();
+      this.sharePool = new SharePool(this.module, this.memory, FUNCTION_NAMES, threads - 1);
+    }
+    this.sharePool.run(shares, this.exports);
+  }
+
   /** Drops a pool of the wrong size; the next threaded call makes one of the right size. */
   resize(): void {
     if (this.pool !== null && this.pool.size !== threads - 1) {
       this.pool.close();
       this.pool = null;
+    }
+    if (this.sharePool !== null && this.sharePool.size !== threads - 1) {
+      this.sharePool.close();
+      this.sharePool = null;
     }
   }
 }

@@ -1,0 +1,506 @@
+/**
+ * Fused float32 elementwise kernels on the wasm runtime: a builder of the elementwise machine's
+ * instructions (values in registers, arrays by reference), and `runElementwise`, which stages the
+ * arrays in wasm memory, splits the elements between threads by whole blocks, and copies the
+ * results back.
+ */
+
+import { assemble } from "./assembler.js";
+import {
+  BLOCK,
+  elementwiseFunction,
+  type FusedInstruction,
+  INSTRUCTION_WORDS,
+  INSTRUCTIONS,
+  type Instruction,
+  REGISTER_BYTES,
+} from "./elementwise-module.js";
+import { align64, FUNCTION_NAMES, getNumThreads, MAX_PAGES, type WasmRuntime } from "./runtime.js";
+import { type Share, SharePool } from "./share-pool.js";
+import { type WasmModule, webAssembly } from "./webassembly.js";
+
+/** A value of a kernel: one float32 per element (or a mask of all ones or zeros). */
+export interface Value {
+  readonly id: number;
+}
+
+/** An array a kernel reads or writes, staged in wasm memory for the call. */
+export interface KernelArray {
+  readonly id: number;
+}
+
+/** Rows of a gather or a place: row `r` starts at element `start + index[r] · scale`. */
+export interface KernelRows {
+  readonly index: Int32Array;
+  readonly scale: number;
+  readonly start: number;
+}
+
+type Staged =
+  | { kind: "input"; data: Float32Array }
+  | { kind: "rows"; data: Int32Array }
+  /** `initial`: the array's values are read before the kernel adds into them (scatter). */
+  | { kind: "output"; data: Float32Array; initial: "zeros" | "values" };
+
+/** An instruction's words, with the words that hold a value (register) or an array (address). */
+interface Line {
+  code: Instruction;
+  words: number[];
+  values: { word: number; value: number }[];
+  arrays: { word: number; array: number }[];
+  defines: number;
+}
+
+/**
+ * The unary, binary and ternary operations of the machine by name (see `INSTRUCTIONS`): each
+ * computes as the float32 operation of IEEE 754 does (so as `Math.fround` of the double one for
+ * + − × ÷ √, min, max, comparisons), `log`, `log1p` and `exp` within 2 ulp (`math-module.ts`).
+ */
+export type UnaryOp = "neg" | "abs" | "sqrt" | "floor" | "ceil" | "trunc" | "log" | "log1p" | "exp";
+export type BinaryOp =
+  | "add"
+  | "sub"
+  | "mul"
+  | "div"
+  | "min"
+  | "max"
+  | "lt"
+  | "le"
+  | "gt"
+  | "ge"
+  | "eq"
+  | "ne"
+  | "and"
+  | "or";
+
+/**
+ * A fused float32 kernel over `size` elements, built instruction by instruction. Values are in
+ * single assignment; `finish` gives each a register, reusing registers whose value is dead.
+ *
+ * @example
+ * const k = new ElementwiseKernel(x.length);
+ * const v = k.load(k.input(x));
+ * k.store(k.unary("log", v), k.output(out));
+ * const total = k.sum(v);
+ * const sums = runElementwise(runtime, k); // out = log(x) in float32; sums[total] = Σ x
+ */
+export class ElementwiseKernel {
+  private readonly lines: Line[] = [];
+  readonly staged: Staged[] = [];
+  private values = 0;
+  /** Values of `scalar` (see there). */
+  private readonly varying = new Set<number>();
+  /** Number of sums the kernel accumulates. */
+  sums = 0;
+
+  constructor(readonly size: number) {
+    if (!Number.isInteger(size) || size < 0 || size >= 2 ** 31) {
+      throw new Error(`ElementwiseKernel: size must be an integer in [0, 2^31), got ${size}`);
+    }
+  }
+
+  private stage(staged: Staged): KernelArray {
+    this.staged.push(staged);
+    return { id: this.staged.length - 1 };
+  }
+
+  /** A float32 array read as element e (load) or through rows (gather). */
+  input(data: Float32Array): KernelArray {
+    return this.stage({ kind: "input", data });
+  }
+
+  /** A float32 array written (store, place; its other elements are zeros) or added into (scatter). */
+  output(data: Float32Array, initial: "zeros" | "values" = "zeros"): KernelArray {
+    return this.stage({ kind: "output", data, initial });
+  }
+
+  private line(
+    code: Instruction,
+    words: readonly (number | Value | KernelArray | null)[],
+    kinds: readonly ("value" | "array" | "int")[],
+  ): Value {
+    const line: Line = { code, words: [], values: [], arrays: [], defines: -1 };
+    words.forEach((word, index) => {
+      const at = index + 1;
+      if (word === null) {
+        line.defines = this.values++;
+        line.words.push(0);
+      } else if (kinds[index] === "value") {
+        line.values.push({ word: at, value: (word as Value).id });
+        line.words.push(0);
+      } else if (kinds[index] === "array") {
+        line.arrays.push({ word: at, array: (word as KernelArray).id });
+        line.words.push(0);
+      } else line.words.push(word as number);
+    });
+    this.lines.push(line);
+    return { id: line.defines };
+  }
+
+  /** The words of a row table, checked: rows of `width` that cover the kernel, inside `array`. */
+  private rowsWords(
+    op: string,
+    array: KernelArray,
+    rows: KernelRows,
+    width: number,
+    colStride: number,
+  ): number[] {
+    const fail = (what: string) => {
+      throw new Error(`ElementwiseKernel.${op}: ${what}`);
+    };
+    if (!Number.isInteger(width) || width < 1) fail(`width must be an integer >= 1, got ${width}`);
+    if (rows.index.length * width !== this.size) {
+      fail(
+        `${rows.index.length} rows of ${width} are ${rows.index.length * width} elements, the kernel has ${this.size}`,
+      );
+    }
+    const length = this.staged[array.id].data.length;
+    const lastColumn = (width - 1) * colStride;
+    for (const r of rows.index) {
+      const first = rows.start + r * rows.scale;
+      if (
+        Math.min(first, first + lastColumn) < 0 ||
+        Math.max(first, first + lastColumn) >= length
+      ) {
+        fail(
+          `row ${r} (elements ${first} to ${first + lastColumn}) is outside the array of ${length}`,
+        );
+      }
+    }
+    const index = this.stage({ kind: "rows", data: rows.index }).id;
+    return [index, rows.scale, rows.start, width, colStride];
+  }
+
+  /** Checks that `array` has one element per element of the kernel. */
+  private whole(op: string, array: KernelArray): void {
+    const length = this.staged[array.id].data.length;
+    if (length !== this.size) {
+      throw new Error(
+        `ElementwiseKernel.${op}: the array has ${length} elements, the kernel ${this.size}`,
+      );
+    }
+  }
+
+  /** Element e of `array`. */
+  load(array: KernelArray): Value {
+    this.whole("load", array);
+    return this.line("load", [null, array], ["value", "array"]);
+  }
+
+  /** `value` rounded to float32, in every lane. */
+  constant(value: number): Value {
+    const bits = new Int32Array(Float32Array.of(value).buffer)[0];
+    return this.line("const", [null, bits], ["value", "int"]);
+  }
+
+  /**
+   * `value` as `constant` does, for a value that changes from call to call (a scalar operand): a
+   * compiled kernel takes the first seven of these from its instruction's words instead of
+   * compiling them in, so that a new value does not compile a new module.
+   */
+  scalar(value: number): Value {
+    const made = this.constant(value);
+    this.varying.add(made.id);
+    return made;
+  }
+
+  /** Element e = row ⌊e / width⌋, column c of `array`: `start + index[row] · scale + c · colStride`. */
+  gather(array: KernelArray, rows: KernelRows, width: number, colStride: number): Value {
+    const [index, ...rest] = this.rowsWords("gather", array, rows, width, colStride);
+    return this.line(
+      "gather",
+      [null, array, { id: index }, ...rest],
+      ["value", "array", "array", "int", "int", "int", "int"],
+    );
+  }
+
+  unary(op: UnaryOp, a: Value): Value {
+    return this.line(op, [null, a], ["value", "value"]);
+  }
+
+  binary(op: BinaryOp, a: Value, b: Value): Value {
+    return this.line(op, [null, a, b], ["value", "value", "value"]);
+  }
+
+  /** `mask ? a : b` lane by lane (`mask` from a comparison). */
+  select(mask: Value, a: Value, b: Value): Value {
+    return this.line("select", [null, mask, a, b], ["value", "value", "value", "value"]);
+  }
+
+  /** Element e of `array` = a. */
+  store(a: Value, array: KernelArray): void {
+    this.whole("store", array);
+    this.line("store", [a, array], ["value", "array"]);
+  }
+
+  /** The inverse of `gather` into distinct rows: `= a` (place) or `+= a` (scatter, `add`). */
+  place(
+    a: Value,
+    array: KernelArray,
+    rows: KernelRows,
+    width: number,
+    colStride: number,
+    add = false,
+  ): void {
+    const [index, ...rest] = this.rowsWords(
+      add ? "scatter" : "place",
+      array,
+      rows,
+      width,
+      colStride,
+    );
+    this.line(
+      add ? "scatter" : "place",
+      [a, array, { id: index }, ...rest],
+      ["value", "array", "array", "int", "int", "int", "int"],
+    );
+  }
+
+  /** Adds `a` up over every element (in double precision); returns the sum's index in `runElementwise`'s result. */
+  sum(a: Value): number {
+    const k = this.sums++;
+    this.line("sum", [a, 0, k, 0], ["value", "int", "int", "int"]);
+    return k;
+  }
+
+  /**
+   * The instructions as words, with registers assigned (a register is free again after the last
+   * instruction that reads its value), and where each array's address goes. With `compiled`, the
+   * lane-wise instructions become one fused instruction (returned too) between the loads and
+   * gathers and the rest, and only values read or written by other instructions get a register.
+   */
+  finish(compiled = false): {
+    words: Int32Array;
+    registers: number;
+    patches: { at: number; array: number }[];
+    fused: FusedInstruction | null;
+  } {
+    const inputsFirst = (line: Line) => line.code === "load" || line.code === "gather";
+    const laneWise = (line: Line) => !inputsFirst(line) && !OUTPUTS.has(line.code);
+    const lines = compiled
+      ? [
+          ...this.lines.filter(inputsFirst),
+          ...this.lines.filter((line) => !inputsFirst(line) && !laneWise(line)),
+        ]
+      : this.lines;
+    const lastUse = new Int32Array(this.values).fill(-1);
+    lines.forEach((line, i) => {
+      for (const { value } of line.values) lastUse[value] = i;
+    });
+    const register = new Int32Array(this.values).fill(-1);
+    const free: number[] = [];
+    let registers = 0;
+    const allocate = () => (compiled || free.length === 0 ? registers++ : (free.pop() as number));
+    let fused: FusedInstruction | null = null;
+    /** The bits of the fused instruction's varying constants, its words 1… */
+    const scalarWords: number[] = [];
+    const fusedAt = compiled ? lines.filter(inputsFirst).length : -1;
+    if (compiled) {
+      const inputs = new Map<number, number>();
+      const outputs = new Map<number, number>();
+      for (const line of lines) {
+        if (line.defines >= 0) {
+          register[line.defines] = allocate();
+          inputs.set(line.defines, register[line.defines]);
+        }
+        for (const { value } of line.values) {
+          if (register[value] < 0) register[value] = allocate();
+          outputs.set(value, register[value]);
+        }
+      }
+      const fusedLines = this.lines.filter(laneWise).map((line) => {
+        const common = {
+          code: line.code,
+          defines: line.defines,
+          reads: line.values.map(({ value }) => value),
+        };
+        if (line.code !== "const") return common;
+        if (this.varying.has(line.defines) && scalarWords.length < INSTRUCTION_WORDS - 1) {
+          scalarWords.push(line.words[1]);
+          return { ...common, word: scalarWords.length };
+        }
+        return { ...common, bits: line.words[1] };
+      });
+      fused = { lines: fusedLines, inputs, outputs };
+    }
+    const count = lines.length + (compiled ? 1 : 0);
+    const words = new Int32Array(count * INSTRUCTION_WORDS);
+    const patches: { at: number; array: number }[] = [];
+    lines.forEach((line, index) => {
+      const i = compiled && index >= fusedAt ? index + 1 : index;
+      const base = i * INSTRUCTION_WORDS;
+      words[base] = INSTRUCTIONS.indexOf(line.code);
+      line.words.forEach((word, k) => {
+        words[base + 1 + k] = word;
+      });
+      for (const { word, value } of line.values) words[base + word] = register[value];
+      // A lane-wise instruction may write the register it reads: each vector is read, then written.
+      for (const { value } of line.values) {
+        if (!compiled && lastUse[value] === index && !free.includes(register[value])) {
+          free.push(register[value]);
+        }
+      }
+      if (line.defines >= 0) {
+        if (register[line.defines] < 0) register[line.defines] = allocate();
+        words[base + 1] = register[line.defines];
+        if (!compiled && lastUse[line.defines] < 0) free.push(register[line.defines]);
+      }
+      for (const { word, array } of line.arrays) patches.push({ at: base + word, array });
+      if (line.code === "sum") {
+        // The address of the sums and their count are known once every sum is.
+        patches.push({ at: base + 2, array: -1 });
+        words[base + 4] = this.sums;
+      }
+    });
+    if (compiled) {
+      words[fusedAt * INSTRUCTION_WORDS] = INSTRUCTIONS.length;
+      words.set(scalarWords, fusedAt * INSTRUCTION_WORDS + 1);
+    }
+    return { words, registers: Math.max(1, registers), patches, fused };
+  }
+}
+
+/** Instructions that write arrays or sums: they follow the fused instruction of a compiled kernel. */
+const OUTPUTS = new Set<Instruction>(["store", "place", "scatter", "sum"]);
+
+/** A compiled kernel: its module, its function on this thread, and workers running it (made on first use). */
+interface CompiledKernel {
+  readonly module: WasmModule;
+  readonly kernel: (...args: number[]) => void;
+  pool: SharePool | null;
+}
+
+/** Compiled kernels of each runtime, by their fused instruction, least recently used first. */
+const compiledKernels = new WeakMap<WasmRuntime, Map<string, CompiledKernel>>();
+
+/**
+ * Compiled kernels that keep their workers: each kernel's pool instantiated its module, so a
+ * kernel that drops out of the most recent ones closes its pool (and makes a new one if it comes
+ * back). Idle workers sleep, they cost memory only.
+ */
+const POOLED_KERNELS = 8;
+
+/** The compiled kernel of `fused` on `runtime` (compiled on first use, then cached). */
+function compiledKernel(runtime: WasmRuntime, fused: FusedInstruction): CompiledKernel {
+  let known = compiledKernels.get(runtime);
+  if (known === undefined) {
+    known = new Map();
+    compiledKernels.set(runtime, known);
+  }
+  const key = JSON.stringify([fused.lines, [...fused.inputs], [...fused.outputs]]);
+  let compiled = known.get(key);
+  if (compiled === undefined) {
+    const bytes = assemble([elementwiseFunction("kernel", runtime.relaxed, fused)], {
+      initialPages: 1,
+      maximumPages: MAX_PAGES,
+    });
+    const module = new webAssembly!.Module(bytes);
+    const instance = new webAssembly!.Instance(module, { env: { memory: runtime.memory } });
+    compiled = { module, kernel: instance.exports.kernel as CompiledKernel["kernel"], pool: null };
+  }
+  // Most recently used last; the pools of those beyond the last POOLED_KERNELS are closed.
+  known.delete(key);
+  known.set(key, compiled);
+  let pooled = known.size;
+  for (const other of known.values()) {
+    if (pooled-- <= POOLED_KERNELS) break;
+    other.pool?.close();
+    other.pool = null;
+  }
+  return compiled;
+}
+
+/** Runs `shares` of a compiled kernel: the first here, the others on the kernel's workers. */
+function runCompiled(
+  runtime: WasmRuntime,
+  compiled: CompiledKernel,
+  shares: readonly Share[],
+): void {
+  if (shares.length === 1) {
+    compiled.kernel(...shares[0].args);
+    return;
+  }
+  const workers = getNumThreads() - 1;
+  if (compiled.pool === null || compiled.pool.size !== workers) {
+    compiled.pool?.close();
+    compiled.pool = new SharePool(compiled.module, runtime.memory, ["kernel"], workers);
+  }
+  compiled.pool.run(shares, { kernel: compiled.kernel });
+}
+
+/** Elements each thread must get before another is woken (a few hundred microseconds of work). */
+const PER_THREAD = 1 << 16;
+
+/**
+ * Runs `kernel` on `runtime`, its blocks split between up to `threads` threads (each block
+ * computed the same way whatever the split: the results and sums are the same bits for every
+ * thread count). Copies inputs in and outputs back; returns the sums, or null (having done
+ * nothing) when the arrays do not fit in wasm memory.
+ *
+ * Placed and scattered rows must be distinct: threads write them at the same time.
+ *
+ * @example
+ * const sums = runElementwise(runtime, kernel) ?? fallBackToJavaScript();
+ */
+export function runElementwise(
+  runtime: WasmRuntime,
+  kernel: ElementwiseKernel,
+  threads = getNumThreads(),
+  compiled = false,
+): Float64Array | null {
+  const n = kernel.size;
+  const { words, registers, patches, fused } = kernel.finish(compiled);
+  const blocks = Math.ceil(n / BLOCK);
+  const parts = Math.max(1, Math.min(threads, blocks, Math.floor(n / PER_THREAD)));
+  // Layout: instructions, each array (16 bytes of slack after it: loads and stores move whole
+  // vectors), the block sums, one register file per thread.
+  let at = align64(runtime.residentBytes);
+  const programAt = at;
+  at = align64(at + words.length * 4);
+  const addresses = kernel.staged.map((staged) => {
+    const here = at;
+    at = align64(at + staged.data.length * 4 + 16);
+    return here;
+  });
+  const sumsAt = at;
+  at = align64(at + blocks * kernel.sums * 8);
+  const scratchAt = at;
+  const end = at + parts * registers * REGISTER_BYTES;
+  if (!runtime.reserve(end)) return null;
+  for (const { at: word, array } of patches) {
+    words[word] = array < 0 ? sumsAt : addresses[array];
+  }
+  const heap = new Int32Array(runtime.memory.buffer);
+  heap.set(words, programAt / 4);
+  kernel.staged.forEach((staged, k) => {
+    const address = addresses[k] / 4;
+    if (staged.kind === "rows") heap.set(staged.data, address);
+    else if (staged.kind === "input" || staged.initial === "values")
+      runtime.f32.set(staged.data, address);
+    else runtime.f32.fill(0, address, address + staged.data.length);
+  });
+  // The runtime's module has the machine; a compiled kernel's module has the kernel alone.
+  const fn = fused === null ? FUNCTION_NAMES.indexOf("elementwise32") : 0;
+  const count = words.length / INSTRUCTION_WORDS;
+  const shares: Share[] = [];
+  for (let t = 0; t < parts; t++) {
+    const from = Math.floor((t * blocks) / parts) * BLOCK;
+    const to = Math.min(n, Math.floor(((t + 1) * blocks) / parts) * BLOCK);
+    const scratch = scratchAt + t * registers * REGISTER_BYTES;
+    shares.push({ fn, args: [programAt, count, scratch, from, to] });
+  }
+  if (n > 0 && fused !== null) runCompiled(runtime, compiledKernel(runtime, fused), shares);
+  else if (n > 0) runtime.runShares(shares);
+  kernel.staged.forEach((staged, k) => {
+    if (staged.kind !== "output") return;
+    const address = addresses[k] / 4;
+    staged.data.set(runtime.f32.subarray(address, address + staged.data.length));
+  });
+  // Block sums in block order: the same additions whatever the split.
+  const sums = new Float64Array(kernel.sums);
+  const blockSums = new Float64Array(runtime.memory.buffer, sumsAt, blocks * kernel.sums);
+  for (let b = 0; b < blocks; b++) {
+    for (let k = 0; k < kernel.sums; k++) sums[k] += blockSums[b * kernel.sums + k];
+  }
+  return sums;
+}

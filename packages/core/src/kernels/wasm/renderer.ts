@@ -1,0 +1,214 @@
+/**
+ * The WebAssembly renderer of elementwise kernels: the IR lowered to the elementwise machine's
+ * f32x4 instructions, compiled into a module per kernel and run on the wasm runtime's memory and
+ * threads. It renders float32 kernels; float64 and int32 ones, and the ops without a float32
+ * vector form here (`tanh`, `round`, `imul`, `pow` but by 0 … 4), stay on the JavaScript renderer.
+ */
+
+import { type Expr, type IrOp, type Lowerings, topological } from "../ir.js";
+import { javascript } from "../javascript.js";
+import { type Kernel, type KernelArrays, layout, type Renderer } from "../kernel.js";
+import { ElementwiseKernel, runElementwise, type Value } from "./elementwise.js";
+import type { WasmRuntime } from "./runtime.js";
+
+/** Integer exponents that `pow` is rendered for, as repeated products (`pow(x, 0)` is 1, NaN too). */
+const POWERS = [0, 1, 2, 3, 4];
+
+/** Whether this renderer has a float32 vector form of node `x`. */
+function renders(x: Expr): boolean {
+  if (x.dtype !== "float32" && x.dtype !== "bool") return false;
+  switch (x.op) {
+    case "tanh":
+    case "round":
+    case "imul":
+      return false;
+    case "pow":
+      return x.args[1].op === "constant" && POWERS.includes(x.args[1].attr);
+    case "convert":
+      return x.args[0].dtype === "float32" || x.args[0].dtype === "bool";
+    default:
+      return true;
+  }
+}
+
+/** Whether strides over the loop shape `shape` walk memory contiguously (row-major, step 1). */
+function contiguous(shape: Int32Array, strides: Int32Array): boolean {
+  let step = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (shape[d] !== 1 && strides[d] !== step) return false;
+    step *= shape[d];
+  }
+  return true;
+}
+
+/**
+ * The lowering of every IR op into instructions of `k`, each argument already lowered: float32
+ * values are float32 lanes (every op rounds, which is what `convert` then keeps), bool values are
+ * masks (lanes of all ones or zeros).
+ */
+function lowerings(
+  k: ElementwiseKernel,
+  inputs: readonly Value[],
+  lowered: (x: Expr) => Value,
+): Lowerings<Value> {
+  const binary =
+    (op: "add" | "sub" | "mul" | "div" | "min" | "max" | "lt" | "le" | "gt" | "ge" | "eq" | "ne") =>
+    ([a, b]: readonly Value[]) =>
+      k.binary(op, a, b);
+  const unary =
+    (op: "neg" | "abs" | "floor" | "ceil" | "sqrt" | "exp" | "log" | "log1p") =>
+    ([a]: readonly Value[]) =>
+      k.unary(op, a);
+  const missing = (op: IrOp) => () => {
+    throw new Error(`wasm renderer: ${op} has no float32 vector form (supports() is false)`);
+  };
+  return {
+    input: (_, x) => inputs[x.attr],
+    // A bool constant is a mask: 1 = 1 is all ones in every lane.
+    constant: (_, x) =>
+      x.dtype === "bool"
+        ? x.attr !== 0
+          ? k.binary("eq", k.constant(1), k.constant(1))
+          : k.constant(0)
+        : k.constant(x.attr),
+    // Every float32 op has rounded already; a bool becomes 1 or 0 (its mask AND the bits of 1.0).
+    convert: ([a], x) => (x.args[0].dtype === "bool" ? k.binary("and", a, k.constant(1)) : a),
+    neg: unary("neg"),
+    abs: unary("abs"),
+    floor: unary("floor"),
+    ceil: unary("ceil"),
+    round: missing("round"),
+    sqrt: unary("sqrt"),
+    exp: unary("exp"),
+    // log(1 ± y) with 1 ± y not rounded to float32 (the JavaScript renderer holds it in double):
+    // log1p(±y), so that rounding 1 − p to float32 does not cost log(1 − p) its digits for small p.
+    log: ([a], x) => {
+      const [arg] = x.args;
+      const one = (e: Expr) => e.op === "constant" && e.attr === 1;
+      if (arg.op === "sub" && one(arg.args[0])) {
+        return k.unary("log1p", k.unary("neg", lowered(arg.args[1])));
+      }
+      if (arg.op === "add" && (one(arg.args[0]) || one(arg.args[1]))) {
+        return k.unary("log1p", lowered(one(arg.args[0]) ? arg.args[1] : arg.args[0]));
+      }
+      return k.unary("log", a);
+    },
+    log1p: unary("log1p"),
+    tanh: missing("tanh"),
+    add: binary("add"),
+    sub: binary("sub"),
+    mul: binary("mul"),
+    div: binary("div"),
+    pow: ([a], x) => {
+      const times = x.args[1].attr;
+      if (times === 0) return k.constant(1);
+      let product = a;
+      for (let i = 1; i < times; i++) product = k.binary("mul", product, a);
+      return product;
+    },
+    min: binary("min"),
+    max: binary("max"),
+    imul: missing("imul"),
+    lt: binary("lt"),
+    le: binary("le"),
+    gt: binary("gt"),
+    ge: binary("ge"),
+    eq: binary("eq"),
+    ne: binary("ne"),
+    and: ([a, b]) => k.binary("and", a, b),
+    or: ([a, b]) => k.binary("or", a, b),
+    // A mask's all-ones lanes are a NaN as float32, which equals nothing; its zero lanes equal 0.
+    not: ([a]) => k.binary("eq", a, k.constant(0)),
+    select: ([condition, a, b]) => k.select(condition, a, b),
+  };
+}
+
+/** Options of `createWasmRenderer`. */
+export interface WasmRendererOptions {
+  /** Kernels of fewer elements are left to the JavaScript renderer (staging costs more). Default 2^14. */
+  minSize?: number;
+  /**
+   * Compile each kernel into a module of its own (the default), or interpret it on the machine of
+   * the runtime's module (no compilation; slower per element).
+   */
+  compiled?: boolean;
+}
+
+/**
+ * A `Renderer` of float32 elementwise kernels on `runtime`: contiguous, scalar and gathered-row
+ * inputs, stores, sums, scatters and places into float32 arrays, split between the runtime's
+ * threads by blocks of elements (a scatter, whose rows may repeat, on one thread). + − × ÷ √, min,
+ * max, comparisons and selections give the JavaScript renderer's values bit for bit where every
+ * step is converted to float32 (the ops' exact mode), `log`, `log1p` and `exp` within an ulp of
+ * them; a chain of float32 steps without conversions rounds at every step here (within float32
+ * rounding of the JavaScript renderer, which holds them in double precision). Sums are in double
+ * precision, block by block in a fixed order. A kernel it does not support (`supports`), or that
+ * does not fit in wasm memory, runs on the JavaScript renderer.
+ *
+ * @example
+ * const wasm = createWasmRenderer(new WasmRuntime(hasRelaxedSimd()));
+ * if (wasm.supports(kernel)) wasm.run(kernel, { inputs, out, sums: null });
+ */
+export function createWasmRenderer(
+  runtime: WasmRuntime,
+  { minSize = 1 << 14, compiled = true }: WasmRendererOptions = {},
+): Renderer {
+  const supports = (kernel: Kernel): boolean => {
+    let size = 1;
+    for (const d of kernel.shape) size *= d;
+    if (size < minSize) return false;
+    const { output } = kernel;
+    if (output.kind !== "sum" && output.dtype !== "float32") return false;
+    const plan = layout(kernel);
+    const inputsOk = kernel.inputs.every(
+      (input, k) =>
+        input.dtype === "float32" &&
+        (input.kind !== "strided" || contiguous(plan.shape, plan.strides[k])),
+    );
+    return inputsOk && topological([kernel.value, ...kernel.sums]).every(renders);
+  };
+
+  const run = (kernel: Kernel, arrays: KernelArrays): number => {
+    // What it does not render runs on the JavaScript renderer, so that it can serve every kernel.
+    if (!supports(kernel)) return javascript.run(kernel, arrays);
+    let n = 1;
+    for (const d of kernel.shape) n *= d;
+    const k = new ElementwiseKernel(n);
+    const inputs = kernel.inputs.map((input, index) => {
+      const data = arrays.inputs[index] as Float32Array;
+      if (input.kind === "scalar") return k.scalar(data[input.offset]);
+      if (input.kind === "strided") {
+        return k.load(k.input(data.subarray(input.offset, input.offset + n)));
+      }
+      return k.gather(k.input(data), input.rows, input.width, input.colStride);
+    });
+    const values = new Map<Expr, Value>();
+    const lower = lowerings(k, inputs, (x) => values.get(x) as Value);
+    for (const x of topological([kernel.value, ...kernel.sums])) {
+      const args = x.args.map((a) => values.get(a) as Value);
+      values.set(x, lower[x.op](args, x));
+    }
+    const value = values.get(kernel.value) as Value;
+    const { output } = kernel;
+    let total = -1;
+    if (output.kind === "sum") total = k.sum(value);
+    else if (output.kind === "store") {
+      k.store(value, k.output((arrays.out as Float32Array).subarray(0, n)));
+    } else {
+      const scatter = output.kind === "scatter";
+      const out = k.output(arrays.out as Float32Array, scatter ? "values" : "zeros");
+      // Placing gives what adding into the zero buffer would: −0 + 0 is +0.
+      const placed = scatter ? value : k.binary("add", value, k.constant(0));
+      k.place(placed, out, output.rows, output.width, 1, scatter);
+    }
+    const alongside = kernel.sums.map((x) => k.sum(values.get(x) as Value));
+    // A scatter's rows may repeat: one thread adds them in order.
+    const threads = output.kind === "scatter" ? 1 : undefined;
+    const sums = runElementwise(runtime, k, threads, compiled);
+    if (sums === null) return javascript.run(kernel, arrays);
+    arrays.sums?.set(alongside.map((s) => sums[s]));
+    return total < 0 ? 0 : sums[total];
+  };
+
+  return { name: compiled ? "wasm" : "wasm-machine", supports, run };
+}

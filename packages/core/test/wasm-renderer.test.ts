@@ -1,0 +1,231 @@
+/** The WebAssembly renderer against the JavaScript renderer: the same kernels (the focal loss's, random chains of float32 steps), their outputs within float32 rounding or bit for bit, and what it leaves to JavaScript. */
+
+import fc from "fast-check";
+import { describe, expect, test } from "vitest";
+import { constant, type Expr, input, ir } from "../src/kernels/ir.js";
+import { javascript } from "../src/kernels/javascript.js";
+import type { InputAccess, Kernel } from "../src/kernels/kernel.js";
+import { createWasmRenderer } from "../src/kernels/wasm/renderer.js";
+import { hasRelaxedSimd, WasmRuntime } from "../src/kernels/wasm/runtime.js";
+
+const runtime = new WasmRuntime(hasRelaxedSimd());
+const renderers = [
+  { name: "compiled", wasm: createWasmRenderer(runtime, { minSize: 1 }) },
+  { name: "machine", wasm: createWasmRenderer(runtime, { minSize: 1, compiled: false }) },
+];
+
+/** Float32 rounding after a step, as the ops write each step in exact mode. */
+const f32 = (x: Expr) => ir.convert(x, "float32");
+const contiguous: InputAccess = { kind: "strided", dtype: "float32", strides: [1], offset: 0 };
+
+/** A float32 position on the number line in ulp. */
+function ordinal(x: number): number {
+  const bits = new Int32Array(Float32Array.of(x).buffer)[0];
+  return bits < 0 ? -(bits & 0x7fffffff) : bits;
+}
+
+/** Indices where `got` and `want` differ by more than `ulps` (NaN only matches NaN). */
+function apart(got: Float32Array, want: Float32Array, ulps: number): string[] {
+  const wrong: string[] = [];
+  for (let i = 0; i < want.length && wrong.length < 5; i++) {
+    const [a, b] = [got[i], want[i]];
+    const same =
+      Number.isNaN(a) || Number.isNaN(b)
+        ? Number.isNaN(a) && Number.isNaN(b)
+        : ulps === 0
+          ? Object.is(a, b)
+          : Math.abs(ordinal(a) - ordinal(b)) <= ulps;
+    if (!same) wrong.push(`[${i}] ${a} vs ${b}`);
+  }
+  return wrong;
+}
+
+/** Seeded values in (0, 1), with the clip edges and the ends of the interval among them. */
+function probabilities(n: number, seed: number): Float32Array {
+  const edges = [0, 1, 1e-7, 1 - 1e-7, 1e-8, 0.5, 2 ** -149, 1 - 2 ** -24];
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, (_, i) => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return i % 11 === 0 ? edges[(s >>> 8) % edges.length] : s / 2 ** 32;
+  });
+}
+
+/**
+ * The focal loss's object-anchor term as the ops build it (every step rounded): y a 0/1 label,
+ * p the probability; w = a · (y ? 1 − p : p)², BCE with Keras' clip; the value is w · BCE.
+ */
+function focalTerm(): Expr {
+  const [y, p] = [input(0, "float32"), input(1, "float32")];
+  const positive = ir.eq(y, 1);
+  const alpha = ir.select(positive, constant(0.25, "float32"), constant(0.75, "float32"));
+  const base = ir.select(positive, f32(ir.sub(1, p)), p);
+  const weight = f32(ir.mul(alpha, f32(ir.pow(base, 2))));
+  const lo = Math.fround(1e-7);
+  const pc = f32(ir.min(ir.max(p, lo), Math.fround(1 - lo)));
+  const bce = f32(
+    ir.select(positive, ir.neg(f32(ir.log(pc))), ir.neg(f32(ir.log(f32(ir.sub(1, pc)))))),
+  );
+  return f32(ir.mul(weight, bce));
+}
+
+describe.each(renderers)("the wasm renderer ($name)", ({ wasm }) => {
+  const n = 3001;
+  const labels = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 1 : 0));
+  const p = probabilities(n, 7);
+
+  test("the focal term: stores within 2 ulp, the sum within float32 rounding, every element", () => {
+    const value = focalTerm();
+    const kernel: Kernel = {
+      shape: [n],
+      inputs: [contiguous, contiguous],
+      value,
+      output: { kind: "store", dtype: "float32" },
+      sums: [value],
+    };
+    expect(wasm.supports(kernel)).toBe(true);
+    const [got, want] = [new Float32Array(n), new Float32Array(n)];
+    const [gotSums, wantSums] = [new Float64Array(1), new Float64Array(1)];
+    wasm.run(kernel, { inputs: [labels, p], out: got, sums: gotSums });
+    javascript.run(kernel, { inputs: [labels, p], out: want, sums: wantSums });
+    // The logarithms are within an ulp; the two products after them add a rounding each.
+    expect(apart(got, want, 2)).toEqual([]);
+    expect(Math.abs(gotSums[0] - wantSums[0])).toBeLessThanOrEqual(4 * 2 ** -24 * wantSums[0]);
+  });
+
+  test("gathered rows, scatters with repeated rows, places and a scalar, as the JavaScript renderer", () => {
+    // Rows of 5 out of a [40, 6] array, starting at column 1; a scatter back with a repeated row.
+    const source = probabilities(240, 3);
+    const index = Int32Array.from([3, 17, 3, 0, 39, 22, 8]);
+    const rows = { index, scale: 6, start: 1 };
+    const gathered: InputAccess = { kind: "rows", dtype: "float32", rows, width: 5, colStride: 1 };
+    const scalar: InputAccess = { kind: "scalar", dtype: "float32", offset: 2 };
+    const [g, s] = [input(0, "float32"), input(1, "float32")];
+    const value = f32(ir.mul(f32(ir.log1p(ir.neg(g))), s));
+    for (const kind of ["scatter", "place"] as const) {
+      const distinct = { index: Int32Array.from([3, 17, 4, 0, 39, 22, 8]), scale: 6, start: 1 };
+      const kernel: Kernel = {
+        shape: [7, 5],
+        inputs: [gathered, scalar],
+        value: kind === "place" ? ir.mul(value, -0) : value,
+        output: { kind, dtype: "float32", rows: kind === "place" ? distinct : rows, width: 5 },
+        sums: [],
+      };
+      expect(wasm.supports(kernel)).toBe(true);
+      const scalars = Float32Array.from([9, 9, -1.5]);
+      const got = kind === "place" ? new Float32Array(240) : probabilities(240, 5);
+      const want = Float32Array.from(got);
+      wasm.run(kernel, { inputs: [source, scalars], out: got, sums: null });
+      javascript.run(kernel, { inputs: [source, scalars], out: want, sums: null });
+      // log1p within an ulp, then the product; a place of −0 gives +0 as adding would.
+      expect(apart(got, want, kind === "place" ? 0 : 2)).toEqual([]);
+    }
+  });
+
+  test("random chains of exact float32 steps give the JavaScript renderer's bits", () => {
+    const ops = [
+      "add",
+      "sub",
+      "mul",
+      "div",
+      "min",
+      "max",
+      "neg",
+      "abs",
+      "sqrt",
+      "floor",
+      "ceil",
+      "square",
+      "select",
+    ] as const;
+    const a = input(0, "float32");
+    const b = input(1, "float32");
+    const x = probabilities(400, 1).map((v, i) => (i % 5 === 0 ? -v * 1e30 : v * 8 - 4));
+    const y = probabilities(400, 2).map((v, i) => (i % 7 === 0 ? v * 3e38 : v - 0.5));
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...ops), { minLength: 1, maxLength: 12 }), (chain) => {
+        let v: Expr = a;
+        for (const op of chain) {
+          if (op === "neg" || op === "abs" || op === "sqrt" || op === "floor" || op === "ceil")
+            v = f32(ir[op](v));
+          else if (op === "square") v = f32(ir.pow(v, 2));
+          else if (op === "select") v = ir.select(ir.lt(v, b), v, b);
+          else v = f32(ir[op](v, b));
+        }
+        const kernel: Kernel = {
+          shape: [400],
+          inputs: [contiguous, contiguous],
+          value: v,
+          output: { kind: "store", dtype: "float32" },
+          sums: [],
+        };
+        const [got, want] = [new Float32Array(400), new Float32Array(400)];
+        wasm.run(kernel, { inputs: [x, y], out: got, sums: null });
+        javascript.run(kernel, { inputs: [x, y], out: want, sums: null });
+        expect(apart(got, want, 0)).toEqual([]);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  test("log(1 − p) unrounded, as binaryCrossEntropy writes it, keeps its digits for small p", () => {
+    // 1 − p rounded to float32 is off by up to 2^-25, a relative 2^-25 / p of log(1 − p) ≈ −p:
+    // 1e-3 at p = 1.6e-5. Rendered as log1p(∓p), within 3 ulp of the double-precision value
+    // (which the JavaScript renderer, with 1 − p in double, only approaches for p ≫ 2^-53).
+    const q = input(0, "float32");
+    const kernel: Kernel = {
+      shape: [n],
+      inputs: [contiguous],
+      value: f32(ir.add(ir.neg(ir.log(ir.sub(1, q))), ir.log(ir.add(q, 1)))),
+      output: { kind: "store", dtype: "float32" },
+      sums: [],
+    };
+    const small = p.map((v) => v * 1e-4);
+    const [got, want] = [new Float32Array(n), new Float32Array(n)];
+    wasm.run(kernel, { inputs: [small], out: got, sums: null });
+    want.set(small.map((v) => -Math.log1p(-v) + Math.log1p(v)));
+    expect(apart(got, want, 3)).toEqual([]);
+  });
+
+  test("bools: comparisons, and, or, not and a bool converted to float32", () => {
+    const [x, y] = [input(0, "float32"), input(1, "float32")];
+    const mask = ir.or(ir.and(ir.lt(x, 0.5), ir.not(ir.eq(y, 1))), ir.ne(x, x));
+    const kernel: Kernel = {
+      shape: [n],
+      inputs: [contiguous, contiguous],
+      value: ir.convert(mask, "float32"),
+      output: { kind: "sum" },
+      sums: [],
+    };
+    const total = wasm.run(kernel, { inputs: [p, labels], out: null, sums: null });
+    expect(total).toBe(javascript.run(kernel, { inputs: [p, labels], out: null, sums: null }));
+    expect(total).toBeGreaterThan(0);
+  });
+});
+
+test("the wasm renderer leaves to JavaScript what it has no float32 vector form of", () => {
+  const wasm = createWasmRenderer(runtime);
+  const f = input(0, "float32");
+  const over = (value: Expr, size = 1 << 14, access: InputAccess = contiguous): Kernel => ({
+    shape: [size],
+    inputs: [access],
+    value,
+    output: { kind: "store", dtype: "float32" },
+    sums: [],
+  });
+  expect(wasm.supports(over(f32(ir.exp(f))))).toBe(true);
+  // Below its size threshold, float64, tanh, pow by a non-integer, a broadcast input.
+  expect(wasm.supports(over(f32(ir.exp(f)), 100))).toBe(false);
+  expect(wasm.supports(over(ir.exp(input(0, "float64"))))).toBe(false);
+  expect(wasm.supports(over(f32(ir.tanh(f))))).toBe(false);
+  // … and runs such a kernel on the JavaScript renderer: tanh(x) rounded, as JavaScript gives it.
+  const x = probabilities(1 << 14, 8);
+  const [got, want] = [new Float32Array(1 << 14), new Float32Array(1 << 14)];
+  wasm.run(over(f32(ir.tanh(f))), { inputs: [x], out: got, sums: null });
+  want.set(x.map((v) => Math.tanh(v)));
+  expect(apart(got, want, 0)).toEqual([]);
+  expect(wasm.supports(over(f32(ir.pow(f, 0.5))))).toBe(false);
+  const broadcast: InputAccess = { kind: "strided", dtype: "float32", strides: [0, 1], offset: 0 };
+  expect(
+    wasm.supports({ ...over(f32(ir.exp(f))), shape: [1 << 7, 1 << 7], inputs: [broadcast] }),
+  ).toBe(false);
+});
