@@ -42,7 +42,7 @@ Options:
   --ohem-ratio R         ohem: R negatives per positive (3 is the 1:3 variant; default: none)
   --levels A-B           pyramid levels, from 2 up to 7 (default 2-4 on shapes and digits)
   --fpn-channels N       channels of the pyramid (default 32)
-  --head-depth N         conv layers of each subnet before its output (default 1 on shapes and digits, 2 otherwise)
+  --head-depth N         conv layers of each subnet before its output (default 2)
   --head-width N         channels of those layers (default 32)
   --norm NAME            backbone normalisation: group (default) or batch
   --resume               continue the checkpoint in the run directory, bit-identically

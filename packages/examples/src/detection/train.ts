@@ -217,8 +217,7 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
   // IoU >= 0.5. Shapes are about as high as wide (one ratio), digits higher than wide.
   const toy = dataset !== "custom";
   const levels = [...(config.model?.levels ?? (toy ? [2, 3, 4] : [3, 4, 5]))];
-  // One conv per subnet on the toy data: as accurate as two at 300 steps, a quarter cheaper a step.
-  const model = { ...config.model, levels, headDepth: config.model?.headDepth ?? (toy ? 1 : 2) };
+  const model = { ...config.model, levels };
   const resolved: ResolvedTrainConfig = {
     dataset,
     name,
@@ -249,7 +248,7 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
     lr: checkNumber(
       "lr",
       // Adam at 1e-2 (after warm-up; GroupNorm keeps it stable) reached mAP@0.5 0.78 in 300 steps
-      // on shapes, against 0.62 at 6e-3 and 0.51 at 3e-3.
+      // on shapes, against 0.62 at 6e-3 and 0.51 at 3e-3; 0.954 in 600 steps (0.927 at 3e-3).
       config.lr ?? 0.01,
       (v) => v > 0,
       "a number > 0",
