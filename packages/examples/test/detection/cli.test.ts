@@ -38,6 +38,9 @@ describe("detect train options", () => {
       /^--dataset: expected one of shapes, digits/,
     );
     expect(() => parseTrainArguments(["--steps", "1.5"])).toThrow(/^--steps: expected an integer/);
-    expect(() => parseTrainArguments(["--frob"])).toThrow(/Unknown option '--frob'/);
+    expect(() => parseTrainArguments(["--clip", "0"])).toThrow(/^--clip: expected a number > 0/);
+    expect(() => parseTrainArguments(["--frob"])).toThrow(
+      /^unknown option --frob \(--help lists the options\)$/,
+    );
   });
 });
