@@ -23,10 +23,10 @@ import {
   batchNormalizer,
   focal,
   focalFromLogits,
+  ohem,
   sigmoidFocalLoss,
   smoothL1,
 } from "@focalgrad/losses";
-import { Canvas } from "./canvas.js";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { integerAtLeast } from "./checks.js";
 import { type DetectionDataset, digitsDataset, shapesDataset } from "./datasets.js";
@@ -35,11 +35,11 @@ import { meanAveragePrecision } from "./evaluate.js";
 import { writeJson } from "./files.js";
 import { BatchLoader } from "./loader.js";
 import { RetinaNet, type RetinaNetConfig, resolveRetinaNetConfig } from "./model.js";
-import { detectionsGrid, lineChart } from "./plots.js";
+import { arrange, detectionsGrid, lineChart } from "./plots.js";
 import { type Progress, progressReporter } from "./progress.js";
 
 /** The classification losses `train` can use; all take the same keras-retinanet targets. */
-export const LOSSES = ["focal", "focalFromLogits", "sigmoidFocalLoss", "bce"] as const;
+export const LOSSES = ["focal", "focalFromLogits", "sigmoidFocalLoss", "bce", "ohem"] as const;
 export type LossName = (typeof LOSSES)[number];
 
 /** The toy datasets `train` knows. */
@@ -69,13 +69,13 @@ export interface TrainConfig {
   evalImages?: number;
   /** Default 64 (shapes), 96 (digits). */
   imageSize?: number;
-  /** Optimisation steps. Default 600 (shapes), 3000 (digits). */
+  /** Optimisation steps. Default 600 (shapes), 1500 (digits): each within its time budget on 2 cores. */
   steps?: number;
   /** Default 8. */
   batchSize?: number;
   /** Default "adamw". */
   optimizer?: "adamw" | "adam" | "sgd";
-  /** Peak learning rate, after warm-up, decayed by a cosine to 0. Default 3e-3 (Adam), 0.01 (SGD). */
+  /** Peak learning rate, after warm-up, decayed by a cosine to 0. Default 0.01. */
   lr?: number;
   /** Default 1e-4. */
   weightDecay?: number;
@@ -91,13 +91,20 @@ export interface TrainConfig {
   alpha?: number;
   /** Focal γ. Default 2. */
   gamma?: number;
+  /** loss "ohem": anchors kept per image, the hardest after NMS on the anchors. Default 128. */
+  ohemExamples?: number;
+  /** loss "ohem": negatives per positive in each image's minibatch (3: the 1:3 variant); null: the hardest of either kind. Default null. */
+  ohemRatio?: number | null;
   /** Evaluate every this many steps (0: only at the end). Default 250. */
   evalEvery?: number;
   /** Save a checkpoint every this many steps (0: only at the end and on Ctrl-C). Default 100. */
   checkpointEvery?: number;
   /** The model's settings (numClasses and numAnchors follow from the data and the anchors). */
   model?: Omit<RetinaNetConfig, "numClasses" | "numAnchors">;
-  /** Anchor sizes per level (default 10/20/40 for shapes, 12/24/48 for digits), ratios, scales. */
+  /**
+   * Anchor sizes per level (default 10/20/40 for shapes, 12/24/48 for digits), ratios (default 1
+   * for shapes, 0.5/1/2 otherwise), scales (2^0, 2^⅓, 2^⅔).
+   */
   anchors?: { sizes?: readonly number[]; ratios?: readonly number[]; scales?: readonly number[] };
   /** Mirror training images left–right at random. Default true for shapes, false otherwise (a mirrored digit is no digit). */
   horizontalFlip?: boolean;
@@ -204,7 +211,14 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
       `train: name must be letters, digits, "_", "-" or "." (a directory name), got ${JSON.stringify(name)}`,
     );
   }
-  const steps = integerAtLeast("train", "steps", config.steps ?? (shapes ? 600 : 3000), 1);
+  const steps = integerAtLeast("train", "steps", config.steps ?? (shapes ? 600 : 1500), 1);
+  // Shapes of 8–32 px on 64 px images and digits of 14–40 px on 96 px need the stride-4 level P2:
+  // on a stride-8 grid a fifth of the shapes and half the smallest digits overlap no anchor at
+  // IoU >= 0.5. Shapes are about as high as wide (one ratio), digits higher than wide.
+  const toy = dataset !== "custom";
+  const levels = [...(config.model?.levels ?? (toy ? [2, 3, 4] : [3, 4, 5]))];
+  // One conv per subnet on the toy data: as accurate as two at 300 steps, a quarter cheaper a step.
+  const model = { ...config.model, levels, headDepth: config.model?.headDepth ?? (toy ? 1 : 2) };
   const resolved: ResolvedTrainConfig = {
     dataset,
     name,
@@ -234,7 +248,9 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
     optimizer,
     lr: checkNumber(
       "lr",
-      config.lr ?? (optimizer === "sgd" ? 0.01 : 3e-3),
+      // Adam at 1e-2 (after warm-up; GroupNorm keeps it stable) reached mAP@0.5 0.78 in 300 steps
+      // on shapes, against 0.62 at 6e-3 and 0.51 at 3e-3.
+      config.lr ?? 0.01,
       (v) => v > 0,
       "a number > 0",
     ),
@@ -255,18 +271,34 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
     loss,
     alpha: checkNumber("alpha", config.alpha ?? 0.25, (v) => v >= 0 && v <= 1, "in [0, 1]"),
     gamma: checkNumber("gamma", config.gamma ?? 2, (v) => v >= 0, "a number >= 0"),
+    ohemExamples: integerAtLeast("train", "ohemExamples", config.ohemExamples ?? 128, 1),
+    ohemRatio:
+      config.ohemRatio == null
+        ? null
+        : checkNumber("ohemRatio", config.ohemRatio, (v) => v > 0, "a number > 0 or null"),
     evalEvery: integerAtLeast("train", "evalEvery", config.evalEvery ?? 250, 0),
     checkpointEvery: integerAtLeast("train", "checkpointEvery", config.checkpointEvery ?? 100, 0),
-    model: { ...config.model },
+    model,
     anchors: {
-      sizes: [...(config.anchors?.sizes ?? (shapes ? [10, 20, 40] : [12, 24, 48]))],
-      ratios: [...(config.anchors?.ratios ?? [0.5, 1, 2])],
+      // One octave apart, from the smallest objects' size up: one per level.
+      sizes: [...(config.anchors?.sizes ?? levels.map((_, i) => (shapes ? 10 : 12) * 2 ** i))],
+      ratios: [
+        ...(config.anchors?.ratios ?? (shapes ? [1] : dataset === "digits" ? [1, 2] : [0.5, 1, 2])),
+      ],
       scales: [...(config.anchors?.scales ?? [1, 2 ** (1 / 3), 2 ** (2 / 3)])],
     },
     horizontalFlip: config.horizontalFlip ?? shapes,
     lowQualityMatches: config.lowQualityMatches ?? true,
   };
   if (config.data !== undefined) checkCustomData(config.data, resolved.imageSize);
+  if (resolved.loss === "ohem") {
+    // ohem checks its own options (examples against the ratio); say that it is train's setting.
+    try {
+      ohem({ examplesPerImage: resolved.ohemExamples, negativesPerPositive: resolved.ohemRatio });
+    } catch (e) {
+      throw new Error(`train: ${(e as Error).message}`);
+    }
+  }
   if (resolved.batchSize > resolved.trainImages) {
     throw new Error(
       `train: batchSize (${resolved.batchSize}) must not exceed trainImages (${resolved.trainImages})`,
@@ -323,7 +355,7 @@ function detectorConfigOf(
   config: ResolvedTrainConfig,
   classNames: readonly string[],
 ): DetectorConfig {
-  const levels = [...(config.model.levels ?? [3, 4, 5])];
+  const levels = [...(config.model.levels ?? [])];
   const anchors = {
     levels,
     sizes: config.anchors.sizes,
@@ -363,9 +395,10 @@ function optimizerOf(config: ResolvedTrainConfig, model: RetinaNet): optim.Optim
   return new Kind(params, { lr: config.lr, weightDecay: config.weightDecay });
 }
 
-/** The classification loss of the chosen name, on the model's outputs. */
+/** The classification loss of the chosen name, on the model's outputs (OHEM also needs the anchor boxes). */
 function classificationLossOf(
   config: ResolvedTrainConfig,
+  anchors: Tensor,
 ): (labels: Tensor, out: { logits: Tensor; classification: Tensor }) => Tensor {
   const { alpha, gamma } = config;
   switch (config.loss) {
@@ -382,6 +415,13 @@ function classificationLossOf(
       // (γ = 0) and with both classes weighted ½, doubled.
       const loss = focalFromLogits({ alpha: 0.5, gamma: 0 });
       return (labels, out) => mul(loss(labels, out.logits), 2);
+    }
+    case "ohem": {
+      const loss = ohem({
+        examplesPerImage: config.ohemExamples,
+        negativesPerPositive: config.ohemRatio,
+      });
+      return (labels, out) => loss(labels, out.logits, anchors);
     }
     case "sigmoidFocalLoss": {
       // torchvision's elementwise loss, summed over the anchors that are not ignored and divided by
@@ -460,7 +500,7 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
     seed: resolved.seed,
     horizontalFlip: resolved.horizontalFlip,
   });
-  const classificationLoss = classificationLossOf(resolved);
+  const classificationLoss = classificationLossOf(resolved, detector.anchorSet.anchors);
   const boxLoss = smoothL1({ sigma: 3 });
   const savedConfig = { training: resolved, detector: detectorConfig };
 
@@ -626,10 +666,7 @@ async function writePlots(
     ],
     { yMax: 1, height: 160 },
   );
-  const both = new Canvas(losses.width, losses.height + map.height);
-  both.pixels.set(losses.pixels, 0);
-  both.pixels.set(map.pixels, losses.pixels.length);
-  await both.writePng(join(runDir, "loss.png"));
+  await arrange([losses, map]).writePng(join(runDir, "loss.png"));
   const count = Math.min(8, test.images.shape[0]);
   const [, c, h, w] = test.images.shape;
   const images = slice(test.images, [0, 0, 0, 0], [count, c, h, w]);

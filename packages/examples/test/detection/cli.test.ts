@@ -21,6 +21,9 @@ describe("detect train options", () => {
       model: { levels: [3, 4, 5, 6], headDepth: 1 },
       quiet: true,
     });
+    expect(
+      parseTrainArguments(["--loss", "ohem", "--ohem-examples", "64", "--ohem-ratio", "3"]),
+    ).toEqual({ loss: "ohem", ohemExamples: 64, ohemRatio: 3, model: {} });
     expect(parseTrainArguments(["--help"])).toBeNull();
     expect(parseTrainArguments(["-h"])).toBeNull();
   });
@@ -33,12 +36,21 @@ describe("detect train options", () => {
       /^--alpha: expected a number in \[0, 1\], got "2"$/,
     );
     expect(() => parseTrainArguments(["--lr", "0"])).toThrow(/^--lr: expected a number > 0/);
-    expect(() => parseTrainArguments(["--levels", "2-5"])).toThrow(/^--levels: expected 3-B/);
+    expect(() => parseTrainArguments(["--levels", "1-5"])).toThrow(
+      /^--levels: expected A-B with 2 <= A <= B <= 7/,
+    );
+    expect(() => parseTrainArguments(["--levels", "5-4"])).toThrow(/^--levels: expected A-B/);
     expect(() => parseTrainArguments(["--dataset", "coco"])).toThrow(
       /^--dataset: expected one of shapes, digits/,
     );
     expect(() => parseTrainArguments(["--steps", "1.5"])).toThrow(/^--steps: expected an integer/);
     expect(() => parseTrainArguments(["--clip", "0"])).toThrow(/^--clip: expected a number > 0/);
+    expect(() => parseTrainArguments(["--ohem-ratio", "0"])).toThrow(
+      /^--ohem-ratio: expected a number > 0, got "0"$/,
+    );
+    expect(() => parseTrainArguments(["--ohem-examples", "0"])).toThrow(
+      /^--ohem-examples: expected an integer >= 1, got "0"$/,
+    );
     expect(() => parseTrainArguments(["--frob"])).toThrow(
       /^unknown option --frob \(--help lists the options\)$/,
     );
