@@ -1,7 +1,7 @@
 /** The reverse-mode autodiff engine: records ops while a graph is wanted, and walks it back. */
 
-import { allocate, type DataArray, type DType, isFloat } from "./dtype.js";
-import { addInPlace, whileDifferentiating } from "./kernels/elementwise.js";
+import { allocate, type DataArray, isFloat } from "./dtype.js";
+import { addInPlace, differentiating } from "./lazy/index.js";
 import { add } from "./ops/arithmetic.js";
 import { cast } from "./ops/cast.js";
 import { onesLike, zerosLike } from "./ops/creation.js";
@@ -9,102 +9,11 @@ import { sum } from "./ops/reduce.js";
 import { identity, reshape } from "./ops/shape.js";
 import { checkOptions } from "./ops/util.js";
 import { formatShape, type Shape, shapesEqual } from "./shape.js";
+import { type GraphNode, isGradEnabled, ScatteredGradient, withRecording } from "./tape.js";
 import { Tensor } from "./tensor.js";
 
-/**
- * Maps the gradient of an op's output to the gradient of one of its inputs; `null` for an input
- * that takes no gradient (indices, conditions). Written with the library's own ops, so that it can
- * itself be differentiated. The engine calls a rule only when its input needs a gradient, and it,
- * not the rule, sums the result back to the shape of a broadcast input.
- */
-export type GradientRule = ((upstream: Tensor) => Tensor | ScatteredGradient) | null;
-
-/**
- * The gradient of a gather: zero except where the gather read, kept as a scatter-add still to do
- * (TensorFlow's IndexedSlices). The engine adds every scattered contribution of a tensor into one
- * buffer, instead of materialising a zero tensor per gather and adding those up.
- */
-export class ScatteredGradient {
-  constructor(
-    readonly shape: Shape,
-    readonly dtype: DType,
-    /**
-     * Adds the updates into `dest`, a buffer of `shape` and `dtype`; repeated indices accumulate.
-     * `zero` says that `dest` is all zeros, so that updates to distinct elements may be stored.
-     */
-    readonly addInto: (dest: DataArray, zero: boolean) => void,
-    /** The same gradient as a dense tensor, made by a differentiable op (for `createGraph`). */
-    readonly densify: () => Tensor,
-    /** How many updates there are: the engine scatters the largest first, into a zero buffer. */
-    readonly updates = 0,
-  ) {}
-}
-
-/** @internal A recorded op: its inputs and its gradient rule. */
-export interface GraphNode {
-  readonly op: string;
-  readonly inputs: readonly Tensor[];
-  /** One rule per input; `null` once the graph has been released. */
-  rules: readonly GradientRule[] | null;
-  /** The tensors whose values the rules that will run read, and their versions when recorded. */
-  readonly saved: readonly Tensor[];
-  readonly versions: readonly number[];
-}
-
-let recording = true;
+/** Recording depth of `valueAndGrad` calls in progress: an inner `grad` then builds a graph. */
 let tracing = 0;
-
-/** Whether ops are recorded right now (false inside `noGrad` and in a plain backward pass). */
-export function isGradEnabled(): boolean {
-  return recording;
-}
-
-function withRecording<T>(enabled: boolean, fn: () => T): T {
-  const before = recording;
-  recording = enabled;
-  try {
-    return fn();
-  } finally {
-    recording = before;
-  }
-}
-
-/**
- * Runs `fn` without recording any op: nothing computed inside needs or gets a gradient.
- *
- * @example
- * const y = noGrad(() => mul(w, 2)); // y.requiresGrad === false
- */
-export function noGrad<T>(fn: () => T): T {
-  return withRecording(false, fn);
-}
-
-/**
- * @internal Attaches `rules` to `out` when recording is on and some input requires gradients.
- * Every differentiable op ends with this call, right beside its forward code. `needs[i]` lists
- * the tensors whose values rule `i` reads (not its upstream): backward refuses to run a rule whose
- * tensors were modified in place since (see `Tensor.markModified`). Without `needs`, every rule is
- * taken to read every input and the output.
- */
-export function record<T extends Tensor>(
-  op: string,
-  out: T,
-  inputs: readonly Tensor[],
-  rules: readonly GradientRule[],
-  needs?: readonly (readonly Tensor[])[],
-): T {
-  if (!recording) return out;
-  let saved: Tensor[] | null = null;
-  for (let i = 0; i < inputs.length; i++) {
-    if (!inputs[i].requiresGrad || rules[i] === null) continue;
-    saved ??= [];
-    for (const t of needs?.[i] ?? [...inputs, out]) if (!saved.includes(t)) saved.push(t);
-  }
-  if (saved === null) return out;
-  out.node = { op, inputs, rules, saved, versions: saved.map((t) => t.version) };
-  out.requiresGrad = true;
-  return out;
-}
 
 /** Tensors reachable backwards from `root` through tensors that require gradients, inputs first. */
 function topologicalOrder(root: Tensor, stopAt: ReadonlySet<Tensor> | null): Tensor[] {
@@ -285,7 +194,7 @@ function walk(
   sums.add(root, upstream, seedIsFresh);
 
   // Sums the forward pass deferred are computed inside the loops of this pass where they fit.
-  whileDifferentiating(order, () =>
+  differentiating(order, () =>
     withRecording(options.createGraph, () => {
       for (let k = order.length - 1; k >= 0; k--) {
         const t = order[k];
@@ -432,7 +341,7 @@ export function valueAndGrad<Args extends unknown[], A extends Argnums = 0>(
   const argnums = (options.argnums ?? 0) as Argnums;
   const positions = typeof argnums === "number" ? [argnums] : [...argnums];
   return (...args: Args) => {
-    const outerRecording = recording;
+    const outerRecording = isGradEnabled();
     const watched = positions.map((p) => {
       const arg = args[p];
       if (!(arg instanceof Tensor)) {

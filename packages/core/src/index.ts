@@ -7,7 +7,7 @@
 
 export { DataLoader, type DataLoaderOptions } from "./data.js";
 export { type DataArray, DTYPES, type DType, isFloat, promoteTypes } from "./dtype.js";
-export { type GradientRule, grad, isGradEnabled, noGrad, valueAndGrad } from "./engine.js";
+export { grad, valueAndGrad } from "./engine.js";
 export {
   type BackendName,
   type ConvGeometry,
@@ -150,4 +150,5 @@ export { checkOptions, type OptionKind, type TensorLike } from "./ops/util.js";
 export * as optim from "./optim/index.js";
 export { Generator, getDefaultGenerator, manualSeed, type RandomSource } from "./random.js";
 export type { Shape } from "./shape.js";
+export { type GradientRule, isGradEnabled, noGrad } from "./tape.js";
 export { type NestedArray, Tensor } from "./tensor.js";

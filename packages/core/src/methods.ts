@@ -1,6 +1,7 @@
 /** The common ops as `Tensor` methods (`x.add(y).relu().sum()`), made from the functions themselves. */
 
 import type { DType } from "./dtype.js";
+import { backward } from "./engine.js";
 import { add, div, maximum, minimum, mul, neg, pow, square, sub } from "./ops/arithmetic.js";
 import { cast } from "./ops/cast.js";
 import {
@@ -185,3 +186,17 @@ for (const name of methodNames) {
     configurable: true,
   });
 }
+
+// `Tensor.backward()` runs the engine's backward pass: installed here, with the op methods, because
+// tensor.ts sits below the ops and the engine and cannot import them.
+Object.defineProperty(Tensor.prototype, "backward", {
+  value: function (
+    this: Tensor,
+    upstream?: Tensor,
+    options: { retainGraph?: boolean; createGraph?: boolean } = {},
+  ): void {
+    backward(this, upstream, options);
+  },
+  writable: true,
+  configurable: true,
+});

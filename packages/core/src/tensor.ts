@@ -1,9 +1,8 @@
 /** The tensor: a contiguous row-major typed array, its shape and dtype, and its place in the autodiff graph. */
 
 import { type DataArray, type DataArrayOf, type DType, isFloat } from "./dtype.js";
-import type { GraphNode } from "./engine.js";
-import { backward as runBackward } from "./engine.js";
 import { formatShape, type Shape, sizeOf } from "./shape.js";
+import type { GraphNode } from "./tape.js";
 
 /** Nested JavaScript arrays, as `toArray()` returns them. */
 export type NestedArray = number | boolean | NestedArray[];
@@ -322,12 +321,12 @@ export class Tensor<D extends DType = DType> {
    * sum(mul(x, x)).backward();
    * x.grad; // [2, 4, 6]
    */
-  backward(
+  // Installed on the prototype by methods.ts with the op methods: the engine sits above the ops,
+  // which import the tensor, so the tensor cannot import it without closing an import circle.
+  declare backward: (
     upstream?: Tensor,
-    options: { retainGraph?: boolean; createGraph?: boolean } = {},
-  ): void {
-    runBackward(this, upstream, options);
-  }
+    options?: { retainGraph?: boolean; createGraph?: boolean },
+  ) => void;
 
   /**
    * The same values, cut off from the graph: no gradient flows through the result. Shares the

@@ -3,15 +3,26 @@
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  add,
+  argmax,
   createWasmBackend,
+  cumsum,
   type DenseBackend,
+  gather,
+  gatherNd,
   getBackend,
   getNumThreads,
   javascriptBackend,
+  max,
+  maxPool2d,
   setBackend,
   setNumThreads,
+  sum,
+  takeAlongAxis,
+  tensor,
 } from "../src/index.js";
 import { backendFromEnvironment, type ConvGeometry } from "../src/kernels/backend.js";
+import { javascriptReductions } from "../src/kernels/javascript-reductions.js";
 import { assemble, FunctionBuilder } from "../src/kernels/wasm/assembler.js";
 import { WorkerPool } from "../src/kernels/wasm/pool.js";
 import { hasRelaxedSimd } from "../src/kernels/wasm/runtime.js";
@@ -79,7 +90,8 @@ const sides = [1, 3, 4, 8, 17, 33, 65];
 const productArb = fc.record({
   m: fc.constantFrom(...sides),
   n: fc.constantFrom(...sides),
-  k: fc.constantFrom(1, 3, 17, 33, 255, 257, 600),
+  // 600 cuts into two equal depth blocks, 1001 into three of 251 and a last one of 248.
+  k: fc.constantFrom(1, 3, 17, 33, 255, 257, 600, 1001),
   transposeA: fc.boolean(),
   transposeB: fc.boolean(),
 });
@@ -121,6 +133,10 @@ describe("wasm gemm", () => {
           { m: 67, n: 45, k: 300, transposeA: false, transposeB: false },
           { m: 5, n: 203, k: 17, transposeA: true, transposeB: false },
           { m: 130, n: 3, k: 513, transposeA: false, transposeB: true },
+          // Large enough that the operand read whole (B here, A in the next) is packed by
+          // several threads, each writing its panels of every depth block, the last one shorter.
+          { m: 130, n: 200, k: 1001, transposeA: false, transposeB: true },
+          { m: 72, n: 300, k: 1001, transposeA: true, transposeB: false },
         ]) {
           const results = [1, 2, 3].map((threads) => {
             setNumThreads(threads);
@@ -189,59 +205,128 @@ const geometryArb = fc
     };
   });
 
+/**
+ * The three convolution kernels of `backend` on `g` (float32 or float64) against the float64
+ * reference, each within the rounding bound of its sums.
+ */
+function checkConvolution(backend: DenseBackend, g: ConvGeometry, single: boolean): void {
+  const cast = (x: Float64Array) => (single ? Float32Array.from(x) : x);
+  const unit = single ? F32_UNIT : F64_UNIT;
+  const xSize = g.batch * g.inChannels * g.inHeight * g.inWidth;
+  const wSize = g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth;
+  const ySize = g.batch * g.outChannels * g.outHeight * g.outWidth;
+  const x = cast(filled(xSize, 1 + xSize));
+  const w = cast(filled(wSize, 2 + wSize));
+  const dy = cast(filled(ySize, 3 + ySize));
+  const bias = cast(filled(g.outChannels, 4));
+  const depth = (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth;
+  type Arrays = (Float32Array | Float64Array)[];
+  /**
+   * `kernel` on this backend against its float64 value and magnitude bound on the reference; the
+   * backward kernels add into their output, so it starts at small integers for them.
+   */
+  const compare = (
+    size: number,
+    terms: number,
+    operands: Arrays,
+    kernel: (on: DenseBackend, inputs: Arrays, out: Float32Array | Float64Array) => void,
+    adds = true,
+  ) => {
+    const start = filled(size, 5).map((v) => (adds ? Math.round(8 * v) : 0));
+    const actual = single ? Float32Array.from(start) : Float64Array.from(start);
+    kernel(backend, operands, actual);
+    const exact = Float64Array.from(start);
+    kernel(
+      javascriptBackend,
+      operands.map((t) => Float64Array.from(t)),
+      exact,
+    );
+    const magnitude = abs(start);
+    kernel(javascriptBackend, operands.map(abs), magnitude);
+    expectWithinRounding(actual, exact, magnitude, terms, unit);
+  };
+  compare(
+    ySize,
+    depth + 1,
+    [x, w, bias],
+    (on, [a, k, b], out) => on.conv2d(a, k, b, out, g),
+    false,
+  );
+  compare(xSize, g.outChannels * depth, [dy, w], (on, [d, k], out) =>
+    on.conv2dBackwardInput(d, k, out, g),
+  );
+  compare(wSize, ySize, [x, dy], (on, [a, d], out) => on.conv2dBackwardWeight(a, d, out, g));
+}
+
 describe("wasm convolution kernels", () => {
   for (const backend of WASM_BACKENDS) {
     for (const dtype of ["float32", "float64"] as const) {
       it(`${backend.name}, ${dtype}: forward, backward-input and backward-weight within rounding of float64`, () => {
-        const single = dtype === "float32";
-        const cast = (x: Float64Array) => (single ? Float32Array.from(x) : x);
-        const unit = single ? F32_UNIT : F64_UNIT;
         fc.assert(
-          fc.property(geometryArb, (g) => {
-            const xSize = g.batch * g.inChannels * g.inHeight * g.inWidth;
-            const wSize =
-              g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth;
-            const ySize = g.batch * g.outChannels * g.outHeight * g.outWidth;
-            const x = cast(filled(xSize, 1 + xSize));
-            const w = cast(filled(wSize, 2 + wSize));
-            const dy = cast(filled(ySize, 3 + ySize));
-            const bias = cast(filled(g.outChannels, 4));
-            const depth = (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth;
-            type Arrays = (Float32Array | Float64Array)[];
-            /** `kernel` on this backend against its float64 value and magnitude bound on the reference. */
-            const compare = (
-              size: number,
-              terms: number,
-              operands: Arrays,
-              kernel: (on: DenseBackend, inputs: Arrays, out: Float32Array | Float64Array) => void,
-            ) => {
-              const actual = single ? new Float32Array(size) : new Float64Array(size);
-              kernel(backend, operands, actual);
-              const exact = new Float64Array(size);
-              kernel(
-                javascriptBackend,
-                operands.map((t) => Float64Array.from(t)),
-                exact,
-              );
-              const magnitude = new Float64Array(size);
-              kernel(javascriptBackend, operands.map(abs), magnitude);
-              expectWithinRounding(actual, exact, magnitude, terms, unit);
-            };
-            compare(ySize, depth + 1, [x, w, bias], (on, [a, k, b], out) =>
-              on.conv2d(a, k, b, out, g),
-            );
-            compare(xSize, g.outChannels * depth, [dy, w], (on, [d, k], out) =>
-              on.conv2dBackwardInput(d, k, out, g),
-            );
-            compare(wSize, ySize, [x, dy], (on, [a, d], out) =>
-              on.conv2dBackwardWeight(a, d, out, g),
-            );
-          }),
+          fc.property(geometryArb, (g) => checkConvolution(backend, g, dtype === "float32")),
           { numRuns: 40 },
         );
       });
     }
   }
+
+  it("batches images into one product, several batches when their columns exceed one, and takes blocks of rows for images too large for a batch", () => {
+    const base = {
+      outChannels: 4,
+      kernelHeight: 3,
+      kernelWidth: 3,
+      strideHeight: 1,
+      strideWidth: 1,
+      padTop: 1,
+      padLeft: 1,
+      dilationHeight: 1,
+      dilationWidth: 1,
+      groups: 1,
+    };
+    // 4 · 9 = 36 column rows of 20 · 20 pixels: 14 400 elements per image, 4 images per batch
+    // of 2¹⁶, so 5 images make batches of 4 and 1.
+    const batches: ConvGeometry = {
+      ...base,
+      batch: 5,
+      inChannels: 4,
+      inHeight: 20,
+      inWidth: 20,
+      outHeight: 20,
+      outWidth: 20,
+    };
+    // 16 · 9 = 144 rows of 24 · 24 pixels: 82 944 elements, more than a batch holds.
+    const rows: ConvGeometry = {
+      ...base,
+      batch: 2,
+      inChannels: 16,
+      inHeight: 24,
+      inWidth: 24,
+      outHeight: 24,
+      outWidth: 24,
+    };
+    for (const g of [batches, rows]) checkConvolution(WASM_BACKENDS[0], g, true);
+    checkConvolution(WASM_BACKENDS[0], batches, false);
+    // The same bits on one thread and on two (every chunk of every product split differently).
+    const threads = getNumThreads();
+    try {
+      const x = Float32Array.from(filled(5 * 4 * 20 * 20, 1));
+      const w = Float32Array.from(filled(4 * 4 * 9, 2));
+      const dy = Float32Array.from(filled(5 * 4 * 20 * 20, 3));
+      const [one, two] = [1, 2].map((n) => {
+        setNumThreads(n);
+        const out = new Float32Array(dy.length);
+        const dx = new Float32Array(x.length);
+        const dw = new Float32Array(w.length);
+        WASM_BACKENDS[0].conv2d(x, w, null, out, batches);
+        WASM_BACKENDS[0].conv2dBackwardInput(dy, w, dx, batches);
+        WASM_BACKENDS[0].conv2dBackwardWeight(x, dy, dw, batches);
+        return [out, dx, dw];
+      });
+      expect(two).toEqual(one);
+    } finally {
+      setNumThreads(threads);
+    }
+  });
 });
 
 describe("wasm pooling kernels", () => {
@@ -302,6 +387,69 @@ describe("wasm pooling kernels", () => {
   }
 });
 
+describe("wasm 2 × 2 max-pool", () => {
+  /** The 2 × 2, stride-2, unpadded pool of `planes` H × W planes (floor mode). */
+  const twoByTwo = (planes: number, inHeight: number, inWidth: number) => ({
+    planes,
+    inHeight,
+    inWidth,
+    outHeight: Math.floor(inHeight / 2),
+    outWidth: Math.floor(inWidth / 2),
+    kernelHeight: 2,
+    kernelWidth: 2,
+    strideHeight: 2,
+    strideWidth: 2,
+    padTop: 0,
+    padLeft: 0,
+  });
+  // The SIMD kernel of the 2 × 2, stride-2, unpadded float32 pool: four windows a step, the rest
+  // one at a time, so widths around multiples of 8 (odd ones leave a column out, floor mode).
+  const twoByTwoArb = fc.record({
+    planes: fc.integer({ min: 1, max: 3 }),
+    inHeight: fc.integer({ min: 2, max: 7 }),
+    inWidth: fc.integer({ min: 2, max: 19 }),
+    values: fc.array(fc.constantFrom(-1, 0, 0.5, 2, Number.NaN, -Infinity), { minLength: 64 }),
+  });
+  for (const backend of WASM_BACKENDS) {
+    it(`${backend.name}: the same maxima and winners as the JavaScript loop, ties, NaN and −∞ included`, () => {
+      fc.assert(
+        fc.property(twoByTwoArb, (c) => {
+          const g = twoByTwo(c.planes, c.inHeight, c.inWidth);
+          const x = new Float32Array(g.planes * g.inHeight * g.inWidth);
+          x.forEach((_, i) => {
+            x[i] = c.values[i % c.values.length];
+          });
+          const outputs = g.planes * g.outHeight * g.outWidth;
+          const [out, expected] = [new Float32Array(outputs), new Float32Array(outputs)];
+          const [argmax, expectedArgmax] = [new Int32Array(outputs), new Int32Array(outputs)];
+          backend.maxPool2d(x, out, argmax, g);
+          javascriptBackend.maxPool2d(x, expected, expectedArgmax, g);
+          expect(Array.from(out)).toEqual(Array.from(expected));
+          expect(Array.from(argmax)).toEqual(Array.from(expectedArgmax));
+        }),
+        { numRuns: 100 },
+      );
+    });
+  }
+
+  it("picks by hand-worked rules: the first of equal maxima, the first NaN, the top-left of −∞", () => {
+    // One plane 2 × 10: windows over columns (0,1) … (8,9) of both rows.
+    // Window 0: [1, 3 / 3, 2]: 3 first at index 1. Window 1: [NaN, 5 / NaN, 9]: the first NaN,
+    // index 2. Window 2: [−∞, −∞ / −∞, −∞]: index 4 (best stays −∞, the first element wins).
+    // Window 3: [0, −0 / 0, 0]: −0 is not > 0, index 6. Window 4 (the scalar tail): [2, 7 / 7, NaN]:
+    // 7 at 9 first, then the NaN at 19 wins.
+    const top = [1, 3, Number.NaN, 5, -Infinity, -Infinity, 0, -0, 2, 7];
+    const bottom = [3, 2, Number.NaN, 9, -Infinity, -Infinity, 0, 0, 7, Number.NaN];
+    const x = Float32Array.from([...top, ...bottom]);
+    const g = twoByTwo(1, 2, 10);
+    const out = new Float32Array(5);
+    const argmax = new Int32Array(5);
+    WASM_BACKENDS[0].maxPool2d(x, out, argmax, g);
+    expect(Array.from(out)).toEqual([3, Number.NaN, -Infinity, 0, Number.NaN]);
+    expect(Array.from(argmax)).toEqual([1, 2, 4, 6, 19]);
+  });
+});
+
 describe("backend selection", () => {
   it("selects built-in backends by name and returns the previous one", () => {
     const before = getBackend();
@@ -335,6 +483,84 @@ describe("backend selection", () => {
   });
 });
 
+describe("the backend seam beyond products and convolutions", () => {
+  it("routes pool gradients, reductions and gathers through the current backend", () => {
+    const base = getBackend();
+    const calls = new Set<string>();
+    const traced = { ...base, name: "traced" } as DenseBackend;
+    const kernels = [
+      "maxPool2dBackward",
+      ...(Object.keys(javascriptReductions) as (keyof typeof javascriptReductions)[]),
+    ] as const;
+    for (const name of kernels) {
+      const kernel = base[name] as (...args: unknown[]) => void;
+      (traced as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+        calls.add(name);
+        kernel(...args);
+      };
+    }
+    const previous = setBackend(traced);
+    try {
+      const x = tensor(
+        [
+          [1, 5, 2],
+          [4, 3, 6],
+        ],
+        { requiresGrad: true },
+      );
+      const index = tensor([2, 0], { dtype: "int32" });
+      const pairs = tensor([[1, 2]], { dtype: "int32" });
+      const along = tensor([[0], [2]], { dtype: "int32" });
+      // Every term's gradient in x worked out by hand: max over axis 1 picks 5 and 6 (one each),
+      // gather along axis 1 at [2, 0] takes columns 2 and 0 of both rows, gatherNd takes x[1, 2],
+      // takeAlongAxis takes x[0, 0] and x[1, 2]; sum and cumsum feed the rest.
+      const loss = add(
+        add(sum(max(x, { axis: 1 })), sum(gather(x, index, 1))),
+        add(sum(gatherNd(x, pairs)), sum(takeAlongAxis(x, along, 1))),
+      );
+      sum(add(loss, sum(cumsum(x, 1)))).backward();
+      expect(argmax(x, { axis: 1 }).toArray()).toEqual([1, 2]);
+      const pooled = tensor(
+        [
+          [
+            [
+              [1, 3],
+              [2, 0],
+            ],
+          ],
+        ],
+        { requiresGrad: true },
+      );
+      sum(maxPool2d(pooled, { kernelSize: 2 })).backward();
+      expect(pooled.grad?.toArray()).toEqual([
+        [
+          [
+            [0, 1],
+            [0, 0],
+          ],
+        ],
+      ]);
+      // d/dx: max → [[0, 1, 0], [0, 0, 1]]; gather → [[1, 0, 1], [1, 0, 1]]; gatherNd →
+      // [[0, 0, 0], [0, 0, 1]]; takeAlongAxis → [[1, 0, 0], [0, 0, 1]]; Σ cumsum (row of 3) →
+      // [[3, 2, 1], [3, 2, 1]].
+      expect(x.grad?.toArray()).toEqual([
+        [5, 3, 2],
+        [4, 2, 5],
+      ]);
+      expect([...kernels].filter((name) => !calls.has(name))).toEqual([]);
+    } finally {
+      setBackend(previous);
+    }
+  });
+
+  it("rejects a backend that lacks one of the kernels, naming it", () => {
+    const { reduce: _, ...partial } = javascriptBackend;
+    expect(() => setBackend(partial as DenseBackend)).toThrow(
+      "setBackend: backend.reduce must be a function, got undefined",
+    );
+  });
+});
+
 describe("setNumThreads", () => {
   it("rejects a count that is not a positive integer", () => {
     const threads = getNumThreads();
@@ -348,47 +574,66 @@ describe("setNumThreads", () => {
 });
 
 describe("worker pool", () => {
-  it("runs shares on workers and reports a share that trapped", () => {
-    // store(i32 address, i32 value) and a function that traps (unreachable).
-    const store = new FunctionBuilder("store", [0x7f, 0x7f]);
-    store.get(0).get(1).memory(0x36, 2, 0); // i32.store
-    const trap = new FunctionBuilder("trap", []);
-    trap.op(0x00);
+  /** fill(address, value, lo, hi): words [lo, hi) at `address` become value + index. */
+  function fillModule() {
+    const fill = new FunctionBuilder("fill", [0x7f, 0x7f, 0x7f, 0x7f]);
+    const i = fill.local(0x7f);
+    fill.forLoop(
+      i,
+      () => fill.get(2),
+      () => fill.get(3),
+      () => {
+        fill.get(0).get(i).i32(4).op(0x6c, 0x6a); // address + 4 · i
+        fill.get(1).get(i).op(0x6a); // value + i
+        fill.memory(0x36, 2, 0); // i32.store
+      },
+    );
+    const trap = new FunctionBuilder("trap", [0x7f, 0x7f]);
+    trap.op(0x00); // unreachable
     const memory = new webAssembly!.Memory({ initial: 1, maximum: 1, shared: true });
     const module = new webAssembly!.Module(
-      assemble([store, trap], { initialPages: 1, maximumPages: 1 }),
+      assemble([fill, trap], { initialPages: 1, maximumPages: 1 }),
     );
     const local = new webAssembly!.Instance(module, { env: { memory } }).exports;
-    const pool = new WorkerPool(module, memory, ["store", "trap"], 2);
+    return { memory, module, local };
+  }
+
+  it("runs every chunk of a job exactly once, whichever thread takes it, and reports a trap", () => {
+    const { memory, module, local } = fillModule();
+    const pool = new WorkerPool(module, memory, ["fill", "trap"], 2);
+    const words = new Int32Array(memory.buffer, 0, 1000);
     try {
-      pool.run(
-        [
-          { fn: 0, args: [0, 11] },
-          { fn: 0, args: [4, 22] },
-          { fn: 0, args: [8, 33] },
-        ],
-        local,
+      // Many jobs back to back, of different chunk counts: late workers must never run a chunk
+      // of a job that has ended, nor miss one of the current job.
+      for (let job = 0; job < 200; job++) {
+        const chunks = 1 + (job % 37);
+        pool.run({ fn: 0, args: [0, job * 1000], total: 1000, chunks }, local);
+        for (let w = 0; w < 1000; w++) {
+          if (words[w] !== job * 1000 + w) throw new Error(`job ${job}: word ${w} is ${words[w]}`);
+        }
+      }
+      expect(() => pool.run({ fn: 1, args: [], total: 4, chunks: 4 }, local)).toThrow(
+        "WorkerPool.run: a chunk of the kernel trapped",
       );
-      // Each participant wrote its own word: this thread 11, the two workers 22 and 33.
-      expect(Array.from(new Int32Array(memory.buffer, 0, 3))).toEqual([11, 22, 33]);
-      expect(() =>
-        pool.run(
-          [
-            { fn: 0, args: [0, 1] },
-            { fn: 1, args: [] },
-          ],
-          local,
-        ),
-      ).toThrow("WorkerPool.run: a worker's share of the kernel trapped");
       // The pool still works after a trap.
-      pool.run(
-        [
-          { fn: 0, args: [0, 5] },
-          { fn: 0, args: [4, 6] },
-        ],
-        local,
+      pool.run({ fn: 0, args: [0, 7], total: 3, chunks: 3 }, local);
+      expect(Array.from(words.subarray(0, 3))).toEqual([7, 8, 9]);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it("rejects chunk counts outside [1, total] and too many arguments", () => {
+    const { memory, module, local } = fillModule();
+    const pool = new WorkerPool(module, memory, ["fill", "trap"], 1);
+    try {
+      expect(() => pool.run({ fn: 0, args: [0, 0], total: 3, chunks: 4 }, local)).toThrow(
+        "WorkerPool.run: chunks must be an integer in [1, min(total 3, 16384)], got 4",
       );
-      expect(Array.from(new Int32Array(memory.buffer, 0, 2))).toEqual([5, 6]);
+      expect(() => pool.run({ fn: 0, args: [0, 0], total: 3, chunks: 0 }, local)).toThrow("got 0");
+      expect(() =>
+        pool.run({ fn: 0, args: new Array(25).fill(0), total: 1, chunks: 1 }, local),
+      ).toThrow("WorkerPool.run: 25 arguments, at most 24");
     } finally {
       pool.close();
     }

@@ -17,8 +17,8 @@ import { hasRelaxedSimd } from "../src/kernels/wasm/runtime.js";
  * it, and plain SIMD always.
  */
 export const WASM_BACKENDS: DenseBackend[] = [
-  ...(hasRelaxedSimd() ? [createWasmBackend({ relaxed: true, minProduct: 0, perThread: 0 })] : []),
-  createWasmBackend({ relaxed: false, minProduct: 0, perThread: 0 }),
+  ...(hasRelaxedSimd() ? [createWasmBackend({ relaxed: true, minProduct: 0, perChunk: 0 })] : []),
+  createWasmBackend({ relaxed: false, minProduct: 0, perChunk: 0 }),
 ];
 
 /** The reference first, then the first wasm backend (the one a user gets by default). */

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { record } from "../src/engine.js";
 import {
   add,
   cast,
@@ -18,6 +17,7 @@ import {
   valueAndGrad,
   where,
 } from "../src/index.js";
+import { record } from "../src/tape.js";
 
 const f64 = (values: number[], requiresGrad = false) =>
   tensor(values, { dtype: "float64", requiresGrad });

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tensor } from "../src/index.js";
 import * as F from "../src/index.js";
-import { configureFusion, type FusionSettings } from "../src/kernels/elementwise.js";
+import { configureFusion, type FusionSettings } from "../src/lazy/index.js";
 import { assertGradcheck, assertGradgradcheck, floatTensor } from "../src/testing/index.js";
 
 // Lazy fusion only kicks in on large tensors; these tests force it on small ones so that fused

@@ -1,10 +1,13 @@
 /** Tests of the benchmark's harness: every implementation agrees on small inputs, and a wrong one is caught. */
 
+import { readdirSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { focal } from "@focalgrad/losses";
 import { describe, expect, it } from "vitest";
 import { type Check, checksums, crossCheck } from "../src/bench/checks.js";
 import { conv2dCase, matmulCase } from "../src/bench/dense.js";
+import { detectorCase } from "../src/bench/detector.js";
 import { type FocalWorkload, focalCase, fusedImplementation } from "../src/bench/focal.js";
 import { formatTable } from "../src/bench/report.js";
 import { type Case, type Implementation, type RunOptions, runCase } from "../src/bench/run.js";
@@ -237,6 +240,28 @@ describe("runCase on conv2d", () => {
     },
     30_000,
   );
+});
+
+describe("runCase on the detector's training step", () => {
+  it("times steps of train() on one and every thread, the same first losses on both, and leaves no run behind", async () => {
+    const before = readdirSync(tmpdir()).filter((f) => f.startsWith("focalgrad-bench-detector-"));
+    // One untimed and one timed step each, whatever the machine's load (no budget cuts them short).
+    const steps: RunOptions = { warmup: 0, iterations: 1, maxSeconds: 600 };
+    const rows = await runCase(detectorCase(["focalgrad", "focalgrad-1t", "fused"], steps), steps);
+    // fused has no detector: only the focalgrad settings make rows.
+    expect(rows.map((r) => [r.workload, r.pass, r.impl])).toEqual([
+      ["detector", "step", "focalgrad"],
+      ["detector", "step", "focalgrad-1t"],
+    ]);
+    for (const row of rows) {
+      expect(row.failed).toBeUndefined();
+      expect(row.timesMs).toHaveLength(1);
+      expect(row.cpuMs).toHaveLength(1);
+      expect(row.medianMs).toBeGreaterThan(0);
+    }
+    const after = readdirSync(tmpdir()).filter((f) => f.startsWith("focalgrad-bench-detector-"));
+    expect(after).toEqual(before);
+  }, 60_000);
 });
 
 describe("crossCheck", () => {

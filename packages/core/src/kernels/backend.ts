@@ -1,4 +1,4 @@
-/** The seam between ops and the dense kernels: ops call whichever backend is current, so a faster one (WebAssembly SIMD) can replace the plain-JavaScript loops without touching any op. */
+/** The seam between ops and every kernel that is not elementwise (products, convolutions, pools, reductions, gathers): ops call whichever backend is current, so a faster one (WebAssembly SIMD) can replace the plain-JavaScript loops without touching any op. */
 
 import type { DataArray } from "../dtype.js";
 import {
@@ -8,19 +8,26 @@ import {
   conv2dBackwardInputInto,
   conv2dBackwardWeightInto,
   conv2dInto,
+  maxPool2dBackwardInto,
   maxPool2dInto,
   type PoolGeometry,
 } from "./conv.js";
+import { javascriptReductions } from "./javascript-reductions.js";
 import { gemm } from "./matmul.js";
 import { createWasmBackend } from "./wasm/backend.js";
 import { hasWasmSimd } from "./wasm/runtime.js";
+
+/** The reduction and gather kernels, with the signatures of their JavaScript loops. */
+type Reductions = typeof javascriptReductions;
 
 /** C[m × n] += op(A)[m × k] · op(B)[k × n], each operand read through (offset, row stride, column stride). */
 export type Gemm = typeof gemm;
 
 /**
- * The dense kernels an op may ask for. Every function writes into an output the caller allocated
- * (zero-filled) and never allocates per element; float32 and float64 arrays must both be handled.
+ * The kernels an op may ask for besides the elementwise ones (which fuse, and live apart). Every
+ * function writes into an output the caller allocated (zero-filled) and never allocates per
+ * element; float32 and float64 arrays must both be handled, and int32 where an op allows it
+ * (reductions, gathers).
  */
 export interface DenseBackend {
   /** A name for messages and benchmarks, e.g. "javascript". */
@@ -44,10 +51,30 @@ export interface DenseBackend {
    * (the first maximum in row-major window order; the first NaN wins).
    */
   maxPool2d(x: DataArray, out: DataArray, argmax: Int32Array, geometry: PoolGeometry): void;
+  /** dx += the adjoint of maxPool2d applied to dy: each dy[o] added at dx[argmax[o]]. */
+  maxPool2dBackward(dy: DataArray, argmax: Int32Array, dx: DataArray): void;
   /** out = the mean of each window, the zero padding counted (divides by kh · kw). */
   avgPool2d(x: DataArray, out: DataArray, geometry: PoolGeometry): void;
   /** dx += the adjoint of avgPool2d applied to dy. */
   avgPool2dBackward(dy: DataArray, dx: DataArray, geometry: PoolGeometry): void;
+  /** Sum, max or min over the middle axis of x viewed as [outer, length, inner]. */
+  reduce: Reductions["reduce"];
+  /** The position of the max or min over the middle axis (first on ties, first NaN wins). */
+  argReduce: Reductions["argReduce"];
+  /** Running sums over the middle axis, forwards or reversed. */
+  cumulativeSum: Reductions["cumulativeSum"];
+  /** out[o, i, n] = x[o, index[i], n] (`gather` along an axis). */
+  gatherAxis: Reductions["gatherAxis"];
+  /** The adjoint of `gatherAxis`: repeated indices add up. */
+  scatterAddAxis: Reductions["scatterAddAxis"];
+  /** Contiguous slices at row starts (`gatherNd`). */
+  gatherRows: Reductions["gatherRows"];
+  /** The adjoint of `gatherRows`. */
+  scatterAddRows: Reductions["scatterAddRows"];
+  /** out[o, j, n] = x[o, index[o, j, n], n] (`takeAlongAxis`). */
+  gatherAlong: Reductions["gatherAlong"];
+  /** The adjoint of `gatherAlong`. */
+  scatterAddAlong: Reductions["scatterAddAlong"];
 }
 
 /** The kernels every backend must provide. */
@@ -57,14 +84,24 @@ const KERNELS = [
   "conv2dBackwardInput",
   "conv2dBackwardWeight",
   "maxPool2d",
+  "maxPool2dBackward",
   "avgPool2d",
   "avgPool2dBackward",
+  "reduce",
+  "argReduce",
+  "cumulativeSum",
+  "gatherAxis",
+  "scatterAddAxis",
+  "gatherRows",
+  "scatterAddRows",
+  "gatherAlong",
+  "scatterAddAlong",
 ] as const satisfies readonly (keyof DenseBackend)[];
 
 /**
  * Plain JavaScript: packed, blocked, 4 × 4 register-tiled gemm, im2col convolutions on top of
- * it, direct pooling loops. The reference every other backend is tested against, and the
- * fallback where WebAssembly SIMD is missing.
+ * it, direct pooling loops, and the reductions and gathers. The reference every other backend is
+ * tested against, and the fallback where WebAssembly SIMD is missing.
  *
  * @example
  * setBackend(javascriptBackend);
@@ -77,8 +114,10 @@ export const javascriptBackend: DenseBackend = {
   conv2dBackwardWeight: (x, dy, dw, geometry) =>
     conv2dBackwardWeightInto(x, dy, dw, geometry, gemm),
   maxPool2d: maxPool2dInto,
+  maxPool2dBackward: maxPool2dBackwardInto,
   avgPool2d: avgPool2dInto,
   avgPool2dBackward: avgPool2dBackwardInto,
+  ...javascriptReductions,
 };
 
 /** The backends that can be selected by name (`setBackend` or the FOCALGRAD_BACKEND variable). */

@@ -297,6 +297,15 @@ export function conv2dInto(
   }
 }
 
+/** A forward convolution with `conv2dInto`'s contract (out += conv(x, w) without a bias; out = conv + bias with one). */
+export type ConvForward = (
+  x: DataArray,
+  w: DataArray,
+  bias: DataArray | null,
+  out: DataArray,
+  geometry: ConvGeometry,
+) => void;
+
 // The flipped, channel-swapped weights of a stride-1 backward-input pass, reused between calls.
 let flipped = new Float64Array(0);
 
@@ -304,7 +313,8 @@ let flipped = new Float64Array(0);
  * dx += conv2d's gradient in x. With stride 1 this is itself a convolution of dy with the
  * kernel flipped in space and its channel axes swapped, padded by (extent − 1 − pad): that runs
  * as a forward pass, whose gemm has depth Cout · kh · kw, instead of the im2col route below,
- * whose gemm has depth Cout only and spends its time loading and storing C.
+ * whose gemm has depth Cout only and spends its time loading and storing C. `forward` runs that
+ * pass (a backend may have a faster one than `conv2dInto` on `gemm`).
  */
 export function conv2dBackwardInputInto(
   dy: DataArray,
@@ -314,6 +324,8 @@ export function conv2dBackwardInputInto(
   gemm: Gemm,
   block = COLUMN_BLOCK,
   columns = javascriptColumns,
+  forward: ConvForward = (x, w, bias, out, geometry) =>
+    conv2dInto(x, w, bias, out, geometry, gemm, block, columns),
 ): void {
   const { inGroup, outGroup, depth, outPlane, inImage, outImage, rows, allDepth } = layout(
     g,
@@ -345,7 +357,7 @@ export function conv2dBackwardInputInto(
       padTop: g.dilationHeight * (kh - 1) - g.padTop,
       padLeft: g.dilationWidth * (kw - 1) - g.padLeft,
     };
-    conv2dInto(dy, flipped, null, dx, transposed, gemm, block, columns);
+    forward(dy, flipped, null, dx, transposed);
     return;
   }
   // Otherwise: per image and block of output rows, W[g]ᵀ · dy[g] into an im2col block, then
@@ -528,6 +540,14 @@ export function maxPool2dInto(
       }
     }
   }
+}
+
+/**
+ * The adjoint of `maxPool2dInto` in x: dx[argmax[o]] += dy[o] for every output o (an element that
+ * wins several overlapping windows gets each window's gradient).
+ */
+export function maxPool2dBackwardInto(dy: DataArray, argmax: Int32Array, dx: DataArray): void {
+  for (let o = 0; o < argmax.length; o++) dx[argmax[o]] += dy[o];
 }
 
 /**

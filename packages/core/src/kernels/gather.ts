@@ -1,7 +1,7 @@
 /** Index kernels: gather along an axis, gatherNd, and their adjoints, scatter-add. */
 
 import type { DataArray } from "../dtype.js";
-import type { RowStarts } from "./elementwise.js";
+import type { RowStarts } from "./kernel.js";
 
 /**
  * out[o, i, n] = x[o, index[i], n] for x viewed as [outer, axisSize, inner].

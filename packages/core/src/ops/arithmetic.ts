@@ -1,10 +1,11 @@
 /** Binary arithmetic with NumPy broadcasting; either operand may be a plain number. */
 
-import { type DType, promoteTypes } from "../dtype.js";
-import { record } from "../engine.js";
-import { elementwise } from "../kernels/elementwise.js";
+import { type DType, isFloat, promoteTypes } from "../dtype.js";
 import { int32PowerInto } from "../kernels/integer.js";
+import { constant, type Expr, ir } from "../kernels/ir.js";
+import { elementwise, type Template } from "../lazy/index.js";
 import { broadcastShapes } from "../shape.js";
+import { record } from "../tape.js";
 import { Tensor } from "../tensor.js";
 import { equal, greater, less, logicalAnd } from "./compare.js";
 import { zerosLike } from "./creation.js";
@@ -15,7 +16,7 @@ import { checkNumeric, operandPair, type TensorLike } from "./util.js";
 /** @internal Checks, broadcasts and runs `expr` over two numeric operands. */
 export function binary(
   op: string,
-  expr: string | ((dtype: DType) => string),
+  expr: Template,
   a: TensorLike,
   b: TensorLike,
   resultDtype: (promoted: DType) => DType = (d) => d,
@@ -25,8 +26,7 @@ export function binary(
   checkNumeric(op, "b", y);
   const shape = broadcastShapes(op, x.shape, y.shape);
   const dtype = resultDtype(promoteTypes(x.dtype, y.dtype));
-  const source = typeof expr === "string" ? expr : expr(dtype);
-  return [elementwise(source, [x, y], shape, dtype), x, y];
+  return [elementwise(expr, [x, y], shape, dtype), x, y];
 }
 
 /**
@@ -40,7 +40,7 @@ export function binary(
  * gradMul(tensor([0, 2]), tensor([Infinity, 3])); // [0, 6]
  */
 export function gradMul(g: TensorLike, d: TensorLike): Tensor {
-  const [out, x, y] = binary("gradMul", "a === 0 ? 0 : a * b", g, d);
+  const [out, x, y] = binary("gradMul", (x, y) => ir.select(ir.eq(x, 0), 0, ir.mul(x, y)), g, d);
   // ∂/∂g is d, ∂/∂d is g (0 where g = 0, as the value is constant there).
   return record("gradMul", out, [x, y], [(u) => gradMul(u, y), (u) => gradMul(u, x)], [[y], [x]]);
 }
@@ -53,7 +53,7 @@ export function gradMul(g: TensorLike, d: TensorLike): Tensor {
  * gradDiv(tensor([0, 2]), tensor([0, 4])); // [0, 0.5]
  */
 export function gradDiv(g: TensorLike, d: TensorLike): Tensor {
-  const [out, x, y] = binary("gradDiv", "a === 0 ? 0 : a / b", g, d);
+  const [out, x, y] = binary("gradDiv", (x, y) => ir.select(ir.eq(x, 0), 0, ir.div(x, y)), g, d);
   // ∂/∂g is 1 / d; ∂/∂d is −g / d² = −out / d.
   return record(
     "gradDiv",
@@ -71,18 +71,22 @@ export function gradDiv(g: TensorLike, d: TensorLike): Tensor {
  * add(tensor([1, 2]), 10); // [11, 12]
  */
 export function add(a: TensorLike, b: TensorLike): Tensor {
-  const [out, x, y] = binary("add", "a + b", a, b);
+  const [out, x, y] = binary("add", ir.add, a, b);
   return record("add", out, [x, y], [(g) => g, (g) => g], [[], []]);
 }
 
 /** `a - b`, broadcasting. @example sub(1, p) */
 export function sub(a: TensorLike, b: TensorLike): Tensor {
-  const [out, x, y] = binary("sub", "a - b", a, b);
+  const [out, x, y] = binary("sub", ir.sub, a, b);
   return record("sub", out, [x, y], [(g) => g, (g) => neg(g)], [[], []]);
 }
 
-/** The product of two int32 values wrapped to 32 bits (two's complement), as PyTorch's int32 does. */
-const int32Product = (a: string, b: string) => `Math.imul(${a}, ${b})`;
+/** A product; of two int32 values wrapped to 32 bits (two's complement), as PyTorch's int32 does. */
+const product = (a: Expr, b: Expr) =>
+  a.dtype === "int32" && b.dtype === "int32" ? ir.imul(a, b) : ir.mul(a, b);
+
+/** An integer operand of an op with a float result, as a float (exactly: int32 fits in float64). */
+const asFloat = (x: Expr) => (isFloat(x.dtype) ? x : ir.convert(x, "float64"));
 
 /**
  * `a * b`, broadcasting. int32 products wrap modulo 2^32 (two's complement), exactly.
@@ -91,18 +95,19 @@ const int32Product = (a: string, b: string) => `Math.imul(${a}, ${b})`;
  * mul(x, tensor([[2], [3]]));
  */
 export function mul(a: TensorLike, b: TensorLike): Tensor {
-  const [out, x, y] = binary(
-    "mul",
-    (d) => (d === "int32" ? int32Product("a", "b") : "a * b"),
-    a,
-    b,
-  );
+  const [out, x, y] = binary("mul", product, a, b);
   return record("mul", out, [x, y], [(g) => gradMul(g, y), (g) => gradMul(g, x)], [[y], [x]]);
 }
 
 /** `a / b`, broadcasting; integer operands divide exactly into float32. @example div(x, 2) */
 export function div(a: TensorLike, b: TensorLike): Tensor {
-  const [out, x, y] = binary("div", "a / b", a, b, (d) => (d === "int32" ? "float32" : d));
+  const [out, x, y] = binary(
+    "div",
+    (x, y) => ir.div(asFloat(x), asFloat(y)),
+    a,
+    b,
+    (d) => (d === "int32" ? "float32" : d),
+  );
   return record(
     "div",
     out,
@@ -115,7 +120,7 @@ export function div(a: TensorLike, b: TensorLike): Tensor {
 /** `-x`. @example neg(tensor([1, -2])) // [-1, 2] */
 export function neg(x: Tensor): Tensor {
   checkNumeric("neg", "x", x);
-  const out = elementwise("-a", [x], x.shape, x.dtype);
+  const out = elementwise(ir.neg, [x], x.shape, x.dtype);
   return record("neg", out, [x], [(g) => neg(g)], [[]]);
 }
 
@@ -130,8 +135,12 @@ export function neg(x: Tensor): Tensor {
  */
 export function pow(x: TensorLike, exponent: TensorLike): Tensor {
   if (typeof exponent === "number" && typeof x !== "number") return powScalar(x, exponent);
-  const [out, base, e] = binary("pow", "Math.pow(a, b)", x, exponent, (d) =>
-    d === "int32" ? "float32" : d,
+  const [out, base, e] = binary(
+    "pow",
+    (b, e) => ir.pow(asFloat(b), asFloat(e)),
+    x,
+    exponent,
+    (d) => (d === "int32" ? "float32" : d),
   );
   return record(
     "pow",
@@ -153,33 +162,25 @@ export function pow(x: TensorLike, exponent: TensorLike): Tensor {
   );
 }
 
-function powExpression(k: number, dtype: DType): string {
+function powExpression(k: number, dtype: DType): Template {
   // int32 powers by repeated wrapping products (k <= 4 here; larger ones run in integerPower).
-  if (dtype === "int32") {
-    if (k === 0) return "1";
-    if (k === 1) return "a";
-    const square = int32Product("a", "a");
-    if (k === 2) return square;
-    if (k === 3) return int32Product(square, "a");
-    return int32Product(square, square);
-  }
   switch (k) {
     case 0:
-      return "1";
+      return () => constant(1, dtype);
     case 1:
-      return "a";
+      return (a) => a;
     case 2:
-      return "a * a";
+      return (a) => product(a, a);
     case 3:
-      return "a * a * a";
+      return (a) => product(product(a, a), a);
     case 4:
-      return "(a * a) * (a * a)";
+      return (a) => product(product(a, a), product(a, a));
     case -1:
-      return "1 / a";
+      return (a) => ir.div(1, asFloat(a));
     case 0.5:
-      return "Math.sqrt(a)";
+      return (a) => ir.sqrt(asFloat(a));
     default:
-      return `Math.pow(a, ${k})`;
+      return (a) => ir.pow(asFloat(a), k);
   }
 }
 
@@ -208,8 +209,7 @@ function integerPower(x: Tensor, k: number): Tensor {
 /** `x * x`; int32 squares wrap modulo 2^32. @example square(tensor([3])) // [9] */
 export function square(x: Tensor): Tensor {
   checkNumeric("square", "x", x);
-  const expr = x.dtype === "int32" ? int32Product("a", "a") : "a * a";
-  const out = elementwise(expr, [x], x.shape, x.dtype);
+  const out = elementwise((a) => product(a, a), [x], x.shape, x.dtype);
   return record("square", out, [x], [(g) => gradMul(g, mul(x, 2))], [[x]]);
 }
 
@@ -221,7 +221,12 @@ export function square(x: Tensor): Tensor {
  * maximum(tensor([1, 5]), 3); // [3, 5]
  */
 export function maximum(a: TensorLike, b: TensorLike): Tensor {
-  const [out, x, y] = binary("maximum", "(a >= b || a !== a) ? a : b", a, b);
+  const [out, x, y] = binary(
+    "maximum",
+    (p, q) => ir.select(ir.or(ir.ge(p, q), ir.ne(p, p)), p, q),
+    a,
+    b,
+  );
   return record(
     "maximum",
     out,
@@ -232,7 +237,12 @@ export function maximum(a: TensorLike, b: TensorLike): Tensor {
 
 /** Elementwise minimum, broadcasting; ties split the gradient evenly. @example minimum(p, 1) */
 export function minimum(a: TensorLike, b: TensorLike): Tensor {
-  const [out, x, y] = binary("minimum", "(a <= b || a !== a) ? a : b", a, b);
+  const [out, x, y] = binary(
+    "minimum",
+    (p, q) => ir.select(ir.or(ir.le(p, q), ir.ne(p, p)), p, q),
+    a,
+    b,
+  );
   return record(
     "minimum",
     out,

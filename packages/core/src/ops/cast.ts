@@ -1,8 +1,9 @@
 /** Converting between dtypes. */
 
 import { type DType, isDType, isFloat } from "../dtype.js";
-import { record } from "../engine.js";
-import { elementwise } from "../kernels/elementwise.js";
+import { type Expr, ir } from "../kernels/ir.js";
+import { elementwise } from "../lazy/index.js";
+import { record } from "../tape.js";
 import type { Tensor } from "../tensor.js";
 import { checkTensor } from "./util.js";
 
@@ -22,7 +23,13 @@ export function cast(x: Tensor, dtype: DType): Tensor {
     );
   }
   if (x.dtype === dtype) return x;
-  const expr = dtype === "bool" ? "a !== 0 ? 1 : 0" : dtype === "int32" ? "Math.trunc(a) | 0" : "a";
+  // Into int32 by truncation toward zero, NaN to 0 (ToInt32, as a store into an Int32Array).
+  const expr =
+    dtype === "bool"
+      ? (a: Expr) => ir.ne(a, 0)
+      : dtype === "int32"
+        ? (a: Expr) => ir.convert(a, "int32")
+        : (a: Expr) => a;
   const out = elementwise(expr, [x], x.shape, dtype);
   if (!isFloat(dtype) || !isFloat(x.dtype)) return out;
   const from = x.dtype;

@@ -1,14 +1,14 @@
 /** Spatial ops over NCHW tensors: conv2d with its two backward products as ops of their own, max and average pooling, nearest upsampling. */
 
 import { allocate, type DType, promoteTypes } from "../dtype.js";
-import { record } from "../engine.js";
 import { getBackend } from "../kernels/backend.js";
 import type { ConvGeometry, PoolGeometry } from "../kernels/conv.js";
 import { checkSize, formatShape } from "../shape.js";
+import { record } from "../tape.js";
 import { Tensor } from "../tensor.js";
 import { cast } from "./cast.js";
 import { sum } from "./reduce.js";
-import { scatterAdd } from "./selection.js";
+import { gather } from "./selection.js";
 import { broadcastTo, reshape } from "./shape.js";
 import { checkFloat, checkOptions } from "./util.js";
 
@@ -317,7 +317,8 @@ function poolGeometry(op: string, x: Tensor, options: Pool2dOptions): PoolGeomet
 
 /**
  * Maximum over each window of x [B, C, H, W] (padding never wins: it is −∞). The gradient goes
- * to the element that won, through `scatterAdd`, so it is differentiable again. Tie rule: when
+ * to the element that won (an op of its own, whose gradient gathers at the winners, so it is
+ * differentiable again). Tie rule: when
  * several elements of a window share the maximum, the first in row-major window order takes the
  * whole gradient (PyTorch's CPU rule); overlapping windows may each send gradient to one element.
  *
@@ -332,13 +333,27 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const out = allocate(x.dtype, g.planes * g.outHeight * g.outWidth);
   const argmax = new Int32Array(out.length);
   getBackend().maxPool2d(x.read(), out, argmax, g);
-  const winners = new Tensor(argmax, [argmax.length], "int32");
   const result = new Tensor(out, outShape, x.dtype);
+  return record("maxPool2d", result, [x], [(dy) => maxPoolBackward(dy, argmax, x.shape)]);
+}
+
+/** dx of shape `shape` with every dy[o] added at the flat position argmax[o]; its gradient gathers there. */
+function maxPoolBackward(dy: Tensor, argmax: Int32Array, shape: readonly number[]): Tensor {
+  const size = shape.reduce((a, b) => a * b, 1);
+  const dx = allocate(dy.dtype, size);
+  getBackend().maxPool2dBackward(dy.read(), argmax, dx);
+  const result = new Tensor(dx, shape, dy.dtype);
   return record(
-    "maxPool2d",
+    "maxPool2dBackward",
     result,
-    [x],
-    [(dy) => reshape(scatterAdd(winners, reshape(dy, [-1]), 0, [x.size]), x.shape)],
+    [dy],
+    [
+      (upstream) =>
+        reshape(
+          gather(reshape(upstream, [-1]), new Tensor(argmax, [argmax.length], "int32")),
+          dy.shape,
+        ),
+    ],
   );
 }
 

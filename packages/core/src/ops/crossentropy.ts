@@ -1,18 +1,35 @@
 /** Binary cross-entropy on probabilities (the Keras semantics) and on logits (the stable form). */
 
 import { promoteTypes } from "../dtype.js";
-import { record } from "../engine.js";
-import { elementwise } from "../kernels/elementwise.js";
+import { type Expr, ir } from "../kernels/ir.js";
+import { elementwise } from "../lazy/index.js";
 import { broadcastShapes } from "../shape.js";
+import { record } from "../tape.js";
 import type { Tensor } from "../tensor.js";
 import { add, div, gradMul, mul, neg, sub } from "./arithmetic.js";
 import { greaterEqual, lessEqual, logicalAnd } from "./compare.js";
-import { clip, log, sigmoid } from "./math.js";
+import { clip, clipOf, log, log1pExpNegAbs, sigmoid, sigmoidOf } from "./math.js";
 import { where } from "./selection.js";
 import { checkFloat, checkOptions, scalarTensor } from "./util.js";
 
-/** The probability clipped into [lo, hi]; `b` is p, `c` and `d` the bounds. */
-const clipped = "(b < c ? c : b > d ? d : b)";
+/**
+ * The cross-entropy of target `y` and probability `p` clipped into [lo, hi]; where `y` is exactly
+ * 0 or 1 only the one logarithm it needs is computed.
+ */
+function crossEntropyOf(y: Expr, p: Expr, lo: Expr, hi: Expr): Expr {
+  const pc = clipOf(p, lo, hi);
+  const logP = ir.log(pc);
+  const logQ = ir.log(ir.sub(1, pc));
+  return ir.select(
+    ir.eq(y, 1),
+    ir.neg(logP),
+    ir.select(
+      ir.eq(y, 0),
+      ir.neg(logQ),
+      ir.neg(ir.add(ir.mul(y, logP), ir.mul(ir.sub(1, y), logQ))),
+    ),
+  );
+}
 
 /**
  * Keras' `binary_crossentropy` on probabilities, elementwise, no reduction:
@@ -40,10 +57,7 @@ export function binaryCrossEntropy(
   // Bounds rounded to the working dtype, as Keras does (1 − ε computed in that dtype too).
   const lo = scalarTensor(epsilon, dtype);
   const hi = scalarTensor(1 - lo.read()[0], dtype);
-  const expr =
-    `a === 1 ? -Math.log(${clipped}) : a === 0 ? -Math.log(1 - ${clipped}) : ` +
-    `-(a * Math.log(${clipped}) + (1 - a) * Math.log(1 - ${clipped}))`;
-  const out = elementwise(expr, [target, pred, lo, hi], shape, dtype);
+  const out = elementwise(crossEntropyOf, [target, pred, lo, hi], shape, dtype);
   return record(
     "binaryCrossEntropy",
     out,
@@ -65,8 +79,17 @@ export function binaryCrossEntropy(
  */
 function bceBackward(g: Tensor, y: Tensor, p: Tensor, lo: Tensor, hi: Tensor): Tensor {
   const shape = broadcastShapes("binaryCrossEntropy", g.shape, y.shape, p.shape);
-  const expr = "(c < d || c > e) ? 0 : a * (c - b) / (c * (1 - c))";
-  const out = elementwise(expr, [g, y, p, lo, hi], shape, g.dtype);
+  const out = elementwise(
+    (gv, yv, pv, lov, hiv) =>
+      ir.select(
+        ir.or(ir.lt(pv, lov), ir.gt(pv, hiv)),
+        0,
+        ir.div(ir.mul(gv, ir.sub(pv, yv)), ir.mul(pv, ir.sub(1, pv))),
+      ),
+    [g, y, p, lo, hi],
+    shape,
+    g.dtype,
+  );
   const inside = () => logicalAnd(greaterEqual(p, lo.read()[0]), lessEqual(p, hi.read()[0]));
   const pc = () => clip(p, lo.read()[0], hi.read()[0]);
   return record(
@@ -100,7 +123,7 @@ export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
   const shape = broadcastShapes("bceWithLogits", logits.shape, targets.shape);
   const dtype = promoteTypes(logits.dtype, targets.dtype);
   const out = elementwise(
-    "Math.max(a, 0) - a * b + Math.log1p(Math.exp(-Math.abs(a)))",
+    (x, t) => ir.add(ir.sub(ir.max(x, 0), ir.mul(x, t)), log1pExpNegAbs(x)),
     [logits, targets],
     shape,
     dtype,
@@ -116,8 +139,12 @@ export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
 /** @internal `g · (sigmoid(x) − t)` in one pass; linear in `g`. */
 function bceLogitsBackward(g: Tensor, x: Tensor, t: Tensor): Tensor {
   const shape = broadcastShapes("bceWithLogits", g.shape, x.shape, t.shape);
-  const sig = "(b >= 0 ? 1 / (1 + Math.exp(-b)) : Math.exp(b) / (1 + Math.exp(b)))";
-  const out = elementwise(`a * (${sig} - c)`, [g, x, t], shape, g.dtype);
+  const out = elementwise(
+    (gv, xv, tv) => ir.mul(gv, ir.sub(sigmoidOf(xv), tv)),
+    [g, x, t],
+    shape,
+    g.dtype,
+  );
   return record(
     "bceLogitsBackward",
     out,

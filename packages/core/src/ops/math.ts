@@ -1,8 +1,9 @@
 /** Elementwise functions of one tensor, each with its gradient rule beside it. */
 
 import { isFloat } from "../dtype.js";
-import { record } from "../engine.js";
-import { elementwise } from "../kernels/elementwise.js";
+import { constant, type Expr, ir } from "../kernels/ir.js";
+import { elementwise, type Template } from "../lazy/index.js";
+import { record } from "../tape.js";
 import type { Tensor } from "../tensor.js";
 import { add, gradDiv, gradMul, mul, neg, square, sub } from "./arithmetic.js";
 import { greater, greaterEqual, lessEqual, logicalAnd } from "./compare.js";
@@ -10,27 +11,46 @@ import { zerosLike } from "./creation.js";
 import { where } from "./selection.js";
 import { checkFloat, checkNumeric, checkOptions, scalarTensor } from "./util.js";
 
-/** @internal A float-only unary op computed by `expr` in terms of `a`. */
-function floatUnary(op: string, expr: string, x: Tensor): Tensor {
+/** @internal The logistic function of `x`, `1 / (1 + e^-x)`, with no overflow for any x. */
+export function sigmoidOf(x: Expr): Expr {
+  return ir.select(
+    ir.ge(x, 0),
+    ir.div(1, ir.add(1, ir.exp(ir.neg(x)))),
+    ir.div(ir.exp(x), ir.add(1, ir.exp(x))),
+  );
+}
+
+/** @internal `x` limited to [lo, hi] (NaN stays NaN). */
+export function clipOf(x: Expr, lo: Expr, hi: Expr): Expr {
+  return ir.select(ir.lt(x, lo), lo, ir.select(ir.gt(x, hi), hi, x));
+}
+
+/** @internal `log(1 + e^-|x|)`, the term of softplus and of the logit cross-entropy that is never large. */
+export function log1pExpNegAbs(x: Expr): Expr {
+  return ir.log1p(ir.exp(ir.neg(ir.abs(x))));
+}
+
+/** @internal A float-only unary op computed by `expr`. */
+function floatUnary(op: string, expr: Template, x: Tensor): Tensor {
   checkFloat(op, "x", x);
   return elementwise(expr, [x], x.shape, x.dtype);
 }
 
 /** `e ** x`. @example exp(tensor([0, 1])) // [1, 2.718…] */
 export function exp(x: Tensor): Tensor {
-  const out = floatUnary("exp", "Math.exp(a)", x);
+  const out = floatUnary("exp", ir.exp, x);
   return record("exp", out, [x], [(g) => gradMul(g, out)], [[out]]);
 }
 
 /** Natural logarithm (−∞ at 0, NaN below). @example log(tensor([1, Math.E])) // [0, 1] */
 export function log(x: Tensor): Tensor {
-  const out = floatUnary("log", "Math.log(a)", x);
+  const out = floatUnary("log", ir.log, x);
   return record("log", out, [x], [(g) => gradDiv(g, x)], [[x]]);
 }
 
 /** `log(1 + x)`, accurate for small x. @example log1p(tensor([1e-10])) */
 export function log1p(x: Tensor): Tensor {
-  const out = floatUnary("log1p", "Math.log1p(a)", x);
+  const out = floatUnary("log1p", ir.log1p, x);
   return record("log1p", out, [x], [(g) => gradDiv(g, add1(x))], [[x]]);
 }
 
@@ -40,62 +60,62 @@ function add1(x: Tensor): Tensor {
 
 /** Square root. @example sqrt(tensor([4, 9])) // [2, 3] */
 export function sqrt(x: Tensor): Tensor {
-  const out = floatUnary("sqrt", "Math.sqrt(a)", x);
+  const out = floatUnary("sqrt", ir.sqrt, x);
   return record("sqrt", out, [x], [(g) => gradDiv(g, mul(out, 2))], [[out]]);
 }
 
 /** `-1`, `0` or `1` by the sign of x (0 at 0, NaN at NaN); no gradient. @example sign(tensor([-2, 0, 3])) */
 export function sign(x: Tensor): Tensor {
   checkNumeric("sign", "x", x);
-  return elementwise("a > 0 ? 1 : a < 0 ? -1 : a", [x], x.shape, x.dtype);
+  return elementwise(
+    (a) => ir.select(ir.gt(a, 0), 1, ir.select(ir.lt(a, 0), -1, a)),
+    [x],
+    x.shape,
+    x.dtype,
+  );
 }
 
 /** `|x|`; the subgradient at 0 is 0 (PyTorch and TensorFlow agree). @example abs(tensor([-1, 2])) */
 export function abs(x: Tensor): Tensor {
   checkNumeric("abs", "x", x);
-  const out = elementwise("Math.abs(a)", [x], x.shape, x.dtype);
+  const out = elementwise(ir.abs, [x], x.shape, x.dtype);
   return record("abs", out, [x], [(g) => gradMul(g, sign(x))], [[x]]);
 }
 
 /** `1 / (1 + e^-x)`, computed without overflow for any x. @example sigmoid(tensor([0])) // [0.5] */
 export function sigmoid(x: Tensor): Tensor {
-  const out = floatUnary(
-    "sigmoid",
-    "a >= 0 ? 1 / (1 + Math.exp(-a)) : Math.exp(a) / (1 + Math.exp(a))",
-    x,
-  );
+  const out = floatUnary("sigmoid", sigmoidOf, x);
   return record("sigmoid", out, [x], [(g) => mul(g, mul(out, sub(1, out)))], [[out]]);
 }
 
 /** `log(sigmoid(x)) = min(x, 0) - log1p(e^-|x|)`, finite for any x. @example logSigmoid(tensor([-1000])) // [-1000] */
 export function logSigmoid(x: Tensor): Tensor {
-  const out = floatUnary("logSigmoid", "Math.min(a, 0) - Math.log1p(Math.exp(-Math.abs(a)))", x);
+  const out = floatUnary("logSigmoid", (a) => ir.sub(ir.min(a, 0), log1pExpNegAbs(a)), x);
   return record("logSigmoid", out, [x], [(g) => mul(g, sigmoid(neg(x)))], [[x]]);
 }
 
 /** `log(1 + e^x) = max(x, 0) + log1p(e^-|x|)`, finite for any x. @example softplus(tensor([0])) // [0.693…] */
 export function softplus(x: Tensor): Tensor {
-  const out = floatUnary("softplus", "Math.max(a, 0) + Math.log1p(Math.exp(-Math.abs(a)))", x);
+  const out = floatUnary("softplus", (a) => ir.add(ir.max(a, 0), log1pExpNegAbs(a)), x);
   return record("softplus", out, [x], [(g) => mul(g, sigmoid(x))], [[x]]);
 }
 
 /** Hyperbolic tangent. @example tanh(tensor([0])) // [0] */
 export function tanh(x: Tensor): Tensor {
-  const out = floatUnary("tanh", "Math.tanh(a)", x);
+  const out = floatUnary("tanh", ir.tanh, x);
   return record("tanh", out, [x], [(g) => mul(g, sub(1, mul(out, out)))], [[out]]);
 }
 
-/** `p[0] + p[1]·v + p[2]·v² + …` as source text, by Horner's rule (`v` is a source expression). */
-function polynomial(p: readonly number[], v: string): string {
-  return p.reduceRight(
-    (inner, c, k) => (k === p.length - 1 ? `${c}` : `(${inner}) * ${v} + ${c}`),
-    "",
-  );
+/** `p[0] + p[1]·v + p[2]·v² + …` by Horner's rule. */
+function polynomial(p: readonly number[], v: Expr): Expr {
+  let sum = constant(p[p.length - 1], v.dtype);
+  for (let k = p.length - 2; k >= 0; k--) sum = ir.add(ir.mul(sum, v), p[k]);
+  return sum;
 }
 
-/** `polynomial(p, v) / polynomial(q, v)` as source text. */
-function rational(p: readonly number[], q: readonly number[], v: string): string {
-  return `(${polynomial(p, v)}) / (${polynomial(q, v)})`;
+/** `polynomial(p, v) / polynomial(q, v)`. */
+function rational(p: readonly number[], q: readonly number[], v: Expr): Expr {
+  return ir.div(polynomial(p, v), polynomial(q, v));
 }
 
 // W. J. Cody's rational Chebyshev approximations of the error function (Math. Comp. 23, 1969; the
@@ -137,20 +157,29 @@ const erfcTail = {
 };
 
 /**
- * erf as one elementwise expression in `a`. Past 0.46875 it is 1 − erfc(|x|), with the sign of x;
+ * erf(a) as an IR expression. Past 0.46875 it is 1 − erfc(|x|), with the sign of x;
  * `e^(−x²)` is taken directly, without Cody's split of x² into an exact part: that split keeps
  * erfc's *relative* error small where erfc is tiny, but an error there is far below erf's last bit.
  * At ±∞ the tail gives erfc = 0; NaN falls through every comparison and stays NaN.
  */
-const erfExpression = (() => {
-  const y = "Math.abs(a)";
-  const z = `(1 / (${y} * ${y}))`;
-  const near0 = `a + a * (${rational(erfNear0.pMinusQ, erfNear0.q, "(a * a)")})`;
-  const middle = `Math.exp(-(a * a)) * (${rational(erfcMiddle.p, erfcMiddle.q, y)})`;
-  const tail = `Math.exp(-(a * a)) / ${y} * (${1 / Math.sqrt(Math.PI)} - ${z} * (${rational(erfcTail.p, erfcTail.q, z)}))`;
-  const erfc = `(${y} <= 4 ? ${middle} : ${tail})`;
-  return `${y} <= 0.46875 ? ${near0} : (a < 0 ? -1 : 1) * (1 - ${erfc})`;
-})();
+function erfOf(a: Expr): Expr {
+  const y = ir.abs(a);
+  const z = ir.div(1, ir.mul(y, y));
+  const squared = ir.mul(a, a);
+  const near0 = ir.add(a, ir.mul(a, rational(erfNear0.pMinusQ, erfNear0.q, squared)));
+  const gauss = ir.exp(ir.neg(squared));
+  const middle = ir.mul(gauss, rational(erfcMiddle.p, erfcMiddle.q, y));
+  const tail = ir.mul(
+    ir.div(gauss, y),
+    ir.sub(1 / Math.sqrt(Math.PI), ir.mul(z, rational(erfcTail.p, erfcTail.q, z))),
+  );
+  const erfc = ir.select(ir.le(y, 4), middle, tail);
+  return ir.select(
+    ir.le(y, 0.46875),
+    near0,
+    ir.mul(ir.select(ir.lt(a, 0), -1, 1), ir.sub(1, erfc)),
+  );
+}
 
 /**
  * The error function `erf(x) = 2/√π ∫₀ˣ e^(−t²) dt`, odd, from −1 to 1 (as `torch.erf`), from
@@ -162,7 +191,7 @@ const erfExpression = (() => {
  * erf(tensor([0, 0.5, -1, Infinity])); // [0, 0.5205, -0.8427, 1]
  */
 export function erf(x: Tensor): Tensor {
-  const out = floatUnary("erf", erfExpression, x);
+  const out = floatUnary("erf", erfOf, x);
   return record(
     "erf",
     out,
@@ -219,7 +248,12 @@ export function geluApproximation(op: string, options: GeluOptions | undefined):
 /** `max(x, 0)`; the subgradient at 0 is 0 (PyTorch and TensorFlow agree). @example relu(tensor([-1, 2])) // [0, 2] */
 export function relu(x: Tensor): Tensor {
   checkNumeric("relu", "x", x);
-  const out = elementwise("a > 0 ? a : (a === a ? 0 : a)", [x], x.shape, x.dtype);
+  const out = elementwise(
+    (a) => ir.select(ir.gt(a, 0), a, ir.select(ir.eq(a, a), 0, a)),
+    [x],
+    x.shape,
+    x.dtype,
+  );
   return record("relu", out, [x], [(g) => where(greater(x, 0), g, 0)], [[x]]);
 }
 
@@ -243,7 +277,7 @@ export function clip(x: Tensor, lo: number, hi: number): Tensor {
   }
   // Bounds as operands (rounded to x's dtype, as TensorFlow does), not spliced into the source.
   const bounds = [scalarTensor(lo, x.dtype, "clip"), scalarTensor(hi, x.dtype, "clip")];
-  const out = elementwise("a < b ? b : a > c ? c : a", [x, ...bounds], x.shape, x.dtype);
+  const out = elementwise(clipOf, [x, ...bounds], x.shape, x.dtype);
   return record(
     "clip",
     out,
@@ -258,7 +292,7 @@ export function clip(x: Tensor, lo: number, hi: number): Tensor {
  * everywhere, as PyTorch defines it (the true derivative is 0 almost everywhere), so that a loss
  * through it still backpropagates, into zeros.
  */
-function rounding(op: string, expr: string, x: Tensor): Tensor {
+function rounding(op: string, expr: Template, x: Tensor): Tensor {
   checkNumeric(op, "x", x);
   if (!isFloat(x.dtype)) return x;
   const out = elementwise(expr, [x], x.shape, x.dtype);
@@ -267,12 +301,12 @@ function rounding(op: string, expr: string, x: Tensor): Tensor {
 
 /** The largest integer <= x, elementwise; gradient 0. @example floor(tensor([-1.5, 1.5])) // [-2, 1] */
 export function floor(x: Tensor): Tensor {
-  return rounding("floor", "Math.floor(a)", x);
+  return rounding("floor", ir.floor, x);
 }
 
 /** The smallest integer >= x, elementwise; gradient 0. @example ceil(tensor([-1.5, 1.2])) // [-1, 2] */
 export function ceil(x: Tensor): Tensor {
-  return rounding("ceil", "Math.ceil(a)", x);
+  return rounding("ceil", ir.ceil, x);
 }
 
 /**
@@ -283,7 +317,5 @@ export function ceil(x: Tensor): Tensor {
  * round(tensor([0.5, 1.5, 2.5, -0.5, -1.5, 2.4])); // [0, 2, 2, -0, -2, 2]
  */
 export function round(x: Tensor): Tensor {
-  // A half is exactly a - floor(a) === 0.5 (the subtraction is exact); its even neighbour is
-  // twice the rounded half of a.
-  return rounding("round", "a - Math.floor(a) === 0.5 ? 2 * Math.round(a / 2) : Math.round(a)", x);
+  return rounding("round", ir.round, x);
 }

@@ -1,9 +1,9 @@
 /** Matrix products: 2-D and batched, with NumPy broadcasting of the batch axes, on the current dense backend. */
 
 import { allocate, promoteTypes } from "../dtype.js";
-import { record } from "../engine.js";
 import { getBackend } from "../kernels/backend.js";
 import { broadcastShapes, broadcastStrides, checkSize, formatShape, sizeOf } from "../shape.js";
+import { record } from "../tape.js";
 import { Tensor } from "../tensor.js";
 import { cast } from "./cast.js";
 import { checkFloat } from "./util.js";

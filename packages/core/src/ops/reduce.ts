@@ -1,15 +1,11 @@
 /** Reductions over axes (`sum mean max min logSumExp`) and the max-shifted `softmax`/`logSoftmax`. */
 
 import { allocate, type DType, isFloat } from "../dtype.js";
-import { isGradEnabled, record } from "../engine.js";
-import { deferredSum, sumPending } from "../kernels/elementwise.js";
-import {
-  argReduce,
-  cumulativeSum,
-  type ReduceKind,
-  reduce as reduceKernel,
-} from "../kernels/reduce.js";
+import { getBackend } from "../kernels/backend.js";
+import type { ReduceKind } from "../kernels/reduce.js";
+import { deferredSum, sumPending } from "../lazy/index.js";
 import { formatShape, normalizeAxes, normalizeAxis, type Shape, sizeOf } from "../shape.js";
+import { isGradEnabled, record } from "../tape.js";
 import { Tensor } from "../tensor.js";
 import { add, div, mul, sub } from "./arithmetic.js";
 import { cast } from "./cast.js";
@@ -64,12 +60,12 @@ function runReduce(
     const after = reducedLive.length === 0 ? x.rank : reducedLive[reducedLive.length - 1] + 1;
     const outer = sizeOf(x.shape.slice(0, before));
     const length = sizeOf(x.shape.slice(before, after));
-    reduceKernel(kind, x.read(), outer, length, sizeOf(x.shape.slice(after)), out);
+    getBackend().reduce(kind, x.read(), outer, length, sizeOf(x.shape.slice(after)), out);
   } else {
     const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
     const moved = permute(x, [...kept, ...axes]);
     const outer = sizeOf(kept.map((i) => x.shape[i]));
-    reduceKernel(kind, moved.read(), outer, x.size / Math.max(outer, 1), 1, out);
+    getBackend().reduce(kind, moved.read(), outer, x.size / Math.max(outer, 1), 1, out);
   }
   return out;
 }
@@ -284,7 +280,7 @@ function argExtremum(
   const outer = sizeOf(shape.slice(0, before));
   const inner = sizeOf(shape.slice(after));
   const out = new Int32Array(outer * inner);
-  argReduce(kind, x.read(), outer, length, inner, out);
+  getBackend().argReduce(kind, x.read(), outer, length, inner, out);
   const outShape = x.rank === 0 ? [] : resultShape(x.shape, axes, keepdims);
   return new Tensor(out, outShape, "int32");
 }
@@ -321,7 +317,7 @@ function scan(x: Tensor, ax: number, reverse: boolean): Tensor {
   const out = allocate(dtype, x.size);
   const outer = sizeOf(shape.slice(0, ax));
   const inner = sizeOf(shape.slice(ax + 1));
-  cumulativeSum(x.read(), outer, shape[ax], inner, reverse, out);
+  getBackend().cumulativeSum(x.read(), outer, shape[ax], inner, reverse, out);
   const result = new Tensor(out, x.shape, dtype);
   return record("cumsum", result, [x], [(g) => scan(g, ax, !reverse)], [[]]);
 }

@@ -1,24 +1,16 @@
 /** Selection: where, argwhere, gather and gatherNd, and the scatter-adds that are their gradients. */
 
 import { allocate, type DType, isDType, promoteTypes } from "../dtype.js";
-import { record, ScatteredGradient } from "../engine.js";
+import { getBackend } from "../kernels/backend.js";
+import { ndOffsets, oneHotInto } from "../kernels/gather.js";
+import { ir } from "../kernels/ir.js";
 import {
   elementwise,
   lazyGatherRows,
   type RowStarts,
   scatterPendingRows,
   viewOf,
-} from "../kernels/elementwise.js";
-import {
-  gatherAlong,
-  gatherAxis,
-  gatherRows,
-  ndOffsets,
-  oneHotInto,
-  scatterAddAlong,
-  scatterAddAxis,
-  scatterAddRows,
-} from "../kernels/gather.js";
+} from "../lazy/index.js";
 import {
   broadcastShapes,
   checkShape,
@@ -30,6 +22,7 @@ import {
   sizeOf,
   stridesOf,
 } from "../shape.js";
+import { record, ScatteredGradient } from "../tape.js";
 import { Tensor } from "../tensor.js";
 import {
   checkBool,
@@ -65,7 +58,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
       ? [scalarTensor(a, "float32"), scalarTensor(b, "float32")]
       : operandPair("where", a, b);
   const shape = broadcastShapes("where", cond.shape, x.shape, y.shape);
-  const out = elementwise("a ? b : c", [cond, x, y], shape, promoteTypes(x.dtype, y.dtype));
+  const out = elementwise(ir.select, [cond, x, y], shape, promoteTypes(x.dtype, y.dtype));
   return record(
     "where",
     out,
@@ -154,7 +147,7 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
   const shape = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
   const out = allocate(x.dtype, checkSize("gather", shape));
   const index = indices.read() as Int32Array;
-  gatherAxis(x.read(), index, outer, axisSize, inner, out);
+  getBackend().gatherAxis(x.read(), index, outer, axisSize, inner, out);
   const result = new Tensor(out, shape, x.dtype);
   return record(
     "gather",
@@ -165,7 +158,7 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
         new ScatteredGradient(
           x.shape,
           g.dtype,
-          (dest) => scatterAddAxis(g.read(), index, outer, axisSize, inner, dest),
+          (dest) => getBackend().scatterAddAxis(g.read(), index, outer, axisSize, inner, dest),
           () => scatterAdd(indices, g, ax, x.shape),
           g.size,
         ),
@@ -202,7 +195,14 @@ export function scatterAdd(indices: Tensor, updates: Tensor, axis: number, shape
   const out = allocate(updates.dtype, sizeOf(shape));
   const outer = sizeOf(shape.slice(0, ax));
   const inner = sizeOf(shape.slice(ax + 1));
-  scatterAddAxis(updates.read(), indices.read() as Int32Array, outer, shape[ax], inner, out);
+  getBackend().scatterAddAxis(
+    updates.read(),
+    indices.read() as Int32Array,
+    outer,
+    shape[ax],
+    inner,
+    out,
+  );
   const result = new Tensor(out, shape, updates.dtype);
   return record("scatterAdd", result, [indices, updates], [null, (g) => gather(g, indices, ax)]);
 }
@@ -347,7 +347,7 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
     result = lazyGatherRows(x, rows, slice, 1, outShape);
     if (result === null) {
       const out = allocate(x.dtype, sizeOf(outShape));
-      gatherRows(x.read(), rows, slice, out);
+      getBackend().gatherRows(x.read(), rows, slice, out);
       result = new Tensor(out, outShape, x.dtype);
     }
   }
@@ -365,7 +365,7 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
             // own; into a zero buffer through disjoint rows it stores rather than adds.
             const { rows, slice, disjoint } = own();
             if (!scatterPendingRows(g, rows, slice, dest, zero && disjoint))
-              scatterAddRows(g.read(), rows, slice, dest);
+              getBackend().scatterAddRows(g.read(), rows, slice, dest);
           },
           () => scatterNd(indices, g, x.shape),
           g.size,
@@ -394,7 +394,7 @@ export function scatterNd(indices: Tensor, updates: Tensor, shape: Shape): Tenso
     );
   }
   const out = allocate(updates.dtype, sizeOf(shape));
-  scatterAddRows(updates.read(), rows, slice, out);
+  getBackend().scatterAddRows(updates.read(), rows, slice, out);
   const result = new Tensor(out, shape, updates.dtype);
   return record("scatterNd", result, [indices, updates], [null, (g) => gatherNd(g, indices)]);
 }
@@ -441,7 +441,15 @@ export function takeAlongAxis(x: Tensor, indices: Tensor, axis: number): Tensor 
     axis,
   );
   const out = allocate(x.dtype, indices.size);
-  gatherAlong(x.read(), indices.read() as Int32Array, outer, axisSize, count, inner, out);
+  getBackend().gatherAlong(
+    x.read(),
+    indices.read() as Int32Array,
+    outer,
+    axisSize,
+    count,
+    inner,
+    out,
+  );
   return record(
     "takeAlongAxis",
     new Tensor(out, indices.shape, x.dtype),
@@ -479,7 +487,15 @@ export function scatterAlongAxis(
     axis,
   );
   const out = allocate(updates.dtype, sizeOf(shape));
-  scatterAddAlong(updates.read(), indices.read() as Int32Array, outer, axisSize, count, inner, out);
+  getBackend().scatterAddAlong(
+    updates.read(),
+    indices.read() as Int32Array,
+    outer,
+    axisSize,
+    count,
+    inner,
+    out,
+  );
   return record(
     "scatterAlongAxis",
     new Tensor(out, shape, updates.dtype),

@@ -1,8 +1,8 @@
 /** Shape ops: reshape, permute, expand and squeeze, concat and stack, slice and pad, broadcast. */
 
 import { allocate } from "../dtype.js";
-import { record } from "../engine.js";
-import { elementwise, lazyView, strided } from "../kernels/elementwise.js";
+import type { Expr } from "../kernels/ir.js";
+import { elementwise, lazyView, strided } from "../lazy/index.js";
 import {
   broadcastShapes,
   checkShape,
@@ -15,8 +15,12 @@ import {
   sizeOf,
   stridesOf,
 } from "../shape.js";
+import { record } from "../tape.js";
 import { Tensor } from "../tensor.js";
 import { checkInteger, checkOptions, checkTensor } from "./util.js";
+
+/** The expression of a copy: each element as it is. */
+const copy = (x: Expr): Expr => x;
 
 /** @internal The same tensor as a new graph node: how `grad` watches an argument. */
 export function identity(x: Tensor): Tensor {
@@ -77,7 +81,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const shape = axes.map((a) => x.shape[a]);
   const strides = stridesOf(x.shape);
   const out = allocate(x.dtype, x.size);
-  strided("a", out, shape, [{ data: x.read(), strides: axes.map((a) => strides[a]), offset: 0 }]);
+  strided(copy, out, shape, [{ data: x.read(), strides: axes.map((a) => strides[a]), offset: 0 }]);
   const inverse = new Array<number>(axes.length);
   axes.forEach((a, i) => {
     inverse[a] = i;
@@ -162,7 +166,7 @@ export function broadcastTo(x: Tensor, shape: Shape): Tensor {
   }
   if (shapesEqual(x.shape, shape)) return x;
   // An elementwise copy, so that on large shapes it fuses into its consumer instead of filling memory.
-  const out = elementwise("a", [x], shape, x.dtype);
+  const out = elementwise(copy, [x], shape, x.dtype);
   // The engine sums the gradient back to x's shape.
   return record("broadcastTo", out, [x], [(g) => g], [[]]);
 }
@@ -202,7 +206,7 @@ export function slice(x: Tensor, begin: readonly number[], size: readonly number
   let result = lazyView(x, shape, strides, offset);
   if (result === null) {
     const out = allocate(x.dtype, sizeOf(shape));
-    strided("a", out, shape, [{ data: x.read(), strides, offset }]);
+    strided(copy, out, shape, [{ data: x.read(), strides, offset }]);
     result = new Tensor(out, shape, x.dtype);
   }
   const padding = begin.map((b, i): [number, number] => [b, x.shape[i] - b - shape[i]]);

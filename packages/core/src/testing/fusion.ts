@@ -1,6 +1,6 @@
 /** Running code with lazy fusion forced on or off, to check that it gives the same results either way. */
 
-import { configureFusion } from "../kernels/elementwise.js";
+import { configureFusion } from "../lazy/index.js";
 
 /**
  * Runs `fn` with every elementwise chain fused into one loop however small its tensors

@@ -1,12 +1,13 @@
 /** Checking gradients against central finite differences in float64, for ops and for users' own losses. */
 
 import { isFloat } from "../dtype.js";
-import { grad, noGrad } from "../engine.js";
+import { grad } from "../engine.js";
 import { add, mul } from "../ops/arithmetic.js";
 import { cast } from "../ops/cast.js";
 import { sum } from "../ops/reduce.js";
 import { Generator } from "../random.js";
 import { formatShape } from "../shape.js";
+import { noGrad } from "../tape.js";
 import { Tensor } from "../tensor.js";
 
 /** Options of `gradcheck` and `gradgradcheck`: step, tolerances, inputs and projection seed. */

@@ -2,7 +2,6 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { record } from "../../src/engine.js";
 import {
   add,
   div,
@@ -19,6 +18,7 @@ import {
   type Tensor,
   tensor,
 } from "../../src/index.js";
+import { record } from "../../src/tape.js";
 import {
   assertGradcheck,
   assertGradgradcheck,

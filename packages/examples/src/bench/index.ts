@@ -7,6 +7,7 @@ import { pathToFileURL } from "node:url";
 import { focal as focalLoss } from "@focalgrad/losses";
 import { cliArguments, numberOption, parseCommandLine, runCommand, UsageError } from "../cli.js";
 import { conv2dCase, matmulCase } from "./dense.js";
+import { detectorCase } from "./detector.js";
 import { FOCAL_WORKLOADS, type FocalFactory, focalCase } from "./focal.js";
 import { formatFacts, formatTable, machineFacts } from "./report.js";
 import {
@@ -18,6 +19,7 @@ import {
   type RunOptions,
   runCase,
 } from "./run.js";
+import { isFocalgrad } from "./settings.js";
 import { loadTfjs, useBackend, wasmFeatures } from "./tfjs.js";
 import { trainingCase } from "./training.js";
 
@@ -29,6 +31,7 @@ const WORKLOADS = [
   "conv2d",
   "trainstep",
   "mlp",
+  "detector",
 ] as const;
 /** A workload of the benchmark, by name. */
 export type WorkloadName = (typeof WORKLOADS)[number];
@@ -79,6 +82,9 @@ function casesOf(
   const focalWorkload = FOCAL_WORKLOADS.find((w) => w.name === name);
   if (focalWorkload !== undefined) return [focalCase(focalWorkload, impls, focal, { batch })];
   if (name === "trainstep" || name === "mlp") return [trainingCase(name, impls, options)];
+  if (name === "detector") {
+    return impls.some(isFocalgrad) ? [detectorCase(impls, options)] : [];
+  }
   const dense = impls.filter((i) => i !== "fused" && !i.startsWith("pytorch"));
   if (dense.length === 0) return [];
   if (name === "conv2d") return [conv2dCase("fwd", dense), conv2dCase("fwd+bwd", dense)];

@@ -125,7 +125,8 @@ export const PREDICTION_COLOUR: Colour = [255, 40, 40];
 /**
  * A grid of images (the first `count` of `images`, `[B, 3, H, W]`) magnified `scale` times, each
  * with its ground-truth boxes in green and its predicted boxes scoring at least `minScore`
- * (default 0.3) in red, labelled "class score", under a legend line.
+ * (default 0.4) in red, labelled "class score" (the best on top where boxes coincide), under a
+ * legend line.
  *
  * @example
  * const canvas = detectionsGrid(test.images, test.annotations, detections, ["disc", "square", "triangle"]);
@@ -138,7 +139,7 @@ export function detectionsGrid(
   classNames: readonly string[],
   options: { count?: number; columns?: number; scale?: number; minScore?: number } = {},
 ): Canvas {
-  const { columns = 4, scale = 3, minScore = 0.3 } = options;
+  const { columns = 4, scale = 3, minScore = 0.4 } = options;
   const thickness = scale >= 3 ? 2 : 1;
   const count = Math.min(options.count ?? 8, images.shape[0], detections.length);
   const [, , h, w] = images.shape;
@@ -169,7 +170,9 @@ export function detectionsGrid(
     }
     const d = detections[i];
     const boxes = d.boxes.data;
-    for (let k = 0; k < d.scores.shape[0]; k++) {
+    // Lowest score first, so that where boxes of several classes coincide (per-class NMS keeps
+    // them all) the best one's label is drawn last, on top.
+    for (let k = d.scores.shape[0] - 1; k >= 0; k--) {
       const score = d.scores.data[k];
       if (score < minScore) continue;
       const [bx1, by1, bx2, by2] = [0, 1, 2, 3].map((j) => boxes[4 * k + j] * scale);

@@ -1,6 +1,7 @@
+import { tensor, zeros } from "@focalgrad/core";
 import { describe, expect, it } from "vitest";
 import { Canvas, type Colour } from "../../src/detection/canvas.js";
-import { arrange, lineChart } from "../../src/detection/plots.js";
+import { arrange, detectionsGrid, lineChart } from "../../src/detection/plots.js";
 
 const pixel = (canvas: Canvas, x: number, y: number) =>
   Array.from(canvas.pixels.subarray((y * canvas.width + x) * 4, (y * canvas.width + x) * 4 + 3));
@@ -53,5 +54,32 @@ describe("lineChart", () => {
     );
     expect(pixel(chart, 65, 50)).toEqual([10, 20, 30]);
     expect(pixel(chart, 65, 60)).not.toEqual([10, 20, 30]);
+  });
+});
+
+describe("detectionsGrid", () => {
+  const image = tensor(new Array(3 * 16 * 16).fill(0.5), { shape: [1, 3, 16, 16] });
+  const truth = [{ boxes: zeros([0, 4]), labels: zeros([0], { dtype: "int32" }) }];
+  const detections = (scores: number[], labels: number[]) => [
+    {
+      boxes: tensor(
+        scores.map(() => [2, 6, 12, 14]),
+        { shape: [scores.length, 4] },
+      ),
+      scores: tensor(scores),
+      labels: tensor(labels, { dtype: "int32" }),
+    },
+  ];
+  it("draws the best of coinciding boxes last, so its label is the one on top", () => {
+    // Per-class NMS keeps a box per class on one object; sorted best first. Labels "aa 0.90" and
+    // "bb 0.50" are as long, so the best one's label covers the other's exactly.
+    const both = detectionsGrid(image, truth, detections([0.9, 0.5], [0, 1]), ["aa", "bb"]);
+    const best = detectionsGrid(image, truth, detections([0.9], [0]), ["aa", "bb"]);
+    const worst = detectionsGrid(image, truth, detections([0.5], [1]), ["aa", "bb"]);
+    expect(Buffer.compare(Buffer.from(both.pixels), Buffer.from(best.pixels))).toBe(0);
+    expect(Buffer.compare(Buffer.from(both.pixels), Buffer.from(worst.pixels))).not.toBe(0);
+    // Below the threshold (default 0.4) a detection is not drawn at all.
+    const faint = detectionsGrid(image, truth, detections([0.9, 0.3], [0, 1]), ["aa", "bb"]);
+    expect(Buffer.compare(Buffer.from(faint.pixels), Buffer.from(best.pixels))).toBe(0);
   });
 });

@@ -224,7 +224,7 @@ describe("runJob", () => {
         batchSize: 2,
         model: {
           ...job.training.model,
-          backboneChannels: [4, 4, 8, 8, 8],
+          backboneChannels: [4, 4, 8, 8], // C1 … C4 for the default P2–P4
           stageDepth: 0,
           fpnChannels: 8,
           headDepth: 1,

@@ -1,4 +1,4 @@
-/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col and pooling in wasm, the JavaScript loop for average pooling's adjoint. */
+/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col and pooling in wasm, the JavaScript loops for the pools' adjoints, the reductions and the gathers. */
 
 import type { DenseBackend } from "../backend.js";
 import {
@@ -7,10 +7,13 @@ import {
   conv2dBackwardInputInto,
   conv2dBackwardWeightInto,
   conv2dInto,
+  maxPool2dBackwardInto,
   maxPool2dInto,
 } from "../conv.js";
+import { javascriptReductions } from "../javascript-reductions.js";
 import { wasmColumns } from "./columns.js";
-import { type GemmThresholds, wasmGemm } from "./gemm.js";
+import { wasmConvolutions } from "./convolution.js";
+import { type GemmThresholds, PER_CHUNK, wasmGemm } from "./gemm.js";
 import { wasmPooling } from "./pooling.js";
 import { hasRelaxedSimd, WasmRuntime } from "./runtime.js";
 
@@ -39,7 +42,7 @@ export interface WasmBackendOptions extends GemmThresholds {
  * @example
  * setBackend(createWasmBackend());
  * setBackend(createWasmBackend({ relaxed: false })); // plain SIMD multiply and add
- * createWasmBackend({ minProduct: 0, perThread: 0 }); // every product in wasm, on every thread
+ * createWasmBackend({ minProduct: 0, perChunk: 0 }); // every product in wasm, on every thread
  */
 export function createWasmBackend(options: WasmBackendOptions = {}): DenseBackend {
   const relaxed = options.relaxed ?? hasRelaxedSimd();
@@ -49,22 +52,35 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
   const runtime = new WasmRuntime(relaxed);
   const gemm = wasmGemm(runtime, options);
   const columns = wasmColumns(runtime);
+  const batched = wasmConvolutions(runtime, options.perChunk ?? PER_CHUNK);
   const pooling = wasmPooling(runtime);
+  // Several images per product where their columns fit a batch, else a block of rows at a time.
+  const conv2d: DenseBackend["conv2d"] = (x, w, bias, out, geometry) => {
+    if (!batched.conv2d(x, w, bias, out, geometry)) {
+      conv2dInto(x, w, bias, out, geometry, gemm, COLUMN_BLOCK, columns);
+    }
+  };
   return {
     name: relaxed ? "wasm" : "wasm-simd",
     gemm,
-    conv2d: (x, w, bias, out, geometry) =>
-      conv2dInto(x, w, bias, out, geometry, gemm, COLUMN_BLOCK, columns),
+    conv2d,
     conv2dBackwardInput: (dy, w, dx, geometry) =>
-      conv2dBackwardInputInto(dy, w, dx, geometry, gemm, COLUMN_BLOCK, columns),
-    conv2dBackwardWeight: (x, dy, dw, geometry) =>
-      conv2dBackwardWeightInto(x, dy, dw, geometry, gemm, COLUMN_BLOCK, columns),
+      conv2dBackwardInputInto(dy, w, dx, geometry, gemm, COLUMN_BLOCK, columns, conv2d),
+    conv2dBackwardWeight: (x, dy, dw, geometry) => {
+      if (!batched.conv2dBackwardWeight(x, dy, dw, geometry)) {
+        conv2dBackwardWeightInto(x, dy, dw, geometry, gemm, COLUMN_BLOCK, columns);
+      }
+    },
     maxPool2d: (x, out, argmax, geometry) => {
       if (!pooling.maxPool2d(x, out, argmax, geometry)) maxPool2dInto(x, out, argmax, geometry);
     },
     avgPool2d: (x, out, geometry) => {
       if (!pooling.avgPool2d(x, out, geometry)) avgPool2dInto(x, out, geometry);
     },
+    // The pools' adjoints scatter with one addition per element: copying dy, the winners and dx
+    // into wasm memory and back would cost several times the JavaScript loop.
+    maxPool2dBackward: maxPool2dBackwardInto,
     avgPool2dBackward: avgPool2dBackwardInto,
+    ...javascriptReductions,
   };
 }

@@ -45,6 +45,7 @@ export function wasmColumns(runtime: WasmRuntime): ColumnSource {
         g.dilationWidth,
         oy0,
         oy1,
+        (oy1 - oy0) * g.outWidth * (single ? 4 : 8),
       );
     },
   };

@@ -221,3 +221,109 @@ function loopNest(
   );
   return f;
 }
+
+/** Function indices a `tiles` function calls. */
+export interface TileCallees {
+  gemm: number;
+  packA: number;
+  packB: number;
+}
+
+/**
+ * `tiles(aFrom, bFrom, aAt, bAt, cAt, ldc, m, n, k, aRowStride, aColStride, bRowStride,
+ * bColStride, kc, mc, byColumns, lo, hi)`: one chunk of a threaded product, packing its own share
+ * of the operand that is split and computing its tiles, so that packing runs on every thread too.
+ * With `byColumns` 1, column panels [lo, hi): B's columns [lo · nr, min(n, hi · nr)) (element
+ * (p, j) at byte bFrom + (p · bRowStride + j · bColStride) · bytes) are packed on their own (as
+ * a B of hi − lo panels) at bAt + lo · nr · k · bytes, a region no other chunk touches, and
+ * multiplied by A, already packed at aAt, into C's columns. With 0, row panels [lo, hi) of A likewise,
+ * against B packed at bAt. C is row-major at cAt with `ldc` bytes per row and is added into.
+ */
+export function tilesFunction(
+  name: string,
+  { bytes, mr, nr }: GemmLayout,
+  callees: TileCallees,
+): FunctionBuilder {
+  const f = new FunctionBuilder(name, new Array(18).fill(I32));
+  const [aFrom, bFrom, aAt, bAt, cAt, ldc, m, n, k, aRowStride, aColStride] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+  ];
+  const [bRowStride, bColStride, kc, mc, byColumns, lo, hi] = [11, 12, 13, 14, 15, 16, 17];
+  const [first, count, packed] = [f.local(I32), f.local(I32), f.local(I32)];
+  /** Sets `first` = lo · width and `count` = min(total, hi · width) − first. */
+  const range = (width: number, total: number) => {
+    f.get(lo).i32(width).op(Op.i32Mul).set(first);
+    f.min(
+      () => f.get(total),
+      () => f.get(hi).i32(width).op(Op.i32Mul),
+    );
+    f.get(first).op(Op.i32Sub).set(count);
+  };
+  /** Pushes address + index · stride · bytes. */
+  const offset = (address: number, index: number, stride: number) =>
+    f.get(address).get(index).get(stride).op(Op.i32Mul).i32(bytes).op(Op.i32Mul, Op.i32Add);
+  /** Pushes panels of `total` in `width`: ⌈total / width⌉. */
+  const panels = (total: number, width: number) =>
+    f
+      .get(total)
+      .i32(width - 1)
+      .op(Op.i32Add)
+      .i32(width)
+      .op(0x6d); // i32.div_s
+  /** The gemm's last eight arguments after the panel counts: the tile ranges, k, kc, mc, accumulate. */
+  const tail = (rows: () => void, columns: () => void) => {
+    f.i32(0);
+    rows();
+    f.i32(0);
+    columns();
+    f.get(k).get(kc).get(mc).i32(1).call(callees.gemm);
+  };
+  const span = () => f.get(hi).get(lo).op(Op.i32Sub);
+  /**
+   * Packs this chunk's panels of the split operand (`total` rows of `width`, row r at
+   * from + r · rowStride · bytes) on their own at at + first · k · bytes, into `packed`.
+   */
+  const packOwn = (
+    width: number,
+    total: number,
+    at: number,
+    from: number,
+    rowStride: number,
+    depthStride: number,
+    pack: number,
+  ) => {
+    range(width, total);
+    offset(at, first, k).set(packed);
+    offset(from, first, rowStride);
+    f.get(count).get(k).get(rowStride).get(depthStride).get(kc).get(packed);
+    span();
+    f.i32(0).call(pack);
+  };
+  f.get(byColumns).ifElse(
+    () => {
+      packOwn(nr, n, bAt, bFrom, bColStride, bRowStride, callees.packB);
+      f.get(aAt).get(packed);
+      f.get(cAt).get(first).i32(bytes).op(Op.i32Mul, Op.i32Add);
+      f.get(ldc);
+      panels(m, mr);
+      span();
+      tail(
+        () => panels(m, mr),
+        () => span(),
+      );
+    },
+    () => {
+      packOwn(mr, m, aAt, aFrom, aRowStride, aColStride, callees.packA);
+      f.get(packed).get(bAt);
+      f.get(cAt).get(first).get(ldc).op(Op.i32Mul, Op.i32Add);
+      f.get(ldc);
+      span();
+      panels(n, nr);
+      tail(
+        () => span(),
+        () => panels(n, nr),
+      );
+    },
+  );
+  return f;
+}

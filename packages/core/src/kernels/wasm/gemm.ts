@@ -1,10 +1,15 @@
-/** The WebAssembly GEMM as the backend sees it: copies the operands and C into wasm memory, packs there, splits the tiles of C between threads, and copies C back. */
+/** The WebAssembly GEMM as the backend sees it: copies the operands and C into wasm memory, packs there, hands chunks of C's tiles to every thread, and copies C back. */
 
 import type { Gemm } from "../backend.js";
 import { gemm as javascriptGemm } from "../matmul.js";
-import { type GemmLayout, LAYOUTS } from "./gemm-module.js";
-import type { Share } from "./pool.js";
-import { align64, FUNCTION_NAMES, getNumThreads, type WasmRuntime } from "./runtime.js";
+import { LAYOUTS } from "./gemm-module.js";
+import {
+  align64,
+  FUNCTION_NAMES,
+  getNumThreads,
+  type KernelName,
+  type WasmRuntime,
+} from "./runtime.js";
 
 /** Where the wasm GEMM hands over to the JavaScript kernel or to more threads. */
 export interface GemmThresholds {
@@ -14,25 +19,137 @@ export interface GemmThresholds {
    */
   minProduct?: number;
   /**
-   * Multiply-adds each thread must get before another thread is woken. Default 2¹⁸ (about 20 µs of
-   * work, several times what waking a worker costs).
+   * Multiply-adds each chunk of a threaded product gets at least: a product of less than twice
+   * this runs on the calling thread alone. Default 2¹⁶ (about 5 µs of work, several times what
+   * claiming and packing a chunk costs).
    */
-  perThread?: number;
+  perChunk?: number;
 }
+/** The default of `GemmThresholds.perChunk`. */
+export const PER_CHUNK = 1 << 16;
+
 /** Depth of a packed block: one B panel (kc · nr elements) stays in L1 while A panels pass. */
 const KC = 256;
 /** Bytes of A panels per row block, kept in L2 while every B panel of the range passes. */
 const MC_BYTES = 1 << 16;
 
+/** Elements a chunk of a shared packing gets at least (about 10 µs of copying). */
+const PACK_CHUNK = 1 << 15;
+
 /**
- * Splits [0, panels) into `parts` contiguous ranges as even as possible, as [start, end) pairs.
+ * Chunks per thread of a threaded product: more than one, so that when a worker starts late (or
+ * a core is busy with another process) the threads that are running take its chunks instead of
+ * waiting for it.
  */
-function split(panels: number, parts: number): [number, number][] {
-  const ranges: [number, number][] = [];
-  for (let t = 0; t < parts; t++) {
-    ranges.push([Math.floor((t * panels) / parts), Math.floor(((t + 1) * panels) / parts)]);
-  }
-  return ranges;
+const CHUNKS_PER_THREAD = 4;
+
+/** A product whose operands and C are already in wasm memory, by byte address and element strides. */
+export interface ProductAt {
+  m: number;
+  n: number;
+  k: number;
+  /** op(A)[i, p] at byte a + (i · aRowStride + p · aColStride) · bytes. */
+  a: number;
+  aRowStride: number;
+  aColStride: number;
+  /** op(B)[p, j] at byte b + (p · bRowStride + j · bColStride) · bytes. */
+  b: number;
+  bRowStride: number;
+  bColStride: number;
+  /** C[i, j] at byte c + i · ldc + j · bytes; rows padded to whole B panels (nr columns). */
+  c: number;
+  ldc: number;
+  /** First byte free for the packed panels (`packedBytes` of them). */
+  scratch: number;
+}
+
+/** Bytes of packed panels a product of this size needs past its scratch address. */
+export function packedBytes(single: boolean, m: number, n: number, k: number): number {
+  const { bytes, mr, nr } = single ? LAYOUTS.float32 : LAYOUTS.float64;
+  return (
+    align64(Math.ceil(m / mr) * mr * k * bytes) + align64(Math.ceil(n / nr) * nr * k * bytes) + 64
+  );
+}
+
+/**
+ * C += op(A) · op(B) on operands in wasm memory (the caller reserved `packedBytes` past
+ * `p.scratch`): packs the operand that is not split (its panels shared between the threads), then
+ * runs the chunks of C's tiles on up to `getNumThreads()` threads, each packing its own share of
+ * the other operand. Each element of C is
+ * summed in the same order whatever the chunks and whoever runs them.
+ *
+ * @example
+ * productAt(runtime, true, { m, n, k, a, aRowStride: k, aColStride: 1, b, bRowStride: n, bColStride: 1, c, ldc, scratch }, 1 << 16);
+ */
+export function productAt(
+  runtime: WasmRuntime,
+  single: boolean,
+  p: ProductAt,
+  perChunk: number,
+): void {
+  const { m, n, k } = p;
+  const { bytes, mr, nr } = single ? LAYOUTS.float32 : LAYOUTS.float64;
+  const mPanels = Math.ceil(m / mr);
+  const nPanels = Math.ceil(n / nr);
+  const aAt = align64(p.scratch);
+  const bAt = align64(aAt + mPanels * mr * k * bytes);
+  // Equal depth blocks near KC, as the JavaScript kernel cuts them.
+  const kc = Math.ceil(k / Math.max(1, Math.round(k / KC)));
+  const suffix = single ? "32" : "64";
+  const mc = Math.max(1, Math.floor(MC_BYTES / (mr * kc * bytes)));
+  // Chunks along whichever side has more panels.
+  const byColumns = nPanels >= mPanels;
+  const panels = byColumns ? nPanels : mPanels;
+  const threads = getNumThreads();
+  const chunks =
+    threads === 1
+      ? 1
+      : Math.max(
+          1,
+          Math.min(
+            panels,
+            CHUNKS_PER_THREAD * threads,
+            Math.floor((m * n * k) / Math.max(1, perChunk)),
+          ),
+        );
+  // The operand every chunk reads whole is packed first, its panels shared between the threads
+  // when it is large enough to be worth it (the weights of a convolution seldom are).
+  const [whole, wholePanels] = byColumns ? ["A", mPanels] : ["B", nPanels];
+  const wholeElements = (byColumns ? m : n) * k;
+  runtime.run({
+    fn: FUNCTION_NAMES.indexOf(`packRange${whole}${suffix}` as KernelName),
+    args: byColumns
+      ? [p.a, m, k, p.aRowStride, p.aColStride, kc, aAt]
+      : [p.b, n, k, p.bColStride, p.bRowStride, kc, bAt],
+    total: wholePanels,
+    chunks:
+      threads === 1
+        ? 1
+        : Math.max(1, Math.min(wholePanels, 2 * threads, Math.floor(wholeElements / PACK_CHUNK))),
+  });
+  runtime.run({
+    fn: FUNCTION_NAMES.indexOf(`tiles${suffix}`),
+    args: [
+      p.a,
+      p.b,
+      aAt,
+      bAt,
+      p.c,
+      p.ldc,
+      m,
+      n,
+      k,
+      p.aRowStride,
+      p.aColStride,
+      p.bRowStride,
+      p.bColStride,
+      kc,
+      mc,
+      byColumns ? 1 : 0,
+    ],
+    total: panels,
+    chunks,
+  });
 }
 
 /**
@@ -47,32 +164,27 @@ function split(panels: number, parts: number): [number, number][] {
  */
 export function wasmGemm(
   runtime: WasmRuntime,
-  { minProduct = 16 * 16 * 16, perThread = 1 << 18 }: GemmThresholds = {},
+  { minProduct = 16 * 16 * 16, perChunk = PER_CHUNK }: GemmThresholds = {},
 ): Gemm {
   return (...args) => {
     const [m, n, k, a, aOffset, aRowStride, aColStride, b, bOffset, bRowStride, bColStride] = args;
     const [c, cOffset, cRowStride] = args.slice(11) as [Parameters<Gemm>[11], number, number];
     if (m === 0 || n === 0 || k === 0) return;
     const single = c instanceof Float32Array;
-    const layout: GemmLayout = single ? LAYOUTS.float32 : LAYOUTS.float64;
-    const { bytes, mr, nr } = layout;
-    const mPanels = Math.ceil(m / mr);
-    const nPanels = Math.ceil(n / nr);
-    const mPad = mPanels * mr;
-    const nPad = nPanels * nr;
+    const { bytes, mr, nr } = single ? LAYOUTS.float32 : LAYOUTS.float64;
+    const nPad = Math.ceil(n / nr) * nr;
+    const mPad = Math.ceil(m / mr) * mr;
     // Wasm memory, in bytes: the elements of A and of B that the product reads, copied as they lie
-    // (one memcpy each; packing then runs in wasm), their packed panels, and C with padded rows.
+    // (one memcpy each; packing then runs in wasm), C with padded rows, then the packed panels.
     const aSpan = (m - 1) * aRowStride + (k - 1) * aColStride + 1;
     const bSpan = (k - 1) * bRowStride + (n - 1) * bColStride + 1;
     const aResident = runtime.addressOf(a, single);
     const bResident = runtime.addressOf(b, single);
     const aStage = align64(runtime.residentBytes);
     const bStage = align64(aStage + (aResident < 0 ? aSpan * bytes : 0));
-    const aAt = align64(bStage + (bResident < 0 ? bSpan * bytes : 0));
-    const bAt = align64(aAt + mPad * k * bytes);
-    const cAt = align64(bAt + nPad * k * bytes);
-    const end = cAt + mPad * nPad * bytes;
-    if (m * n * k <= minProduct || !runtime.reserve(end)) {
+    const cAt = align64(bStage + (bResident < 0 ? bSpan * bytes : 0));
+    const scratch = align64(cAt + mPad * nPad * bytes);
+    if (m * n * k <= minProduct || !runtime.reserve(scratch + packedBytes(single, m, n, k))) {
       javascriptGemm(...args);
       return;
     }
@@ -84,52 +196,40 @@ export function wasmGemm(
     if (bResident < 0) view.set(b.subarray(bOffset, bOffset + bSpan), bStage / bytes);
     // C comes in too, so that the kernel adds into it and the result goes back as plain copies.
     const cBase = cAt / bytes;
-    for (let i = 0; i < m; i++) {
-      const row = cOffset + i * cRowStride;
-      view.set(c.subarray(row, row + n), cBase + i * nPad);
+    // Rows that are contiguous on both sides (conv outputs of a whole plane) move as one block.
+    const contiguous = cRowStride === n && nPad === n;
+    if (contiguous) view.set(c.subarray(cOffset, cOffset + m * n), cBase);
+    else {
+      for (let i = 0; i < m; i++) {
+        const row = cOffset + i * cRowStride;
+        view.set(c.subarray(row, row + n), cBase + i * nPad);
+      }
     }
-    // Equal depth blocks near KC, as the JavaScript kernel cuts them.
-    const kc = Math.ceil(k / Math.max(1, Math.round(k / KC)));
-    const suffix = single ? "32" : "64";
-    const { exports } = runtime;
-    exports[`packA${suffix}`](aFrom, m, k, aRowStride, aColStride, kc, aAt);
-    exports[`packB${suffix}`](bFrom, n, k, bColStride, bRowStride, kc, bAt);
-    const mc = Math.max(1, Math.floor(MC_BYTES / (mr * kc * bytes)));
-    const fn = FUNCTION_NAMES.indexOf(`gemm${suffix}`);
-    const ldc = nPad * bytes;
-    const parts = Math.max(
-      1,
-      Math.min(
-        getNumThreads(),
-        Math.floor((m * n * k) / Math.max(1, perThread)),
-        Math.max(mPanels, nPanels),
-      ),
-    );
-    // Split along whichever side has more panels; every tile is summed the same way regardless.
-    const byColumns = nPanels >= mPanels;
-    const shares: Share[] = split(byColumns ? nPanels : mPanels, parts).map(([lo, hi]) => ({
-      fn,
-      args: [
-        aAt,
-        bAt,
-        cAt,
-        ldc,
-        mPanels,
-        nPanels,
-        byColumns ? 0 : lo,
-        byColumns ? mPanels : hi,
-        byColumns ? lo : 0,
-        byColumns ? hi : nPanels,
+    productAt(
+      runtime,
+      single,
+      {
+        m,
+        n,
         k,
-        kc,
-        mc,
-        1,
-      ],
-    }));
-    runtime.run(shares);
-    for (let i = 0; i < m; i++) {
-      const from = cBase + i * nPad;
-      c.set(view.subarray(from, from + n), cOffset + i * cRowStride);
+        a: aFrom,
+        aRowStride,
+        aColStride,
+        b: bFrom,
+        bRowStride,
+        bColStride,
+        c: cAt,
+        ldc: nPad * bytes,
+        scratch,
+      },
+      perChunk,
+    );
+    if (contiguous) c.set(view.subarray(cBase, cBase + m * n), cOffset);
+    else {
+      for (let i = 0; i < m; i++) {
+        const from = cBase + i * nPad;
+        c.set(view.subarray(from, from + n), cOffset + i * cRowStride);
+      }
     }
   };
 }

@@ -3,17 +3,20 @@
 import { FunctionBuilder, I32, Op, Simd } from "./assembler.js";
 
 /**
- * `im2col(x, col, C, H, W, Wo, kh, kw, sh, sw, pt, pl, dh, dw, oy0, oy1)` (byte addresses x and
- * col, the rest in elements): for output rows [oy0, oy1) of one image with n = (oy1 − oy0) · Wo
- * columns, col[(c · kh + ky) · kw + kx, (oy − oy0) · Wo + ox] = x[c, oy·sh − pt + ky·dh,
- * ox·sw − pl + kx·dw], 0 in the padding. Unit-stride rows move 16 bytes at a time.
+ * `im2col(x, col, C, H, W, Wo, kh, kw, sh, sw, pt, pl, dh, dw, oy0, oy1, rowBytes)` (byte
+ * addresses x and col, the rest in elements but `rowBytes`): for output rows [oy0, oy1) of one
+ * image, col[(c · kh + ky) · kw + kx, (oy − oy0) · Wo + ox] = x[c, oy·sh − pt + ky·dh,
+ * ox·sw − pl + kx·dw], 0 in the padding, where row r of col starts at byte col + r · rowBytes
+ * ((oy1 − oy0) · Wo · bytes for a block of its own; more when several images' columns sit side
+ * by side in one matrix). Unit-stride rows move 16 bytes at a time.
  */
 export function im2colFunction(name: string, bytes: 4 | 8): FunctionBuilder {
-  const f = new FunctionBuilder(name, new Array(16).fill(I32));
-  const [x, col, C, H, W, Wo, kh, kw, sh, sw, pt, pl, dh, dw, oy0, oy1] = Array.from(
-    { length: 16 },
+  const f = new FunctionBuilder(name, new Array(17).fill(I32));
+  const [x, col, C, H, W, Wo, kh, kw, sh, sw, pt, pl, dh, dw, oy0, oy1, rowBytes] = Array.from(
+    { length: 17 },
     (_, i) => i,
   );
+  const rowStart = f.local(I32);
   const [o, channel, c, ky, kx, rowShift, colShift, lo, hi, oy, iy, src, ox, v] = Array.from(
     { length: 14 },
     () => f.local(I32),
@@ -41,7 +44,7 @@ export function im2colFunction(name: string, bytes: 4 | 8): FunctionBuilder {
     f.tee(v).get(Wo).get(v).get(Wo).op(Op.i32LtS, Op.select);
   };
 
-  f.get(col).set(o);
+  f.get(col).set(rowStart);
   f.forLoop(
     c,
     () => f.i32(0),
@@ -67,6 +70,8 @@ export function im2colFunction(name: string, bytes: 4 | 8): FunctionBuilder {
             () => f.i32(0),
             () => f.get(kw),
             () => {
+              f.get(rowStart).set(o);
+              f.increment(rowStart, () => f.get(rowBytes));
               f.get(kx).get(dw).op(Op.i32Mul).get(pl).op(Op.i32Sub).set(colShift);
               // lo: the first ox whose tap ox·sw + colShift is >= 0.
               f.get(colShift)
@@ -174,6 +179,34 @@ export function im2colFunction(name: string, bytes: 4 | 8): FunctionBuilder {
           );
         },
       );
+    },
+  );
+  return f;
+}
+
+/**
+ * `im2colImages(x, col, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw, imageBytes, planeBytes,
+ * rowBytes, lo, hi)`: the whole-image im2col of images [lo, hi) of a batch in wasm memory, image j
+ * read at x + j · imageBytes and its columns written at col + j · planeBytes, rows `rowBytes`
+ * apart: the images' columns side by side in one matrix. Images are independent, so the ranges
+ * are chunks that threads can share.
+ */
+export function im2colImagesFunction(name: string, im2colIndex: number): FunctionBuilder {
+  const f = new FunctionBuilder(name, new Array(20).fill(I32));
+  const [x, col, C, H, W, Ho, Wo] = [0, 1, 2, 3, 4, 5, 6];
+  const window = [7, 8, 9, 10, 11, 12, 13, 14];
+  const [imageBytes, planeBytes, rowBytes, lo, hi] = [15, 16, 17, 18, 19];
+  const j = f.local(I32);
+  f.forLoop(
+    j,
+    () => f.get(lo),
+    () => f.get(hi),
+    () => {
+      f.get(x).get(j).get(imageBytes).op(Op.i32Mul, Op.i32Add);
+      f.get(col).get(j).get(planeBytes).op(Op.i32Mul, Op.i32Add);
+      f.get(C).get(H).get(W).get(Wo);
+      for (const w of window) f.get(w);
+      f.i32(0).get(Ho).get(rowBytes).call(im2colIndex);
     },
   );
   return f;

@@ -3,16 +3,21 @@
 import { FunctionBuilder, I32, Op, Simd } from "./assembler.js";
 
 /**
- * `pack(src, rows, depth, rowStride, depthStride, kc, dst)`: op(X)[rows × depth], element (r, p)
- * at byte `src + (r · rowStride + p · depthStride) · bytes`, into panels of `width` rows, depth
- * block by depth block (blocks of `kc`), p-major within a panel, the rows past the last zeroed:
- * block pc starts at element pc · panels · width of `dst`, and panel q of it at q · kcLen · width
- * after that. When rows are contiguous (rowStride 1) each depth step is read in order and a full
+ * `pack(src, rows, depth, rowStride, depthStride, kc, dst, panels, skip)`: op(X)[rows × depth],
+ * element (r, p) at byte `src + (r · rowStride + p · depthStride) · bytes`, into panels of `width`
+ * rows, depth block by depth block (blocks of `kc`), p-major within a panel, the rows past the last
+ * zeroed: block pc starts at element pc · panels · width of `dst`, and panel q of it at
+ * q · kcLen · width after that; these rows are panels [skip, skip + ⌈rows / width⌉) of it. A whole
+ * operand is `panels` = ⌈rows / width⌉ and `skip` 0; a slice of a larger operand packed in place
+ * (threads sharing one packing) gives the whole operand's panel count and its own first panel. When rows are contiguous (rowStride 1) each depth step is read in order and a full
  * panel row moves as 16-byte vectors; otherwise the source is walked panel by panel.
  */
 export function packFunction(name: string, bytes: 4 | 8, width: number): FunctionBuilder {
-  const f = new FunctionBuilder(name, [I32, I32, I32, I32, I32, I32, I32]);
-  const [src, rows, depth, rowStride, depthStride, kc, dst] = [0, 1, 2, 3, 4, 5, 6];
+  const f = new FunctionBuilder(name, new Array(9).fill(I32));
+  const [src, rows, depth, rowStride, depthStride, kc, dst, panels, skip] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8,
+  ];
+  const slice = f.local(I32);
   const [pc, kcLen, block, p, r0, live, r, s, o, start, panelBytes] = Array.from(
     { length: 11 },
     () => f.local(I32),
@@ -52,6 +57,8 @@ export function packFunction(name: string, bytes: 4 | 8, width: number): Functio
       f.set(kcLen);
       // Bytes from one panel to the next within the block.
       times(kcLen, width * bytes).set(panelBytes);
+      // These rows' first panel within the block.
+      f.get(block).get(skip).get(panelBytes).op(Op.i32Mul, Op.i32Add).set(slice);
       f.get(rowStride)
         .i32(1)
         .op(Op.i32Eq)
@@ -71,7 +78,7 @@ export function packFunction(name: string, bytes: 4 | 8, width: number): Functio
                   .i32(bytes)
                   .op(Op.i32Mul, Op.i32Add)
                   .set(s);
-                f.get(block)
+                f.get(slice)
                   .get(p)
                   .i32(width * bytes)
                   .op(Op.i32Mul, Op.i32Add)
@@ -117,7 +124,7 @@ export function packFunction(name: string, bytes: 4 | 8, width: number): Functio
             );
           },
           () => {
-            f.get(block).set(o);
+            f.get(slice).set(o);
             f.forLoop(
               r0,
               () => f.i32(0),
@@ -162,17 +169,40 @@ export function packFunction(name: string, bytes: 4 | 8, width: number): Functio
           },
         );
       // Next block: panels · width · kcLen elements further.
-      f.get(block)
-        .get(rows)
-        .i32(width - 1)
-        .op(Op.i32Add)
-        .i32(width)
-        .op(0x6d) // i32.div_s
-        .get(panelBytes)
-        .op(Op.i32Mul, Op.i32Add)
-        .set(block);
+      f.get(block).get(panels).get(panelBytes).op(Op.i32Mul, Op.i32Add).set(block);
     },
     () => f.get(kc),
   );
+  return f;
+}
+
+/**
+ * `packRange(src, rows, depth, rowStride, depthStride, kc, dst, lo, hi)`: panels [lo, hi) of
+ * `pack(src, rows, depth, rowStride, depthStride, kc, dst, ⌈rows / width⌉, 0)`, written where that
+ * whole packing puts them, so that threads can share the packing of one operand.
+ */
+export function packRangeFunction(
+  name: string,
+  bytes: 4 | 8,
+  width: number,
+  packIndex: number,
+): FunctionBuilder {
+  const f = new FunctionBuilder(name, new Array(9).fill(I32));
+  const [src, rows, depth, rowStride, depthStride, kc, dst, lo, hi] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const first = f.local(I32);
+  f.get(lo).i32(width).op(Op.i32Mul).set(first);
+  f.get(src).get(first).get(rowStride).op(Op.i32Mul).i32(bytes).op(Op.i32Mul, Op.i32Add);
+  f.min(
+    () => f.get(rows),
+    () => f.get(hi).i32(width).op(Op.i32Mul),
+  );
+  f.get(first).op(Op.i32Sub);
+  f.get(depth).get(rowStride).get(depthStride).get(kc).get(dst);
+  f.get(rows)
+    .i32(width - 1)
+    .op(Op.i32Add)
+    .i32(width)
+    .op(0x6d); // i32.div_s: all the panels
+  f.get(lo).call(packIndex);
   return f;
 }

@@ -1,6 +1,6 @@
 /** The WebAssembly pooling kernels: max (with the index of the winner) and average over the windows of NCHW planes, the same rules and the same arithmetic as the JavaScript loops. */
 
-import { F32, F64, FunctionBuilder, I32, Op } from "./assembler.js";
+import { F32, F64, FunctionBuilder, I32, Op, Simd, V128 } from "./assembler.js";
 
 // Scalar opcodes only these kernels use.
 const F32_EQ = 0x5b;
@@ -113,6 +113,7 @@ export function maxPoolFunction(name: string, bytes: 4 | 8): FunctionBuilder {
   const float = bytes === 4 ? F32 : F64;
   const [best, v] = [f.local(float), f.local(float)];
   const at = f.local(I32);
+  const wins = f.local(I32);
   const align = bytes === 4 ? 2 : 3;
   const load = bytes === 4 ? Op.f32Load : Op.f64Load;
   const store = bytes === 4 ? Op.f32Store : Op.f64Store;
@@ -125,13 +126,12 @@ export function maxPoolFunction(name: string, bytes: 4 | 8): FunctionBuilder {
     f.get(w.base).get(w.yLo).get(5).op(Op.i32Mul, Op.i32Add).get(w.xLo).op(Op.i32Add).set(at);
     eachElement(f, w, (index) => {
       f.get(x).get(index).i32(bytes).op(Op.i32Mul, Op.i32Add).memory(load, align, 0).set(v);
-      // v > best || (v is NaN && best is not)
+      // If v > best || (v is NaN && best is not): best = v, at = index. Selects, not a branch:
+      // on real activations the comparison goes either way at random.
       f.get(v).get(best).op(gt);
-      f.get(v).get(v).op(ne).get(best).get(best).op(eq, I32_AND, I32_OR);
-      f.ifElse(() => {
-        f.get(v).set(best);
-        f.get(index).set(at);
-      });
+      f.get(v).get(v).op(ne).get(best).get(best).op(eq, I32_AND, I32_OR).set(wins);
+      f.get(v).get(best).get(wins).op(Op.select).set(best);
+      f.get(index).get(at).get(wins).op(Op.select).set(at);
     });
     f.get(out).get(w.o).i32(bytes).op(Op.i32Mul, Op.i32Add).get(best).memory(store, align, 0);
     f.get(argmax).get(w.o).i32(4).op(Op.i32Mul, Op.i32Add).get(at).memory(I32_STORE, 2, 0);
@@ -168,5 +168,149 @@ export function avgPoolFunction(name: string, bytes: 4 | 8): FunctionBuilder {
     if (bytes === 4) f.op(F32_DEMOTE);
     f.memory(store, align, 0);
   });
+  return f;
+}
+
+// SIMD opcodes only the 2 × 2 max-pool uses.
+const V128_CONST = 0x0c;
+const I8X16_SHUFFLE = 0x0d;
+const I32X4_SPLAT = 0x11;
+const F32X4_EQ = 0x41;
+const F32X4_NE = 0x42;
+const F32X4_GT = 0x44;
+const V128_AND = 0x4e;
+const V128_OR = 0x50;
+const V128_BITSELECT = 0x52;
+const I32X4_ADD = 0xae;
+
+/** The bytes of four little-endian i32 lanes. */
+function lanes32(values: readonly number[]): number[] {
+  return values.flatMap((v) => [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >> 24) & 0xff]);
+}
+
+/**
+ * `maxPool2x2(x, out, argmax, planes, H, W, Ho, Wo)` for float32: the 2 × 2, stride-2, unpadded
+ * max-pool whose windows all lie inside the plane (2 · Ho ≤ H, 2 · Wo ≤ W), four windows per step:
+ * the even and odd columns of two input rows are split into four vectors (the windows' top-left,
+ * top-right, bottom-left and bottom-right elements), taken in that (row-major) order with the
+ * general kernel's rule: a later element wins when it is greater, or NaN while the best is not.
+ * The same bits and winners as `maxPool`; the last Wo mod 4 windows of a row go one at a time.
+ */
+export function maxPool2x2Function(name: string): FunctionBuilder {
+  const f = new FunctionBuilder(name, new Array(8).fill(I32));
+  const [x, out, argmax, planes, H, W, Ho, Wo] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [p, oy, ox, row, o, address, index, wins] = Array.from({ length: 8 }, () => f.local(I32));
+  const [v0, v1, best, at, ia, offsets] = Array.from({ length: 6 }, () => f.local(V128));
+  const [right, below, belowRight] = [f.local(V128), f.local(V128), f.local(V128)];
+  const [bestScalar, value] = [f.local(F32), f.local(F32)];
+  const atScalar = f.local(I32);
+  const even = [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27];
+  const odd = even.map((b) => b + 4);
+  const splat = (push: () => void) => {
+    push();
+    f.simd(I32X4_SPLAT);
+  };
+  splat(() => f.i32(1));
+  f.set(right);
+  splat(() => f.get(W));
+  f.set(below);
+  splat(() => f.get(W).i32(1).op(Op.i32Add));
+  f.set(belowRight);
+  f.simd(V128_CONST).op(...lanes32([0, 2, 4, 6]));
+  f.set(offsets);
+  /** best, at = the later element where it wins (vectors): value on the stack, its index in `indexVector`. */
+  const stepVector = (indexVector: () => void) => {
+    f.set(v0);
+    // wins = v0 > best | (v0 ≠ v0 & best = best)
+    f.get(v0).get(best).simd(F32X4_GT);
+    f.get(v0).get(v0).simd(F32X4_NE).get(best).get(best).simd(F32X4_EQ).simd(V128_AND);
+    f.simd(V128_OR).set(v1);
+    f.get(v0).get(best).get(v1).simd(V128_BITSELECT).set(best);
+    indexVector();
+    f.get(at).get(v1).simd(V128_BITSELECT).set(at);
+  };
+  /** The same for one window: the element at `index` + `delta`. */
+  const stepScalar = (delta: () => void) => {
+    f.get(x).get(index);
+    delta();
+    f.op(Op.i32Add).i32(4).op(Op.i32Mul, Op.i32Add).memory(Op.f32Load, 2, 0).set(value);
+    f.get(value).get(bestScalar).op(F32_GT);
+    f.get(value).get(value).op(F32_NE).get(bestScalar).get(bestScalar).op(F32_EQ, I32_AND, I32_OR);
+    f.set(wins);
+    f.get(value).get(bestScalar).get(wins).op(Op.select).set(bestScalar);
+    f.get(index);
+    delta();
+    f.op(Op.i32Add).get(atScalar).get(wins).op(Op.select).set(atScalar);
+  };
+  /** Pushes the even (or odd) lanes of the eight floats at `address` (+ W rows below when `lower`). */
+  const halves = (lower: boolean, lanes: number[]) => {
+    const load = (offset: number) => {
+      f.get(address);
+      if (lower) f.get(W).i32(4).op(Op.i32Mul, Op.i32Add);
+      f.simd(Simd.load, { align: 2, offset });
+    };
+    load(0);
+    load(16);
+    f.simd(I8X16_SHUFFLE).op(...lanes);
+  };
+  f.i32(0).set(o);
+  f.forLoop(
+    p,
+    () => f.i32(0),
+    () => f.get(planes),
+    () => {
+      f.forLoop(
+        oy,
+        () => f.i32(0),
+        () => f.get(Ho),
+        () => {
+          // row = p · H · W + 2 · oy · W: the element index of the windows' top row.
+          f.get(p).get(H).op(Op.i32Mul).get(oy).i32(2).op(Op.i32Mul, Op.i32Add);
+          f.get(W).op(Op.i32Mul).set(row);
+          f.i32(0).set(ox);
+          // Four windows at a time while four remain.
+          f.op(Op.block, 0x40, Op.loop, 0x40);
+          f.get(ox).i32(4).op(Op.i32Add).get(Wo).op(Op.i32GtS, Op.brIf, 1);
+          f.get(row).get(ox).i32(2).op(Op.i32Mul, Op.i32Add).tee(index);
+          f.i32(4).op(Op.i32Mul).get(x).op(Op.i32Add).set(address);
+          splat(() => f.get(index));
+          f.get(offsets).simd(I32X4_ADD).set(ia);
+          halves(false, even);
+          f.set(best);
+          f.get(ia).set(at);
+          halves(false, odd);
+          stepVector(() => f.get(ia).get(right).simd(I32X4_ADD));
+          halves(true, even);
+          stepVector(() => f.get(ia).get(below).simd(I32X4_ADD));
+          halves(true, odd);
+          stepVector(() => f.get(ia).get(belowRight).simd(I32X4_ADD));
+          f.get(out).get(o).i32(4).op(Op.i32Mul, Op.i32Add).get(best);
+          f.simd(Simd.store, { align: 2, offset: 0 });
+          f.get(argmax).get(o).i32(4).op(Op.i32Mul, Op.i32Add).get(at);
+          f.simd(Simd.store, { align: 2, offset: 0 });
+          f.increment(o, 4);
+          f.increment(ox, 4);
+          f.op(Op.br, 0, Op.end, Op.end);
+          // The rest one window at a time.
+          f.op(Op.block, 0x40, Op.loop, 0x40);
+          f.get(ox).get(Wo).op(Op.i32GeS, Op.brIf, 1);
+          f.get(row).get(ox).i32(2).op(Op.i32Mul, Op.i32Add).set(index);
+          f.get(x).get(index).i32(4).op(Op.i32Mul, Op.i32Add).memory(Op.f32Load, 2, 0);
+          f.set(bestScalar);
+          f.get(index).set(atScalar);
+          stepScalar(() => f.i32(1));
+          stepScalar(() => f.get(W));
+          stepScalar(() => f.get(W).i32(1).op(Op.i32Add));
+          f.get(out).get(o).i32(4).op(Op.i32Mul, Op.i32Add).get(bestScalar);
+          f.memory(Op.f32Store, 2, 0);
+          f.get(argmax).get(o).i32(4).op(Op.i32Mul, Op.i32Add).get(atScalar);
+          f.memory(I32_STORE, 2, 0);
+          f.increment(o, 1);
+          f.increment(ox, 1);
+          f.op(Op.br, 0, Op.end, Op.end);
+        },
+      );
+    },
+  );
   return f;
 }

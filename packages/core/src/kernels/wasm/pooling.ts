@@ -4,6 +4,20 @@ import type { DataArray } from "../../dtype.js";
 import type { PoolGeometry } from "../conv.js";
 import { align64, type WasmRuntime, windowArguments } from "./runtime.js";
 
+/** The 2 × 2, stride-2, unpadded pool whose windows all lie inside the plane (a CNN's usual one). */
+function isTwoByTwo(g: PoolGeometry): boolean {
+  return (
+    g.kernelHeight === 2 &&
+    g.kernelWidth === 2 &&
+    g.strideHeight === 2 &&
+    g.strideWidth === 2 &&
+    g.padTop === 0 &&
+    g.padLeft === 0 &&
+    2 * g.outHeight <= g.inHeight &&
+    2 * g.outWidth <= g.inWidth
+  );
+}
+
 /**
  * `maxPool2d` and `avgPool2d` of the backend interface on `runtime`, bit for bit the JavaScript
  * loops' results (same window order, same tie and NaN rules, the mean summed in double precision).
@@ -30,17 +44,18 @@ export function wasmPooling(runtime: WasmRuntime) {
     if (!runtime.reserve(argmaxAt + outputs * 4)) return false;
     const view = single ? runtime.f32 : runtime.f64;
     view.set(x.subarray(0, inputs), 0);
-    runtime.exports[`${kernel}${single ? "32" : "64"}`](
-      0,
-      outAt,
-      argmaxAt,
-      g.planes,
-      g.inHeight,
-      g.inWidth,
-      g.outHeight,
-      g.outWidth,
-      ...windowArguments(g),
-    );
+    const sizes = [g.planes, g.inHeight, g.inWidth, g.outHeight, g.outWidth];
+    if (kernel === "maxPool" && single && isTwoByTwo(g)) {
+      runtime.exports.maxPool2x2_32(0, outAt, argmaxAt, ...sizes);
+    } else {
+      runtime.exports[`${kernel}${single ? "32" : "64"}`](
+        0,
+        outAt,
+        argmaxAt,
+        ...sizes,
+        ...windowArguments(g),
+      );
+    }
     out.set(view.subarray(outAt / bytes, outAt / bytes + outputs));
     argmax?.set(new Int32Array(runtime.memory.buffer, argmaxAt, outputs));
     return true;

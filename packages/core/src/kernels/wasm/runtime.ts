@@ -4,11 +4,11 @@ import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import type { PoolGeometry } from "../conv.js";
 import { assemble, FunctionBuilder, Simd, V128 } from "./assembler.js";
-import { gemmFunctions, LAYOUTS } from "./gemm-module.js";
-import { im2colFunction } from "./im2col-module.js";
-import { packFunction } from "./pack-module.js";
-import { type Share, WorkerPool } from "./pool.js";
-import { avgPoolFunction, maxPoolFunction } from "./pool-module.js";
+import { gemmFunctions, LAYOUTS, tilesFunction } from "./gemm-module.js";
+import { im2colFunction, im2colImagesFunction } from "./im2col-module.js";
+import { packFunction, packRangeFunction } from "./pack-module.js";
+import { type Job, WorkerPool } from "./pool.js";
+import { avgPoolFunction, maxPool2x2Function, maxPoolFunction } from "./pool-module.js";
 import { type WasmMemory, type WasmModule, webAssembly } from "./webassembly.js";
 
 const PAGE = 65536;
@@ -112,8 +112,23 @@ export const FUNCTION_NAMES = [
   "maxPool64",
   "avgPool32",
   "avgPool64",
+  "tiles32",
+  "tiles64",
+  "maxPool2x2_32",
+  "im2colImages32",
+  "im2colImages64",
+  "packRangeA32",
+  "packRangeB32",
+  "packRangeA64",
+  "packRangeB64",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
+
+const callees = (suffix: "32" | "64") => ({
+  gemm: FUNCTION_NAMES.indexOf(`gemm${suffix}`),
+  packA: FUNCTION_NAMES.indexOf(`packA${suffix}`),
+  packB: FUNCTION_NAMES.indexOf(`packB${suffix}`),
+});
 
 /**
  * One compiled module, its memory, an instance on this thread and (once a kernel asks for more
@@ -145,6 +160,15 @@ export class WasmRuntime {
       maxPoolFunction("maxPool64", 8),
       avgPoolFunction("avgPool32", 4),
       avgPoolFunction("avgPool64", 8),
+      tilesFunction("tiles32", LAYOUTS.float32, callees("32")),
+      tilesFunction("tiles64", LAYOUTS.float64, callees("64")),
+      maxPool2x2Function("maxPool2x2_32"),
+      im2colImagesFunction("im2colImages32", FUNCTION_NAMES.indexOf("im2col32")),
+      im2colImagesFunction("im2colImages64", FUNCTION_NAMES.indexOf("im2col64")),
+      packRangeFunction("packRangeA32", 4, LAYOUTS.float32.mr, FUNCTION_NAMES.indexOf("packA32")),
+      packRangeFunction("packRangeB32", 4, LAYOUTS.float32.nr, FUNCTION_NAMES.indexOf("packB32")),
+      packRangeFunction("packRangeA64", 8, LAYOUTS.float64.mr, FUNCTION_NAMES.indexOf("packA64")),
+      packRangeFunction("packRangeB64", 8, LAYOUTS.float64.nr, FUNCTION_NAMES.indexOf("packB64")),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
@@ -196,17 +220,24 @@ export class WasmRuntime {
     return this.residents.get(array) ?? -1;
   }
 
-  /** Runs the shares, the first on this thread and the rest on workers. */
-  run(shares: readonly Share[]): void {
-    if (shares.length === 1) {
-      this.exports[FUNCTION_NAMES[shares[0].fn]](...shares[0].args);
+  /**
+   * Runs every chunk of `job`: on this thread alone when there is one chunk or one thread, else
+   * shared with the workers (whichever thread is free takes the next chunk).
+   */
+  run(job: Job): void {
+    if (job.chunks === 1 || threads === 1) {
+      const kernel = this.exports[FUNCTION_NAMES[job.fn]];
+      for (let c = 0; c < job.chunks; c++) {
+        const lo = Math.floor((c * job.total) / job.chunks);
+        kernel(...job.args, lo, Math.floor(((c + 1) * job.total) / job.chunks));
+      }
       return;
     }
-    if (this.pool === null || this.pool.size < shares.length - 1) {
+    if (this.pool === null || this.pool.size !== threads - 1) {
       this.pool?.close();
       this.pool = new WorkerPool(this.module, this.memory, FUNCTION_NAMES, threads - 1);
     }
-    this.pool.run(shares, this.exports);
+    this.pool.run(job, this.exports);
   }
 
   /** Drops a pool of the wrong size; the next threaded call makes one of the right size. */

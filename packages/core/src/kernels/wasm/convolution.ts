@@ -1,0 +1,242 @@
+/** Convolutions on the wasm runtime with several images in one product: the images' im2col columns side by side in wasm memory, so that small planes make one larger product (the weights copied and packed once per batch) instead of one small product per image. */
+
+import type { DataArray } from "../../dtype.js";
+import type { ConvGeometry } from "../conv.js";
+import { packedBytes, productAt } from "./gemm.js";
+import { LAYOUTS } from "./gemm-module.js";
+import {
+  align64,
+  FUNCTION_NAMES,
+  getNumThreads,
+  type WasmRuntime,
+  windowArguments,
+} from "./runtime.js";
+
+/**
+ * Column elements per batch of images: 256 KiB of float32 columns, within L2, so that the columns
+ * im2col writes are still in cache when the product packs them. (Batches of 2²⁰ elements, 4 MiB,
+ * made the trainstep's convolutions 1.1–1.9 × slower on one thread than one image at a time: the
+ * round trip through memory cost more than the per-product overheads saved.) Images whose own
+ * columns exceed it go to the row-blocked path (`conv2dInto`), which keeps its blocks in cache.
+ */
+const BATCH_COLUMNS = 1 << 16;
+
+/** The sizes of one batched convolution, and where its pieces sit in wasm memory (bytes). */
+interface Plan {
+  single: boolean;
+  bytes: 4 | 8;
+  /** Output pixels per image, Ho · Wo. */
+  plane: number;
+  /** The product's depth, Cin · kh · kw. */
+  depth: number;
+  /** Elements of one input image, Cin · H · W. */
+  image: number;
+  /** Images per batch. */
+  perBatch: number;
+  imagesAt: number;
+  columnsAt: number;
+  /** Where the caller's third region (C, or the copied weights and C) starts. */
+  restAt: number;
+}
+
+function plan(g: ConvGeometry, single: boolean): Plan | null {
+  if (g.groups !== 1) return null;
+  const plane = g.outHeight * g.outWidth;
+  const depth = g.inChannels * g.kernelHeight * g.kernelWidth;
+  if (depth * plane > BATCH_COLUMNS) return null;
+  const bytes = single ? 4 : 8;
+  const image = g.inChannels * g.inHeight * g.inWidth;
+  const perBatch = Math.max(1, Math.min(g.batch, Math.floor(BATCH_COLUMNS / (depth * plane))));
+  const columnsAt = align64(perBatch * image * bytes);
+  return {
+    single,
+    bytes,
+    plane,
+    depth,
+    image,
+    perBatch,
+    imagesAt: 0,
+    columnsAt,
+    restAt: align64(columnsAt + depth * perBatch * plane * bytes),
+  };
+}
+
+/**
+ * Copies images [b0, b0 + count) of x into wasm memory and builds their columns side by side:
+ * col[(c · kh + ky) · kw + kx, j · Ho·Wo + oy · Wo + ox] for image j of the batch, the images
+ * shared between the threads when there are enough of them.
+ */
+function columnsOf(
+  runtime: WasmRuntime,
+  p: Plan,
+  x: DataArray,
+  g: ConvGeometry,
+  b0: number,
+  count: number,
+): void {
+  const view = p.single ? runtime.f32 : runtime.f64;
+  view.set(x.subarray(b0 * p.image, (b0 + count) * p.image), p.imagesAt / p.bytes);
+  const elements = count * p.depth * p.plane;
+  runtime.run({
+    fn: FUNCTION_NAMES.indexOf(p.single ? "im2colImages32" : "im2colImages64"),
+    args: [
+      p.imagesAt,
+      p.columnsAt,
+      g.inChannels,
+      g.inHeight,
+      g.inWidth,
+      g.outHeight,
+      g.outWidth,
+      ...windowArguments(g),
+      g.dilationHeight,
+      g.dilationWidth,
+      p.image * p.bytes,
+      p.plane * p.bytes,
+      count * p.plane * p.bytes,
+    ],
+    total: count,
+    // A chunk is worth a thread's wake-up from about 2¹⁶ column elements.
+    chunks: Math.max(1, Math.min(count, getNumThreads() * 2, Math.floor(elements / (1 << 16)))),
+  });
+}
+
+/**
+ * `conv2d` and `conv2dBackwardWeight` of the backend interface for ungrouped convolutions whose
+ * columns fit a batch; each returns false (having done nothing) otherwise, and the caller takes
+ * the row-blocked path. Results are within rounding of the JavaScript kernels' and the same bits
+ * on any number of threads.
+ *
+ * @example
+ * const conv = wasmConvolutions(runtime, 1 << 16);
+ * conv.conv2d(x, w, bias, out, geometry) || conv2dInto(x, w, bias, out, geometry, gemm);
+ */
+export function wasmConvolutions(runtime: WasmRuntime, perChunk: number) {
+  return {
+    /** out = conv(x, w) + bias, or out += conv(x, w) without a bias (`conv2dInto`'s contract). */
+    conv2d(
+      x: DataArray,
+      w: DataArray,
+      bias: DataArray | null,
+      out: DataArray,
+      g: ConvGeometry,
+    ): boolean {
+      const p = plan(g, out instanceof Float32Array);
+      if (p === null) return false;
+      const { bytes, plane, depth } = p;
+      const { mr, nr } = p.single ? LAYOUTS.float32 : LAYOUTS.float64;
+      const m = g.outChannels;
+      const mPad = Math.ceil(m / mr) * mr;
+      const widest = Math.ceil((p.perBatch * plane) / nr) * nr;
+      const weightsAt = p.restAt;
+      const cAt = align64(weightsAt + m * depth * bytes);
+      const scratch = align64(cAt + mPad * widest * bytes);
+      if (!runtime.reserve(scratch + packedBytes(p.single, m, widest, depth))) return false;
+      const view = p.single ? runtime.f32 : runtime.f64;
+      view.set(w.subarray(0, m * depth), weightsAt / bytes);
+      const outImage = m * plane;
+      for (let b0 = 0; b0 < g.batch; b0 += p.perBatch) {
+        const count = Math.min(p.perBatch, g.batch - b0);
+        const n = count * plane;
+        const ldc = Math.ceil(n / nr) * nr;
+        columnsOf(runtime, p, x, g, b0, count);
+        const cBase = cAt / bytes;
+        for (let co = 0; co < m; co++) {
+          const row = cBase + co * ldc;
+          if (bias !== null) view.fill(bias[co], row, row + n);
+          else {
+            for (let j = 0; j < count; j++) {
+              const from = (b0 + j) * outImage + co * plane;
+              view.set(out.subarray(from, from + plane), row + j * plane);
+            }
+          }
+        }
+        productAt(
+          runtime,
+          p.single,
+          {
+            m,
+            n,
+            k: depth,
+            a: weightsAt,
+            aRowStride: depth,
+            aColStride: 1,
+            b: p.columnsAt,
+            bRowStride: n,
+            bColStride: 1,
+            c: cAt,
+            ldc: ldc * bytes,
+            scratch,
+          },
+          perChunk,
+        );
+        for (let co = 0; co < m; co++) {
+          const row = cBase + co * ldc;
+          for (let j = 0; j < count; j++) {
+            const at = row + j * plane;
+            out.set(view.subarray(at, at + plane), (b0 + j) * outImage + co * plane);
+          }
+        }
+      }
+      return true;
+    },
+
+    /** dw += conv2d's gradient in w: dy of a batch of images, side by side, times their columns transposed. */
+    conv2dBackwardWeight(x: DataArray, dy: DataArray, dw: DataArray, g: ConvGeometry): boolean {
+      const p = plan(g, dw instanceof Float32Array);
+      if (p === null) return false;
+      const { bytes, plane, depth } = p;
+      const { mr, nr } = p.single ? LAYOUTS.float32 : LAYOUTS.float64;
+      const m = g.outChannels;
+      const mPad = Math.ceil(m / mr) * mr;
+      const depthPad = Math.ceil(depth / nr) * nr;
+      const dyAt = p.restAt;
+      const cAt = align64(dyAt + m * p.perBatch * plane * bytes);
+      const scratch = align64(cAt + mPad * depthPad * bytes);
+      if (!runtime.reserve(scratch + packedBytes(p.single, m, depth, p.perBatch * plane))) {
+        return false;
+      }
+      const view = p.single ? runtime.f32 : runtime.f64;
+      const cBase = cAt / bytes;
+      for (let co = 0; co < m; co++) {
+        view.set(dw.subarray(co * depth, (co + 1) * depth), cBase + co * depthPad);
+      }
+      const outImage = m * plane;
+      for (let b0 = 0; b0 < g.batch; b0 += p.perBatch) {
+        const count = Math.min(p.perBatch, g.batch - b0);
+        const k = count * plane;
+        columnsOf(runtime, p, x, g, b0, count);
+        // dy of the batch as one [Cout, count · Ho·Wo] matrix, the images side by side as the columns are.
+        const dyBase = dyAt / bytes;
+        for (let co = 0; co < m; co++) {
+          for (let j = 0; j < count; j++) {
+            const from = (b0 + j) * outImage + co * plane;
+            view.set(dy.subarray(from, from + plane), dyBase + co * k + j * plane);
+          }
+        }
+        productAt(
+          runtime,
+          p.single,
+          {
+            m,
+            n: depth,
+            k,
+            a: dyAt,
+            aRowStride: k,
+            aColStride: 1,
+            b: p.columnsAt,
+            bRowStride: 1,
+            bColStride: k,
+            c: cAt,
+            ldc: depthPad * bytes,
+            scratch,
+          },
+          perChunk,
+        );
+      }
+      for (let co = 0; co < m; co++) {
+        dw.set(view.subarray(cBase + co * depthPad, cBase + co * depthPad + depth), co * depth);
+      }
+      return true;
+    },
+  };
+}
