@@ -1,11 +1,10 @@
 /** The demo: the seed's focal loss, forward and backward through the autodiff engine, on a synthetic anchor batch. */
 
 import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
 import { cast, noGrad, type Tensor, tensor } from "@focalgrad/core";
 import { gradcheck } from "@focalgrad/core/testing";
 import { focal } from "@focalgrad/losses";
-import { cliArguments } from "./cli.js";
+import { numberOption, parseCommandLine, runCommand, UsageError } from "./cli.js";
 import { syntheticAnchorBatch } from "./data/anchors.js";
 import { fusedFocal } from "./fused/focal.js";
 
@@ -16,15 +15,16 @@ anchor batch, backpropagates it through focalgrad's autodiff engine, and checks 
 hand-fused loop and the gradient against central finite differences in float64.
 
 Options:
-  --batch N        images per batch (default 8)
-  --anchors N      anchors per image (default 49104: RetinaNet at 512 px)
-  --classes N      object classes (default 20)
-  --alpha X        positive weight (default 0.25)
-  --gamma X        focusing exponent (default 2)
-  --seed N         seed of the synthetic batch (default 1)
-  --help           this text`;
+  --batch N        images per batch, >= 1 (default 8)
+  --anchors N      anchors per image, >= 1 (default 49104: RetinaNet at 512 px)
+  --classes N      object classes, >= 1 (default 20)
+  --alpha X        positive weight, in [0, 1] (default 0.25)
+  --gamma X        focusing exponent, >= 0 (default 2)
+  --seed N         seed of the synthetic batch, an integer >= 0 (default 1)
+  -h, --help       this text`;
 
-interface DemoOptions {
+/** The settings of one demo run. */
+export interface DemoOptions {
   batch: number;
   anchors: number;
   classes: number;
@@ -33,37 +33,36 @@ interface DemoOptions {
   seed: number;
 }
 
-function parseOptions(argv: string[]): DemoOptions | null {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      batch: { type: "string", default: "8" },
-      anchors: { type: "string", default: "49104" },
-      classes: { type: "string", default: "20" },
-      alpha: { type: "string", default: "0.25" },
-      gamma: { type: "string", default: "2" },
-      seed: { type: "string", default: "1" },
-      help: { type: "boolean", default: false },
-    },
-    strict: true,
+/** The demo's options from the command line, or null for --help. */
+export function parseDemoArguments(argv: readonly string[]): DemoOptions | null {
+  const parsed = parseCommandLine(argv, {
+    batch: { type: "string", default: "8" },
+    anchors: { type: "string", default: "49104" },
+    classes: { type: "string", default: "20" },
+    alpha: { type: "string", default: "0.25" },
+    gamma: { type: "string", default: "2" },
+    seed: { type: "string", default: "1" },
   });
-  if (values.help) return null;
-  const number = (name: keyof typeof values, integer: boolean): number => {
-    const text = String(values[name]);
-    const value = Number(text);
-    if (text.trim() === "" || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
-      throw new Error(`--${name}: expected ${integer ? "an integer" : "a number"}, got "${text}"`);
-    }
-    return value;
+  if (parsed === null) return null;
+  const { values } = parsed;
+  const count = (name: "batch" | "anchors" | "classes") =>
+    numberOption(name, values[name], { integer: true, min: 1 })!;
+  const options: DemoOptions = {
+    batch: count("batch"),
+    anchors: count("anchors"),
+    classes: count("classes"),
+    alpha: numberOption("alpha", values.alpha, { min: 0, max: 1 })!,
+    gamma: numberOption("gamma", values.gamma, { min: 0 })!,
+    seed: numberOption("seed", values.seed, { integer: true, min: 0 })!,
   };
-  return {
-    batch: number("batch", true),
-    anchors: number("anchors", true),
-    classes: number("classes", true),
-    alpha: number("alpha", false),
-    gamma: number("gamma", false),
-    seed: number("seed", true),
-  };
+  // yTrue holds classes + 1 values per anchor; a tensor holds at most 2^31 − 1 elements.
+  const total = options.batch * options.anchors * (options.classes + 1);
+  if (total > 2 ** 31 - 1) {
+    throw new UsageError(
+      `--batch × --anchors × (--classes + 1) = ${total} values, more than a tensor holds (2^31 − 1)`,
+    );
+  }
+  return options;
 }
 
 function format(value: number, digits = 4): string {
@@ -170,15 +169,8 @@ export function runDemo(options: DemoOptions): string[] {
   return lines;
 }
 
-function main(): void {
-  let options: DemoOptions | null;
-  try {
-    options = parseOptions(cliArguments());
-  } catch (error) {
-    console.error(`demo: ${(error as Error).message}\n\n${usage}`);
-    process.exitCode = 2;
-    return;
-  }
+function main(argv: readonly string[]): void {
+  const options = parseDemoArguments(argv);
   if (options === null) {
     console.log(usage);
     return;
@@ -188,4 +180,4 @@ function main(): void {
 
 // Run only as a program, not when a test imports runDemo.
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href)
-  main();
+  await runCommand("demo:loss", () => main(process.argv.slice(2)));

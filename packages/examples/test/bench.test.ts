@@ -1,6 +1,7 @@
 /** Tests of the benchmark's harness: every implementation agrees on small inputs, and a wrong one is caught. */
 
 import { readdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { focal } from "@focalgrad/losses";
 import { describe, expect, it } from "vitest";
@@ -12,6 +13,21 @@ import { formatTable } from "../src/bench/report.js";
 import { type Case, type Implementation, type RunOptions, runCase } from "../src/bench/run.js";
 import { syntheticAnchorBatch } from "../src/data/anchors.js";
 import { fusedFocal } from "../src/fused/focal.js";
+
+/**
+ * The tests that run TensorFlow.js: it comes with the bench peers (`pnpm peers:install bench`, which
+ * `pnpm bench`, `pnpm typecheck` and CI run), not with the repository's own install.
+ */
+const withTfjs = it.skipIf(
+  (() => {
+    try {
+      createRequire(import.meta.url).resolve("@tensorflow/tfjs");
+      return false;
+    } catch {
+      return true;
+    }
+  })(),
+);
 
 const tiny: FocalWorkload = {
   name: "tiny",
@@ -53,27 +69,31 @@ function corruptedCase(impl: Implementation): Case {
 }
 
 describe("runCase on a focal workload", () => {
-  it("cross-checks focalgrad, the fused loop on two threads, tfjs-cpu and tfjs-wasm against the fused loop, then times them", async () => {
-    const rows = await runCase(
-      focalCase(tiny, ["focalgrad", "fused-2t", "tfjs-cpu", "tfjs-wasm"], focal, { seed: 1 }),
-      fast,
-    );
-    expect(rows.map((r) => r.impl)).toEqual([
-      "fused",
-      "focalgrad",
-      "fused-2t",
-      "tfjs-cpu",
-      "tfjs-wasm",
-    ]);
-    for (const r of rows) {
-      expect(r.skipped).toBeUndefined();
-      expect(r.timesMs.length).toBeGreaterThanOrEqual(1);
-      expect(r.medianMs).toBeGreaterThan(0);
-      expect(r.peakBytes).toBeGreaterThanOrEqual(0);
-    }
-    expect(rows[0].ratio).toBe(1);
-    expect(formatTable(rows)).toContain("| tiny | fwd+bwd | tfjs-wasm |");
-  }, 60_000);
+  withTfjs(
+    "cross-checks focalgrad, the fused loop on two threads, tfjs-cpu and tfjs-wasm against the fused loop, then times them",
+    async () => {
+      const rows = await runCase(
+        focalCase(tiny, ["focalgrad", "fused-2t", "tfjs-cpu", "tfjs-wasm"], focal, { seed: 1 }),
+        fast,
+      );
+      expect(rows.map((r) => r.impl)).toEqual([
+        "fused",
+        "focalgrad",
+        "fused-2t",
+        "tfjs-cpu",
+        "tfjs-wasm",
+      ]);
+      for (const r of rows) {
+        expect(r.skipped).toBeUndefined();
+        expect(r.timesMs.length).toBeGreaterThanOrEqual(1);
+        expect(r.medianMs).toBeGreaterThan(0);
+        expect(r.peakBytes).toBeGreaterThanOrEqual(0);
+      }
+      expect(rows[0].ratio).toBe(1);
+      expect(formatTable(rows)).toContain("| tiny | fwd+bwd | tfjs-wasm |");
+    },
+    60_000,
+  );
 
   it("skips focalgrad with the reason when focal() is unavailable, and still runs the fused loop", async () => {
     const rows = await runCase(focalCase(tiny, ["focalgrad"], "no focal() here"), fast);
@@ -198,26 +218,34 @@ describe("runCase's timing", () => {
 });
 
 describe("runCase on a dense workload", () => {
-  it("agrees with tfjs on matmul forward and backward and reports GFLOP/s", async () => {
-    const rows = await runCase(matmulCase(16, "fwd+bwd", ["focalgrad", "tfjs-cpu"]), fast);
-    expect(rows.map((r) => r.impl)).toEqual(["focalgrad", "tfjs-cpu"]);
-    for (const r of rows) expect(r.gflops).toBeGreaterThan(0);
-  }, 30_000);
+  withTfjs(
+    "agrees with tfjs on matmul forward and backward and reports GFLOP/s",
+    async () => {
+      const rows = await runCase(matmulCase(16, "fwd+bwd", ["focalgrad", "tfjs-cpu"]), fast);
+      expect(rows.map((r) => r.impl)).toEqual(["focalgrad", "tfjs-cpu"]);
+      for (const r of rows) expect(r.gflops).toBeGreaterThan(0);
+    },
+    30_000,
+  );
 });
 
 describe("runCase on conv2d", () => {
-  it("agrees with tfjs's NHWC conv2d forward and backward; tfjs-wasm has no conv2d gradient", async () => {
-    const sizes = { batch: 2, channels: 3, height: 7, width: 6, filters: 4, kernel: 3 };
-    const rows = await runCase(
-      conv2dCase("fwd+bwd", ["focalgrad", "tfjs-cpu", "tfjs-wasm"], sizes),
-      fast,
-    );
-    expect(rows.map((r) => r.skipped)).toEqual([
-      undefined,
-      undefined,
-      "tfjs has no Conv2DBackpropFilter kernel on its wasm backend, so no gradient",
-    ]);
-  }, 30_000);
+  withTfjs(
+    "agrees with tfjs's NHWC conv2d forward and backward; tfjs-wasm has no conv2d gradient",
+    async () => {
+      const sizes = { batch: 2, channels: 3, height: 7, width: 6, filters: 4, kernel: 3 };
+      const rows = await runCase(
+        conv2dCase("fwd+bwd", ["focalgrad", "tfjs-cpu", "tfjs-wasm"], sizes),
+        fast,
+      );
+      expect(rows.map((r) => r.skipped)).toEqual([
+        undefined,
+        undefined,
+        "tfjs has no Conv2DBackpropFilter kernel on its wasm backend, so no gradient",
+      ]);
+    },
+    30_000,
+  );
 });
 
 describe("runCase on the detector's training step", () => {

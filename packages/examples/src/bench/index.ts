@@ -3,9 +3,9 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
+import { pathToFileURL } from "node:url";
 import { focal as focalLoss } from "@focalgrad/losses";
-import { cliArguments } from "../cli.js";
+import { cliArguments, numberOption, parseCommandLine, runCommand, UsageError } from "../cli.js";
 import { conv2dCase, matmulCase } from "./dense.js";
 import { detectorCase } from "./detector.js";
 import { FOCAL_WORKLOADS, type FocalFactory, focalCase } from "./focal.js";
@@ -33,22 +33,30 @@ const WORKLOADS = [
   "mlp",
   "detector",
 ] as const;
-type WorkloadName = (typeof WORKLOADS)[number];
+/** A workload of the benchmark, by name. */
+export type WorkloadName = (typeof WORKLOADS)[number];
 
-const usage = `usage: node --expose-gc packages/examples/dist/bench/index.js [options]
+const usage = `Usage: pnpm bench [-- options]
 
+Times the focal loss and the dense kernels (matmul, conv2d, training steps) of focalgrad beside a
+hand-fused loop, TensorFlow.js (cpu and wasm) and PyTorch where it is installed, after checking that
+every implementation computes the same values. The first run installs TensorFlow.js (peers/bench).
+
+Options:
   --workloads <list>   comma-separated, from ${WORKLOADS.join(",")} (default: all)
   --impls <list>       comma-separated, from ${IMPL_NAMES.join(",")} (default: all);
                        the fused loop always runs on focal workloads, as the unit of the ratios
-  --iterations <n>     timed iterations per row, at most (default 20)
-  --warmup <n>         untimed iterations before timing, besides the cross-check's run (default 3)
-  --max-seconds <s>    stop timing a row after s seconds once it has one iteration (default 20);
+  --iterations <n>     timed iterations per row, at most, an integer >= 1 (default 20)
+  --warmup <n>         untimed iterations before timing, besides the cross-check's run, an
+                       integer >= 0 (default 3)
+  --max-seconds <s>    stop timing a row after s seconds once it has one iteration, >= 0 (default 20);
                        a row whose cross-check run alone takes over 2 × s is timed by that run
-  --batch <n>          images per focal batch instead of the workload's own (8 for voc512, 2 for coco800)
+  --batch <n>          images per focal batch instead of the workload's own (8 for voc512, 2 for
+                       coco800), an integer >= 1
   --quick              voc512 with one image (--batch 1) and matmul256, 5 iterations, 1 warm-up,
                        2 s per row: under 30 s with tfjs-cpu, whose one full voc512 iteration is ~20 s
   --out <path>         markdown copy of the results (default bench-results/latest.md)
-  --help               this text`;
+  -h, --help           this text`;
 
 function parseList<T extends string>(flag: string, value: string, known: readonly T[]): T[] {
   const names = value
@@ -57,17 +65,10 @@ function parseList<T extends string>(flag: string, value: string, known: readonl
     .filter((s) => s.length > 0);
   for (const name of names) {
     if (!known.includes(name as T)) {
-      throw new Error(`--${flag}: unknown '${name}' (expected some of ${known.join(", ")})`);
+      throw new UsageError(`--${flag}: unknown "${name}" (expected some of ${known.join(", ")})`);
     }
   }
   return names as T[];
-}
-
-function parseCount(flag: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min)
-    throw new Error(`--${flag}: expected a number >= ${min}, got '${value}'`);
-  return n;
 }
 
 /** The cases of one workload, built only when it is its turn (the anchor tensors are large). */
@@ -91,25 +92,34 @@ function casesOf(
   return [matmulCase(size, "fwd", dense), matmulCase(size, "fwd+bwd", dense)];
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: cliArguments(),
-    options: {
-      workloads: { type: "string" },
-      impls: { type: "string" },
-      iterations: { type: "string" },
-      warmup: { type: "string" },
-      "max-seconds": { type: "string" },
-      batch: { type: "string" },
-      quick: { type: "boolean", default: false },
-      out: { type: "string", default: path.join("bench-results", "latest.md") },
-      help: { type: "boolean", default: false },
-    },
+/** What one `pnpm bench` run measures, from its command line. */
+export interface BenchSettings {
+  /** The workloads to run, in order. */
+  workloads: WorkloadName[];
+  /** The implementations to time. */
+  impls: ImplName[];
+  /** Images per focal batch instead of each workload's own, if given. */
+  batch: number | undefined;
+  /** Iterations, warm-up and time budget per row. */
+  options: RunOptions;
+  /** Where the markdown copy of the results goes. */
+  out: string;
+}
+
+/** The benchmark's settings from the command line, or null for --help. */
+export function parseBenchArguments(argv: readonly string[]): BenchSettings | null {
+  const parsed = parseCommandLine(argv, {
+    workloads: { type: "string" },
+    impls: { type: "string" },
+    iterations: { type: "string" },
+    warmup: { type: "string" },
+    "max-seconds": { type: "string" },
+    batch: { type: "string" },
+    quick: { type: "boolean", default: false },
+    out: { type: "string", default: path.join("bench-results", "latest.md") },
   });
-  if (values.help) {
-    console.log(usage);
-    return;
-  }
+  if (parsed === null) return null;
+  const { values } = parsed;
   const quick = values.quick ?? false;
   const workloads = parseList(
     "workloads",
@@ -117,14 +127,30 @@ async function main(): Promise<void> {
     WORKLOADS,
   );
   const impls = parseList("impls", values.impls ?? IMPL_NAMES.join(","), IMPL_NAMES);
-  const batchFlag = values.batch ?? (quick ? "1" : undefined);
-  const batch = batchFlag === undefined ? undefined : parseCount("batch", batchFlag, 1);
+  const batch = numberOption("batch", values.batch ?? (quick ? "1" : undefined), {
+    integer: true,
+    min: 1,
+  });
+  const count = (name: string, text: string, min: number) =>
+    numberOption(name, text, { integer: true, min })!;
   const options = {
-    iterations: parseCount("iterations", values.iterations ?? (quick ? "5" : "20"), 1),
-    warmup: parseCount("warmup", values.warmup ?? (quick ? "1" : "3"), 0),
-    maxSeconds: parseCount("max-seconds", values["max-seconds"] ?? (quick ? "2" : "20"), 0),
+    iterations: count("iterations", values.iterations ?? (quick ? "5" : "20"), 1),
+    warmup: count("warmup", values.warmup ?? (quick ? "1" : "3"), 0),
+    maxSeconds: numberOption("max-seconds", values["max-seconds"] ?? (quick ? "2" : "20"), {
+      min: 0,
+    })!,
     log: (line: string) => console.error(line),
   };
+  return { workloads, impls, batch, options, out: values.out! };
+}
+
+async function main(): Promise<void> {
+  const settings = parseBenchArguments(cliArguments());
+  if (settings === null) {
+    console.log(usage);
+    return;
+  }
+  const { workloads, impls, batch, options } = settings;
 
   const started = process.hrtime.bigint();
   const loadAtStart = os.loadavg()[0];
@@ -161,19 +187,21 @@ async function main(): Promise<void> {
   });
   const report = `${formatFacts(facts)}\n\n${formatTable(rows)}\n`;
   console.log(report);
-  const out = path.resolve(values.out!);
+  const out = path.resolve(settings.out);
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, `# focalgrad benchmark\n\n${report}`);
   console.error(`written to ${out}`);
   const failed = rows.filter((r) => r.failed !== undefined);
   if (failed.length > 0) {
-    throw new Error(
-      `${failed.length} implementation(s) failed: ${failed.map((r) => `${r.impl} on ${r.workload} ${r.pass} (${r.failed})`).join("; ")}`,
+    // A failed row is a finding of the run, reported as such: no stack.
+    console.error(
+      `bench: ${failed.length} implementation(s) failed: ${failed.map((r) => `${r.impl} on ${r.workload} ${r.pass} (${r.failed})`).join("; ")}`,
     );
+    process.exitCode = 1;
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(`bench failed: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
-});
+// Run only as a program, not when a test imports parseBenchArguments.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await runCommand("bench", main);
+}

@@ -20,6 +20,10 @@ let loaded: Promise<Tf> | null = null;
 export function loadTfjs(): Promise<Tf> {
   loaded ??= (async () => {
     const tf = await import("@tensorflow/tfjs");
+    // Production mode only silences tfjs's log and warn lines (in tfjs-core 4.22 and its cpu and
+    // wasm backends the flag gates nothing else), among them the banner urging tfjs-node on the
+    // first cpu tensor: the benchmark runs the cpu and wasm backends on purpose.
+    tf.enableProdMode();
     const wasm = await import("@tensorflow/tfjs-backend-wasm");
     const require = createRequire(import.meta.url);
     const dist = path.dirname(require.resolve("@tensorflow/tfjs-backend-wasm"));

@@ -2,9 +2,16 @@
 
 import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
 import { type Tensor, tensor } from "@focalgrad/core";
 import { PNG } from "pngjs";
+import {
+  choiceOption,
+  cliArguments,
+  numberOption,
+  parseCommandLine,
+  runCommand,
+  UsageError,
+} from "../cli.js";
 import { digitsDataset, shapesDataset } from "./datasets.js";
 import { loadDetector } from "./detector.js";
 import { meanAveragePrecision } from "./evaluate.js";
@@ -71,51 +78,6 @@ Commands:
   train      train a RetinaNet on a toy dataset (pnpm detect -- train --help)
   predict    detect with a trained run (pnpm detect -- predict --help)`;
 
-/** A user error: printed as one line, without a stack. */
-export class UsageError extends Error {}
-
-/**
- * The number given for `--name`, checked: an integer if `integer`, at least `min`; undefined if
- * the flag is absent, a `UsageError` naming the flag otherwise.
- *
- * @example
- * numberOption({ steps: "700" }, "steps", true, 1); // 700
- */
-export function numberOption(
-  values: Record<string, unknown>,
-  name: string,
-  integer: boolean,
-  min: number,
-): number | undefined {
-  const text = values[name];
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (
-    String(text).trim() === "" ||
-    !Number.isFinite(value) ||
-    (integer && !Number.isInteger(value)) ||
-    value < min
-  ) {
-    throw new UsageError(
-      `--${name}: expected ${integer ? "an integer" : "a number"} >= ${min}, got "${String(text)}"`,
-    );
-  }
-  return value;
-}
-
-function choice<T extends string>(
-  values: Record<string, unknown>,
-  name: string,
-  allowed: readonly T[],
-): T | undefined {
-  const text = values[name];
-  if (text === undefined) return undefined;
-  if (!allowed.includes(text as T)) {
-    throw new UsageError(`--${name}: expected one of ${allowed.join(", ")}, got "${String(text)}"`);
-  }
-  return text as T;
-}
-
 function levelsOption(text: unknown): number[] | undefined {
   if (text === undefined) return undefined;
   const match = /^(\d)-(\d)$/.exec(String(text));
@@ -130,79 +92,72 @@ function levelsOption(text: unknown): number[] | undefined {
 }
 
 /** The `train` options as a `TrainConfig`, or null for --help. */
-export function parseTrainArguments(args: string[]): TrainConfig | null {
-  const { values } = parseArgs({
-    args,
-    options: {
-      dataset: { type: "string" },
-      name: { type: "string" },
-      "runs-dir": { type: "string" },
-      seed: { type: "string" },
-      steps: { type: "string" },
-      batch: { type: "string" },
-      "train-images": { type: "string" },
-      "test-images": { type: "string" },
-      "eval-images": { type: "string" },
-      "eval-every": { type: "string" },
-      "checkpoint-every": { type: "string" },
-      "image-size": { type: "string" },
-      optimizer: { type: "string" },
-      lr: { type: "string" },
-      "weight-decay": { type: "string" },
-      warmup: { type: "string" },
-      clip: { type: "string" },
-      loss: { type: "string" },
-      alpha: { type: "string" },
-      gamma: { type: "string" },
-      "ohem-examples": { type: "string" },
-      "ohem-ratio": { type: "string" },
-      levels: { type: "string" },
-      "fpn-channels": { type: "string" },
-      "head-depth": { type: "string" },
-      "head-width": { type: "string" },
-      norm: { type: "string" },
-      resume: { type: "boolean" },
-      quiet: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
+export function parseTrainArguments(args: readonly string[]): TrainConfig | null {
+  const parsed = parseCommandLine(args, {
+    dataset: { type: "string" },
+    name: { type: "string" },
+    "runs-dir": { type: "string" },
+    seed: { type: "string" },
+    steps: { type: "string" },
+    batch: { type: "string" },
+    "train-images": { type: "string" },
+    "test-images": { type: "string" },
+    "eval-images": { type: "string" },
+    "eval-every": { type: "string" },
+    "checkpoint-every": { type: "string" },
+    "image-size": { type: "string" },
+    optimizer: { type: "string" },
+    lr: { type: "string" },
+    "weight-decay": { type: "string" },
+    warmup: { type: "string" },
+    clip: { type: "string" },
+    loss: { type: "string" },
+    alpha: { type: "string" },
+    gamma: { type: "string" },
+    "ohem-examples": { type: "string" },
+    "ohem-ratio": { type: "string" },
+    levels: { type: "string" },
+    "fpn-channels": { type: "string" },
+    "head-depth": { type: "string" },
+    "head-width": { type: "string" },
+    norm: { type: "string" },
+    resume: { type: "boolean" },
+    quiet: { type: "boolean" },
   });
-  if (values.help) return null;
-  const alpha = numberOption(values, "alpha", false, 0);
-  if (alpha !== undefined && alpha > 1)
-    throw new UsageError(`--alpha: expected a number in [0, 1], got "${values.alpha}"`);
-  const lr = numberOption(values, "lr", false, 0);
-  if (lr === 0) throw new UsageError(`--lr: expected a number > 0, got "${values.lr}"`);
+  if (parsed === null) return null;
+  const { values } = parsed;
+  const integer = (name: keyof typeof values & string, min: number) =>
+    numberOption(name, values[name] as string | undefined, { integer: true, min });
   const model = {
     levels: levelsOption(values.levels),
-    fpnChannels: numberOption(values, "fpn-channels", true, 1),
-    headDepth: numberOption(values, "head-depth", true, 0),
-    headWidth: numberOption(values, "head-width", true, 1),
-    norm: choice(values, "norm", ["group", "batch"] as const),
+    fpnChannels: integer("fpn-channels", 1),
+    headDepth: integer("head-depth", 0),
+    headWidth: integer("head-width", 1),
+    norm: choiceOption("norm", values.norm, ["group", "batch"] as const),
   };
   const config: TrainConfig = {
-    dataset: choice(values, "dataset", DATASETS),
+    dataset: choiceOption("dataset", values.dataset, DATASETS),
     name: values.name,
     runsDir: values["runs-dir"],
-    seed: numberOption(values, "seed", true, 0),
-    steps: numberOption(values, "steps", true, 1),
-    batchSize: numberOption(values, "batch", true, 1),
-    trainImages: numberOption(values, "train-images", true, 1),
-    testImages: numberOption(values, "test-images", true, 1),
-    evalImages: numberOption(values, "eval-images", true, 1),
-    evalEvery: numberOption(values, "eval-every", true, 0),
-    checkpointEvery: numberOption(values, "checkpoint-every", true, 0),
-    imageSize: numberOption(values, "image-size", true, 32),
-    optimizer: choice(values, "optimizer", ["adamw", "adam", "sgd"] as const),
-    lr,
-    weightDecay: numberOption(values, "weight-decay", false, 0),
-    warmupSteps: numberOption(values, "warmup", true, 1),
-    clipNorm: numberOption(values, "clip", false, Number.MIN_VALUE),
-    loss: choice(values, "loss", LOSSES),
-    alpha,
-    gamma: numberOption(values, "gamma", false, 0),
-    ohemExamples: numberOption(values, "ohem-examples", true, 1),
-    ohemRatio: numberOption(values, "ohem-ratio", false, Number.MIN_VALUE),
+    seed: integer("seed", 0),
+    steps: integer("steps", 1),
+    batchSize: integer("batch", 1),
+    trainImages: integer("train-images", 1),
+    testImages: integer("test-images", 1),
+    evalImages: integer("eval-images", 1),
+    evalEvery: integer("eval-every", 0),
+    checkpointEvery: integer("checkpoint-every", 0),
+    imageSize: integer("image-size", 32),
+    optimizer: choiceOption("optimizer", values.optimizer, ["adamw", "adam", "sgd"] as const),
+    lr: numberOption("lr", values.lr, { above: 0 }),
+    weightDecay: numberOption("weight-decay", values["weight-decay"], { min: 0 }),
+    warmupSteps: integer("warmup", 1),
+    clipNorm: numberOption("clip", values.clip, { above: 0 }),
+    loss: choiceOption("loss", values.loss, LOSSES),
+    alpha: numberOption("alpha", values.alpha, { min: 0, max: 1 }),
+    gamma: numberOption("gamma", values.gamma, { min: 0 }),
+    ohemExamples: integer("ohem-examples", 1),
+    ohemRatio: numberOption("ohem-ratio", values["ohem-ratio"], { above: 0 }),
     model: Object.fromEntries(Object.entries(model).filter(([, v]) => v !== undefined)),
     resume: values.resume,
     quiet: values.quiet,
@@ -231,22 +186,18 @@ async function readPng(path: string): Promise<Tensor> {
 }
 
 async function runPredict(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      run: { type: "string" },
-      out: { type: "string", default: "detections.json" },
-      count: { type: "string" },
-      image: { type: "string", multiple: true },
-      png: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
+  const parsed = parseCommandLine(args, {
+    run: { type: "string" },
+    out: { type: "string", default: "detections.json" },
+    count: { type: "string" },
+    image: { type: "string", multiple: true },
+    png: { type: "string" },
   });
-  if (values.help) {
+  if (parsed === null) {
     console.log(predictUsage);
     return;
   }
+  const { values } = parsed;
   if (values.run === undefined)
     throw new UsageError("predict: --run DIR is required (a run directory written by train)");
   const detector = await loadDetector(values.run).catch((e: Error) => {
@@ -277,7 +228,8 @@ async function runPredict(args: string[]): Promise<void> {
         "predict: this run was trained on your own data; give the images with --image FILE.png",
       );
     }
-    const count = numberOption(values, "count", true, 1) ?? training.testImages;
+    const count =
+      numberOption("count", values.count, { integer: true, min: 1 }) ?? training.testImages;
     const make = training.dataset === "digits" ? digitsDataset : shapesDataset;
     const test = make({ split: "test", count, seed: training.seed, imageSize: size });
     images = test.images;
@@ -331,7 +283,10 @@ async function runTrain(args: string[]): Promise<void> {
     console.error("\nstopping after this step (Ctrl-C again to kill)…");
     controller.abort();
   });
-  const result = await train({ ...config, signal: controller.signal });
+  const result = await train({ ...config, signal: controller.signal }).catch((e: Error) => {
+    // train() checks its settings (and --resume's checkpoint) first, in "train: " errors.
+    throw /^train: /.test(e.message) ? new UsageError(e.message) : e;
+  });
   if (result.interrupted) {
     console.log(
       `interrupted at step ${result.step}: checkpoint saved in ${result.runDir}; add --resume to continue`,
@@ -353,10 +308,8 @@ async function runTrain(args: string[]): Promise<void> {
 }
 
 /** Runs the command line `argv` (without node and the script). */
-export async function main(argv: string[]): Promise<void> {
-  // pnpm passes a "--" through to the script, wherever the user put it.
-  const args = argv.filter((a) => a !== "--");
-  const [command, ...rest] = args;
+export async function main(argv: readonly string[]): Promise<void> {
+  const [command, ...rest] = cliArguments(argv);
   if (command === "train") await runTrain(rest);
   else if (command === "predict") await runPredict(rest);
   else if (command === undefined || command === "-h" || command === "--help") console.log(usage);
@@ -367,13 +320,5 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  main(process.argv.slice(2)).catch((e: Error) => {
-    // Bad input is one line; anything else keeps its stack, which is what a bug report needs.
-    const known =
-      e instanceof UsageError ||
-      (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") ||
-      /^train: /.test(e.message);
-    console.error(known ? `detect: ${e.message}` : e);
-    process.exitCode = 1;
-  });
+  await runCommand("detect", () => main(process.argv.slice(2)));
 }

@@ -3,8 +3,7 @@
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
-import { numberOption, UsageError } from "../detection/cli.js";
+import { numberOption, parseCommandLine, runCommand } from "../cli.js";
 import { writeAtomic } from "../detection/files.js";
 import { codeVersion, ResultCache } from "./cache.js";
 import { table1Figure } from "./figures.js";
@@ -54,33 +53,34 @@ export interface Table1Options {
  * parseTable1Arguments(["--quick"])?.seeds; // 2
  */
 export function parseTable1Arguments(
-  args: string[],
+  args: readonly string[],
   cores = availableParallelism(),
 ): Table1Options | null {
-  const { values } = parseArgs({
-    args: args.filter((a) => a !== "--"),
-    options: {
-      quick: { type: "boolean" },
-      seeds: { type: "string" },
-      steps: { type: "string" },
-      jobs: { type: "string" },
-      threads: { type: "string" },
-      out: { type: "string" },
-      list: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
+  const parsed = parseCommandLine(args, {
+    quick: { type: "boolean" },
+    seeds: { type: "string" },
+    steps: { type: "string" },
+    jobs: { type: "string" },
+    threads: { type: "string" },
+    out: { type: "string" },
+    list: { type: "boolean" },
   });
-  if (values.help) return null;
+  if (parsed === null) return null;
+  const { values } = parsed;
   const quick = values.quick === true;
   const base = quick ? QUICK_BUDGET : FULL_BUDGET;
-  const jobs = numberOption(values, "jobs", true, 1) ?? 2;
+  const jobs = numberOption("jobs", values.jobs, { integer: true, min: 1 }) ?? 2;
   return {
     quick,
-    seeds: numberOption(values, "seeds", true, 1) ?? (quick ? 2 : 3),
-    budget: { ...base, steps: numberOption(values, "steps", true, 1) ?? base.steps },
+    seeds: numberOption("seeds", values.seeds, { integer: true, min: 1 }) ?? (quick ? 2 : 3),
+    budget: {
+      ...base,
+      steps: numberOption("steps", values.steps, { integer: true, min: 1 }) ?? base.steps,
+    },
     jobs,
-    threads: numberOption(values, "threads", true, 1) ?? Math.max(1, Math.floor(cores / jobs)),
+    threads:
+      numberOption("threads", values.threads, { integer: true, min: 1 }) ??
+      Math.max(1, Math.floor(cores / jobs)),
     out: values.out ?? (quick ? "runs/table1-quick" : "runs/table1"),
     list: values.list === true,
   };
@@ -152,10 +152,5 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  main(process.argv.slice(2)).catch((e: Error) => {
-    const known =
-      e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
-    console.error(known ? `table1: ${e.message}` : e);
-    process.exitCode = 1;
-  });
+  await runCommand("table1", () => main(process.argv.slice(2)));
 }

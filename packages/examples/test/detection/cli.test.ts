@@ -44,12 +44,15 @@ describe("detect train options", () => {
       /^--dataset: expected one of shapes, digits/,
     );
     expect(() => parseTrainArguments(["--steps", "1.5"])).toThrow(/^--steps: expected an integer/);
+    expect(() => parseTrainArguments(["--clip", "0"])).toThrow(/^--clip: expected a number > 0/);
     expect(() => parseTrainArguments(["--ohem-ratio", "0"])).toThrow(
-      /^--ohem-ratio: expected a number >= /,
+      /^--ohem-ratio: expected a number > 0, got "0"$/,
     );
     expect(() => parseTrainArguments(["--ohem-examples", "0"])).toThrow(
       /^--ohem-examples: expected an integer >= 1, got "0"$/,
     );
-    expect(() => parseTrainArguments(["--frob"])).toThrow(/Unknown option '--frob'/);
+    expect(() => parseTrainArguments(["--frob"])).toThrow(
+      /^unknown option --frob \(--help lists the options\)$/,
+    );
   });
 });
