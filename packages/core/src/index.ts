@@ -7,7 +7,16 @@
 
 export { DataLoader, type DataLoaderOptions } from "./data.js";
 export { type DataArray, DTYPES, type DType, isFloat, promoteTypes } from "./dtype.js";
-export { type GradientRule, grad, isGradEnabled, noGrad, valueAndGrad } from "./engine.js";
+export {
+  type GradientRule,
+  grad,
+  isGradEnabled,
+  noGrad,
+  type OpAttributes,
+  type RecordedOp,
+  recordedOp,
+  valueAndGrad,
+} from "./engine.js";
 export {
   type BackendName,
   type ConvGeometry,
