@@ -2,11 +2,15 @@ import { describe, expect, it } from "vitest";
 import {
   add,
   avgPool2d,
+  clip,
   concat,
   conv2d,
+  gather,
+  matmul,
   maxPool2d,
   mean,
   mul,
+  nn,
   noGrad,
   pad,
   permute,
@@ -108,5 +112,26 @@ describe("recordedOp", () => {
         ),
       )?.attributes,
     ).toEqual({ padding: [0, 1, 2, 0, 1, 1], value: -1 });
+  });
+});
+
+describe("recordedOp of products, clips and gathers", () => {
+  it("records matmul's transposes, clip's bounds in x's dtype and gather's axis", () => {
+    const a = zeros([2, 3]);
+    a.requiresGrad = true;
+    expect(recordedOp(matmul(a, zeros([3, 4])))?.attributes).toEqual({
+      transposeA: false,
+      transposeB: false,
+    });
+    // nn.Linear multiplies by weightᵀ without a copy: the product records transposeB.
+    const linear = new nn.Linear(3, 5);
+    const y = recordedOp(linear.forward(a));
+    expect(y?.op).toBe("add");
+    expect(recordedOp(y!.inputs[0])?.attributes).toEqual({ transposeA: false, transposeB: true });
+    // 0.1 rounded to float32 is 0.100000001490116…, the bound the kernel compares with.
+    expect(recordedOp(clip(a, 0.1, 2))?.attributes).toEqual({ lo: Math.fround(0.1), hi: 2 });
+    expect(recordedOp(gather(a, tensor([1, 0], { dtype: "int32" }), -1))?.attributes).toEqual({
+      axis: 1,
+    });
   });
 });

@@ -171,6 +171,8 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
         ),
       null,
     ],
+    undefined,
+    { axis: ax },
   );
 }
 
