@@ -13,7 +13,7 @@ export default defineConfig({
     // Property tests take a few seconds on a quiet machine; shared CI hosts can be several times slower.
     testTimeout: 30_000,
     reporters: ["default", ["json", { outputFile: ".vitest-results.json" }]],
-    projects: ["core", "losses", "examples"].map((name) => ({
+    projects: ["core", "losses", "onnx", "examples"].map((name) => ({
       extends: true,
       test: { name, include: [`packages/${name}/test/**/*.test.ts`] },
     })),
