@@ -1,4 +1,4 @@
-/** The `detect` command: `train` a toy RetinaNet into a run directory, or `predict` with a trained one; `pnpm demo` is `detect train --name demo`. */
+/** The `detect` command: `train` a toy RetinaNet into a run directory, `predict` with a trained one, `export` it as ONNX or its next `batches` for PyTorch; `pnpm demo` is `detect train --name demo`. */
 
 import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
@@ -9,6 +9,7 @@ import { digitsDataset, shapesDataset } from "./datasets.js";
 import { loadDetector } from "./detector.js";
 import { meanAveragePrecision } from "./evaluate.js";
 import { writeJson } from "./files.js";
+import { exportBatches, exportDetectorOnnx } from "./handoff.js";
 import { detectionsGrid } from "./plots.js";
 import { DATASETS, LOSSES, type TrainConfig, train } from "./train.js";
 
@@ -63,11 +64,39 @@ Options:
   --png FILE       also draw the first 8 images with their detections
   -h, --help       this text`;
 
+const exportUsage = `Usage: pnpm detect -- export --run DIR --out FILE.onnx [options]
+
+Writes the model of a run directory as ONNX (traced through focalgrad's recording, weights as
+initialisers): input "images" [batch, 3, S, S] in [0, 1], outputs "logits", "classification"
+(sigmoid) and "regression" [batch, anchors, ...], in RetinaNet's layout.
+
+Options:
+  --run DIR        a run directory written by train (required)
+  --out FILE       where the model goes (default model.onnx)
+  --batch N        images per call of the graph (default 1)
+  --opset N        ONNX opset, 13 to 21 (default 13)
+  -h, --help       this text`;
+
+const batchesUsage = `Usage: pnpm detect -- batches --run DIR --steps N --out FILE [options]
+
+Writes the training batches the run would take next (the same shuffle and mirroring, from its
+seed) with their anchor targets, the model's outputs on the first batch and focalgrad's losses on
+it, as one safetensors file: what packages/examples/python/handoff.py trains PyTorch on.
+
+Options:
+  --run DIR        a run directory written by train (required)
+  --steps N        how many steps' batches (required)
+  --from N         the first step (default: the step after the run's last)
+  --out FILE       where they go (default batches.safetensors)
+  -h, --help       this text`;
+
 const usage = `Usage: pnpm detect -- <command> [options]
 
 Commands:
   train      train a RetinaNet on a toy dataset (pnpm detect -- train --help)
-  predict    detect with a trained run (pnpm detect -- predict --help)`;
+  predict    detect with a trained run, and score it on its held-out images
+  export     write a run's model as ONNX (pnpm detect -- export --help)
+  batches    write a run's next training batches for PyTorch (pnpm detect -- batches --help)`;
 
 /** A user error: printed as one line, without a stack. */
 class UsageError extends Error {}
@@ -305,6 +334,78 @@ async function runPredict(args: string[]): Promise<void> {
   }
 }
 
+async function runExport(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      run: { type: "string" },
+      out: { type: "string", default: "model.onnx" },
+      batch: { type: "string" },
+      opset: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(exportUsage);
+    return;
+  }
+  if (values.run === undefined)
+    throw new UsageError("export: --run DIR is required (a run directory written by train)");
+  const opset = numberOption(values, "opset", true, 13);
+  if (opset !== undefined && opset > 21)
+    throw new UsageError(`--opset: expected an integer from 13 to 21, got "${values.opset}"`);
+  const summary = await exportDetectorOnnx(values.run, values.out, {
+    batch: numberOption(values, "batch", true, 1),
+    opset,
+  }).catch((e: Error) => {
+    throw new UsageError(e.message);
+  });
+  const shape = (v: (typeof summary.inputs)[number]) =>
+    `${v.name} [${v.type.tensor_type.shape.dim.map((d) => d.dim_value).join(", ")}]`;
+  const counts = Object.entries(summary.nodes)
+    .map(([op, n]) => `${op} ${n}`)
+    .join(", ");
+  console.log(
+    `wrote ${values.out} (${(summary.bytes.length / 1024).toFixed(0)} KiB): ${summary.inputs.map(shape).join(", ")} → ${summary.outputs.map(shape).join(", ")}`,
+  );
+  console.log(`nodes: ${counts}; ${summary.initializers} initialisers, ${summary.weights} values`);
+}
+
+async function runBatches(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      run: { type: "string" },
+      steps: { type: "string" },
+      from: { type: "string" },
+      out: { type: "string", default: "batches.safetensors" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(batchesUsage);
+    return;
+  }
+  if (values.run === undefined)
+    throw new UsageError("batches: --run DIR is required (a run directory written by train)");
+  const steps = numberOption(values, "steps", true, 1);
+  if (steps === undefined) throw new UsageError("batches: --steps N is required");
+  const written = await exportBatches(values.run, values.out, {
+    steps,
+    from: numberOption(values, "from", true, 0),
+  }).catch((e: Error) => {
+    throw new UsageError(e.message);
+  });
+  console.log(
+    `wrote ${written.steps} batches of ${written.batchSize} (steps ${written.from} to ${written.from + written.steps - 1}) to ${written.path}`,
+  );
+  console.log(
+    `focalgrad on the first batch: classification loss ${written.classificationLoss.toFixed(6)}, box loss ${written.boxLoss.toFixed(6)}`,
+  );
+}
+
 async function runTrain(args: string[]): Promise<void> {
   const config = parseTrainArguments(args);
   if (config === null) {
@@ -346,10 +447,12 @@ export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = args;
   if (command === "train") await runTrain(rest);
   else if (command === "predict") await runPredict(rest);
+  else if (command === "export") await runExport(rest);
+  else if (command === "batches") await runBatches(rest);
   else if (command === undefined || command === "-h" || command === "--help") console.log(usage);
   else
     throw new UsageError(
-      `unknown command "${command}" (expected train or predict; --help lists them)`,
+      `unknown command "${command}" (expected train, predict, export or batches; --help lists them)`,
     );
 }
 
