@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import time
+from copy import deepcopy
 
 import torch
 import torch.distributed as dist
@@ -61,9 +62,11 @@ def check(model, data, metadata, config):
     model.eval()
     with torch.no_grad():
         logits, regression = model(images)
-    model.train()
+    # A training-mode pass updates BatchNorm's running statistics: it runs on a copy, so that
+    # training starts from the weights and buffers focalgrad saved.
+    copy = deepcopy(model).train()
     with torch.no_grad():
-        train_logits, train_regression = model(images)
+        train_logits, train_regression = copy(images)
         normaliser = max(1, object_anchors(labels).item())
         alpha, gamma = float(metadata["alpha"]), float(metadata["gamma"])
         cls = focal_sum(labels, torch.sigmoid(train_logits), alpha, gamma).item() / normaliser
