@@ -40,10 +40,13 @@ export interface OnnxExportSummary {
   bytes: Uint8Array;
   /** How many nodes of each ONNX op type the graph has. */
   nodes: Record<string, number>;
-  /** Initialisers (weights and constants) and the elements they hold. */
+  /** How many initialisers (weights and constants) the graph has. */
   initializers: number;
+  /** How many elements they hold in all. */
   weights: number;
+  /** The graph's inputs: names, element types, shapes. */
   inputs: ValueInfoMessage[];
+  /** The graph's outputs. */
   outputs: ValueInfoMessage[];
 }
 

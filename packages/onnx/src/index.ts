@@ -9,4 +9,13 @@ export {
   type OnnxExportSummary,
   toOnnx,
 } from "./export.js";
-export { decodeModel, type ModelMessage } from "./proto.js";
+export {
+  type Attribute,
+  decodeModel,
+  type GraphMessage,
+  type ModelMessage,
+  type NodeMessage,
+  type OpsetMessage,
+  type TensorMessage,
+  type ValueInfoMessage,
+} from "./proto.js";

@@ -103,58 +103,124 @@ export const DataType = { FLOAT: 1, INT32: 6, INT64: 7, BOOL: 9, DOUBLE: 11 } as
 /** ONNX's `AttributeProto.AttributeType` codes. */
 export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, FLOATS: 6, INTS: 7 } as const;
 
-/** An ONNX attribute, as the exporter builds it. */
+/** An ONNX attribute (`AttributeProto`), as the exporter builds it: one of the value fields is set. */
 export interface Attribute {
+  /** The attribute's name, e.g. "strides". */
   name: string;
+  /** Which value field is set (`AttributeType`). */
   type: number;
+  /** A float value. */
   f?: number;
+  /** An integer value. */
   i?: number;
+  /** A string value, UTF-8. */
   s?: Uint8Array;
+  /** A list of floats. */
   floats?: number[];
+  /** A list of integers. */
   ints?: number[];
 }
 
-/** An ONNX node. */
+/** An ONNX node (`NodeProto`): one operator applied to named values. */
 export interface NodeMessage {
+  /** Names of the values it reads. */
   input: string[];
+  /** Names of the values it makes. */
   output: string[];
+  /** The node's own name (the exporter uses its first output's). */
   name: string;
+  /** The ONNX operator, e.g. "Conv". */
   op_type: string;
+  /** The operator's attributes. */
   attribute: Attribute[];
 }
 
-/** An ONNX tensor with its bytes little-endian in `raw_data`. */
+/** An ONNX tensor (`TensorProto`) with its bytes little-endian in `raw_data`: an initialiser. */
 export interface TensorMessage {
+  /** The value's name in the graph (a parameter's state-dict name where it has one). */
   name: string;
+  /** Its shape. */
   dims: number[];
+  /** Its element type (`DataType`). */
   data_type: number;
+  /** Its elements, little-endian. */
   raw_data: Uint8Array;
 }
 
-/** A graph input or output: a name, an element type and a static shape. */
+/** A graph input or output (`ValueInfoProto`): a name, an element type and a static shape. */
 export interface ValueInfoMessage {
+  /** The value's name. */
   name: string;
-  type: { tensor_type: { elem_type: number; shape: { dim: { dim_value: number }[] } } };
-}
-
-/** The whole model. */
-export interface ModelMessage {
-  ir_version: number;
-  opset_import: { domain: string; version: number }[];
-  producer_name: string;
-  producer_version: string;
-  doc_string: string;
-  graph: {
-    name: string;
-    node: NodeMessage[];
-    initializer: TensorMessage[];
-    input: ValueInfoMessage[];
-    output: ValueInfoMessage[];
+  /** Its type. */
+  type: {
+    /** A tensor. */
+    tensor_type: {
+      /** Of this element type (`DataType`). */
+      elem_type: number;
+      /** And this static shape. */
+      shape: {
+        /** One entry per axis. */
+        dim: {
+          /** The axis's size. */
+          dim_value: number;
+        }[];
+      };
+    };
   };
-  metadata_props: { key: string; value: string }[];
 }
 
-/** The protobuf bytes of `model`, checked against the schema first. */
+/** The graph of a model (`GraphProto`). */
+export interface GraphMessage {
+  /** The graph's name. */
+  name: string;
+  /** Its nodes, in an order where every value is made before it is read. */
+  node: NodeMessage[];
+  /** Its weights and constants. */
+  initializer: TensorMessage[];
+  /** What it takes. */
+  input: ValueInfoMessage[];
+  /** What it returns. */
+  output: ValueInfoMessage[];
+}
+
+/** An operator set the model uses (`OperatorSetIdProto`). */
+export interface OpsetMessage {
+  /** "" for the default ONNX domain. */
+  domain: string;
+  /** The opset version. */
+  version: number;
+}
+
+/** A whole ONNX model (`ModelProto`), as the exporter writes it and `decodeModel` reads it. */
+export interface ModelMessage {
+  /** The ONNX IR version (7 for opset 13). */
+  ir_version: number;
+  /** The operator sets it uses. */
+  opset_import: OpsetMessage[];
+  /** "focalgrad". */
+  producer_name: string;
+  /** The exporter's version. */
+  producer_version: string;
+  /** A description (the `docString` option). */
+  doc_string: string;
+  /** The graph. */
+  graph: GraphMessage;
+  /** Key–value metadata. */
+  metadata_props: {
+    /** The entry's name. */
+    key: string;
+    /** Its value. */
+    value: string;
+  }[];
+}
+
+/**
+ * The protobuf bytes of `model`, checked against the schema first.
+ *
+ * @example
+ * const bytes = encodeModel(model);
+ * decodeModel(bytes).graph.node.length === model.graph.node.length; // true
+ */
 export function encodeModel(model: ModelMessage): Uint8Array {
   const type = root.lookupType("onnx.ModelProto");
   const problem = type.verify(model);
@@ -163,7 +229,13 @@ export function encodeModel(model: ModelMessage): Uint8Array {
   return type.encode(type.fromObject(model)).finish();
 }
 
-/** `bytes` decoded as an ONNX model (for tests and tools that inspect an exported file). */
+/**
+ * `bytes` decoded as an ONNX model (for tests and tools that inspect an exported file).
+ *
+ * @example
+ * const model = decodeModel(readFileSync("model.onnx"));
+ * model.graph.initializer.map((t) => t.name); // the weights, by state-dict name
+ */
 export function decodeModel(bytes: Uint8Array): ModelMessage {
   const type = root.lookupType("onnx.ModelProto");
   return type.toObject(type.decode(bytes), { longs: Number, bytes: Uint8Array }) as ModelMessage;
