@@ -9,7 +9,7 @@ import { digitsDataset, shapesDataset } from "./datasets.js";
 import { loadDetector } from "./detector.js";
 import { meanAveragePrecision } from "./evaluate.js";
 import { writeJson } from "./files.js";
-import { exportBatches, exportDetectorOnnx } from "./handoff.js";
+import { checkOnnx, exportBatches, exportDetectorOnnx } from "./handoff.js";
 import { detectionsGrid } from "./plots.js";
 import { DATASETS, LOSSES, type TrainConfig, train } from "./train.js";
 
@@ -75,6 +75,8 @@ Options:
   --out FILE       where the model goes (default model.onnx)
   --batch N        images per call of the graph (default 1)
   --opset N        ONNX opset, 13 to 21 (default 13)
+  --check          run the file in ONNX Runtime (onnxruntime-node) on held-out images and
+                   print how far its outputs are from focalgrad's
   -h, --help       this text`;
 
 const batchesUsage = `Usage: pnpm detect -- batches --run DIR --steps N --out FILE [options]
@@ -342,6 +344,7 @@ async function runExport(args: string[]): Promise<void> {
       out: { type: "string", default: "model.onnx" },
       batch: { type: "string" },
       opset: { type: "string" },
+      check: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -370,6 +373,16 @@ async function runExport(args: string[]): Promise<void> {
     `wrote ${values.out} (${(summary.bytes.length / 1024).toFixed(0)} KiB): ${summary.inputs.map(shape).join(", ")} → ${summary.outputs.map(shape).join(", ")}`,
   );
   console.log(`nodes: ${counts}; ${summary.initializers} initialisers, ${summary.weights} values`);
+  if (values.check) {
+    const { images, worst } = await checkOnnx(values.run, values.out);
+    console.log(
+      `ONNX Runtime against focalgrad on ${images} held-out images: max |difference| ${Object.entries(
+        worst,
+      )
+        .map(([name, d]) => `${name} ${d.toExponential(2)}`)
+        .join(", ")}`,
+    );
+  }
 }
 
 async function runBatches(args: string[]): Promise<void> {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { concat, noGrad, type Tensor } from "@focalgrad/core";
 import { encodeSafetensors } from "@focalgrad/core/checkpoint";
 import { anchorTargets, focal, smoothL1 } from "@focalgrad/losses";
-import { type OnnxExportSummary, toOnnx } from "@focalgrad/onnx";
+import { decodeModel, type OnnxExportSummary, toOnnx } from "@focalgrad/onnx";
 import { digitsDataset, shapesDataset } from "./datasets.js";
 import { loadDetector } from "./detector.js";
 import { writeAtomic } from "./files.js";
@@ -192,4 +192,39 @@ export async function exportDetectorOnnx(
   });
   await writeAtomic(path, summary.bytes);
   return summary;
+}
+
+/**
+ * Runs the ONNX file at `path`, exported from the run in `runDir`, in ONNX Runtime on held-out
+ * images of the run's dataset (as many as the graph takes) and returns the largest difference
+ * from focalgrad's outputs, per output. Needs `onnxruntime-node`.
+ *
+ * @example
+ * const { worst } = await checkOnnx("runs/demo", "model.onnx");
+ * worst.classification; // e.g. 3e-7
+ */
+export async function checkOnnx(
+  runDir: string,
+  path: string,
+): Promise<{ images: number; worst: Record<string, number> }> {
+  const { runOnnx } = await import("@focalgrad/onnx/runtime");
+  const detector = await loadDetector(runDir);
+  const training = await trainingConfigOf(runDir);
+  const bytes = new Uint8Array(await readFile(path));
+  const input = decodeModel(bytes).graph.input[0];
+  const batch = input.type.tensor_type.shape.dim[0].dim_value;
+  const make = training.dataset === "digits" ? digitsDataset : shapesDataset;
+  const size = detector.config.imageSize;
+  const images = make({ split: "test", count: batch, seed: training.seed, imageSize: size }).images;
+  const theirs = await runOnnx(bytes, { [input.name]: images });
+  const ours = noGrad(() => detector.model.eval().forward(images));
+  const worst: Record<string, number> = {};
+  for (const name of ["logits", "classification", "regression"] as const) {
+    const a = ours[name].read();
+    const b = theirs[name].read();
+    let d = 0;
+    for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+    worst[name] = d;
+  }
+  return { images: batch, worst };
 }

@@ -65,7 +65,7 @@ describe("detect export", () => {
 
   it("writes the run's model, which ONNX Runtime runs to focalgrad's outputs", async () => {
     const out = join(runDir, "model.onnx");
-    await main(["export", "--", "--run", runDir, "--out", out, "--batch", "3"]);
+    await main(["export", "--", "--run", runDir, "--out", out, "--batch", "3", "--check"]);
     const detector = await loadDetector(runDir);
     const images = uniform([3, 3, 64, 64], { seed: 11 });
     const theirs = await runOnnx(out, [images]);
