@@ -17,6 +17,7 @@ import {
 import {
   abs,
   clip,
+  erf,
   exp,
   log,
   log1p,
@@ -66,6 +67,8 @@ const functions = {
   maximum,
   /** `x.minimum(…)` is {@link minimum}`(x, …)`. */
   minimum,
+  /** `x.erf(…)` is {@link erf}`(x, …)`. */
+  erf,
   /** `x.exp(…)` is {@link exp}`(x, …)`. */
   exp,
   /** `x.log(…)` is {@link log}`(x, …)`. */

@@ -46,6 +46,29 @@ describe("activations", () => {
     expect(y[2]).toBeCloseTo(-0.2689414213699951, 15);
   });
 
+  it("GELU is x · Φ(x), or PyTorch's tanh approximation", () => {
+    // Φ(1) = 0.8413447460685429 and Φ(−1) = 1 − Φ(1); the tanh form at 1: (1 + tanh(√(2/π) ·
+    // 1.044715)) / 2 = (1 + 0.68238398121655) / 2 = 0.8411919906082768.
+    const exact = new nn.GELU().forward(f64([1, -1, 0])).toArray() as number[];
+    expect(exact[0]).toBeCloseTo(0.8413447460685429, 15);
+    expect(exact[1]).toBeCloseTo(-0.15865525393145705, 15);
+    expect(exact[2]).toBe(0);
+    const tanhForm = new nn.GELU({ approximate: "tanh" });
+    expect(tanhForm.approximate).toBe("tanh");
+    expect(new nn.GELU().approximate).toBe("none");
+    expect(tanhForm.forward(f64([1])).item()).toBeCloseTo(0.8411919906082768, 15);
+    expect(tanhForm.parameters()).toEqual([]);
+    expect(() => new nn.GELU({ approximate: "exact" as "none" })).toThrow(
+      'GELU: approximate must be "none" or "tanh", got "exact"',
+    );
+    expect(() => new nn.GELU({ approximation: "tanh" } as never)).toThrow(
+      'GELU: unknown option "approximation" (expected approximate)',
+    );
+    expect(() => new nn.GELU().forward(tensor([1], { dtype: "int32" }))).toThrow(
+      /^GELU: x must be/,
+    );
+  });
+
   it("Sigmoid, Tanh and Softmax are their functions", () => {
     expect(new nn.Sigmoid().forward(f64([0])).toArray()).toEqual([0.5]);
     expect(new nn.Tanh().forward(f64([0])).toArray()).toEqual([0]);
@@ -59,6 +82,8 @@ describe("activations", () => {
   it.each([
     ["LeakyReLU", new nn.LeakyReLU(0.2)],
     ["SiLU", new nn.SiLU()],
+    ["GELU", new nn.GELU()],
+    ["GELU tanh", new nn.GELU({ approximate: "tanh" })],
     ["Softmax", new nn.Softmax(1)],
   ] as const)(
     "%s has gradients that match finite differences, first and second order",

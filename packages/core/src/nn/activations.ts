@@ -3,7 +3,7 @@
 import { mul } from "../ops/arithmetic.js";
 import { greater } from "../ops/compare.js";
 import { tensor } from "../ops/creation.js";
-import { sigmoid, tanh } from "../ops/math.js";
+import { type GeluOptions, gelu, geluApproximation, sigmoid, tanh } from "../ops/math.js";
 import { softmax } from "../ops/reduce.js";
 import { where } from "../ops/selection.js";
 import { checkFloat, checkTensor } from "../ops/util.js";
@@ -59,6 +59,31 @@ export class SiLU extends Module {
   forward(x: Tensor): Tensor {
     checkFloat("SiLU", "x", x);
     return mul(x, sigmoid(x));
+  }
+}
+
+/**
+ * The Gaussian error linear unit (PyTorch's `nn.GELU`): `x · Φ(x)` through `erf`, or with
+ * `{ approximate: "tanh" }` PyTorch's tanh approximation (see {@link gelu}).
+ *
+ * @example
+ * new GELU().forward(tensor([0, 1]));                        // [0, 0.8413]
+ * new GELU({ approximate: "tanh" }).forward(tensor([0, 1])); // [0, 0.8412]
+ */
+export class GELU extends Module {
+  /** `"none"` (exact, the default) or `"tanh"`. */
+  readonly approximate: "none" | "tanh";
+
+  /** The exact GELU, or its tanh approximation with `{ approximate: "tanh" }`. */
+  constructor(options: GeluOptions = {}) {
+    super();
+    // Checked here, not at the first forward: a typo fails where the model is built.
+    this.approximate = geluApproximation("GELU", options);
+  }
+
+  forward(x: Tensor): Tensor {
+    checkFloat("GELU", "x", x);
+    return gelu(x, { approximate: this.approximate });
   }
 }
 

@@ -3,6 +3,7 @@
 export {
   Dropout,
   type DropoutOptions,
+  GELU,
   Identity,
   LeakyReLU,
   Sigmoid,

@@ -4,11 +4,11 @@ import { isFloat } from "../dtype.js";
 import { record } from "../engine.js";
 import { elementwise } from "../kernels/elementwise.js";
 import type { Tensor } from "../tensor.js";
-import { gradDiv, gradMul, mul, neg, sub } from "./arithmetic.js";
+import { add, gradDiv, gradMul, mul, neg, square, sub } from "./arithmetic.js";
 import { greater, greaterEqual, lessEqual, logicalAnd } from "./compare.js";
 import { zerosLike } from "./creation.js";
 import { where } from "./selection.js";
-import { checkFloat, checkNumeric, scalarTensor } from "./util.js";
+import { checkFloat, checkNumeric, checkOptions, scalarTensor } from "./util.js";
 
 /** @internal A float-only unary op computed by `expr` in terms of `a`. */
 function floatUnary(op: string, expr: string, x: Tensor): Tensor {
@@ -83,6 +83,137 @@ export function softplus(x: Tensor): Tensor {
 export function tanh(x: Tensor): Tensor {
   const out = floatUnary("tanh", "Math.tanh(a)", x);
   return record("tanh", out, [x], [(g) => mul(g, sub(1, mul(out, out)))], [[out]]);
+}
+
+/** `p[0] + p[1]·v + p[2]·v² + …` as source text, by Horner's rule (`v` is a source expression). */
+function polynomial(p: readonly number[], v: string): string {
+  return p.reduceRight(
+    (inner, c, k) => (k === p.length - 1 ? `${c}` : `(${inner}) * ${v} + ${c}`),
+    "",
+  );
+}
+
+/** `polynomial(p, v) / polynomial(q, v)` as source text. */
+function rational(p: readonly number[], q: readonly number[], v: string): string {
+  return `(${polynomial(p, v)}) / (${polynomial(q, v)})`;
+}
+
+// W. J. Cody's rational Chebyshev approximations of the error function (Math. Comp. 23, 1969; the
+// coefficients of his SPECFUN routine CALERF), lowest degree first, his 18 digits rounded to the
+// nearest float64. The approximations' own errors are below 1e-18, so what is left is rounding.
+/**
+ * erf(x) = x · P(x²) / Q(x²) for |x| ≤ 0.46875, evaluated as x + x · (P − Q)(x²) / Q(x²): P/Q is
+ * about 1.13, so its rounding error reaches erf only through the small second term. `pMinusQ` is
+ * Cody's P minus his Q, subtracted exactly in decimal before rounding.
+ */
+const erfNear0 = {
+  pMinusQ: [
+    365.14075569929884, -905.1312883920702, -130.16048378339403, -20.440167208473554,
+    -0.8142222938153968,
+  ],
+  q: [2844.236833439171, 1282.6165260773723, 244.02463793444417, 23.601290952344122, 1],
+};
+/** erfc(y) = e^(−y²) · P(y) / Q(y) for 0.46875 < y ≤ 4. */
+const erfcMiddle = {
+  p: [
+    1230.3393547979972, 2051.0783778260716, 1712.0476126340707, 881.952221241769, 298.6351381974001,
+    66.11919063714163, 8.883149794388377, 0.5641884969886701, 2.1531153547440383e-8,
+  ],
+  q: [
+    1230.3393548037495, 3439.3676741437216, 4362.619090143247, 3290.7992357334597,
+    1621.3895745666903, 537.1811018620099, 117.6939508913125, 15.744926110709835, 1,
+  ],
+};
+/** erfc(y) = e^(−y²) / y · (1/√π − z · P(z) / Q(z)) with z = 1/y², for y > 4. */
+const erfcTail = {
+  p: [
+    0.0006587491615298378, 0.016083785148742275, 0.12578172611122926, 0.36034489994980445,
+    0.30532663496123236, 0.016315387137302097,
+  ],
+  q: [
+    0.0023352049762686918, 0.06051834131244132, 0.5279051029514285, 1.8729528499234604,
+    2.568520192289822, 1,
+  ],
+};
+
+/**
+ * erf as one elementwise expression in `a`. Past 0.46875 it is 1 − erfc(|x|), with the sign of x;
+ * `e^(−x²)` is taken directly, without Cody's split of x² into an exact part: that split keeps
+ * erfc's *relative* error small where erfc is tiny, but an error there is far below erf's last bit.
+ * At ±∞ the tail gives erfc = 0; NaN falls through every comparison and stays NaN.
+ */
+const erfExpression = (() => {
+  const y = "Math.abs(a)";
+  const z = `(1 / (${y} * ${y}))`;
+  const near0 = `a + a * (${rational(erfNear0.pMinusQ, erfNear0.q, "(a * a)")})`;
+  const middle = `Math.exp(-(a * a)) * (${rational(erfcMiddle.p, erfcMiddle.q, y)})`;
+  const tail = `Math.exp(-(a * a)) / ${y} * (${1 / Math.sqrt(Math.PI)} - ${z} * (${rational(erfcTail.p, erfcTail.q, z)}))`;
+  const erfc = `(${y} <= 4 ? ${middle} : ${tail})`;
+  return `${y} <= 0.46875 ? ${near0} : (a < 0 ? -1 : 1) * (1 - ${erfc})`;
+})();
+
+/**
+ * The error function `erf(x) = 2/√π ∫₀ˣ e^(−t²) dt`, odd, from −1 to 1 (as `torch.erf`), from
+ * W. J. Cody's rational approximations: in float64 within 2 ulps of the exact value (within 1 for
+ * |x| ≤ 0.46875); float32 inputs are computed so and rounded once. Its gradient is
+ * `2/√π · e^(−x²)`.
+ *
+ * @example
+ * erf(tensor([0, 0.5, -1, Infinity])); // [0, 0.5205, -0.8427, 1]
+ */
+export function erf(x: Tensor): Tensor {
+  const out = floatUnary("erf", erfExpression, x);
+  return record(
+    "erf",
+    out,
+    [x],
+    [(g) => gradMul(g, mul(exp(neg(square(x))), 2 / Math.sqrt(Math.PI)))],
+    [[x]],
+  );
+}
+
+/** Options of `gelu` and `nn.GELU`. */
+export interface GeluOptions {
+  /**
+   * `"none"` (the default): the exact `x · Φ(x)`, with Φ the standard normal distribution function;
+   * `"tanh"`: the approximation `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))`, as PyTorch names it.
+   */
+  approximate?: "none" | "tanh";
+}
+
+/**
+ * The Gaussian error linear unit (PyTorch's `nn.functional.gelu`): `x · Φ(x) = x/2 · (1 + erf(x/√2))`,
+ * or its tanh approximation with `{ approximate: "tanh" }`. Gradients of every order come from the
+ * ops it is made of.
+ *
+ * @example
+ * gelu(tensor([-1, 0, 1]));                          // [-0.1587, 0, 0.8413]
+ * gelu(tensor([-1, 0, 1]), { approximate: "tanh" }); // [-0.1588, 0, 0.8412]
+ */
+export function gelu(x: Tensor, options?: GeluOptions): Tensor {
+  checkFloat("gelu", "x", x);
+  const half = mul(x, 0.5);
+  if (geluApproximation("gelu", options) === "none") {
+    return mul(half, add(erf(mul(x, Math.SQRT1_2)), 1));
+  }
+  const inner = mul(add(x, mul(mul(square(x), x), 0.044715)), Math.sqrt(2 / Math.PI));
+  return mul(half, add(tanh(inner), 1));
+}
+
+/**
+ * @internal The approximation that GELU `options` ask for, checked for `op` (`gelu` or `GELU`).
+ *
+ * @example
+ * geluApproximation("GELU", { approximate: "tanh" }); // "tanh"
+ */
+export function geluApproximation(op: string, options: GeluOptions | undefined): "none" | "tanh" {
+  const { approximate = "none" } = checkOptions(op, options, { approximate: "string" });
+  if (approximate !== "none" && approximate !== "tanh") {
+    throw new Error(
+      `${op}: approximate must be "none" or "tanh", got ${JSON.stringify(approximate)}`,
+    );
+  }
+  return approximate;
 }
 
 /** `max(x, 0)`; the subgradient at 0 is 0 (PyTorch and TensorFlow agree). @example relu(tensor([-1, 2])) // [0, 2] */

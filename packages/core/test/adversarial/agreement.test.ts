@@ -20,6 +20,8 @@ const unary: Record<string, Unary> = {
   logSigmoid: F.logSigmoid,
   softplus: F.softplus,
   tanh: F.tanh,
+  erf: F.erf,
+  gelu: F.gelu,
   relu: F.relu,
   clip: (x) => F.clip(x, 1e-7, 1 - 1e-7),
   pow2: (x) => F.pow(x, 2),

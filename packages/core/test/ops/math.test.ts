@@ -7,8 +7,10 @@ import {
   add,
   ceil,
   clip,
+  erf,
   exp,
   floor,
+  gelu,
   log,
   log1p,
   logSigmoid,
@@ -62,6 +64,9 @@ const unary: [string, (x: Tensor) => Tensor, TensorConstraints, "op" | "squared"
   ["logSigmoid", logSigmoid, { min: -5, max: 5 }, "op"],
   ["softplus", softplus, { min: -5, max: 5 }, "op"],
   ["tanh", tanh, { min: -3, max: 3 }, "op"],
+  ["erf", erf, { min: -3, max: 3 }, "op"],
+  ["gelu", gelu, { min: -3, max: 3 }, "op"],
+  ["gelu tanh", (x) => gelu(x, { approximate: "tanh" }), { min: -3, max: 3 }, "op"],
   ["relu", relu, { avoid: [0] }, "squared"],
 ];
 
@@ -175,7 +180,7 @@ describe("values and stability", () => {
 
   it("keeps float32 inputs float32, gradients included", () => {
     const x = tensor([0.5, 2], { dtype: "float32", requiresGrad: true });
-    for (const op of [exp, log, log1p, sqrt, abs, sigmoid, logSigmoid, softplus, tanh, relu]) {
+    for (const op of [exp, log, log1p, sqrt, abs, sigmoid, logSigmoid, softplus, tanh, relu, erf]) {
       expect(op(x).dtype).toBe("float32");
     }
     sum(sqrt(x)).backward();
@@ -205,6 +210,8 @@ describe("errors", () => {
       ["logSigmoid", logSigmoid],
       ["softplus", softplus],
       ["tanh", tanh],
+      ["erf", erf],
+      ["gelu", gelu],
     ] as const) {
       expect(() => op(flags)).toThrow(
         `${name}: x must be float32 or float64, got bool; convert it first with cast(x, "float32")`,
@@ -285,5 +292,173 @@ describe("floor, ceil and round", () => {
   it("reject bool input", () => {
     expect(() => round(tensor([true]))).toThrow("round: x must be a numeric tensor, got bool");
     expect(() => floor([1] as unknown as Tensor)).toThrow("floor: x must be a Tensor");
+  });
+});
+
+/** How many float64 values lie between a and b (0 when equal): the error in units in the last place. */
+function ulps(a: number, b: number): number {
+  const bits = (v: number) => {
+    const n = new BigInt64Array(new Float64Array([v]).buffer)[0];
+    return n < 0n ? -(n & 0x7fffffffffffffffn) : n; // a monotone integer scale through ±0
+  };
+  return Math.abs(Number(bits(a) - bits(b)));
+}
+
+/**
+ * erf from its series with positive terms, erf(x) = 2/√π · e^(−x²) · Σ 2ⁿ x^(2n+1) / (1·3·…·(2n+1)):
+ * no cancellation, so a few ulps in float64 for |x| ≤ 2; an independent reference for the property.
+ */
+function erfSeries(x: number): number {
+  let term = x;
+  let total = x;
+  for (let n = 1; Math.abs(term) > 1e-17 * Math.abs(total); n++) {
+    term *= (2 * x * x) / (2 * n + 1);
+    total += term;
+  }
+  return (2 / Math.sqrt(Math.PI)) * Math.exp(-x * x) * total;
+}
+
+describe("erf", () => {
+  it("matches tabulated values to within an ulp", () => {
+    // erf to 25 digits from mpmath at 40 digits (not from this code); their first ten decimals
+    // are those of Abramowitz and Stegun's table 7.1 (0.5204998778, 0.8427007929, 0.9661051465,
+    // 0.9953222650). The points include both ends of Cody's three ranges (0.46875 and 4).
+    const table: [number, string][] = [
+      [1e-10, "1.12837916709551261500173e-10"],
+      [0.1, "0.1124629160182848984047123"],
+      [0.25, "0.2763263901682369329850683"],
+      [0.46875, "0.4926134732179379915881761"],
+      [0.5, "0.5204998778130465376827467"],
+      [0.75, "0.7111556336535151315989378"],
+      [1, "0.8427007929497148693412206"],
+      [1.5, "0.9661051464753107270669763"],
+      [2, "0.9953222650189527341620693"],
+      [2.5, "0.9995930479825550410604358"],
+      [3, "0.9999779095030014145586272"],
+      [3.5, "0.9999992569016276585872545"],
+      [4, "0.9999999845827420997199811"],
+      [4.5, "0.9999999998033839558457113"],
+      [5, "0.999999999998462540205572"],
+      [5.5, "0.999999999999992642152082"],
+      // 1 − 7.2e-17: nearer to 1 − 2⁻⁵³ than to 1. erf(6) = 1 − 2.2e-17 rounds to 1.
+      [5.9, "0.9999999999999999280959022"],
+      [6, "0.9999999999999999784802633"],
+      [-0.3, "-0.328626759459127416189618"],
+      [-2.2, "-0.9981371537020181101414414"],
+    ];
+    const got = erf(f64(table.map(([x]) => x))).toArray() as number[];
+    table.forEach(([x, want], i) => {
+      expect(ulps(got[i], Number(want)), `erf(${x}) = ${got[i]}, want ${want}`).toBeLessThanOrEqual(
+        1,
+      );
+    });
+    // Past 5.5 erf is 1 − erfc with erfc below an ulp of 1: one subtraction, correctly rounded.
+    expect(got[table.findIndex(([x]) => x === 6)]).toBe(1);
+    expect(got[table.findIndex(([x]) => x === 5.9)]).toBe(1 - 2 ** -53);
+  });
+
+  it("agrees with an independent series, is odd and stays within [−1, 1] (property)", () => {
+    fc.assert(
+      fc.property(fc.double({ min: -2, max: 2, noNaN: true }), (x) => {
+        const [value, mirrored] = erf(f64([x, -x])).toArray() as number[];
+        expect(Object.is(mirrored, -value)).toBe(true);
+        // Both sides within a few ulps (2.2e-16 relative each).
+        expect(Math.abs(value - erfSeries(x))).toBeLessThanOrEqual(1e-15 * Math.abs(value));
+      }),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.double({ noNaN: true }), (x) => {
+        const value = erf(f64([x])).item();
+        expect(Math.abs(value)).toBeLessThanOrEqual(1);
+        expect(Math.sign(value)).toBe(Math.sign(x));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("keeps ±0, reaches ±1 at ±∞ and propagates NaN", () => {
+    const y = erf(f64([0, -0, Infinity, -Infinity, Number.NaN, 27, -1e300, 5e-324]));
+    // erf(x) ≈ 2x/√π near 0: the smallest subnormal times 1.128 rounds back to itself.
+    expect(values(y)).toEqual([0, -0, 1, -1, Number.NaN, 1, -1, 5e-324]);
+    expect(Object.is(y.data[1], -0)).toBe(true);
+  });
+
+  it("is continuous across the ends of its ranges", () => {
+    // The float64 neighbours of 0.46875 and 4 use different formulas on either side. At 0.46875
+    // the input step of 2⁻⁵² · 0.46875 moves erf by its slope 2/√π · e^(−0.2197) = 0.905 times that,
+    // 1.7 ulps of erf (ulp 2⁻⁵⁴ there), and each side may be off by up to 2 ulps: at most 5 apart.
+    // At 4 the slope is 1.3e-7: the three values may differ by rounding only (1 ulp each side).
+    const ends = [0.46875, 4].flatMap((x) => [x - 2 ** -52 * x, x, x + 2 ** -52 * x]);
+    const got = erf(f64(ends)).toArray() as number[];
+    for (const [k, most] of [
+      [0, 5],
+      [3, 2],
+    ]) {
+      expect(ulps(got[k], got[k + 1])).toBeLessThanOrEqual(most);
+      expect(ulps(got[k + 1], got[k + 2])).toBeLessThanOrEqual(most);
+    }
+  });
+
+  it("in float32 is the float64 value of the float32 input, rounded", () => {
+    const inputs = [0.3, 0.46875, 1.1, -2.7, 3.99, 4.2, 9];
+    const single = erf(tensor(inputs, { dtype: "float32" }));
+    expect(single.dtype).toBe("float32");
+    const double = erf(f64(inputs.map(Math.fround))).toArray() as number[];
+    expect(values(single)).toEqual(double.map(Math.fround));
+  });
+
+  it("has gradient 2/√π · e^(−x²), exactly 0 where e^(−x²) underflows", () => {
+    const x = f64([0, 1, -1, 30], true);
+    sum(erf(x)).backward();
+    // 2/√π = 1.1283791670955126; at ±1 it is multiplied by e⁻¹: 0.4151074974205947; e^(−900) = 0.
+    const [at0, at1, atMinus1, at30] = values(x.grad);
+    expect(at0).toBe(2 / Math.sqrt(Math.PI));
+    expect(at1).toBeCloseTo(0.4151074974205947, 15);
+    expect(atMinus1).toBe(at1);
+    expect(at30).toBe(0);
+  });
+});
+
+describe("gelu", () => {
+  it("is x · Φ(x), or its tanh approximation", () => {
+    // x · Φ(x) with the standard normal Φ(1) = 0.8413447460685429, Φ(−1) = 1 − Φ(1), Φ(0.5) =
+    // 0.6914624612740131: gelu(1) = 0.8413447460685429, gelu(−1) = −0.15865525393145705,
+    // gelu(0.5) = 0.34573123063700656.
+    const exact = gelu(f64([1, -1, 0.5, 0])).toArray() as number[];
+    [0.8413447460685429, -0.15865525393145705, 0.34573123063700656, 0].forEach((want, i) => {
+      expect(exact[i]).toBeCloseTo(want, 15);
+    });
+    // tanh form at 1: √(2/π) · 1.044715 = 0.83356196893916…, whose tanh is 0.68238398121655…, so
+    // (1 + 0.68238398) / 2 = 0.8411919906082767; at −1 it is −(1 − 0.8411919906) = −0.1588080093917233.
+    const approx = gelu(f64([1, -1, 0]), { approximate: "tanh" }).toArray() as number[];
+    [0.8411919906082767, -0.1588080093917233, 0].forEach((want, i) => {
+      expect(approx[i]).toBeCloseTo(want, 15);
+    });
+  });
+
+  it("has derivative Φ(x) + x · φ(x): 1/2 at 0 in both forms", () => {
+    // Φ(1) + φ(1) = 0.8413447460685429 + 0.24197072451914334 = 1.0833154705876864.
+    for (const approximate of ["none", "tanh"] as const) {
+      const x = f64([0, 1], true);
+      sum(gelu(x, { approximate })).backward();
+      const [at0, at1] = values(x.grad);
+      expect(at0).toBe(0.5);
+      // The tanh form's slope, (1 + tanh u)/2 + x/2 · (1 − tanh² u) · u' with u = k(x + 0.044715x³),
+      // k = √(2/π): at 1, 0.84119199 + 0.5 · 0.53435210 · (0.79788456 · 1.134145) = 1.08296408.
+      expect(at1).toBeCloseTo(approximate === "none" ? 1.0833154705876864 : 1.0829640838457826, 14);
+    }
+  });
+
+  it("keeps the dtype and rejects a bad approximation", () => {
+    expect(gelu(tensor([1], { dtype: "float32" })).dtype).toBe("float32");
+    const x = tensor([1]);
+    expect(() => gelu(x, { approximate: "erf" as "none" })).toThrow(
+      'gelu: approximate must be "none" or "tanh", got "erf"',
+    );
+    expect(() => gelu(x, { approx: "tanh" } as never)).toThrow(
+      'gelu: unknown option "approx" (expected approximate)',
+    );
+    expect(() => gelu(x, "tanh" as never)).toThrow("gelu: options must be an object");
   });
 });
