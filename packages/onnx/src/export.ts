@@ -127,6 +127,7 @@ const ELEMENTWISE: Record<string, string> = {
   relu: "Relu",
   sigmoid: "Sigmoid",
   tanh: "Tanh",
+  erf: "Erf",
   softplus: "Softplus",
   floor: "Floor",
   ceil: "Ceil",

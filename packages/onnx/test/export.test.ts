@@ -13,6 +13,7 @@ import {
   div,
   exp,
   gather,
+  gelu,
   greater,
   interpolate,
   logSigmoid,
@@ -99,6 +100,7 @@ describe("single ops agree with ONNX Runtime within 1e-5", () => {
     ["exp, sqrt, square, div", (x) => div(sqrt(add(square(x), 1)), add(exp(x), 2))],
     ["logSigmoid, softplus", (x) => sub(logSigmoid(x), softplus(x))],
     ["clip", (x) => clip(x, -0.25, 0.5)],
+    ["gelu, exact (erf) and tanh", (x) => add(gelu(x), gelu(x, { approximate: "tanh" }))],
     [
       "sum and mean with and without keepdims",
       (x) => add(sum(x, { axis: [1, 3], keepdims: true }), mean(x, { axis: 2, keepdims: true })),
