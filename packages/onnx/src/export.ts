@@ -109,6 +109,15 @@ function attribute<T>(c: Context, key: string): T {
   return value as T;
 }
 
+/** A window op's kernel, strides and pads ([top, left, bottom, right], ONNX's order too). */
+function windowOf(c: Context): Attribute[] {
+  return [
+    ints("kernel_shape", attribute(c, "kernelSize")),
+    ints("strides", attribute(c, "stride")),
+    ints("pads", attribute(c, "padding")),
+  ];
+}
+
 /** Ops that map to one ONNX op on inputs of the output's dtype (NumPy broadcasting, as ONNX's). */
 const ELEMENTWISE: Record<string, string> = {
   add: "Add",
@@ -163,36 +172,17 @@ const CONVERTERS: Record<string, (c: Context) => void> = {
     const inputs = [c.input(0), c.input(1)];
     if (c.inputs.length > 2) inputs.push(c.input(2));
     c.node("Conv", inputs, [
-      ints("kernel_shape", attribute(c, "kernelSize")),
-      ints("strides", attribute(c, "stride")),
-      ints("pads", attribute(c, "padding")),
+      ...windowOf(c),
       ints("dilations", attribute(c, "dilation")),
       int("group", attribute(c, "groups")),
     ]);
   },
   maxPool2d: (c) => {
-    c.node(
-      "MaxPool",
-      [c.input(0)],
-      [
-        ints("kernel_shape", attribute(c, "kernelSize")),
-        ints("strides", attribute(c, "stride")),
-        ints("pads", attribute(c, "padding")),
-      ],
-    );
+    c.node("MaxPool", [c.input(0)], windowOf(c));
   },
   avgPool2d: (c) => {
     // Zero padding counts towards the mean, as focalgrad's (and PyTorch's default) does.
-    c.node(
-      "AveragePool",
-      [c.input(0)],
-      [
-        ints("kernel_shape", attribute(c, "kernelSize")),
-        ints("strides", attribute(c, "stride")),
-        ints("pads", attribute(c, "padding")),
-        int("count_include_pad", 1),
-      ],
-    );
+    c.node("AveragePool", [c.input(0)], [...windowOf(c), int("count_include_pad", 1)]);
   },
   matmul: (c) => {
     const operand = (i: number, transposed: boolean) => {

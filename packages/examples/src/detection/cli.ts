@@ -103,6 +103,21 @@ Commands:
 /** A user error: printed as one line, without a stack. */
 class UsageError extends Error {}
 
+/** The --run directory, which every command but train needs. */
+function runOption(command: string, run: string | undefined): string {
+  if (run === undefined) {
+    throw new UsageError(`${command}: --run DIR is required (a run directory written by train)`);
+  }
+  return run;
+}
+
+/** What a bad run directory or file makes `promise` reject with, as a one-line user error. */
+function asUsageError<T>(promise: Promise<T>): Promise<T> {
+  return promise.catch((e: Error) => {
+    throw new UsageError(e.message);
+  });
+}
+
 function numberOption(
   values: Record<string, unknown>,
   name: string,
@@ -265,11 +280,8 @@ async function runPredict(args: string[]): Promise<void> {
     console.log(predictUsage);
     return;
   }
-  if (values.run === undefined)
-    throw new UsageError("predict: --run DIR is required (a run directory written by train)");
-  const detector = await loadDetector(values.run).catch((e: Error) => {
-    throw new UsageError(e.message);
-  });
+  const run = runOption("predict", values.run);
+  const detector = await asUsageError(loadDetector(run));
   const size = detector.config.imageSize;
   const names = detector.config.classNames;
   let images: Tensor;
@@ -289,7 +301,7 @@ async function runPredict(args: string[]): Promise<void> {
     images = tensor(pixels, { shape: [loaded.length, 3, size, size], dtype: "float32" });
     sources = values.image;
   } else {
-    const { training } = JSON.parse(await readFile(`${values.run}/config.json`, "utf8"));
+    const { training } = JSON.parse(await readFile(`${run}/config.json`, "utf8"));
     if (training.dataset === "custom") {
       throw new UsageError(
         "predict: this run was trained on your own data; give the images with --image FILE.png",
@@ -308,7 +320,7 @@ async function runPredict(args: string[]): Promise<void> {
   const metrics =
     truths === null ? null : meanAveragePrecision(detections, truths, { numClasses: names.length });
   await writeJson(values.out, {
-    run: values.run,
+    run,
     metrics,
     images: detections.map((d, i) => ({
       source: sources[i],
@@ -353,17 +365,13 @@ async function runExport(args: string[]): Promise<void> {
     console.log(exportUsage);
     return;
   }
-  if (values.run === undefined)
-    throw new UsageError("export: --run DIR is required (a run directory written by train)");
+  const run = runOption("export", values.run);
   const opset = numberOption(values, "opset", true, 13);
   if (opset !== undefined && opset > 21)
     throw new UsageError(`--opset: expected an integer from 13 to 21, got "${values.opset}"`);
-  const summary = await exportDetectorOnnx(values.run, values.out, {
-    batch: numberOption(values, "batch", true, 1),
-    opset,
-  }).catch((e: Error) => {
-    throw new UsageError(e.message);
-  });
+  const summary = await asUsageError(
+    exportDetectorOnnx(run, values.out, { batch: numberOption(values, "batch", true, 1), opset }),
+  );
   const shape = (v: (typeof summary.inputs)[number]) =>
     `${v.name} [${v.type.tensor_type.shape.dim.map((d) => d.dim_value).join(", ")}]`;
   const counts = Object.entries(summary.nodes)
@@ -374,7 +382,7 @@ async function runExport(args: string[]): Promise<void> {
   );
   console.log(`nodes: ${counts}; ${summary.initializers} initialisers, ${summary.weights} values`);
   if (values.check) {
-    const { images, worst } = await checkOnnx(values.run, values.out);
+    const { images, worst } = await checkOnnx(run, values.out);
     console.log(
       `ONNX Runtime against focalgrad on ${images} held-out images: max |difference| ${Object.entries(
         worst,
@@ -401,16 +409,12 @@ async function runBatches(args: string[]): Promise<void> {
     console.log(batchesUsage);
     return;
   }
-  if (values.run === undefined)
-    throw new UsageError("batches: --run DIR is required (a run directory written by train)");
+  const run = runOption("batches", values.run);
   const steps = numberOption(values, "steps", true, 1);
   if (steps === undefined) throw new UsageError("batches: --steps N is required");
-  const written = await exportBatches(values.run, values.out, {
-    steps,
-    from: numberOption(values, "from", true, 0),
-  }).catch((e: Error) => {
-    throw new UsageError(e.message);
-  });
+  const written = await asUsageError(
+    exportBatches(run, values.out, { steps, from: numberOption(values, "from", true, 0) }),
+  );
   console.log(
     `wrote ${written.steps} batches of ${written.batchSize} (steps ${written.from} to ${written.from + written.steps - 1}) to ${written.path}`,
   );
