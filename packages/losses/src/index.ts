@@ -38,6 +38,7 @@ export {
   type QualityFocalOptions,
   qualityFocalLoss,
 } from "./generalizedFocal.js";
+export { type OhemOptions, ohem } from "./ohem.js";
 export { type Poly1FocalOptions, poly1FocalLoss } from "./poly1FocalLoss.js";
 export { type RetinanetFocalOptions, retinanetFocal } from "./retinanetFocal.js";
 export { type SigmoidFocalOptions, sigmoidFocalLoss } from "./sigmoidFocalLoss.js";

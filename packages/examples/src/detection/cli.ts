@@ -39,6 +39,8 @@ Options:
   --clip X               gradient norm clip (default 10)
   --loss NAME            ${LOSSES.join(", ")} (default focal)
   --alpha X, --gamma X   focal loss parameters (default 0.25 and 2)
+  --ohem-examples N      ohem: anchors kept per image after NMS, the hardest (default 128)
+  --ohem-ratio R         ohem: R negatives per positive (3 is the 1:3 variant; default: none)
   --levels A-B           pyramid levels, from 3 up to 7 (default 3-5)
   --fpn-channels N       channels of the pyramid (default 32)
   --head-depth N         conv layers of each subnet before its output (default 2)
@@ -101,7 +103,7 @@ Commands:
   batches    write a run's next training batches for PyTorch (pnpm detect -- batches --help)`;
 
 /** A user error: printed as one line, without a stack. */
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 /** The --run directory, which every command but train needs. */
 function runOption(command: string, run: string | undefined): string {
@@ -118,7 +120,14 @@ function asUsageError<T>(promise: Promise<T>): Promise<T> {
   });
 }
 
-function numberOption(
+/**
+ * The number given for `--name`, checked: an integer if `integer`, at least `min`; undefined if
+ * the flag is absent, a `UsageError` naming the flag otherwise.
+ *
+ * @example
+ * numberOption({ steps: "700" }, "steps", true, 1); // 700
+ */
+export function numberOption(
   values: Record<string, unknown>,
   name: string,
   integer: boolean,
@@ -191,6 +200,8 @@ export function parseTrainArguments(args: string[]): TrainConfig | null {
       loss: { type: "string" },
       alpha: { type: "string" },
       gamma: { type: "string" },
+      "ohem-examples": { type: "string" },
+      "ohem-ratio": { type: "string" },
       levels: { type: "string" },
       "fpn-channels": { type: "string" },
       "head-depth": { type: "string" },
@@ -236,6 +247,8 @@ export function parseTrainArguments(args: string[]): TrainConfig | null {
     loss: choice(values, "loss", LOSSES),
     alpha,
     gamma: numberOption(values, "gamma", false, 0),
+    ohemExamples: numberOption(values, "ohem-examples", true, 1),
+    ohemRatio: numberOption(values, "ohem-ratio", false, Number.MIN_VALUE),
     model: Object.fromEntries(Object.entries(model).filter(([, v]) => v !== undefined)),
     resume: values.resume,
     quiet: values.quiet,

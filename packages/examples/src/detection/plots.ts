@@ -25,7 +25,8 @@ function tickLabel(v: number): string {
 
 /**
  * A line chart of `curves` on a canvas of `width` × `height`, with axes, 5 ticks per axis,
- * a title and a legend; the y range is [0, the largest value].
+ * a title and a legend; the y range is [`yMin` (default 0), `yMax` (default the largest value)],
+ * and values outside it are drawn at its edge.
  *
  * @example
  * const canvas = lineChart("loss", [{ name: "loss", colour: [200, 0, 0], points: [[0, 1], [10, 0.5]] }]);
@@ -34,9 +35,9 @@ function tickLabel(v: number): string {
 export function lineChart(
   title: string,
   curves: readonly Curve[],
-  options: { width?: number; height?: number; yMax?: number; xLabel?: string } = {},
+  options: { width?: number; height?: number; yMin?: number; yMax?: number; xLabel?: string } = {},
 ): Canvas {
-  const { width = 480, height = 240, xLabel = "step" } = options;
+  const { width = 480, height = 240, xLabel = "step", yMin = 0 } = options;
   const canvas = new Canvas(width, height);
   const left = 40;
   const right = width - 10;
@@ -46,11 +47,12 @@ export function lineChart(
   const xMin = Math.min(0, ...all.map(([x]) => x));
   const xMax = Math.max(xMin + 1, ...all.map(([x]) => x));
   const finite = all.map(([, y]) => y).filter(Number.isFinite);
-  const yMax = options.yMax ?? Math.max(1e-6, ...finite);
+  const yMax = options.yMax ?? Math.max(yMin + 1e-6, ...finite);
   const px = (x: number) => left + ((x - xMin) / (xMax - xMin)) * (right - left);
-  const py = (y: number) => bottom - (Math.min(Math.max(y, 0), yMax) / yMax) * (bottom - top);
+  const py = (y: number) =>
+    bottom - ((Math.min(Math.max(y, yMin), yMax) - yMin) / (yMax - yMin)) * (bottom - top);
   for (let i = 0; i <= 4; i++) {
-    const y = (yMax * i) / 4;
+    const y = yMin + ((yMax - yMin) * i) / 4;
     canvas.line(left, py(y), right, py(y), GRID);
     canvas.text(2, Math.round(py(y)) - 2, tickLabel(y), AXIS);
     const x = xMin + ((xMax - xMin) * i) / 4;
@@ -78,6 +80,41 @@ export function lineChart(
     });
   }
   return canvas;
+}
+
+/**
+ * The canvases laid out in rows of `columns` (default 1: one under the other), each at the top
+ * left of its cell, on a white background; cells are as wide as the widest canvas of their column
+ * and as high as the highest of their row.
+ *
+ * @example
+ * await arrange([lossChart, mapChart]).writePng("loss.png");
+ */
+export function arrange(canvases: readonly Canvas[], columns = 1): Canvas {
+  if (canvases.length === 0) throw new Error("arrange: expected at least one canvas");
+  const widths = Array.from({ length: columns }, (_, c) =>
+    Math.max(0, ...canvases.filter((_, i) => i % columns === c).map((k) => k.width)),
+  );
+  const rows = Math.ceil(canvases.length / columns);
+  const heights = Array.from({ length: rows }, (_, r) =>
+    Math.max(...canvases.slice(r * columns, (r + 1) * columns).map((k) => k.height)),
+  );
+  const out = new Canvas(
+    widths.reduce((a, w) => a + w, 0),
+    heights.reduce((a, h) => a + h, 0),
+  );
+  canvases.forEach((canvas, i) => {
+    const x0 = widths.slice(0, i % columns).reduce((a, w) => a + w, 0);
+    const y0 = heights.slice(0, Math.floor(i / columns)).reduce((a, h) => a + h, 0);
+    for (let y = 0; y < canvas.height; y++) {
+      const from = y * canvas.width * 4;
+      out.pixels.set(
+        canvas.pixels.subarray(from, from + canvas.width * 4),
+        ((y0 + y) * out.width + x0) * 4,
+      );
+    }
+  });
+  return out;
 }
 
 /** Ground-truth boxes in the detections picture. */

@@ -23,10 +23,10 @@ import {
   batchNormalizer,
   focal,
   focalFromLogits,
+  ohem,
   sigmoidFocalLoss,
   smoothL1,
 } from "@focalgrad/losses";
-import { Canvas } from "./canvas.js";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { integerAtLeast } from "./checks.js";
 import { type DetectionDataset, digitsDataset, shapesDataset } from "./datasets.js";
@@ -35,11 +35,11 @@ import { meanAveragePrecision } from "./evaluate.js";
 import { writeJson } from "./files.js";
 import { BatchLoader } from "./loader.js";
 import { RetinaNet, type RetinaNetConfig, resolveRetinaNetConfig } from "./model.js";
-import { detectionsGrid, lineChart } from "./plots.js";
+import { arrange, detectionsGrid, lineChart } from "./plots.js";
 import { type Progress, progressReporter } from "./progress.js";
 
 /** The classification losses `train` can use; all take the same keras-retinanet targets. */
-export const LOSSES = ["focal", "focalFromLogits", "sigmoidFocalLoss", "bce"] as const;
+export const LOSSES = ["focal", "focalFromLogits", "sigmoidFocalLoss", "bce", "ohem"] as const;
 export type LossName = (typeof LOSSES)[number];
 
 /** The toy datasets `train` knows. */
@@ -91,6 +91,10 @@ export interface TrainConfig {
   alpha?: number;
   /** Focal γ. Default 2. */
   gamma?: number;
+  /** loss "ohem": anchors kept per image, the hardest after NMS on the anchors. Default 128. */
+  ohemExamples?: number;
+  /** loss "ohem": negatives per positive in each image's minibatch (3: the 1:3 variant); null: the hardest of either kind. Default null. */
+  ohemRatio?: number | null;
   /** Evaluate every this many steps (0: only at the end). Default 250. */
   evalEvery?: number;
   /** Save a checkpoint every this many steps (0: only at the end and on Ctrl-C). Default 100. */
@@ -255,6 +259,11 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
     loss,
     alpha: checkNumber("alpha", config.alpha ?? 0.25, (v) => v >= 0 && v <= 1, "in [0, 1]"),
     gamma: checkNumber("gamma", config.gamma ?? 2, (v) => v >= 0, "a number >= 0"),
+    ohemExamples: integerAtLeast("train", "ohemExamples", config.ohemExamples ?? 128, 1),
+    ohemRatio:
+      config.ohemRatio == null
+        ? null
+        : checkNumber("ohemRatio", config.ohemRatio, (v) => v > 0, "a number > 0 or null"),
     evalEvery: integerAtLeast("train", "evalEvery", config.evalEvery ?? 250, 0),
     checkpointEvery: integerAtLeast("train", "checkpointEvery", config.checkpointEvery ?? 100, 0),
     model: { ...config.model },
@@ -267,6 +276,14 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
     lowQualityMatches: config.lowQualityMatches ?? true,
   };
   if (config.data !== undefined) checkCustomData(config.data, resolved.imageSize);
+  if (resolved.loss === "ohem") {
+    // ohem checks its own options (examples against the ratio); say that it is train's setting.
+    try {
+      ohem({ examplesPerImage: resolved.ohemExamples, negativesPerPositive: resolved.ohemRatio });
+    } catch (e) {
+      throw new Error(`train: ${(e as Error).message}`);
+    }
+  }
   if (resolved.batchSize > resolved.trainImages) {
     throw new Error(
       `train: batchSize (${resolved.batchSize}) must not exceed trainImages (${resolved.trainImages})`,
@@ -363,9 +380,10 @@ function optimizerOf(config: ResolvedTrainConfig, model: RetinaNet): optim.Optim
   return new Kind(params, { lr: config.lr, weightDecay: config.weightDecay });
 }
 
-/** The classification loss of the chosen name, on the model's outputs. */
+/** The classification loss of the chosen name, on the model's outputs (OHEM also needs the anchor boxes). */
 function classificationLossOf(
   config: ResolvedTrainConfig,
+  anchors: Tensor,
 ): (labels: Tensor, out: { logits: Tensor; classification: Tensor }) => Tensor {
   const { alpha, gamma } = config;
   switch (config.loss) {
@@ -382,6 +400,13 @@ function classificationLossOf(
       // (γ = 0) and with both classes weighted ½, doubled.
       const loss = focalFromLogits({ alpha: 0.5, gamma: 0 });
       return (labels, out) => mul(loss(labels, out.logits), 2);
+    }
+    case "ohem": {
+      const loss = ohem({
+        examplesPerImage: config.ohemExamples,
+        negativesPerPositive: config.ohemRatio,
+      });
+      return (labels, out) => loss(labels, out.logits, anchors);
     }
     case "sigmoidFocalLoss": {
       // torchvision's elementwise loss, summed over the anchors that are not ignored and divided by
@@ -460,7 +485,7 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
     seed: resolved.seed,
     horizontalFlip: resolved.horizontalFlip,
   });
-  const classificationLoss = classificationLossOf(resolved);
+  const classificationLoss = classificationLossOf(resolved, detector.anchorSet.anchors);
   const boxLoss = smoothL1({ sigma: 3 });
   const savedConfig = { training: resolved, detector: detectorConfig };
 
@@ -626,10 +651,7 @@ async function writePlots(
     ],
     { yMax: 1, height: 160 },
   );
-  const both = new Canvas(losses.width, losses.height + map.height);
-  both.pixels.set(losses.pixels, 0);
-  both.pixels.set(map.pixels, losses.pixels.length);
-  await both.writePng(join(runDir, "loss.png"));
+  await arrange([losses, map]).writePng(join(runDir, "loss.png"));
   const count = Math.min(8, test.images.shape[0]);
   const [, c, h, w] = test.images.shape;
   const images = slice(test.images, [0, 0, 0, 0], [count, c, h, w]);

@@ -21,6 +21,9 @@ describe("detect train options", () => {
       model: { levels: [3, 4, 5, 6], headDepth: 1 },
       quiet: true,
     });
+    expect(
+      parseTrainArguments(["--loss", "ohem", "--ohem-examples", "64", "--ohem-ratio", "3"]),
+    ).toEqual({ loss: "ohem", ohemExamples: 64, ohemRatio: 3, model: {} });
     expect(parseTrainArguments(["--help"])).toBeNull();
     expect(parseTrainArguments(["-h"])).toBeNull();
   });
@@ -38,6 +41,12 @@ describe("detect train options", () => {
       /^--dataset: expected one of shapes, digits/,
     );
     expect(() => parseTrainArguments(["--steps", "1.5"])).toThrow(/^--steps: expected an integer/);
+    expect(() => parseTrainArguments(["--ohem-ratio", "0"])).toThrow(
+      /^--ohem-ratio: expected a number >= /,
+    );
+    expect(() => parseTrainArguments(["--ohem-examples", "0"])).toThrow(
+      /^--ohem-examples: expected an integer >= 1, got "0"$/,
+    );
     expect(() => parseTrainArguments(["--frob"])).toThrow(/Unknown option '--frob'/);
   });
 });
