@@ -1,6 +1,16 @@
 /** Training targets in keras-retinanet's layout: each anchor matched to a ground-truth box by IoU. */
 
-import { boxIou, cast, gather, isFloat, noGrad, type Tensor, tensor } from "@focalgrad/core";
+import {
+  boxIou,
+  cast,
+  concat,
+  gather,
+  isFloat,
+  noGrad,
+  type Tensor,
+  tensor,
+  tile,
+} from "@focalgrad/core";
 import { type BoxCoder, cornerBoxCoder } from "./boxCoder.js";
 import { checkBoxValues, checkLossOptions, checkTensorArg, describeTensor } from "./common.js";
 
@@ -239,50 +249,75 @@ function buildTargets(
   const labels = allocate(batch * n * labelColumns);
   const regression = allocate(batch * n * 5);
 
-  for (let image = 0; image < batch; image++) {
-    const labelBase = image * n * labelColumns;
-    const regressionBase = image * n * 5;
-    const count = counts[image];
-    if (count > 0) {
-      const { boxes, labels: classes } = annotations[image];
-      const classOf = classes.read();
-      const boxes64 = boxes.dtype === "float64" ? boxes : cast(boxes, "float64");
-      const iou = boxIou(anchors64, boxes64).read(); // [N, K]
-      const best = new Int32Array(n);
-      const state = new Int8Array(n);
-      for (let a = 0; a < n; a++) {
-        let k = 0;
-        for (let j = 1; j < count; j++) if (iou[a * count + j] > iou[a * count + k]) k = j;
-        best[a] = k;
-        const overlap = iou[a * count + k];
-        state[a] = overlap >= positiveOverlap ? 1 : overlap > negativeOverlap ? -1 : 0;
-      }
-      if (lowQualityMatches) {
-        for (let j = 0; j < count; j++) {
-          let highest = 0;
-          for (let a = 0; a < n; a++) highest = Math.max(highest, iou[a * count + j]);
-          if (highest === 0) continue;
-          for (let a = 0; a < n; a++) if (iou[a * count + j] === highest) state[a] = 1;
-        }
-      }
-      const encoded = coder.encode(anchors64, gather(boxes64, tensor(best, { dtype: "int32" }), 0));
-      if (encoded.rank !== 2 || encoded.shape[0] !== n || encoded.shape[1] !== 4) {
-        throw new Error(
-          `${op}: boxCoder.encode must return [N, 4] = [${n}, 4] for anchors [${n}, 4], got ${describeTensor(encoded)}`,
+  // One IoU matrix against every image's boxes side by side, and one encode of every image's
+  // matches: a handful of core ops per batch, not per image.
+  const offsets = counts.map((_, i) => counts.slice(0, i).reduce((a, c) => a + c, 0));
+  const total = counts.reduce((a, c) => a + c, 0);
+  const withBoxes = annotations.flatMap((a, i) => (counts[i] > 0 ? [a] : []));
+  const allBoxes64 =
+    total === 0
+      ? null
+      : concat(
+          withBoxes.map((a) => cast(a.boxes, "float64")),
+          0,
         );
-      }
-      const targets = encoded.read();
-      for (let a = 0; a < n; a++) {
-        const row = regressionBase + a * 5;
-        for (let c = 0; c < 4; c++) regression[row + c] = targets[a * 4 + c];
-        regression[row + 4] = state[a];
-        labels[labelBase + a * labelColumns + numClasses] = state[a];
-        if (state[a] === 1) labels[labelBase + a * labelColumns + classOf[best[a]]] = 1;
+  const iou = allBoxes64 === null ? new Float64Array(0) : boxIou(anchors64, allBoxes64).read(); // [N, total]
+  const best = new Int32Array(batch * n); // index into allBoxes64
+  const states = new Int8Array(batch * n);
+  for (let image = 0; image < batch; image++) {
+    const count = counts[image];
+    if (count === 0) continue;
+    const first = offsets[image];
+    const base = image * n;
+    for (let a = 0; a < n; a++) {
+      const row = a * total + first;
+      let k = 0;
+      for (let j = 1; j < count; j++) if (iou[row + j] > iou[row + k]) k = j;
+      best[base + a] = first + k;
+      const overlap = iou[row + k];
+      states[base + a] = overlap >= positiveOverlap ? 1 : overlap > negativeOverlap ? -1 : 0;
+    }
+    if (lowQualityMatches) {
+      for (let j = first; j < first + count; j++) {
+        let highest = 0;
+        for (let a = 0; a < n; a++) highest = Math.max(highest, iou[a * total + j]);
+        if (highest === 0) continue;
+        for (let a = 0; a < n; a++) if (iou[a * total + j] === highest) states[base + a] = 1;
       }
     }
+  }
+  if (allBoxes64 !== null) {
+    const classOf = concat(
+      withBoxes.map((a) => a.labels),
+      0,
+    ).read();
+    const matched = gather(allBoxes64, tensor(best, { dtype: "int32" }), 0);
+    const encoded = coder.encode(tile(anchors64, [batch, 1]), matched);
+    if (encoded.rank !== 2 || encoded.shape[0] !== batch * n || encoded.shape[1] !== 4) {
+      throw new Error(
+        `${op}: boxCoder.encode must return [N, 4] = [${batch * n}, 4] for anchors [${batch * n}, 4], got ${describeTensor(encoded)}`,
+      );
+    }
+    const targets = encoded.read();
+    for (let image = 0; image < batch; image++) {
+      if (counts[image] === 0) continue;
+      for (let a = 0; a < n; a++) {
+        const i = image * n + a;
+        const row = i * 5;
+        for (let c = 0; c < 4; c++) regression[row + c] = targets[i * 4 + c];
+        regression[row + 4] = states[i];
+        const labelRow = i * labelColumns;
+        labels[labelRow + numClasses] = states[i];
+        if (states[i] === 1) labels[labelRow + classOf[best[i]]] = 1;
+      }
+    }
+  }
+  for (let image = 0; image < batch; image++) {
     const shape = shapes[image];
     if (shape === null) continue;
     const [height, width] = shape;
+    const labelBase = image * n * labelColumns;
+    const regressionBase = image * n * 5;
     for (let a = 0; a < n; a++) {
       const cx = (anchorData[4 * a] + anchorData[4 * a + 2]) / 2;
       const cy = (anchorData[4 * a + 1] + anchorData[4 * a + 3]) / 2;

@@ -24,7 +24,7 @@ Options:
   --name NAME            run directory name (default: the dataset's name)
   --runs-dir DIR         where run directories go (default runs)
   --seed N               seed of data, weights, shuffle and augmentation (default 0)
-  --steps N              optimisation steps (default 600 shapes, 3000 digits)
+  --steps N              optimisation steps (default 600 shapes, 1500 digits)
   --batch N              images per step (default 8)
   --train-images N       training images (default 2000 shapes, 4000 digits)
   --test-images N        held-out images of the final evaluation (default 500)
@@ -33,7 +33,7 @@ Options:
   --checkpoint-every N   checkpoint every N steps, 0 only at the end (default 100)
   --image-size N         image side in pixels (default 64 shapes, 96 digits)
   --optimizer NAME       adamw (default), adam or sgd
-  --lr X                 peak learning rate (default 0.003; sgd 0.01), warm-up then cosine
+  --lr X                 peak learning rate (default 0.01), warm-up then cosine
   --weight-decay X       (default 0.0001)
   --warmup N             linear warm-up steps (default 50)
   --clip X               gradient norm clip (default 10)
@@ -41,9 +41,9 @@ Options:
   --alpha X, --gamma X   focal loss parameters (default 0.25 and 2)
   --ohem-examples N      ohem: anchors kept per image after NMS, the hardest (default 128)
   --ohem-ratio R         ohem: R negatives per positive (3 is the 1:3 variant; default: none)
-  --levels A-B           pyramid levels, from 3 up to 7 (default 3-5)
+  --levels A-B           pyramid levels, from 2 up to 7 (default 2-4 on shapes and digits)
   --fpn-channels N       channels of the pyramid (default 32)
-  --head-depth N         conv layers of each subnet before its output (default 2)
+  --head-depth N         conv layers of each subnet before its output (default 1 on shapes and digits, 2 otherwise)
   --head-width N         channels of those layers (default 32)
   --norm NAME            backbone normalisation: group (default) or batch
   --resume               continue the checkpoint in the run directory, bit-identically
@@ -167,9 +167,9 @@ function levelsOption(text: unknown): number[] | undefined {
   const match = /^(\d)-(\d)$/.exec(String(text));
   const from = match === null ? Number.NaN : Number(match[1]);
   const to = match === null ? Number.NaN : Number(match[2]);
-  if (!(from === 3 && to >= 3 && to <= 7)) {
+  if (!(from >= 2 && from <= to && to <= 7)) {
     throw new UsageError(
-      `--levels: expected 3-B with B from 3 to 7 (e.g. 3-5), got "${String(text)}"`,
+      `--levels: expected A-B with 2 <= A <= B <= 7 (e.g. 3-5), got "${String(text)}"`,
     );
   }
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);

@@ -1,4 +1,4 @@
-/** The RetinaNet of the toy detector: a small conv backbone to strides 8/16/32, an FPN, and the shared classification and box subnets, made of core `nn`. */
+/** The RetinaNet of the toy detector: a small conv backbone of stride-2 stages, an FPN over pyramid levels P2–P7, and the shared classification and box subnets, made of core `nn`. */
 
 import {
   add,
@@ -20,8 +20,8 @@ export interface RetinaNetConfig {
   /** Anchors per feature position A (ratios × scales). Default 9. */
   numAnchors?: number;
   /**
-   * Output channels of the backbone's five stride-2 stages (strides 2, 4, 8, 16, 32); C3, C4 and
-   * C5 are the last three. Default [16, 24, 32, 48, 64].
+   * Output channels of the backbone's stride-2 stages, 2 to 5 of them (strides 2, 4, … 2^S): stage
+   * l gives C_l, the input of pyramid level l. Default [16, 24, 32, 48, 64] (C1 … C5).
    */
   backboneChannels?: readonly number[];
   /**
@@ -30,7 +30,12 @@ export interface RetinaNetConfig {
   stageDepth?: number;
   /** Normalisation after each backbone conv. Default "group" (GroupNorm, independent of the batch). */
   norm?: "group" | "batch";
-  /** Pyramid levels, consecutive, from 3 up to at most 7 (P6 and P7 as in keras-retinanet). Default [3, 4, 5]. */
+  /**
+   * Pyramid levels, consecutive, from 2 up to at most 7. Levels up to the backbone's last stage take
+   * its C_l through the FPN; the ones above are stride-2 convs, the first on the last C and the next
+   * on ReLU of the previous (keras-retinanet's P6 and P7). P2 (stride 4) suits objects of 8–32 px,
+   * which a stride-8 grid places too coarsely for IoU ≥ 0.5 matches. Default [3, 4, 5].
+   */
   levels?: readonly number[];
   /** Channels of every pyramid level. Default 32. */
   fpnChannels?: number;
@@ -63,7 +68,7 @@ export function resolveRetinaNetConfig(config: RetinaNetConfig): ResolvedRetinaN
   const resolved: ResolvedRetinaNetConfig = {
     numClasses: integerAtLeast("RetinaNet", "numClasses", config.numClasses, 1),
     numAnchors: integerAtLeast("RetinaNet", "numAnchors", config.numAnchors ?? 9, 1),
-    backboneChannels: [...(config.backboneChannels ?? [16, 24, 32, 48, 64])],
+    backboneChannels: [...(config.backboneChannels ?? defaultBackbone(config.levels))],
     stageDepth: integerAtLeast("RetinaNet", "stageDepth", config.stageDepth ?? 1, 0),
     norm: config.norm ?? "group",
     levels: [...(config.levels ?? [3, 4, 5])],
@@ -75,9 +80,9 @@ export function resolveRetinaNetConfig(config: RetinaNetConfig): ResolvedRetinaN
     seed: config.seed ?? 0,
   };
   const { backboneChannels, levels, norm, priorProbability } = resolved;
-  if (backboneChannels.length !== 5) {
+  if (backboneChannels.length < 2 || backboneChannels.length > 5) {
     throw new Error(
-      `RetinaNet: backboneChannels must list 5 stages (strides 2 to 32), got ${backboneChannels.length}`,
+      `RetinaNet: backboneChannels must list 2 to 5 stages (strides 2, 4, … 32), got ${backboneChannels.length}`,
     );
   }
   for (const [i, c] of backboneChannels.entries())
@@ -90,10 +95,21 @@ export function resolveRetinaNetConfig(config: RetinaNetConfig): ResolvedRetinaN
   if (norm !== "group" && norm !== "batch") {
     throw new Error(`RetinaNet: norm must be "group" or "batch", got ${JSON.stringify(norm)}`);
   }
-  const consecutive = levels.every((l, i) => l === 3 + i);
-  if (levels.length < 1 || levels.length > 5 || !consecutive) {
+  const consecutive = levels.every((l, i) => Number.isInteger(l) && l === levels[0] + i);
+  if (levels.length < 1 || !consecutive || levels[0] < 2 || levels[levels.length - 1] > 7) {
     throw new Error(
-      `RetinaNet: levels must be consecutive from 3 up to at most 7, e.g. [3, 4, 5], got [${levels.join(", ")}]`,
+      `RetinaNet: levels must be consecutive integers from 2 up to at most 7, e.g. [3, 4, 5], got [${levels.join(", ")}]`,
+    );
+  }
+  const fed = Math.max(levels[0], Math.min(5, levels[levels.length - 1]));
+  if (backboneChannels.length > fed) {
+    throw new Error(
+      `RetinaNet: backboneChannels lists ${backboneChannels.length} stages, but levels [${levels.join(", ")}] use only the first ${fed} (C${fed}); drop the others`,
+    );
+  }
+  if (levels[0] > backboneChannels.length) {
+    throw new Error(
+      `RetinaNet: the lowest level (${levels[0]}) needs backbone stage C${levels[0]}, but backboneChannels lists ${backboneChannels.length} stages`,
     );
   }
   if (!(priorProbability > 0 && priorProbability < 1)) {
@@ -103,6 +119,14 @@ export function resolveRetinaNetConfig(config: RetinaNetConfig): ResolvedRetinaN
     throw new Error(`RetinaNet: seed must be a finite number, got ${resolved.seed}`);
   }
   return resolved;
+}
+
+/** Channels of the default backbone: its first stages, up to the highest level it feeds (at most C5). */
+function defaultBackbone(levels: readonly number[] | undefined): number[] {
+  const highest = levels?.[levels.length - 1] ?? 5;
+  const lowest = levels?.[0] ?? 3;
+  const stages = Number.isInteger(highest) ? Math.max(2, lowest, Math.min(5, highest)) : 5;
+  return [16, 24, 32, 48, 64].slice(0, stages);
 }
 
 /** The largest group count <= 8 that divides `channels` (GroupNorm needs whole groups). */
@@ -133,8 +157,8 @@ function convBlock(
   return new nn.Sequential(conv, normLayer, new nn.ReLU());
 }
 
-/** The backbone: five stride-2 stages; returns C3, C4, C5 (strides 8, 16, 32). */
-class Backbone extends nn.Module<[Tensor], [Tensor, Tensor, Tensor]> {
+/** The backbone: stride-2 stages (conv, norm, ReLU blocks); returns C1 … C_S, one per stage. */
+class Backbone extends nn.Module<[Tensor], Tensor[]> {
   readonly stages: nn.ModuleList<nn.Sequential>;
 
   constructor(config: ResolvedRetinaNetConfig, generator: Generator) {
@@ -155,14 +179,14 @@ class Backbone extends nn.Module<[Tensor], [Tensor, Tensor, Tensor]> {
     this.stages = this.addModule("stages", new nn.ModuleList(stages));
   }
 
-  forward(x: Tensor): [Tensor, Tensor, Tensor] {
+  forward(x: Tensor): Tensor[] {
     const out: Tensor[] = [];
     let y = x;
     for (const stage of this.stages) {
       y = stage.forward(y);
       out.push(y);
     }
-    return [out[2], out[3], out[4]];
+    return out;
   }
 }
 
@@ -181,34 +205,41 @@ function headConv(
 }
 
 /**
- * keras-retinanet's FPN: lateral 1 × 1 convs on C3–C5, a top-down path of nearest upsampling and
- * sums, a 3 × 3 conv on each sum; P6 a stride-2 3 × 3 conv on C5 and P7 one on ReLU(P6).
+ * keras-retinanet's FPN: lateral 1 × 1 convs on the backbone's C_l of every level it has, a
+ * top-down path of nearest upsampling and sums, a 3 × 3 conv on each sum; each level above the
+ * backbone a stride-2 3 × 3 conv, on the last C for the first (P6 on C5) and on ReLU of the
+ * previous level after that (P7).
  */
-class FeaturePyramid extends nn.Module<[Tensor, Tensor, Tensor], Tensor[]> {
+class FeaturePyramid extends nn.Module<Tensor[], Tensor[]> {
   readonly lateral: nn.ModuleList<nn.Conv2d>;
   readonly output: nn.ModuleList<nn.Conv2d>;
   readonly extra: nn.ModuleList<nn.Conv2d>;
+  /** Index (0-based stage) of the backbone output of the lowest level. */
+  private readonly first: number;
 
   constructor(config: ResolvedRetinaNetConfig, generator: Generator) {
     super();
     const width = config.fpnChannels;
-    const inputs = config.backboneChannels.slice(2);
-    const fromBackbone = Math.min(3, config.levels.length);
-    const lateral = inputs
-      .slice(0, fromBackbone)
-      .map((c) => headConv(c, width, generator, { kernel: 1 }));
+    const stages = config.backboneChannels.length;
+    const lowest = config.levels[0];
+    const highest = config.levels[config.levels.length - 1];
+    this.first = lowest - 1;
+    const inputs = config.backboneChannels.slice(lowest - 1, Math.min(highest, stages));
+    const lateral = inputs.map((c) => headConv(c, width, generator, { kernel: 1 }));
     const output = lateral.map(() => headConv(width, width, generator));
     const extra: nn.Conv2d[] = [];
-    for (let level = 6; level <= config.levels[config.levels.length - 1]; level++) {
-      extra.push(headConv(level === 6 ? inputs[2] : width, width, generator, { stride: 2 }));
+    for (let level = stages + 1; level <= highest; level++) {
+      const from = level === stages + 1 ? config.backboneChannels[stages - 1] : width;
+      extra.push(headConv(from, width, generator, { stride: 2 }));
     }
     this.lateral = this.addModule("lateral", new nn.ModuleList(lateral));
     this.output = this.addModule("output", new nn.ModuleList(output));
     this.extra = this.addModule("extra", new nn.ModuleList(extra));
   }
 
-  forward(c3: Tensor, c4: Tensor, c5: Tensor): Tensor[] {
-    const features = [c3, c4, c5].slice(0, this.lateral.length);
+  /** The pyramid from the backbone's outputs C1 … C_S. */
+  forward(...backbone: Tensor[]): Tensor[] {
+    const features = backbone.slice(this.first, this.first + this.lateral.length);
     const merged: Tensor[] = new Array(features.length);
     for (let i = features.length - 1; i >= 0; i--) {
       const lateral = this.lateral.at(i).forward(features[i]);
@@ -218,7 +249,7 @@ class FeaturePyramid extends nn.Module<[Tensor, Tensor, Tensor], Tensor[]> {
           : add(lateral, upsampleNearest2d(merged[i + 1], { scaleFactor: 2 }));
     }
     const pyramid = merged.map((m, i) => this.output.at(i).forward(m));
-    let previous = c5;
+    let previous = backbone[backbone.length - 1];
     for (const [i, conv] of [...this.extra].entries()) {
       const p = conv.forward(i === 0 ? previous : relu(previous));
       pyramid.push(p);
@@ -280,8 +311,8 @@ export interface RetinaNetOutput {
 }
 
 /**
- * RetinaNet (Lin et al., 2017) sized for toy images: a conv/norm/ReLU backbone to strides 8/16/32,
- * an FPN over `levels`, and classification and box subnets shared by every level. Outputs follow
+ * RetinaNet (Lin et al., 2017) sized for toy images: a conv/norm/ReLU backbone of stride-2 stages,
+ * an FPN over `levels` (P3–P5 by default, strides 8/16/32), and classification and box subnets shared by every level. Outputs follow
  * keras-retinanet: anchors ordered by level, then position (row-major), then anchor.
  *
  * @example

@@ -36,7 +36,10 @@ describe("detect train options", () => {
       /^--alpha: expected a number in \[0, 1\], got "2"$/,
     );
     expect(() => parseTrainArguments(["--lr", "0"])).toThrow(/^--lr: expected a number > 0/);
-    expect(() => parseTrainArguments(["--levels", "2-5"])).toThrow(/^--levels: expected 3-B/);
+    expect(() => parseTrainArguments(["--levels", "1-5"])).toThrow(
+      /^--levels: expected A-B with 2 <= A <= B <= 7/,
+    );
+    expect(() => parseTrainArguments(["--levels", "5-4"])).toThrow(/^--levels: expected A-B/);
     expect(() => parseTrainArguments(["--dataset", "coco"])).toThrow(
       /^--dataset: expected one of shapes, digits/,
     );

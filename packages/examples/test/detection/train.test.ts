@@ -29,7 +29,8 @@ const tiny: TrainConfig = {
   quiet: true,
   plots: false,
   model: {
-    backboneChannels: [4, 4, 8, 8, 8],
+    // Shapes train on P2–P4 by default: four stages (C1 … C4) feed them.
+    backboneChannels: [4, 4, 8, 8],
     stageDepth: 0,
     fpnChannels: 8,
     headDepth: 1,
@@ -56,9 +57,52 @@ describe("RetinaNet", () => {
     // N(0, 0.01) weights put every probability near the prior 0.01.
     const p = out.classification.data;
     expect(p.every((v) => Math.abs(v - 0.01) < 0.005)).toBe(true);
-    expect(() => new RetinaNet({ numClasses: 3, levels: [4, 5] })).toThrow(
-      /levels must be consecutive from 3/,
+    expect(() => new RetinaNet({ numClasses: 3, levels: [3, 5] })).toThrow(
+      /levels must be consecutive integers from 2 up to at most 7/,
     );
+    expect(() => new RetinaNet({ numClasses: 3, levels: [1, 2] })).toThrow(/from 2 up/);
+    expect(
+      () => new RetinaNet({ numClasses: 3, levels: [2, 3], backboneChannels: [4, 4, 8, 8] }),
+    ).toThrow(/backboneChannels lists 4 stages, but levels \[2, 3\] use only the first 3 \(C3\)/);
+    expect(
+      () => new RetinaNet({ numClasses: 3, levels: [4, 5], backboneChannels: [4, 4, 8] }),
+    ).toThrow(/the lowest level \(4\) needs backbone stage C4/);
+  });
+
+  it("builds P2 from the stride-4 stage and levels above the backbone from stride-2 convs", () => {
+    const images = tensor(new Array(1 * 3 * 64 * 64).fill(0.5), { shape: [1, 3, 64, 64] });
+    // P2–P4 on four stages: 16² + 8² + 4² = 336 positions, 3 anchors each = 1008.
+    const low = new RetinaNet({
+      numClasses: 2,
+      numAnchors: 3,
+      levels: [2, 3, 4],
+      fpnChannels: 8,
+      headWidth: 8,
+    });
+    expect(low.backbone.stages.length).toBe(4);
+    expect(low.config.backboneChannels).toEqual([16, 24, 32, 48]);
+    expect(low.features(images).map((p) => p.shape)).toEqual([
+      [1, 8, 16, 16],
+      [1, 8, 8, 8],
+      [1, 8, 4, 4],
+    ]);
+    expect(low.forward(images).classification.shape).toEqual([1, 1008, 2]);
+    // P3–P6 on three stages: C3 feeds P3, then P4 on C3, P5 and P6 on ReLU of the level below.
+    const high = new RetinaNet({
+      numClasses: 2,
+      levels: [3, 4, 5, 6],
+      backboneChannels: [4, 4, 8],
+      fpnChannels: 8,
+      headWidth: 8,
+    });
+    expect(high.fpn.lateral.length).toBe(1);
+    expect(high.fpn.extra.length).toBe(3);
+    expect(high.features(images).map((p) => p.shape.slice(2))).toEqual([
+      [8, 8],
+      [4, 4],
+      [2, 2],
+      [1, 1],
+    ]);
   });
 });
 
