@@ -57,34 +57,40 @@ class Backbone(nn.Module):
         self.stages = nn.ModuleList(stages)
 
     def forward(self, x):
+        """C1 … C_S, one per stage."""
         out = []
         for stage in self.stages:
             x = stage(x)
             out.append(x)
-        return out[2], out[3], out[4]
+        return out
 
 
 class FeaturePyramid(nn.Module):
     def __init__(self, config):
         super().__init__()
         width = config["fpnChannels"]
-        inputs = config["backboneChannels"][2:]
-        from_backbone = min(3, len(config["levels"]))
-        self.lateral = nn.ModuleList(SameConv2d(c, width, 1) for c in inputs[:from_backbone])
-        self.output = nn.ModuleList(SameConv2d(width, width, 3) for _ in range(from_backbone))
+        channels = config["backboneChannels"]
+        stages = len(channels)
+        lowest, highest = config["levels"][0], config["levels"][-1]
+        # Levels up to the backbone's last stage take its C_l; the ones above are stride-2 convs,
+        # the first on the last C, the next on ReLU of the previous level.
+        self.first = lowest - 1
+        inputs = channels[lowest - 1 : min(highest, stages)]
+        self.lateral = nn.ModuleList(SameConv2d(c, width, 1) for c in inputs)
+        self.output = nn.ModuleList(SameConv2d(width, width, 3) for _ in inputs)
         self.extra = nn.ModuleList(
-            SameConv2d(inputs[2] if level == 6 else width, width, 3, stride=2)
-            for level in range(6, config["levels"][-1] + 1)
+            SameConv2d(channels[-1] if level == stages + 1 else width, width, 3, stride=2)
+            for level in range(stages + 1, highest + 1)
         )
 
-    def forward(self, c3, c4, c5):
-        features = [c3, c4, c5][: len(self.lateral)]
+    def forward(self, *backbone):
+        features = list(backbone[self.first : self.first + len(self.lateral)])
         merged = [None] * len(features)
         for i in reversed(range(len(features))):
             lateral = self.lateral[i](features[i])
             merged[i] = lateral if i == len(features) - 1 else lateral + F.interpolate(merged[i + 1], scale_factor=2, mode="nearest")
         pyramid = [conv(m) for conv, m in zip(self.output, merged)]
-        previous = c5
+        previous = backbone[-1]
         for i, conv in enumerate(self.extra):
             previous = conv(previous if i == 0 else F.relu(previous))
             pyramid.append(previous)

@@ -145,6 +145,31 @@ class Layers(unittest.TestCase):
     def test_group_counts(self):
         self.assertEqual([groups_for(c) for c in (16, 24, 36, 7, 11, 1)], [8, 8, 6, 7, 1, 1])
 
+    def test_p2_to_p4_on_a_four_stage_backbone(self):
+        # Levels 2–4 on stages C1–C4: laterals on C2, C3, C4 (channels 8, 8, 16), no extra levels.
+        # 64 × 64 images: P2–P4 are 16, 8 and 4 positions a side, 1 anchor each.
+        config = {
+            "numClasses": 3,
+            "numAnchors": 1,
+            "backboneChannels": [4, 8, 8, 16],
+            "stageDepth": 1,
+            "norm": "group",
+            "levels": [2, 3, 4],
+            "fpnChannels": 8,
+            "headDepth": 1,
+            "headWidth": 8,
+            "headNorm": "group",
+            "priorProbability": 0.01,
+            "seed": 0,
+        }
+        model = RetinaNet(config)
+        names = model.state_dict()
+        self.assertEqual([list(names[f"fpn.lateral.{i}.weight"].shape)[1] for i in range(3)], [8, 8, 16])
+        self.assertNotIn("fpn.lateral.3.weight", names)
+        self.assertEqual(len(model.fpn.extra), 0)
+        logits, _ = model.eval()(torch.zeros(1, 3, 64, 64))
+        self.assertEqual(list(logits.shape), [1, 16 * 16 + 8 * 8 + 4 * 4, 3])
+
     def test_state_dict_names_of_a_config_with_batch_norm_and_p6_p7(self):
         config = {
             "numClasses": 2,

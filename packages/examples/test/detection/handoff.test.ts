@@ -72,14 +72,19 @@ describe("exportBatches", () => {
     const { tensors, metadata } = decodeSafetensors(await readFile(path));
     const config = JSON.parse(await readFile(join(runDir, "config.json"), "utf8"));
     const trainSet = shapesDataset({ split: "train", count: 16, seed: 0, imageSize: 64 });
-    const loader = new BatchLoader(trainSet, { batchSize: 8, seed: 0, horizontalFlip: true });
+    const loader = new BatchLoader(trainSet, {
+      batchSize: 8,
+      seed: 0,
+      horizontalFlip: config.training.horizontalFlip,
+    });
     const detector = await loadDetector(runDir);
     const images = tensors.get("images")!;
     const labels = tensors.get("labels")!;
     expect(images.shape).toEqual([16, 3, 64, 64]);
-    // Anchors of 64 × 64 on P3–P6: (8² + 4² + 2² + 1) positions × 9 = 765.
-    expect(labels.shape).toEqual([16, 765, 4]);
-    expect(tensors.get("regression")!.shape).toEqual([16, 765, 5]);
+    // Anchors of 64 × 64 on P3–P6: (8² + 4² + 2² + 1) = 85 positions × A per position.
+    const anchors = 85 * config.detector.model.numAnchors;
+    expect(labels.shape).toEqual([16, anchors, 4]);
+    expect(tensors.get("regression")!.shape).toEqual([16, anchors, 5]);
     for (const k of [0, 1]) {
       const batch = loader.batch(3 + k);
       const targets = anchorTargets(detector.anchorSet.anchors, batch.annotations, {
@@ -91,9 +96,9 @@ describe("exportBatches", () => {
       const rows = (n: number) => [k * n, (k + 1) * n] as const;
       const size = 3 * 64 * 64;
       expect(equalValues(images.read().slice(...rows(8 * size)), batch.images.read())).toBe(true);
-      expect(equalValues(labels.read().slice(...rows(8 * 765 * 4)), targets.labels.read())).toBe(
-        true,
-      );
+      expect(
+        equalValues(labels.read().slice(...rows(8 * anchors * 4)), targets.labels.read()),
+      ).toBe(true);
     }
     expect(metadata).toMatchObject({ from: "3", steps: "2", batch_size: "8", alpha: "0.25" });
     // The reference losses are the ones train()'s losses give on the first batch in training mode.
@@ -101,7 +106,7 @@ describe("exportBatches", () => {
     const targets = anchorTargets(detector.anchorSet.anchors, first.annotations, {
       numClasses: 3,
       imageShape: [64, 64],
-      lowQualityMatches: true,
+      lowQualityMatches: config.training.lowQualityMatches,
       boxCoder: detector.coder,
     });
     // The reference outputs are eval mode's (BatchNorm on its running statistics); computed
@@ -110,7 +115,10 @@ describe("exportBatches", () => {
     expect(equalValues(tensors.get("check.logits")!.read(), evaluated.logits.read())).toBe(true);
     const out = detector.model.train().forward(first.images);
     expect(Number(metadata.focalgrad_classification_loss)).toBe(
-      focal()(targets.labels, out.classification).item(),
+      focal({ alpha: config.training.alpha, gamma: config.training.gamma })(
+        targets.labels,
+        out.classification,
+      ).item(),
     );
     expect(Number(metadata.focalgrad_box_loss)).toBe(
       smoothL1({ sigma: 3 })(targets.regression, out.regression).item(),
