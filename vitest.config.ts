@@ -17,7 +17,7 @@ export default defineConfig({
       "default",
       ["json", { outputFile: process.env.FOCALGRAD_TEST_REPORT ?? ".vitest-results.json" }],
     ],
-    projects: ["core", "losses", "examples"].map((name) => ({
+    projects: ["core", "losses", "onnx", "examples"].map((name) => ({
       extends: true,
       test: { name, include: [`packages/${name}/test/**/*.test.ts`] },
     })),

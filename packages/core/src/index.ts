@@ -150,5 +150,12 @@ export { checkOptions, type OptionKind, type TensorLike } from "./ops/util.js";
 export * as optim from "./optim/index.js";
 export { Generator, getDefaultGenerator, manualSeed, type RandomSource } from "./random.js";
 export type { Shape } from "./shape.js";
-export { type GradientRule, isGradEnabled, noGrad } from "./tape.js";
+export {
+  type GradientRule,
+  isGradEnabled,
+  noGrad,
+  type OpAttributes,
+  type RecordedOp,
+  recordedOp,
+} from "./tape.js";
 export { type NestedArray, Tensor } from "./tensor.js";

@@ -45,7 +45,16 @@ export interface GraphNode {
   /** The tensors whose values the rules that will run read, and their versions when recorded. */
   readonly saved: readonly Tensor[];
   readonly versions: readonly number[];
+  /**
+   * What the forward computation depended on beyond the inputs' values and shapes (a convolution's
+   * stride and padding, a permutation, an axis), for tools that read the graph back as a program,
+   * such as an ONNX exporter. Absent where the inputs and the output's shape say everything.
+   */
+  readonly attributes?: OpAttributes;
 }
+
+/** The attributes of a recorded op: named numbers, flags and lists of numbers. */
+export type OpAttributes = Readonly<Record<string, number | boolean | readonly number[]>>;
 
 /** Whether ops are recorded: off inside `noGrad` and during a backward pass without `createGraph`. */
 let recording = true;
@@ -81,7 +90,8 @@ export function noGrad<T>(fn: () => T): T {
  * Every differentiable op ends with this call, right beside its forward code. `needs[i]` lists
  * the tensors whose values rule `i` reads (not its upstream): backward refuses to run a rule whose
  * tensors were modified in place since (see `Tensor.markModified`). Without `needs`, every rule is
- * taken to read every input and the output.
+ * taken to read every input and the output. `attributes` keeps what the forward code used besides
+ * its inputs (see `GraphNode.attributes`); the engine itself never reads them.
  */
 export function record<T extends Tensor>(
   op: string,
@@ -89,6 +99,7 @@ export function record<T extends Tensor>(
   inputs: readonly Tensor[],
   rules: readonly GradientRule[],
   needs?: readonly (readonly Tensor[])[],
+  attributes?: OpAttributes,
 ): T {
   if (!recording) return out;
   let saved: Tensor[] | null = null;
@@ -98,7 +109,36 @@ export function record<T extends Tensor>(
     for (const t of needs?.[i] ?? [...inputs, out]) if (!saved.includes(t)) saved.push(t);
   }
   if (saved === null) return out;
-  out.node = { op, inputs, rules, saved, versions: saved.map((t) => t.version) };
+  const versions = saved.map((t) => t.version);
+  out.node = { op, inputs, rules, saved, versions, ...(attributes && { attributes }) };
   out.requiresGrad = true;
   return out;
+}
+
+/** The op that made a tensor, as the recording saw it: what `recordedOp` returns. */
+export interface RecordedOp {
+  /** The op's name, as it records itself (`"conv2d"`, `"add"`, …). */
+  readonly op: string;
+  /** Its tensor inputs, in order (a plain-number operand appears as the scalar tensor it became). */
+  readonly inputs: readonly Tensor[];
+  /** What the forward code used besides the inputs (stride, padding, axes, permutation), if anything. */
+  readonly attributes: OpAttributes;
+}
+
+/**
+ * The recorded op that made `t`, or null for a leaf (a tensor made directly, or computed where
+ * nothing required a gradient, or inside `noGrad`). Walking it from an output back to the inputs
+ * reads a traced forward pass as a program, which is how an exporter (ONNX) sees a model.
+ *
+ * @example
+ * const x = tensor([1, 2], { requiresGrad: true });
+ * const y = mul(x, 3);
+ * recordedOp(y)?.op;                  // "mul"
+ * recordedOp(y)?.inputs[0] === x;     // true
+ * recordedOp(x);                      // null
+ */
+export function recordedOp(t: Tensor): RecordedOp | null {
+  const node = t.node;
+  if (node === null) return null;
+  return { op: node.op, inputs: node.inputs, attributes: node.attributes ?? {} };
 }

@@ -354,6 +354,25 @@ export async function save(
       `save: refusing to write ${JSON.stringify(path)}: ${(e as Error).message} (the file is left as it was)`,
     );
   }
+  try {
+    await writeFileAtomic(path, bytes);
+  } catch (e) {
+    throw new Error(
+      `save: could not write checkpoint ${JSON.stringify(path)}: ${(e as Error).message}`,
+    );
+  }
+}
+
+/**
+ * Writes `bytes` to `path` atomically: to a temporary file in the same directory, flushed to disk,
+ * then renamed over `path`, so a crash leaves either the old file or the new one, never half of
+ * one (`save` writes checkpoints this way; exporters of other formats can too).
+ *
+ * @example
+ * import { writeFileAtomic } from "@focalgrad/core/checkpoint";
+ * await writeFileAtomic("model.onnx", bytes);
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
   const directory = dirname(path);
   const temporary = join(
     directory,
@@ -370,9 +389,7 @@ export async function save(
   } catch (e) {
     await handle?.close().catch(() => undefined);
     await unlink(temporary).catch(() => undefined);
-    throw new Error(
-      `save: could not write checkpoint ${JSON.stringify(path)}: ${(e as Error).message}`,
-    );
+    throw e;
   }
   // Persist the rename itself; some platforms cannot open a directory, which is fine to skip.
   try {

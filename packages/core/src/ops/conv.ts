@@ -4,7 +4,7 @@ import { allocate, type DType, promoteTypes } from "../dtype.js";
 import { getBackend } from "../kernels/backend.js";
 import type { ConvGeometry, PoolGeometry } from "../kernels/conv.js";
 import { checkSize, formatShape } from "../shape.js";
-import { record } from "../tape.js";
+import { type OpAttributes, record } from "../tape.js";
 import { Tensor } from "../tensor.js";
 import { cast } from "./cast.js";
 import { sum } from "./reduce.js";
@@ -210,6 +210,31 @@ function sameDtype(dtype: DType, ...ts: Tensor[]): Tensor[] {
   return ts.map((t) => cast(t, dtype));
 }
 
+/**
+ * A window op's geometry as recorded attributes: kernel, stride, dilation and the zeros before and
+ * after on each axis ([top, left, bottom, right], so an asymmetric "same" padding is exact).
+ */
+function windowAttributes(
+  g: PoolGeometry | ConvGeometry,
+  kernel: [number, number],
+  extra: OpAttributes = {},
+): OpAttributes {
+  const dilation = "dilationHeight" in g ? [g.dilationHeight, g.dilationWidth] : [1, 1];
+  // The zeros the last window reaches past the input; negative when rows at the end are never
+  // read (a floor-rounded output), where no zeros at all give the same windows.
+  const after = (out: number, stride: number, k: number, d: number, size: number, before: number) =>
+    Math.max(0, (out - 1) * stride + d * (k - 1) + 1 - size - before);
+  const bottom = after(g.outHeight, g.strideHeight, kernel[0], dilation[0], g.inHeight, g.padTop);
+  const right = after(g.outWidth, g.strideWidth, kernel[1], dilation[1], g.inWidth, g.padLeft);
+  return {
+    kernelSize: kernel,
+    stride: [g.strideHeight, g.strideWidth],
+    padding: [g.padTop, g.padLeft, bottom, right],
+    dilation,
+    ...extra,
+  };
+}
+
 /** The forward product, recorded with rules that are the two backward ops. */
 function convolve(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const dtype = x.dtype;
@@ -217,12 +242,19 @@ function convolve(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): T
   getBackend().conv2d(x.read(), w.read(), bias === null ? null : bias.read(), out, g);
   const result = new Tensor(out, [g.batch, g.outChannels, g.outHeight, g.outWidth], dtype);
   const inputs = bias === null ? [x, w] : [x, w, bias];
-  return record("conv2d", result, inputs, [
-    (dy) => convBackwardInput(dy, w, g),
-    (dy) => convBackwardWeight(x, dy, g),
-    // Spatial axes first: they are contiguous, so no permuted copy of dy is made.
-    (dy) => sum(sum(dy, { axis: [2, 3] }), { axis: 0 }),
-  ]);
+  return record(
+    "conv2d",
+    result,
+    inputs,
+    [
+      (dy) => convBackwardInput(dy, w, g),
+      (dy) => convBackwardWeight(x, dy, g),
+      // Spatial axes first: they are contiguous, so no permuted copy of dy is made.
+      (dy) => sum(sum(dy, { axis: [2, 3] }), { axis: 0 }),
+    ],
+    undefined,
+    windowAttributes(g, [g.kernelHeight, g.kernelWidth], { groups: g.groups }),
+  );
 }
 
 /**
@@ -334,7 +366,14 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const argmax = new Int32Array(out.length);
   getBackend().maxPool2d(x.read(), out, argmax, g);
   const result = new Tensor(out, outShape, x.dtype);
-  return record("maxPool2d", result, [x], [(dy) => maxPoolBackward(dy, argmax, x.shape)]);
+  return record(
+    "maxPool2d",
+    result,
+    [x],
+    [(dy) => maxPoolBackward(dy, argmax, x.shape)],
+    undefined,
+    windowAttributes(g, [g.kernelHeight, g.kernelWidth]),
+  );
 }
 
 /** dx of shape `shape` with every dy[o] added at the flat position argmax[o]; its gradient gathers there. */
@@ -375,7 +414,14 @@ function averagePool(x: Tensor, g: PoolGeometry): Tensor {
   const out = allocate(x.dtype, g.planes * g.outHeight * g.outWidth);
   getBackend().avgPool2d(x.read(), out, g);
   const result = new Tensor(out, [batch, channels, g.outHeight, g.outWidth], x.dtype);
-  return record("avgPool2d", result, [x], [(dy) => averagePoolBackward(dy, x.shape, g)]);
+  return record(
+    "avgPool2d",
+    result,
+    [x],
+    [(dy) => averagePoolBackward(dy, x.shape, g)],
+    undefined,
+    windowAttributes(g, [g.kernelHeight, g.kernelWidth]),
+  );
 }
 
 function averagePoolBackward(dy: Tensor, shape: readonly number[], g: PoolGeometry): Tensor {

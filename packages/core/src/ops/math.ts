@@ -284,6 +284,7 @@ export function clip(x: Tensor, lo: number, hi: number): Tensor {
     [x],
     [(g) => where(logicalAnd(greaterEqual(x, lo), lessEqual(x, hi)), g, 0)],
     [[x]],
+    { lo: bounds[0].item(), hi: bounds[1].item() },
   );
 }
 

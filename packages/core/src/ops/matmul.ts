@@ -112,5 +112,7 @@ export function matmulTransposed(
           ? matmulTransposed("matmul", g, x, true, transposeA)
           : matmulTransposed("matmul", x, g, !transposeA, false),
     ],
+    undefined,
+    { transposeA, transposeB },
   );
 }

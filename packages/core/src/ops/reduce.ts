@@ -93,7 +93,7 @@ export function sum(x: Tensor, options?: ReduceOptions): Tensor {
   // same elements, which recomputes the same intermediate values anyway.
   const deferred = full && x.requiresGrad && isGradEnabled() ? deferredSum(x, shape, dtype) : null;
   const out = deferred ?? new Tensor(summed(x, axes, dtype, full), shape, dtype);
-  return record("sum", out, [x], [(g) => spread(g, x.shape, axes)], [[]]);
+  return record("sum", out, [x], [(g) => spread(g, x.shape, axes)], [[]], { axes, keepdims });
 }
 
 /** The data of a sum computed now: inside a pending program's own loop when it can be. */

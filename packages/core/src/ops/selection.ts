@@ -164,6 +164,8 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
         ),
       null,
     ],
+    undefined,
+    { axis: ax },
   );
 }
 

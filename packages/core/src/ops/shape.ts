@@ -92,6 +92,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
     [x],
     [(g) => permute(g, inverse)],
     [[]],
+    { perm: axes },
   );
 }
 
@@ -210,7 +211,7 @@ export function slice(x: Tensor, begin: readonly number[], size: readonly number
     result = new Tensor(out, shape, x.dtype);
   }
   const padding = begin.map((b, i): [number, number] => [b, x.shape[i] - b - shape[i]]);
-  return record("slice", result, [x], [(g) => pad(g, padding)], [[]]);
+  return record("slice", result, [x], [(g) => pad(g, padding)], [[]], { begin });
 }
 
 /**
@@ -246,6 +247,7 @@ export function pad(x: Tensor, padding: readonly (readonly [number, number])[], 
     [x],
     [(g) => slice(g, begin, x.shape)],
     [[]],
+    { padding: padding.flat(), value },
   );
 }
 
@@ -330,6 +332,8 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
       const begin = shape.map((_, k) => (k === ax ? begins[i] : 0));
       return slice(g, begin, t.shape);
     }),
+    undefined,
+    { axis: ax },
   );
 }
 

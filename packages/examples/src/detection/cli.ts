@@ -1,4 +1,4 @@
-/** The `detect` command: `train` a toy RetinaNet into a run directory, or `predict` with a trained one; `pnpm demo` is `detect train --name demo`. */
+/** The `detect` command: `train` a toy RetinaNet into a run directory, `predict` with a trained one, `export` it as ONNX or its next `batches` for PyTorch; `pnpm demo` is `detect train --name demo`. */
 
 import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
@@ -16,6 +16,7 @@ import { digitsDataset, shapesDataset } from "./datasets.js";
 import { loadDetector } from "./detector.js";
 import { meanAveragePrecision } from "./evaluate.js";
 import { writeJson } from "./files.js";
+import { checkOnnx, exportBatches, exportDetectorOnnx } from "./handoff.js";
 import { detectionsGrid } from "./plots.js";
 import { DATASETS, LOSSES, type TrainConfig, train } from "./train.js";
 
@@ -72,11 +73,56 @@ Options:
   --png FILE       also draw the first 8 images with their detections
   -h, --help       this text`;
 
+const exportUsage = `Usage: pnpm detect -- export --run DIR --out FILE.onnx [options]
+
+Writes the model of a run directory as ONNX (traced through focalgrad's recording, weights as
+initialisers): input "images" [batch, 3, S, S] in [0, 1], outputs "logits", "classification"
+(sigmoid) and "regression" [batch, anchors, ...], in RetinaNet's layout.
+
+Options:
+  --run DIR        a run directory written by train (required)
+  --out FILE       where the model goes (default model.onnx)
+  --batch N        images per call of the graph (default 1)
+  --opset N        ONNX opset, 13 to 21 (default 13)
+  --check          run the file in ONNX Runtime (onnxruntime-node) on held-out images and
+                   print how far its outputs are from focalgrad's
+  -h, --help       this text`;
+
+const batchesUsage = `Usage: pnpm detect -- batches --run DIR --steps N --out FILE [options]
+
+Writes the training batches the run would take next (the same shuffle and mirroring, from its
+seed) with their anchor targets, the model's outputs on the first batch and focalgrad's losses on
+it, as one safetensors file: what packages/examples/python/handoff.py trains PyTorch on.
+
+Options:
+  --run DIR        a run directory written by train (required)
+  --steps N        how many steps' batches (required)
+  --from N         the first step (default: the step after the run's last)
+  --out FILE       where they go (default batches.safetensors)
+  -h, --help       this text`;
+
 const usage = `Usage: pnpm detect -- <command> [options]
 
 Commands:
   train      train a RetinaNet on a toy dataset (pnpm detect -- train --help)
-  predict    detect with a trained run (pnpm detect -- predict --help)`;
+  predict    detect with a trained run, and score it on its held-out images
+  export     write a run's model as ONNX (pnpm detect -- export --help)
+  batches    write a run's next training batches for PyTorch (pnpm detect -- batches --help)`;
+
+/** The --run directory, which every command but train needs. */
+function runOption(command: string, run: string | undefined): string {
+  if (run === undefined) {
+    throw new UsageError(`${command}: --run DIR is required (a run directory written by train)`);
+  }
+  return run;
+}
+
+/** What a bad run directory or file makes `promise` reject with, as a one-line user error. */
+function asUsageError<T>(promise: Promise<T>): Promise<T> {
+  return promise.catch((e: Error) => {
+    throw new UsageError(e.message);
+  });
+}
 
 function levelsOption(text: unknown): number[] | undefined {
   if (text === undefined) return undefined;
@@ -198,11 +244,8 @@ async function runPredict(args: string[]): Promise<void> {
     return;
   }
   const { values } = parsed;
-  if (values.run === undefined)
-    throw new UsageError("predict: --run DIR is required (a run directory written by train)");
-  const detector = await loadDetector(values.run).catch((e: Error) => {
-    throw new UsageError(e.message);
-  });
+  const run = runOption("predict", values.run);
+  const detector = await asUsageError(loadDetector(run));
   const size = detector.config.imageSize;
   const names = detector.config.classNames;
   let images: Tensor;
@@ -222,7 +265,7 @@ async function runPredict(args: string[]): Promise<void> {
     images = tensor(pixels, { shape: [loaded.length, 3, size, size], dtype: "float32" });
     sources = values.image;
   } else {
-    const { training } = JSON.parse(await readFile(`${values.run}/config.json`, "utf8"));
+    const { training } = JSON.parse(await readFile(`${run}/config.json`, "utf8"));
     if (training.dataset === "custom") {
       throw new UsageError(
         "predict: this run was trained on your own data; give the images with --image FILE.png",
@@ -242,7 +285,7 @@ async function runPredict(args: string[]): Promise<void> {
   const metrics =
     truths === null ? null : meanAveragePrecision(detections, truths, { numClasses: names.length });
   await writeJson(values.out, {
-    run: values.run,
+    run,
     metrics,
     images: detections.map((d, i) => ({
       source: sources[i],
@@ -268,6 +311,69 @@ async function runPredict(args: string[]): Promise<void> {
     }));
     await detectionsGrid(images, truths ?? empty, detections, names).writePng(values.png);
   }
+}
+
+async function runExport(args: string[]): Promise<void> {
+  const parsed = parseCommandLine(args, {
+    run: { type: "string" },
+    out: { type: "string", default: "model.onnx" },
+    batch: { type: "string" },
+    opset: { type: "string" },
+    check: { type: "boolean" },
+  });
+  if (parsed === null) {
+    console.log(exportUsage);
+    return;
+  }
+  const { values } = parsed;
+  const run = runOption("export", values.run);
+  const opset = numberOption("opset", values.opset, { integer: true, min: 13, max: 21 });
+  const batch = numberOption("batch", values.batch, { integer: true, min: 1 });
+  const summary = await asUsageError(exportDetectorOnnx(run, values.out, { batch, opset }));
+  const shape = (v: (typeof summary.inputs)[number]) =>
+    `${v.name} [${v.type.tensor_type.shape.dim.map((d) => d.dim_value).join(", ")}]`;
+  const counts = Object.entries(summary.nodes)
+    .map(([op, n]) => `${op} ${n}`)
+    .join(", ");
+  console.log(
+    `wrote ${values.out} (${(summary.bytes.length / 1024).toFixed(0)} KiB): ${summary.inputs.map(shape).join(", ")} → ${summary.outputs.map(shape).join(", ")}`,
+  );
+  console.log(`nodes: ${counts}; ${summary.initializers} initialisers, ${summary.weights} values`);
+  if (values.check) {
+    const { images, worst } = await checkOnnx(run, values.out);
+    console.log(
+      `ONNX Runtime against focalgrad on ${images} held-out images: max |difference| ${Object.entries(
+        worst,
+      )
+        .map(([name, d]) => `${name} ${d.toExponential(2)}`)
+        .join(", ")}`,
+    );
+  }
+}
+
+async function runBatches(args: string[]): Promise<void> {
+  const parsed = parseCommandLine(args, {
+    run: { type: "string" },
+    steps: { type: "string" },
+    from: { type: "string" },
+    out: { type: "string", default: "batches.safetensors" },
+  });
+  if (parsed === null) {
+    console.log(batchesUsage);
+    return;
+  }
+  const { values } = parsed;
+  const run = runOption("batches", values.run);
+  const steps = numberOption("steps", values.steps, { integer: true, min: 1 });
+  if (steps === undefined) throw new UsageError("batches: --steps N is required");
+  const from = numberOption("from", values.from, { integer: true, min: 0 });
+  const written = await asUsageError(exportBatches(run, values.out, { steps, from }));
+  console.log(
+    `wrote ${written.steps} batches of ${written.batchSize} (steps ${written.from} to ${written.from + written.steps - 1}) to ${written.path}`,
+  );
+  console.log(
+    `focalgrad on the first batch: classification loss ${written.classificationLoss.toFixed(6)}, box loss ${written.boxLoss.toFixed(6)}`,
+  );
 }
 
 async function runTrain(args: string[]): Promise<void> {
@@ -312,10 +418,12 @@ export async function main(argv: readonly string[]): Promise<void> {
   const [command, ...rest] = cliArguments(argv);
   if (command === "train") await runTrain(rest);
   else if (command === "predict") await runPredict(rest);
+  else if (command === "export") await runExport(rest);
+  else if (command === "batches") await runBatches(rest);
   else if (command === undefined || command === "-h" || command === "--help") console.log(usage);
   else
     throw new UsageError(
-      `unknown command "${command}" (expected train or predict; --help lists them)`,
+      `unknown command "${command}" (expected train, predict, export or batches; --help lists them)`,
     );
 }
 

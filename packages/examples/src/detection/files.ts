@@ -1,7 +1,8 @@
 /** Files of a run directory written atomically: a crash leaves the old file or the new one, never half of one. */
 
-import { mkdir, open, rename, unlink } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
+import { writeFileAtomic } from "@focalgrad/core/checkpoint";
 
 /**
  * Writes `bytes` to `path` through a temporary file in the same directory, flushed and renamed
@@ -12,20 +13,7 @@ import { dirname } from "node:path";
  */
 export async function writeAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.${process.pid}.tmp`;
-  const handle = await open(temporary, "w");
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temporary, path);
-  } catch (e) {
-    await unlink(temporary).catch(() => undefined);
-    throw e;
-  }
+  await writeFileAtomic(path, bytes);
 }
 
 /**
