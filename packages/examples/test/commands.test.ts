@@ -96,11 +96,19 @@ describe("detect", () => {
     expect(await printed(() => detect(["predict", "-h"]))).toMatch(
       /^Usage: pnpm detect -- predict --run DIR/,
     );
+    expect(await printed(() => detect(["export", "--help"]))).toMatch(
+      /^Usage: pnpm detect -- export/,
+    );
+    expect(await printed(() => detect(["batches", "-h"]))).toMatch(
+      /^Usage: pnpm detect -- batches/,
+    );
   });
 
   it("rejects an unknown command, a missing --run and bad values as usage errors", async () => {
     await expect(detect(["evaluate"])).rejects.toThrow(
-      new UsageError('unknown command "evaluate" (expected train or predict; --help lists them)'),
+      new UsageError(
+        'unknown command "evaluate" (expected train, predict, export or batches; --help lists them)',
+      ),
     );
     await expect(detect(["predict"])).rejects.toThrow(
       new UsageError("predict: --run DIR is required (a run directory written by train)"),
