@@ -347,10 +347,41 @@ function caseTensors(c: OhemCase): { yTrue: Tensor; logits: Tensor; anchors: Ten
 }
 
 /** Whether every two anchor losses of the case (by the reference) differ by more than `gap`. */
-/** No two anchor losses differ by less than `gap` without being equal. */
+/**
+ * No two anchor losses differ by less than `gap` without being equal, and no two anchors' IoU is
+ * within `gap` of the NMS threshold (whether one suppresses the other then depends on rounding).
+ */
 function noNearTies(c: OhemCase, gap: number): boolean {
-  const sorted = [...referenceOhem(c).anchorLosses].sort((a, b) => a - b);
-  return sorted.every((v, i) => i === 0 || v === sorted[i - 1] || v - sorted[i - 1] > gap);
+  // Losses of anchors whose logits and labels are the same are equal in every computation; any
+  // other pair must be more than `gap` apart.
+  const [batch, count0, classes] = c.shape;
+  const rows: { loss: number; key: string }[] = [];
+  let next = 0;
+  for (let b = 0; b < batch; b++) {
+    for (let n = 0; n < count0; n++) {
+      const at = b * count0 + n;
+      const labels = c.yTrue.slice(at * (classes + 1), (at + 1) * (classes + 1));
+      if (labels[classes] === -1) continue;
+      const logits = c.logits.slice(at * classes, (at + 1) * classes);
+      rows.push({
+        loss: referenceOhem(c).anchorLosses[next++],
+        key: JSON.stringify([labels, logits]),
+      });
+    }
+  }
+  rows.sort((p, q) => p.loss - q.loss);
+  const apart = rows.every(
+    (r, i) => i === 0 || r.loss - rows[i - 1].loss > gap || r.key === rows[i - 1].key,
+  );
+  if (!apart) return false;
+  const threshold = c.options.iouThreshold ?? 0.5;
+  const count = c.anchors.length / 4;
+  for (let i = 0; i < count; i++) {
+    for (let j = i + 1; j < count; j++) {
+      if (Math.abs(anchorIou(c.anchors, i, j) - threshold) < gap) return false;
+    }
+  }
+  return true;
 }
 
 function lossesApart(c: OhemCase, gap: number): boolean {
@@ -417,6 +448,15 @@ function ohemCase(): fc.Arbitrary<OhemCase> {
  * over classes, greedy NMS by decreasing loss (ties by index, a box dropped when its IoU with a
  * kept one exceeds the threshold), the selection, and the gradient (sigmoid(x) - y) / |S|.
  */
+/** IoU of anchors i and j of the flat [N, 4] corner list, in float64. */
+function anchorIou(anchors: number[], i: number, j: number): number {
+  const [a, b] = [anchors.slice(4 * i, 4 * i + 4), anchors.slice(4 * j, 4 * j + 4)];
+  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const area = (r: number[]) => (r[2] - r[0]) * (r[3] - r[1]);
+  return (w * h) / (area(a) + area(b) - w * h);
+}
+
 function referenceOhem({ options, shape, yTrue, logits, anchors }: OhemCase): {
   loss: number;
   grad: number[];
@@ -427,13 +467,7 @@ function referenceOhem({ options, shape, yTrue, logits, anchors }: OhemCase): {
   const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
   const label = (b: number, n: number, c: number) => yTrue[(b * count + n) * (classes + 1) + c];
   const logit = (b: number, n: number, c: number) => logits[(b * count + n) * classes + c];
-  const iou = (i: number, j: number) => {
-    const [a, b] = [anchors.slice(4 * i, 4 * i + 4), anchors.slice(4 * j, 4 * j + 4)];
-    const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
-    const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
-    const area = (r: number[]) => (r[2] - r[0]) * (r[3] - r[1]);
-    return (w * h) / (area(a) + area(b) - w * h);
-  };
+  const iou = (i: number, j: number) => anchorIou(anchors, i, j);
   const budget = options.examplesPerImage ?? 128;
   const ratio = options.negativesPerPositive ?? null;
   const anchorLosses: number[] = [];
