@@ -355,6 +355,7 @@ function noNearTies(c: OhemCase, gap: number): boolean {
   // Losses of anchors whose logits and labels are the same are equal in every computation; any
   // other pair must be more than `gap` apart.
   const [batch, count0, classes] = c.shape;
+  const losses = referenceOhem(c).anchorLosses;
   const rows: { loss: number; key: string }[] = [];
   let next = 0;
   for (let b = 0; b < batch; b++) {
@@ -364,7 +365,7 @@ function noNearTies(c: OhemCase, gap: number): boolean {
       if (labels[classes] === -1) continue;
       const logits = c.logits.slice(at * classes, (at + 1) * classes);
       rows.push({
-        loss: referenceOhem(c).anchorLosses[next++],
+        loss: losses[next++],
         key: JSON.stringify([labels, logits]),
       });
     }
