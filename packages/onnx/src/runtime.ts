@@ -2,19 +2,52 @@
 
 import { type DType, type Tensor, tensor } from "@focalgrad/core";
 
-type Runtime = typeof import("onnxruntime-node");
+/** The part of onnxruntime-node's API that `runOnnx` uses, typed here so that this package builds without it. */
+interface OrtTensor {
+  readonly type: string;
+  readonly dims: readonly number[];
+  readonly data: unknown;
+}
+interface OrtSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
+interface Runtime {
+  InferenceSession: { create(model: string | Uint8Array): Promise<OrtSession> };
+  Tensor: new (type: string, data: ArrayLike<number>, dims: readonly number[]) => OrtTensor;
+}
+
+/** The peer's module name, held in a variable so that TypeScript does not look for its types. */
+const RUNTIME_MODULE = "onnxruntime-node";
 
 let runtime: Promise<Runtime> | null = null;
 
 /** onnxruntime-node, loaded on first use: it is large, and only this entry point needs it. */
 function loadRuntime(): Promise<Runtime> {
-  runtime ??= import("onnxruntime-node").catch((e: Error) => {
+  runtime ??= (import(RUNTIME_MODULE) as Promise<Runtime>).catch((e: Error) => {
     runtime = null;
     throw new Error(
-      `runOnnx: cannot load onnxruntime-node (install it beside @focalgrad/onnx: npm install onnxruntime-node): ${e.message}`,
+      `runOnnx: cannot load onnxruntime-node, an optional peer of @focalgrad/onnx (install it beside it: npm install onnxruntime-node@^1.30.0; in the focalgrad repository: npx -y pnpm@12.4.2 peers:install onnx): ${e.message}`,
     );
   });
   return runtime;
+}
+
+/**
+ * Whether onnxruntime-node can be loaded, so that `runOnnx` can run (it is an optional peer).
+ *
+ * @example
+ * if (await onnxRuntimeAvailable()) await runOnnx(bytes, [x]);
+ */
+export async function onnxRuntimeAvailable(): Promise<boolean> {
+  try {
+    await loadRuntime();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const FROM_ORT: Record<string, DType> = {
@@ -40,10 +73,7 @@ export async function runOnnx(
   inputs: readonly Tensor[] | Readonly<Record<string, Tensor>>,
 ): Promise<Record<string, Tensor>> {
   const ort = await loadRuntime();
-  const session =
-    typeof model === "string"
-      ? await ort.InferenceSession.create(model)
-      : await ort.InferenceSession.create(model);
+  const session = await ort.InferenceSession.create(model);
   try {
     const given: [string, Tensor][] = Array.isArray(inputs)
       ? (inputs as readonly Tensor[]).map((t, i) => [session.inputNames[i], t])
@@ -53,7 +83,7 @@ export async function runOnnx(
         `runOnnx: the model takes ${session.inputNames.length} inputs (${session.inputNames.join(", ")}), got ${given.length}`,
       );
     }
-    const feeds: Record<string, InstanceType<Runtime["Tensor"]>> = {};
+    const feeds: Record<string, OrtTensor> = {};
     for (const [name, t] of given) {
       if (!session.inputNames.includes(name)) {
         throw new Error(
