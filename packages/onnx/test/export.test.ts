@@ -196,35 +196,38 @@ describe("conv2d and pooling geometry, as a property", () => {
 });
 
 describe("the issue's Conv-BatchNorm-ReLU-Conv net", () => {
-  withOrt("exports as Conv, normalisation arithmetic on the running statistics, Relu, Conv, and agrees", async () => {
-    const net = new nn.Sequential(
-      new nn.Conv2d(3, 8, 3, { padding: 1, seed: 0 }),
-      new nn.BatchNorm2d(8),
-      new nn.ReLU(),
-      new nn.Conv2d(8, 4, 3, { padding: 1, seed: 1 }),
-    );
-    // Give the running statistics values of their own (a few training batches).
-    for (let i = 0; i < 3; i++)
-      net.forward(uniform([4, 3, 8, 8], { low: -1, high: 2, seed: 10 + i }));
-    expect(net.training).toBe(true);
-    const x = uniform([2, 3, 8, 8], { seed: 20 });
-    const { bytes, nodes } = toOnnx(net, [x]);
-    // The export traced in eval mode and put the network back in training mode.
-    expect(net.training).toBe(true);
-    expect(nodes.Conv).toBe(2);
-    expect(nodes.Relu).toBe(1);
-    net.eval();
-    const theirs = await runOnnx(bytes, { input: x });
-    expect(maxDifference(net.forward(x), theirs.output)).toBeLessThan(1e-5);
-    // The weights are initialisers named as in the state dict.
-    const model = decodeModel(bytes);
-    const names = model.graph.initializer.map((t) => t.name);
-    expect(names).toEqual(
-      expect.arrayContaining(["0.weight", "0.bias", "3.weight", "3.bias", "1.weight", "1.bias"]),
-    );
-    expect(model.opset_import.map((o) => [o.domain ?? "", o.version])).toEqual([["", 13]]);
-    expect(model.graph.input.map((i) => i.name)).toEqual(["input"]);
-  });
+  withOrt(
+    "exports as Conv, normalisation arithmetic on the running statistics, Relu, Conv, and agrees",
+    async () => {
+      const net = new nn.Sequential(
+        new nn.Conv2d(3, 8, 3, { padding: 1, seed: 0 }),
+        new nn.BatchNorm2d(8),
+        new nn.ReLU(),
+        new nn.Conv2d(8, 4, 3, { padding: 1, seed: 1 }),
+      );
+      // Give the running statistics values of their own (a few training batches).
+      for (let i = 0; i < 3; i++)
+        net.forward(uniform([4, 3, 8, 8], { low: -1, high: 2, seed: 10 + i }));
+      expect(net.training).toBe(true);
+      const x = uniform([2, 3, 8, 8], { seed: 20 });
+      const { bytes, nodes } = toOnnx(net, [x]);
+      // The export traced in eval mode and put the network back in training mode.
+      expect(net.training).toBe(true);
+      expect(nodes.Conv).toBe(2);
+      expect(nodes.Relu).toBe(1);
+      net.eval();
+      const theirs = await runOnnx(bytes, { input: x });
+      expect(maxDifference(net.forward(x), theirs.output)).toBeLessThan(1e-5);
+      // The weights are initialisers named as in the state dict.
+      const model = decodeModel(bytes);
+      const names = model.graph.initializer.map((t) => t.name);
+      expect(names).toEqual(
+        expect.arrayContaining(["0.weight", "0.bias", "3.weight", "3.bias", "1.weight", "1.bias"]),
+      );
+      expect(model.opset_import.map((o) => [o.domain ?? "", o.version])).toEqual([["", 13]]);
+      expect(model.graph.input.map((i) => i.name)).toEqual(["input"]);
+    },
+  );
 });
 
 describe("runOnnx without ONNX Runtime", () => {
