@@ -17,7 +17,7 @@ vi.setConfig({ testTimeout: 60_000 });
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const bin = (name: string) => join(root, "node_modules/.bin", name);
-const published = ["core", "losses"] as const;
+const published = ["core", "losses", "onnx"] as const;
 const work = mkdtempSync(join(tmpdir(), "focalgrad-packages-"));
 const tarballs: Record<string, string> = {};
 
@@ -140,6 +140,9 @@ describe("an empty npm project that installs the tarballs", () => {
       ["install", "--offline", "--no-audit", "--no-fund", tarballs.core, tarballs.losses],
       project,
     );
+    // @focalgrad/onnx needs protobufjs from the registry (npm's cache when it has it); its
+    // optional peer onnxruntime-node stays out.
+    run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", tarballs.onnx], project);
   }, 120_000);
 
   it("type-checks and runs the README's first example", () => {
@@ -195,6 +198,29 @@ describe("an empty npm project that installs the tarballs", () => {
     const printed = JSON.parse(run("node", ["gradcheck.mjs"], project));
     expect(printed.ok).toBe(true);
     expect(printed.arbitrary).toMatch(/^floatTensor: .*need fast-check, which is not installed/);
+  });
+
+  it("exports a model to ONNX, and without the optional peer onnxruntime-node says so", () => {
+    writeFileSync(
+      join(project, "onnx.mjs"),
+      [
+        'import { nn, uniform } from "@focalgrad/core";',
+        'import { decodeModel, toOnnx } from "@focalgrad/onnx";',
+        'import { onnxRuntimeAvailable, runOnnx } from "@focalgrad/onnx/runtime";',
+        "const net = new nn.Sequential(new nn.Conv2d(3, 4, 3, { seed: 0 }), new nn.ReLU());",
+        "const x = uniform([1, 3, 8, 8], { seed: 1 });",
+        "const { bytes, nodes } = toOnnx(net, [x]);",
+        "const graph = decodeModel(bytes).graph;",
+        "let message = 'no error';",
+        "try { await runOnnx(bytes, [x]); } catch (error) { message = error.message; }",
+        "console.log(JSON.stringify({ nodes, outputs: graph.output.map((o) => o.name), available: await onnxRuntimeAvailable(), message }));",
+      ].join("\n"),
+    );
+    const printed = JSON.parse(run("node", ["onnx.mjs"], project));
+    expect(printed.nodes).toEqual({ Conv: 1, Relu: 1 });
+    expect(printed.outputs).toEqual(["output"]);
+    expect(printed.available).toBe(false);
+    expect(printed.message).toMatch(/^runOnnx: cannot load onnxruntime-node, an optional peer/);
   });
 
   it("does not resolve the workspace's source condition", () => {
