@@ -35,7 +35,7 @@ import { meanAveragePrecision } from "./evaluate.js";
 import { writeJson } from "./files.js";
 import { BatchLoader } from "./loader.js";
 import { RetinaNet, type RetinaNetConfig, resolveRetinaNetConfig } from "./model.js";
-import { arrange, detectionsGrid, lineChart } from "./plots.js";
+import { arrange, type Curve, detectionsGrid, lineChart } from "./plots.js";
 import { type Progress, progressReporter } from "./progress.js";
 
 /** The classification losses `train` can use; all take the same keras-retinanet targets. */
@@ -607,7 +607,7 @@ export async function train(config: TrainConfig = {}): Promise<TrainResult> {
     await checkpoint();
   }
   await writeMetrics();
-  if (config.plots !== false) await writePlots(runDir, records, detector, testSet);
+  if (config.plots !== false) await writePlots(runDir, resolved.loss, records, detector, testSet);
   return {
     runDir,
     step,
@@ -628,27 +628,36 @@ function smoothed(points: [number, number][], window: number): [number, number][
   });
 }
 
+/**
+ * @internal The curves of loss.png's training-loss chart, smoothed over about a fiftieth of the
+ * run: the total, the classification loss under the name of the run's loss, and smooth L1.
+ */
+export function lossCurves(loss: LossName, steps: readonly [number, number, number][]): Curve[] {
+  const window = Math.max(1, Math.round(steps.length / 50));
+  const cls = smoothed(
+    steps.map(([s, c]) => [s + 1, c]),
+    window,
+  );
+  const box = smoothed(
+    steps.map(([s, , b]) => [s + 1, b]),
+    window,
+  );
+  const total = cls.map(([s, c], i) => [s, c + box[i][1]] as [number, number]);
+  return [
+    { name: "total", colour: [30, 30, 30], points: total },
+    { name: loss, colour: [200, 40, 40], points: cls },
+    { name: "smooth l1", colour: [40, 90, 200], points: box },
+  ];
+}
+
 async function writePlots(
   runDir: string,
+  loss: LossName,
   records: RunRecords,
   detector: Detector,
   test: DetectionDataset,
 ): Promise<void> {
-  const window = Math.max(1, Math.round(records.losses.length / 50));
-  const cls = smoothed(
-    records.losses.map(([s, c]) => [s + 1, c]),
-    window,
-  );
-  const box = smoothed(
-    records.losses.map(([s, , b]) => [s + 1, b]),
-    window,
-  );
-  const total = cls.map(([s, c], i) => [s, c + box[i][1]] as [number, number]);
-  const losses = lineChart("training loss", [
-    { name: "total", colour: [30, 30, 30], points: total },
-    { name: "focal", colour: [200, 40, 40], points: cls },
-    { name: "smooth l1", colour: [40, 90, 200], points: box },
-  ]);
+  const losses = lineChart("training loss", lossCurves(loss, records.losses));
   const map = lineChart(
     "held-out map",
     [

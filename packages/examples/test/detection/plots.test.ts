@@ -2,6 +2,7 @@ import { tensor, zeros } from "@focalgrad/core";
 import { describe, expect, it } from "vitest";
 import { Canvas, type Colour } from "../../src/detection/canvas.js";
 import { arrange, detectionsGrid, lineChart } from "../../src/detection/plots.js";
+import { lossCurves } from "../../src/detection/train.js";
 
 const pixel = (canvas: Canvas, x: number, y: number) =>
   Array.from(canvas.pixels.subarray((y * canvas.width + x) * 4, (y * canvas.width + x) * 4 + 3));
@@ -81,5 +82,20 @@ describe("detectionsGrid", () => {
     // Below the threshold (default 0.4) a detection is not drawn at all.
     const faint = detectionsGrid(image, truth, detections([0.9, 0.3], [0, 1]), ["aa", "bb"]);
     expect(Buffer.compare(Buffer.from(faint.pixels), Buffer.from(best.pixels))).toBe(0);
+  });
+});
+
+describe("loss.png's training-loss curves", () => {
+  it("name the classification curve after the run's loss, and smooth over a fiftieth of the run", () => {
+    // 100 steps: a window of 2. Step s has classification loss s and box loss 1, so the smoothed
+    // classification curve at step index i ≥ 1 is (i + (i − 1)) / 2 = i − 0.5, and the total adds 1.
+    const steps = Array.from({ length: 100 }, (_, i) => [i, i, 1] as [number, number, number]);
+    const [total, cls, box] = lossCurves("ohem", steps);
+    expect([total.name, cls.name, box.name]).toEqual(["total", "ohem", "smooth l1"]);
+    expect(cls.points[0]).toEqual([1, 0]);
+    expect(cls.points[10]).toEqual([11, 9.5]);
+    expect(total.points[10]).toEqual([11, 10.5]);
+    expect(box.points.every(([, y]) => y === 1)).toBe(true);
+    expect(lossCurves("focal", steps)[1].name).toBe("focal");
   });
 });
