@@ -24,7 +24,7 @@ import {
 import { backendFromEnvironment, type ConvGeometry } from "../src/kernels/backend.js";
 import { javascriptReductions } from "../src/kernels/javascript-reductions.js";
 import { assemble, FunctionBuilder } from "../src/kernels/wasm/assembler.js";
-import { WorkerPool } from "../src/kernels/wasm/pool.js";
+import { chunkArguments, WorkerPool } from "../src/kernels/wasm/pool.js";
 import { hasRelaxedSimd } from "../src/kernels/wasm/runtime.js";
 import { webAssembly } from "../src/kernels/wasm/webassembly.js";
 import { filled, WASM_BACKENDS } from "./backends.js";
@@ -618,6 +618,42 @@ describe("worker pool", () => {
       // The pool still works after a trap.
       pool.run({ fn: 0, args: [0, 7], total: 3, chunks: 3 }, local);
       expect(Array.from(words.subarray(0, 3))).toEqual([7, 8, 9]);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it("gives chunks ranges in units of a step, cut at a limit, and scratch of their own by index", () => {
+    const { memory, module, local } = fillModule();
+    const pool = new WorkerPool(module, memory, ["fill", "trap"], 2);
+    const words = new Int32Array(memory.buffer, 0, 120);
+    // fill(0, scratch, lo, hi): word i of chunk c becomes 1000 + 100 · c + i. 10 blocks of 10
+    // words cut at 95, in 3 chunks: blocks [0, 3), [3, 6), [6, 10), so words [0, 30), [30, 60),
+    // [60, 95); the words from 95 on stay −1.
+    const job = {
+      fn: 0,
+      args: [0],
+      total: 10,
+      chunks: 3,
+      step: 10,
+      limit: 95,
+      scratch: { base: 1000, stride: 100 },
+    };
+    expect([0, 1, 2].map((c) => chunkArguments(job, c))).toEqual([
+      [0, 1000, 0, 30],
+      [0, 1100, 30, 60],
+      [0, 1200, 60, 95],
+    ]);
+    try {
+      for (let round = 0; round < 50; round++) {
+        words.fill(-1);
+        pool.run(job, local);
+        for (let i = 0; i < 120; i++) {
+          const c = i < 30 ? 0 : i < 60 ? 1 : 2;
+          const expected = i < 95 ? 1000 + 100 * c + i : -1;
+          if (words[i] !== expected) throw new Error(`round ${round}: word ${i} is ${words[i]}`);
+        }
+      }
     } finally {
       pool.close();
     }

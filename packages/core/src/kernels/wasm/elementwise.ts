@@ -15,8 +15,8 @@ import {
   type Instruction,
   REGISTER_BYTES,
 } from "./elementwise-module.js";
+import { chunkArguments, type Job, WorkerPool } from "./pool.js";
 import { align64, FUNCTION_NAMES, getNumThreads, MAX_PAGES, type WasmRuntime } from "./runtime.js";
-import { type Share, SharePool } from "./share-pool.js";
 import { type WasmModule, webAssembly } from "./webassembly.js";
 
 /** A value of a kernel: one float32 per element (or a mask of all ones or zeros). */
@@ -367,7 +367,7 @@ const OUTPUTS = new Set<Instruction>(["store", "place", "scatter", "sum"]);
 interface CompiledKernel {
   readonly module: WasmModule;
   readonly kernel: (...args: number[]) => void;
-  pool: SharePool | null;
+  pool: WorkerPool | null;
 }
 
 /** Compiled kernels of each runtime, by their fused instruction, least recently used first. */
@@ -410,22 +410,18 @@ function compiledKernel(runtime: WasmRuntime, fused: FusedInstruction): Compiled
   return compiled;
 }
 
-/** Runs `shares` of a compiled kernel: the first here, the others on the kernel's workers. */
-function runCompiled(
-  runtime: WasmRuntime,
-  compiled: CompiledKernel,
-  shares: readonly Share[],
-): void {
-  if (shares.length === 1) {
-    compiled.kernel(...shares[0].args);
+/** Runs `job` (its fn is 0, the kernel) on a compiled kernel: here, and on the kernel's workers. */
+function runCompiled(runtime: WasmRuntime, compiled: CompiledKernel, job: Job): void {
+  const workers = getNumThreads() - 1;
+  if (job.chunks === 1 || workers === 0) {
+    for (let c = 0; c < job.chunks; c++) compiled.kernel(...chunkArguments(job, c));
     return;
   }
-  const workers = getNumThreads() - 1;
   if (compiled.pool === null || compiled.pool.size !== workers) {
     compiled.pool?.close();
-    compiled.pool = new SharePool(compiled.module, runtime.memory, ["kernel"], workers);
+    compiled.pool = new WorkerPool(compiled.module, runtime.memory, ["kernel"], workers);
   }
-  compiled.pool.run(shares, { kernel: compiled.kernel });
+  compiled.pool.run(job, { kernel: compiled.kernel });
 }
 
 /** Elements each thread must get before another is woken (a few hundred microseconds of work). */
@@ -482,15 +478,18 @@ export function runElementwise(
   // The runtime's module has the machine; a compiled kernel's module has the kernel alone.
   const fn = fused === null ? FUNCTION_NAMES.indexOf("elementwise32") : 0;
   const count = words.length / INSTRUCTION_WORDS;
-  const shares: Share[] = [];
-  for (let t = 0; t < parts; t++) {
-    const from = Math.floor((t * blocks) / parts) * BLOCK;
-    const to = Math.min(n, Math.floor(((t + 1) * blocks) / parts) * BLOCK);
-    const scratch = scratchAt + t * registers * REGISTER_BYTES;
-    shares.push({ fn, args: [programAt, count, scratch, from, to] });
-  }
-  if (n > 0 && fused !== null) runCompiled(runtime, compiledKernel(runtime, fused), shares);
-  else if (n > 0) runtime.runShares(shares);
+  // Part t: blocks [⌊t · blocks / parts⌋, ⌊(t + 1) · blocks / parts⌋) with register file t.
+  const job: Job = {
+    fn,
+    args: [programAt, count],
+    total: blocks,
+    chunks: parts,
+    step: BLOCK,
+    limit: n,
+    scratch: { base: scratchAt, stride: registers * REGISTER_BYTES },
+  };
+  if (n > 0 && fused !== null) runCompiled(runtime, compiledKernel(runtime, fused), job);
+  else if (n > 0) runtime.run(job);
   kernel.staged.forEach((staged, k) => {
     if (staged.kind !== "output") return;
     const address = addresses[k] / 4;

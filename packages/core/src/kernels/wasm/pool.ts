@@ -1,4 +1,4 @@
-/** A pool of worker threads that run exported functions of one WebAssembly module over a shared memory, one job at a time, its chunks claimed with Atomics by whichever thread is free first. */
+/** A pool of worker threads that run exported functions of one WebAssembly module over a shared memory, one job at a time, its chunks claimed with Atomics by whichever thread is free first: the dense kernels' pool, and each compiled elementwise kernel's. */
 
 import { Worker } from "node:worker_threads";
 import type { WasmMemory, WasmModule } from "./webassembly.js";
@@ -17,7 +17,12 @@ const FN = 6;
 const CHUNKS = 7;
 const TOTAL = 8;
 const ARGC = 9;
-const ARGS = 10;
+const STEP = 10;
+const LIMIT = 11;
+const SCRATCHED = 12;
+const SCRATCH_BASE = 13;
+const SCRATCH_STRIDE = 14;
+const ARGS = 15;
 /** Arguments of a job besides the two (lo, hi) each chunk appends. */
 export const MAX_ARGS = 24;
 const WORDS = ARGS + MAX_ARGS;
@@ -40,6 +45,8 @@ const { exports } = new WebAssembly.Instance(module, { env: { memory } });
 const functions = names.map((name) => exports[name]);
 const CLAIM = ${CLAIM}, DONE = ${DONE}, FAILED = ${FAILED}, TAG = ${TAG}, FN = ${FN};
 const CHUNKS = ${CHUNKS}, TOTAL = ${TOTAL}, ARGC = ${ARGC}, ARGS = ${ARGS};
+const STEP = ${STEP}, LIMIT = ${LIMIT}, SCRATCHED = ${SCRATCHED};
+const SCRATCH_BASE = ${SCRATCH_BASE}, SCRATCH_STRIDE = ${SCRATCH_STRIDE};
 ${claimChunks.toString()}
 let seen = Atomics.load(control, ${WAKE});
 for (;;) {
@@ -68,10 +75,18 @@ function claimChunks(control: Int32Array, functions: ((...args: number[]) => voi
     if (chunk >= chunks) return;
     const fn = control[FN];
     const total = control[TOTAL];
+    const step = control[STEP];
+    const limit = control[LIMIT];
+    const scratched = control[SCRATCHED] !== 0;
+    const scratch = control[SCRATCH_BASE] + chunk * control[SCRATCH_STRIDE];
     const args = Array.from(control.subarray(ARGS, ARGS + control[ARGC]));
     if (Atomics.load(control, TAG) !== tag) return;
-    // Chunk c of n covers [⌊c · total / n⌋, ⌊(c + 1) · total / n⌋).
-    args.push(Math.floor((chunk * total) / chunks), Math.floor(((chunk + 1) * total) / chunks));
+    // Chunk c of n covers [⌊c · total / n⌋, ⌊(c + 1) · total / n⌋), in units of step, up to limit.
+    if (scratched) args.push(scratch);
+    args.push(
+      Math.min(limit, step * Math.floor((chunk * total) / chunks)),
+      Math.min(limit, step * Math.floor(((chunk + 1) * total) / chunks)),
+    );
     try {
       functions[fn](...args);
     } catch {
@@ -82,8 +97,10 @@ function claimChunks(control: Int32Array, functions: ((...args: number[]) => voi
 }
 
 /**
- * One job: `fn(...args, lo, hi)` for `chunks` consecutive ranges [lo, hi) that tile [0, total).
- * Which thread runs which chunk is not fixed, so chunks must write disjoint outputs.
+ * One job: `fn(...args, lo, hi)` for `chunks` consecutive ranges [lo, hi) that tile [0, total)
+ * (in units of `step`, cut at `limit`), with `scratch.base + c · scratch.stride` before (lo, hi)
+ * when the chunks need scratch memory of their own. Which thread runs which chunk is not fixed,
+ * so chunks must write disjoint outputs, and a chunk's scratch goes with its index, not a thread.
  */
 export interface Job {
   /** Index of the function in the pool's `names`. */
@@ -94,6 +111,29 @@ export interface Job {
   total: number;
   /** Number of chunks, at most `total` and `MAX_CHUNKS`. */
   chunks: number;
+  /** lo and hi are multiples of `step` (default 1)… */
+  step?: number;
+  /** …cut at `limit` (default total · step): blocks of `step` elements over `limit` elements. */
+  limit?: number;
+  /** Scratch memory per chunk: chunk c gets the address `base + c · stride`. */
+  scratch?: { readonly base: number; readonly stride: number };
+}
+
+/**
+ * The arguments of chunk `c` of `job`: what the pool's threads pass to its function.
+ *
+ * @example
+ * chunkArguments({ fn: 0, args: [64], total: 3, chunks: 2, step: 4, limit: 10 }, 1); // [64, 4, 10]
+ */
+export function chunkArguments(job: Job, c: number): number[] {
+  const { total, chunks, step = 1, limit = total * step } = job;
+  const args = [...job.args];
+  if (job.scratch !== undefined) args.push(job.scratch.base + c * job.scratch.stride);
+  args.push(
+    Math.min(limit, step * Math.floor((c * total) / chunks)),
+    Math.min(limit, step * Math.floor(((c + 1) * total) / chunks)),
+  );
+  return args;
 }
 
 /**
@@ -132,7 +172,7 @@ export class WorkerPool {
 
   /** Runs every chunk of `job` on this thread (functions from `local`) and the workers; returns when all are done. Throws if any chunk trapped. */
   run(job: Job, local: Record<string, unknown>): void {
-    const { fn, args, total, chunks } = job;
+    const { fn, args, total, chunks, step = 1, limit = total * step, scratch } = job;
     if (args.length > MAX_ARGS) {
       throw new Error(`WorkerPool.run: ${args.length} arguments, at most ${MAX_ARGS}`);
     }
@@ -148,6 +188,11 @@ export class WorkerPool {
     control[CHUNKS] = chunks;
     control[TOTAL] = total;
     control[ARGC] = args.length;
+    control[STEP] = step;
+    control[LIMIT] = limit;
+    control[SCRATCHED] = scratch === undefined ? 0 : 1;
+    control[SCRATCH_BASE] = scratch?.base ?? 0;
+    control[SCRATCH_STRIDE] = scratch?.stride ?? 0;
     control.set(args, ARGS);
     Atomics.store(control, DONE, 0);
     Atomics.store(control, FAILED, 0);

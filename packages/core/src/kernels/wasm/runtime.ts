@@ -8,9 +8,8 @@ import { elementwiseFunction } from "./elementwise-module.js";
 import { gemmFunctions, LAYOUTS, tilesFunction } from "./gemm-module.js";
 import { im2colFunction, im2colImagesFunction } from "./im2col-module.js";
 import { packFunction, packRangeFunction } from "./pack-module.js";
-import { type Job, WorkerPool } from "./pool.js";
+import { chunkArguments, type Job, WorkerPool } from "./pool.js";
 import { avgPoolFunction, maxPool2x2Function, maxPoolFunction } from "./pool-module.js";
-import { type Share, SharePool } from "./share-pool.js";
 import { type WasmMemory, type WasmModule, webAssembly } from "./webassembly.js";
 
 const PAGE = 65536;
@@ -142,7 +141,6 @@ export class WasmRuntime {
   readonly module: WasmModule;
   readonly exports: Record<KernelName, (...args: number[]) => void>;
   private pool: WorkerPool | null = null;
-  private sharePool: SharePool | null = null;
   /** Views onto wasm memory handed to other kernels (im2col blocks), with their byte addresses. */
   private readonly residents = new WeakMap<object, number>();
   /** Bytes at the start of memory that resident views occupy; kernels' scratch starts after. */
@@ -232,10 +230,7 @@ export class WasmRuntime {
   run(job: Job): void {
     if (job.chunks === 1 || threads === 1) {
       const kernel = this.exports[FUNCTION_NAMES[job.fn]];
-      for (let c = 0; c < job.chunks; c++) {
-        const lo = Math.floor((c * job.total) / job.chunks);
-        kernel(...job.args, lo, Math.floor(((c + 1) * job.total) / job.chunks));
-      }
+      for (let c = 0; c < job.chunks; c++) kernel(...chunkArguments(job, c));
       return;
     }
     if (this.pool === null || this.pool.size !== threads - 1) {
@@ -245,31 +240,11 @@ export class WasmRuntime {
     this.pool.run(job, this.exports);
   }
 
-  /**
-   * Runs `shares` of the fused elementwise machine: the first here, share k on worker k − 1 of a
-   * pool of its own (each share owns a register file, so shares cannot be claimed by any thread).
-   */
-  runShares(shares: readonly Share[]): void {
-    if (shares.length === 1) {
-      this.exports[FUNCTION_NAMES[shares[0].fn]](...shares[0].args);
-      return;
-    }
-    if (this.sharePool === null || this.sharePool.size < shares.length - 1) {
-      this.sharePool?.close();
-      this.sharePool = new SharePool(this.module, this.memory, FUNCTION_NAMES, threads - 1);
-    }
-    this.sharePool.run(shares, this.exports);
-  }
-
   /** Drops a pool of the wrong size; the next threaded call makes one of the right size. */
   resize(): void {
     if (this.pool !== null && this.pool.size !== threads - 1) {
       this.pool.close();
       this.pool = null;
-    }
-    if (this.sharePool !== null && this.sharePool.size !== threads - 1) {
-      this.sharePool.close();
-      this.sharePool = null;
     }
   }
 }
