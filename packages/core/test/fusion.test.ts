@@ -347,3 +347,34 @@ describe("lazy fusion", () => {
     ]);
   });
 });
+
+describe("the configured renderer", () => {
+  it("runs only the kernels it supports; the JavaScript renderer runs the others", () => {
+    const seen: string[] = [];
+    const before = configureFusion({
+      renderer: {
+        name: "float64-only",
+        supports: (kernel) => kernel.output.kind === "store" && kernel.output.dtype === "float64",
+        run(kernel) {
+          // A renderer that claims nothing it is not given: it must never see a float32 kernel.
+          seen.push(kernel.output.kind === "store" ? kernel.output.dtype : kernel.output.kind);
+          throw new Error("this test's renderer computes nothing");
+        },
+      },
+    });
+    try {
+      // float32: never offered to the test's renderer. exp(0) + 1 = 2, exp(1) + 1 = e + 1.
+      const y = F.add(F.exp(F.tensor([0, 1])), 1).toArray();
+      expect(y[0]).toBe(2);
+      expect(y[1]).toBeCloseTo(Math.E + 1, 6);
+      expect(seen).toEqual([]);
+      // float64: offered to it, so its error comes through.
+      expect(() => F.add(F.exp(F.tensor([0, 1], { dtype: "float64" })), 1).toArray()).toThrow(
+        "this test's renderer computes nothing",
+      );
+      expect(seen).toContain("float64");
+    } finally {
+      configureFusion(before);
+    }
+  });
+});

@@ -2,7 +2,8 @@
  * Lazy fusion as the ops see it: elementwise results of large tensors stay pending (a program),
  * full sums of them stay pending while they are differentiated (a deferred sum), and both are
  * realised when read, or inside a backward pass's own loops (`differentiating`, the one entry point
- * of the engine). Kernels are run by the renderer of `fusion.renderer`.
+ * of the engine). Kernels are run by the renderer of `fusion.renderer` where it supports them,
+ * else by the JavaScript renderer.
  *
  * A later elementwise op on a pending operand of the same shape moves the operand's expression
  * into its own program instead of reading a materialised array, so a chain such as
@@ -13,7 +14,14 @@
 
 import { allocate, type DataArray, type DType, dtypeOfArray } from "../dtype.js";
 import { type Expr, input, ir } from "../kernels/ir.js";
-import type { InputAccess, KernelOutput, RowStarts } from "../kernels/kernel.js";
+import { javascript } from "../kernels/javascript.js";
+import type {
+  InputAccess,
+  Kernel,
+  KernelArrays,
+  KernelOutput,
+  RowStarts,
+} from "../kernels/kernel.js";
 import { broadcastStrides, type Shape, shapesEqual, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import {
@@ -107,6 +115,12 @@ function fuses(n: number): boolean {
 }
 
 /** Runs `program`'s value (observed: a float32 value rounded where it is summed or scattered) into `output`. */
+/** Runs `kernel` on the configured renderer where it supports the kernel, else on JavaScript's. */
+function render(kernel: Kernel, arrays: KernelArrays): number {
+  const renderer = fusion.renderer.supports(kernel) ? fusion.renderer : javascript;
+  return renderer.run(kernel, arrays);
+}
+
 function run(
   program: Program,
   value: Expr,
@@ -123,7 +137,7 @@ function run(
     output,
     sums: sums.map(observed),
   };
-  return fusion.renderer.run(kernel, {
+  return render(kernel, {
     inputs: program.inputs.map(inputArray),
     out,
     sums: sumsOut,
@@ -379,7 +393,7 @@ export function strided(
 ): void {
   const dtypes = operands.map((o) => dtypeOfArray(o.data) ?? "float64");
   const value = template(...dtypes.map((dtype, k) => input(k, dtype)));
-  fusion.renderer.run(
+  render(
     {
       shape,
       inputs: operands.map((o, k) => ({
