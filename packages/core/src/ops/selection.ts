@@ -4,6 +4,7 @@ import { allocate, type DType, isDType, promoteTypes } from "../dtype.js";
 import { getBackend } from "../kernels/backend.js";
 import { ndOffsets, oneHotInto } from "../kernels/gather.js";
 import { ir } from "../kernels/ir.js";
+import { coordinatesSource, pendingCoordinates } from "../lazy/coordinates.js";
 import {
   elementwise,
   lazyGatherRows,
@@ -84,33 +85,8 @@ export function argwhere(cond: Tensor): Tensor {
   for (let i = 0, k = 0; k < count; i++) if (data[i] !== 0) positions[k++] = i;
   // The coordinates are written out only if something reads them: a gatherNd through them uses
   // the flat positions.
-  const shape = cond.shape;
-  const result = new Tensor(null, [count, cond.rank], "int32", () => coordinates(positions, shape));
-  hits.set(result, { shape, positions });
-  return result;
+  return pendingCoordinates(positions, cond.shape);
 }
-
-/** The multi-indices (row-major, one row each) of flat positions in a tensor of `shape`. */
-function coordinates(positions: Int32Array, shape: Shape): Int32Array {
-  const rank = shape.length;
-  const out = new Int32Array(positions.length * rank);
-  const strides = stridesOf(shape);
-  for (let k = 0, o = 0; k < positions.length; k++) {
-    let rest = positions[k];
-    for (let d = 0; d < rank; d++) {
-      const i = Math.floor(rest / strides[d]);
-      out[o++] = i;
-      rest -= i * strides[d];
-    }
-  }
-  return out;
-}
-
-/**
- * What `argwhere` knows of its results: the shape it searched and the flat position of each hit, so
- * that a gather through them neither checks their range again nor recomputes their offsets.
- */
-const hits = new WeakMap<Tensor, { shape: Shape; positions: Int32Array }>();
 
 function checkIndices(op: string, indices: Int32Array, size: number, what: string): void {
   for (let i = 0; i < indices.length; i++) {
@@ -266,7 +242,7 @@ function computeNdLayout(
     );
   }
   const rows = sizeOf(indices.shape.slice(0, -1));
-  const found = indices.version === 0 && !indices.isExposed ? hits.get(indices) : undefined;
+  const found = coordinatesSource(indices);
   const fromArgwhere = found !== undefined && shapesEqual(found.shape, shape.slice(0, m));
   if (!fromArgwhere) {
     const idx = indices.read() as Int32Array;
