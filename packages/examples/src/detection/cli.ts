@@ -45,7 +45,7 @@ Options:
   --warmup N             linear warm-up steps (default 50)
   --clip X               gradient norm clip (default 10)
   --loss NAME            ${LOSSES.join(", ")} (default focal)
-  --alpha X, --gamma X   focal loss parameters (default 0.25 and 2)
+  --alpha X, --gamma X   focal loss parameters (default 0.25; γ 2, 0.5 on digits)
   --ohem-examples N      ohem: anchors kept per image after NMS, the hardest (default 128)
   --ohem-ratio R         ohem: R negatives per positive (3 is the 1:3 variant; default: none)
   --levels A-B           pyramid levels, from 2 up to 7 (default 2-4 on shapes and digits)

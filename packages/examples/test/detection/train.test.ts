@@ -6,7 +6,7 @@ import { tensor } from "@focalgrad/core";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadDetector } from "../../src/detection/detector.js";
 import { RetinaNet } from "../../src/detection/model.js";
-import { type TrainConfig, train } from "../../src/detection/train.js";
+import { resolveTrainConfig, type TrainConfig, train } from "../../src/detection/train.js";
 
 const runsDir = mkdtempSync(join(tmpdir(), "focalgrad-train-"));
 afterAll(() => rm(runsDir, { recursive: true, force: true }));
@@ -194,6 +194,26 @@ describe("train", () => {
     );
     await expect(train({ ...tiny, ohemRatio: -1 })).rejects.toThrow(
       /train: ohemRatio must be a number > 0 or null, got -1/,
+    );
+  });
+});
+
+describe("resolveTrainConfig", () => {
+  it("fills each dataset's defaults: the toy pyramid, anchors and steps, γ 0.5 on digits", () => {
+    const shapes = resolveTrainConfig({});
+    const digits = resolveTrainConfig({ dataset: "digits" });
+    expect([shapes.steps, shapes.imageSize, shapes.alpha, shapes.gamma]).toEqual([
+      560, 64, 0.25, 2,
+    ]);
+    expect([digits.steps, digits.imageSize, digits.alpha, digits.gamma]).toEqual([
+      1500, 96, 0.25, 0.5,
+    ]);
+    expect(shapes.model.levels).toEqual([2, 3, 4]);
+    expect(digits.anchors.sizes).toEqual([12, 24, 48]);
+    expect(digits.anchors.ratios).toEqual([1, 2]);
+    expect(resolveTrainConfig({ dataset: "digits", gamma: 2 }).gamma).toBe(2);
+    expect(() => resolveTrainConfig({ dataset: "digits", gamma: -1 })).toThrow(
+      "train: gamma must be a number >= 0, got -1",
     );
   });
 });
