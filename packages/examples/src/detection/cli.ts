@@ -31,7 +31,7 @@ Options:
   --name NAME            run directory name (default: the dataset's name)
   --runs-dir DIR         where run directories go (default runs)
   --seed N               seed of data, weights, shuffle and augmentation (default 0)
-  --steps N              optimisation steps (default 560 shapes, 1500 digits)
+  --steps N              optimisation steps (default 560 shapes, 1200 digits)
   --batch N              images per step (default 8)
   --train-images N       training images (default 2000 shapes, 4000 digits)
   --test-images N        held-out images of the final evaluation (default 500)

@@ -69,7 +69,7 @@ export interface TrainConfig {
   evalImages?: number;
   /** Default 64 (shapes), 96 (digits). */
   imageSize?: number;
-  /** Optimisation steps. Default 560 (shapes), 1500 (digits): each within its time budget on 2 cores. */
+  /** Optimisation steps. Default 560 (shapes), 1200 (digits): each within its time budget on 2 cores. */
   steps?: number;
   /** Default 8. */
   batchSize?: number;
@@ -214,7 +214,7 @@ export function resolveTrainConfig(config: TrainConfig = {}): ResolvedTrainConfi
       `train: name must be letters, digits, "_", "-" or "." (a directory name), got ${JSON.stringify(name)}`,
     );
   }
-  const steps = integerAtLeast("train", "steps", config.steps ?? (shapes ? 560 : 1500), 1);
+  const steps = integerAtLeast("train", "steps", config.steps ?? (shapes ? 560 : 1200), 1);
   // Shapes of 8–32 px on 64 px images and digits of 14–40 px on 96 px need the stride-4 level P2:
   // on a stride-8 grid a fifth of the shapes and half the smallest digits overlap no anchor at
   // IoU >= 0.5. Shapes are about as high as wide (one ratio), digits higher than wide.

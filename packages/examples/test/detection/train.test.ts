@@ -206,7 +206,7 @@ describe("resolveTrainConfig", () => {
       560, 64, 0.25, 2,
     ]);
     expect([digits.steps, digits.imageSize, digits.alpha, digits.gamma]).toEqual([
-      1500, 96, 0.25, 0.5,
+      1200, 96, 0.25, 0.5,
     ]);
     expect(shapes.model.levels).toEqual([2, 3, 4]);
     expect(digits.anchors.sizes).toEqual([12, 24, 48]);
