@@ -47,6 +47,7 @@ const CLAIM = ${CLAIM}, DONE = ${DONE}, FAILED = ${FAILED}, TAG = ${TAG}, FN = $
 const CHUNKS = ${CHUNKS}, TOTAL = ${TOTAL}, ARGC = ${ARGC}, ARGS = ${ARGS};
 const STEP = ${STEP}, LIMIT = ${LIMIT}, SCRATCHED = ${SCRATCHED};
 const SCRATCH_BASE = ${SCRATCH_BASE}, SCRATCH_STRIDE = ${SCRATCH_STRIDE};
+${chunkArguments.toString()}
 ${claimChunks.toString()}
 let seen = Atomics.load(control, ${WAKE});
 for (;;) {
@@ -62,8 +63,8 @@ for (;;) {
  * Runs chunks of the current job until none is left: claims one (CLAIM), checks that the
  * description it reads belongs to the job the claim was for (TAG before and after reading, so a
  * late worker never runs a chunk of a job half-written by the next `run`), runs it and counts it
- * done. Shared by the calling thread and the workers (the workers get its source, with the
- * constants it names).
+ * done. Shared by the calling thread and the workers (the workers get its source and
+ * `chunkArguments`'s, with the constants it names).
  */
 function claimChunks(control: Int32Array, functions: ((...args: number[]) => void)[]): void {
   for (;;) {
@@ -74,19 +75,20 @@ function claimChunks(control: Int32Array, functions: ((...args: number[]) => voi
     const chunks = control[CHUNKS];
     if (chunk >= chunks) return;
     const fn = control[FN];
-    const total = control[TOTAL];
-    const step = control[STEP];
-    const limit = control[LIMIT];
-    const scratched = control[SCRATCHED] !== 0;
-    const scratch = control[SCRATCH_BASE] + chunk * control[SCRATCH_STRIDE];
-    const args = Array.from(control.subarray(ARGS, ARGS + control[ARGC]));
+    const job: Job = {
+      fn,
+      args: Array.from(control.subarray(ARGS, ARGS + control[ARGC])),
+      total: control[TOTAL],
+      chunks,
+      step: control[STEP],
+      limit: control[LIMIT],
+      scratch:
+        control[SCRATCHED] === 0
+          ? undefined
+          : { base: control[SCRATCH_BASE], stride: control[SCRATCH_STRIDE] },
+    };
     if (Atomics.load(control, TAG) !== tag) return;
-    // Chunk c of n covers [⌊c · total / n⌋, ⌊(c + 1) · total / n⌋), in units of step, up to limit.
-    if (scratched) args.push(scratch);
-    args.push(
-      Math.min(limit, step * Math.floor((chunk * total) / chunks)),
-      Math.min(limit, step * Math.floor(((chunk + 1) * total) / chunks)),
-    );
+    const args = chunkArguments(job, chunk);
     try {
       functions[fn](...args);
     } catch {
