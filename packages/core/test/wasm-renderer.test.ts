@@ -1,4 +1,4 @@
-/** The WebAssembly renderer against the JavaScript renderer: the same kernels (the focal loss's, random chains of float32 steps), their outputs within float32 rounding or bit for bit, and what it leaves to JavaScript. */
+/** The WebAssembly renderer against the JavaScript renderer: the same kernels (the focal loss's, random chains of float32 steps), their outputs within float32 rounding or bit for bit, over contiguous, strided, broadcast and gathered inputs, and what it leaves to JavaScript. */
 
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
@@ -121,6 +121,75 @@ describe.each(renderers)("the wasm renderer ($name)", ({ wasm }) => {
     }
   });
 
+  test("rows over most of their array, gathered and scattered in wasm, as the JavaScript renderer", () => {
+    // 30 of 40 rows (past the quarter below which rows are gathered in JavaScript), a repeat among them.
+    const source = probabilities(240, 4);
+    const index = Int32Array.from({ length: 30 }, (_, r) => (r === 29 ? 5 : (r * 7) % 40));
+    const rows = { index, scale: 6, start: 0 };
+    const gathered: InputAccess = { kind: "rows", dtype: "float32", rows, width: 6, colStride: 1 };
+    const value = f32(ir.add(f32(ir.mul(input(0, "float32"), 3)), 0.25));
+    const kernel: Kernel = {
+      shape: [30, 6],
+      inputs: [gathered],
+      value,
+      output: { kind: "scatter", dtype: "float32", rows, width: 6 },
+      sums: [value],
+    };
+    const got = probabilities(240, 6);
+    const want = Float32Array.from(got);
+    const [gotSums, wantSums] = [new Float64Array(1), new Float64Array(1)];
+    wasm.run(kernel, { inputs: [source], out: got, sums: gotSums });
+    javascript.run(kernel, { inputs: [source], out: want, sums: wantSums });
+    expect(apart(got, want, 0)).toEqual([]);
+    expect(gotSums[0]).toBeCloseTo(wantSums[0], 9);
+  });
+
+  test("strided inputs: broadcasts along and across rows, and slices, as the JavaScript renderer", () => {
+    // The loop is [64, 9]: a is a [64, 10] array read without its last column (rows 10 apart), b
+    // a row of 9 broadcast down (strides [0, 1]), c a column of 64 broadcast across (strides [1, 0]).
+    const a = probabilities(640, 9);
+    const b = probabilities(9, 10);
+    const c = probabilities(64, 11);
+    const access = (strides: number[], offset = 0): InputAccess => ({
+      kind: "strided",
+      dtype: "float32",
+      strides,
+      offset,
+    });
+    const [x, y, z] = [input(0, "float32"), input(1, "float32"), input(2, "float32")];
+    const value = f32(ir.sub(f32(ir.mul(x, y)), z));
+    for (const offset of [0, 1]) {
+      const kernel: Kernel = {
+        shape: [64, 9],
+        inputs: [access([10, 1], offset), access([0, 1]), access([1, 0])],
+        value,
+        output: { kind: "store", dtype: "float32" },
+        sums: [],
+      };
+      expect(wasm.supports(kernel)).toBe(true);
+      const [got, want] = [new Float32Array(576), new Float32Array(576)];
+      wasm.run(kernel, { inputs: [a, b, c], out: got, sums: null });
+      javascript.run(kernel, { inputs: [a, b, c], out: want, sums: null });
+      expect(apart(got, want, 0)).toEqual([]);
+      // Element [r, j] is a[10 r + j + offset] · b[j] − c[r], worked out here in float32.
+      const [r, j] = [37, 4];
+      const expected = Math.fround(Math.fround(a[10 * r + j + offset] * b[j]) - c[r]);
+      expect(got[9 * r + j]).toBe(expected);
+    }
+    // Three axes, the middle one broadcast: rows restart at each outer step.
+    const kernel: Kernel = {
+      shape: [4, 5, 6],
+      inputs: [access([6, 0, 1]), access([0, 0, 1]), access([0, 1, 0])],
+      value,
+      output: { kind: "store", dtype: "float32" },
+      sums: [],
+    };
+    const [got, want] = [new Float32Array(120), new Float32Array(120)];
+    wasm.run(kernel, { inputs: [a, b, c], out: got, sums: null });
+    javascript.run(kernel, { inputs: [a, b, c], out: want, sums: null });
+    expect(apart(got, want, 0)).toEqual([]);
+  });
+
   test("random chains of exact float32 steps give the JavaScript renderer's bits", () => {
     const ops = [
       "add",
@@ -224,8 +293,9 @@ test("the wasm renderer leaves to JavaScript what it has no float32 vector form 
   want.set(x.map((v) => Math.tanh(v)));
   expect(apart(got, want, 0)).toEqual([]);
   expect(wasm.supports(over(f32(ir.pow(f, 0.5))))).toBe(false);
-  const broadcast: InputAccess = { kind: "strided", dtype: "float32", strides: [0, 1], offset: 0 };
+  // A column read element by element (inner stride 2: a transposed or a strided slice's view).
+  const column: InputAccess = { kind: "strided", dtype: "float32", strides: [1, 2], offset: 0 };
   expect(
-    wasm.supports({ ...over(f32(ir.exp(f))), shape: [1 << 7, 1 << 7], inputs: [broadcast] }),
+    wasm.supports({ ...over(f32(ir.exp(f))), shape: [1 << 7, 1 << 7], inputs: [column] }),
   ).toBe(false);
 });

@@ -2,12 +2,20 @@
  * The WebAssembly renderer of elementwise kernels: the IR lowered to the elementwise machine's
  * f32x4 instructions, compiled into a module per kernel and run on the wasm runtime's memory and
  * threads. It renders float32 kernels; float64 and int32 ones, and the ops without a float32
- * vector form here (`tanh`, `round`, `imul`, `pow` but by 0 … 4), stay on the JavaScript renderer.
+ * vector form here (`tanh`, `round`, `imul`, `pow` but by 0 … 4), stay on the JavaScript renderer,
+ * as do strided inputs whose innermost stride is not 0 or 1.
  */
 
+import { gatherRows, scatterAddRows } from "../gather.js";
 import { type Expr, type IrOp, type Lowerings, topological } from "../ir.js";
 import { javascript } from "../javascript.js";
-import { type Kernel, type KernelArrays, layout, type Renderer } from "../kernel.js";
+import {
+  type Kernel,
+  type KernelArrays,
+  layout,
+  type Renderer,
+  type RowStarts,
+} from "../kernel.js";
 import { ElementwiseKernel, runElementwise, type Value } from "./elementwise.js";
 import type { WasmRuntime } from "./runtime.js";
 
@@ -39,6 +47,49 @@ function contiguous(shape: Int32Array, strides: Int32Array): boolean {
     step *= shape[d];
   }
   return true;
+}
+
+/**
+ * A strided read as gathered rows: one row per innermost run of the loop `shape`, starting where
+ * the strides put it, its columns `strides[last]` apart (0 for a broadcast along the row, 1 for a
+ * contiguous row). Null for another inner stride (a column read element by element).
+ */
+function stridedRows(
+  shape: Int32Array,
+  strides: Int32Array,
+  offset: number,
+): { rows: RowStarts; width: number; colStride: number } | null {
+  const rank = shape.length;
+  const colStride = strides[rank - 1];
+  if (colStride !== 0 && colStride !== 1) return null;
+  const width = shape[rank - 1];
+  let count = 1;
+  for (let d = 0; d < rank - 1; d++) count *= shape[d];
+  const index = new Int32Array(count);
+  const at = new Int32Array(Math.max(0, rank - 1));
+  let start = 0;
+  for (let r = 0; r < count; r++) {
+    index[r] = start;
+    // The next row: the last outer axis steps, and carries into the ones before it.
+    for (let d = rank - 2; d >= 0; d--) {
+      start += strides[d];
+      if (++at[d] < shape[d]) break;
+      at[d] = 0;
+      start -= strides[d] * shape[d];
+    }
+  }
+  return { rows: { index, scale: 1, start: offset }, width, colStride };
+}
+
+/**
+ * Rows cover less than this fraction of their array: they are gathered (or placed) in JavaScript,
+ * and only they cross into wasm memory, not the whole array.
+ */
+const SPARSE = 1 / 4;
+
+/** Whether `rows` of `width` read or write a small part of an array of `length` elements. */
+function sparse(rows: RowStarts, width: number, length: number): boolean {
+  return rows.index.length * width < SPARSE * length;
 }
 
 /**
@@ -123,6 +174,25 @@ function lowerings(
   };
 }
 
+/**
+ * An input read through rows: gathered in wasm from the whole array, or, when the rows cover a
+ * small part of it with contiguous columns, gathered here first so that only they are copied in.
+ */
+function readRows(
+  k: ElementwiseKernel,
+  data: Float32Array,
+  rows: RowStarts,
+  width: number,
+  colStride: number,
+): Value {
+  if (colStride === 1 && sparse(rows, width, data.length)) {
+    const compact = new Float32Array(rows.index.length * width);
+    gatherRows(data, rows, width, compact);
+    return k.load(k.input(compact));
+  }
+  return k.gather(k.input(data), rows, width, colStride);
+}
+
 /** Options of `createWasmRenderer`. */
 export interface WasmRendererOptions {
   /** Kernels of fewer elements are left to the JavaScript renderer (staging costs more). Default 2^14. */
@@ -136,8 +206,11 @@ export interface WasmRendererOptions {
 
 /**
  * A `Renderer` of float32 elementwise kernels on `runtime`: contiguous, scalar and gathered-row
- * inputs, stores, sums, scatters and places into float32 arrays, split between the runtime's
- * threads by blocks of elements (a scatter, whose rows may repeat, on one thread). + − × ÷ √, min,
+ * inputs, strided ones read as rows (broadcasts, slices), stores, sums, scatters and places into
+ * float32 arrays, split between the runtime's threads by blocks of elements (a scatter, whose rows
+ * may repeat, on one thread, unless its rows are few: then they are added in JavaScript from a
+ * compact result, as rows that cover a small part of an input are gathered in JavaScript, so that
+ * only what is read or written crosses into wasm memory). + − × ÷ √, min,
  * max, comparisons and selections give the JavaScript renderer's values bit for bit where every
  * step is converted to float32 (the ops' exact mode), `log`, `log1p` and `exp` within an ulp of
  * them; a chain of float32 steps without conversions rounds at every step here (within float32
@@ -163,7 +236,10 @@ export function createWasmRenderer(
     const inputsOk = kernel.inputs.every(
       (input, k) =>
         input.dtype === "float32" &&
-        (input.kind !== "strided" || contiguous(plan.shape, plan.strides[k])),
+        (input.kind !== "strided" ||
+          contiguous(plan.shape, plan.strides[k]) ||
+          plan.strides[k][plan.shape.length - 1] === 0 ||
+          plan.strides[k][plan.shape.length - 1] === 1),
     );
     return inputsOk && topological([kernel.value, ...kernel.sums]).every(renders);
   };
@@ -174,13 +250,19 @@ export function createWasmRenderer(
     let n = 1;
     for (const d of kernel.shape) n *= d;
     const k = new ElementwiseKernel(n);
+    const plan = layout(kernel);
     const inputs = kernel.inputs.map((input, index) => {
       const data = arrays.inputs[index] as Float32Array;
       if (input.kind === "scalar") return k.scalar(data[input.offset]);
       if (input.kind === "strided") {
-        return k.load(k.input(data.subarray(input.offset, input.offset + n)));
+        const strides = plan.strides[index];
+        if (contiguous(plan.shape, strides)) {
+          return k.load(k.input(data.subarray(input.offset, input.offset + n)));
+        }
+        const { rows, width, colStride } = stridedRows(plan.shape, strides, input.offset)!;
+        return readRows(k, data, rows, width, colStride);
       }
-      return k.gather(k.input(data), input.rows, input.width, input.colStride);
+      return readRows(k, data, input.rows, input.width, input.colStride);
     });
     const values = new Map<Expr, Value>();
     const lower = lowerings(k, inputs, (x) => values.get(x) as Value);
@@ -194,18 +276,32 @@ export function createWasmRenderer(
     if (output.kind === "sum") total = k.sum(value);
     else if (output.kind === "store") {
       k.store(value, k.output((arrays.out as Float32Array).subarray(0, n)));
-    } else {
+    }
+    // Rows that touch a small part of the output are computed compactly and added (or, into the
+    // zero buffer of a place, stored) in JavaScript, in row order, as the wasm scatter would.
+    let compact: Float32Array | null = null;
+    if (output.kind === "scatter" || output.kind === "place") {
+      const dest = arrays.out as Float32Array;
       const scatter = output.kind === "scatter";
-      const out = k.output(arrays.out as Float32Array, scatter ? "values" : "zeros");
-      // Placing gives what adding into the zero buffer would: −0 + 0 is +0.
-      const placed = scatter ? value : k.binary("add", value, k.constant(0));
-      k.place(placed, out, output.rows, output.width, 1, scatter);
+      if (sparse(output.rows, output.width, dest.length)) {
+        compact = new Float32Array(n);
+        k.store(value, k.output(compact));
+      } else {
+        const out = k.output(dest, scatter ? "values" : "zeros");
+        // Placing gives what adding into the zero buffer would: −0 + 0 is +0.
+        const placed = scatter ? value : k.binary("add", value, k.constant(0));
+        k.place(placed, out, output.rows, output.width, 1, scatter);
+      }
     }
     const alongside = kernel.sums.map((x) => k.sum(values.get(x) as Value));
-    // A scatter's rows may repeat: one thread adds them in order.
-    const threads = output.kind === "scatter" ? 1 : undefined;
+    // A scatter's rows may repeat: one thread adds them in order (a compact one adds in JavaScript).
+    const threads = output.kind === "scatter" && compact === null ? 1 : undefined;
     const sums = runElementwise(runtime, k, threads, compiled);
     if (sums === null) return javascript.run(kernel, arrays);
+    if (compact !== null && (output.kind === "scatter" || output.kind === "place")) {
+      // 0 + v into a place's zero buffer is v, with −0 made +0 as placing does.
+      scatterAddRows(compact, output.rows, output.width, arrays.out as Float32Array);
+    }
     arrays.sums?.set(alongside.map((s) => sums[s]));
     return total < 0 ? 0 : sums[total];
   };
