@@ -7,6 +7,8 @@ import { javascript } from "../src/kernels/javascript.js";
 import type { InputAccess, Kernel } from "../src/kernels/kernel.js";
 import { createWasmRenderer } from "../src/kernels/wasm/renderer.js";
 import { hasRelaxedSimd, WasmRuntime } from "../src/kernels/wasm/runtime.js";
+import { configureFusion } from "../src/lazy/index.js";
+import { withFusion } from "../src/testing/index.js";
 
 const runtime = new WasmRuntime(hasRelaxedSimd());
 const renderers = [
@@ -244,7 +246,7 @@ describe.each(renderers)("the wasm renderer ($name)", ({ wasm }) => {
     const kernel: Kernel = {
       shape: [n],
       inputs: [contiguous],
-      value: f32(ir.add(ir.neg(ir.log(ir.sub(1, q))), ir.log(ir.add(q, 1)))),
+      value: f32(ir.add(f32(ir.neg(ir.log(ir.sub(1, q)))), f32(ir.log(ir.add(q, 1))))),
       output: { kind: "store", dtype: "float32" },
       sums: [],
     };
@@ -298,4 +300,45 @@ test("the wasm renderer leaves to JavaScript what it has no float32 vector form 
   expect(
     wasm.supports({ ...over(f32(ir.exp(f))), shape: [1 << 7, 1 << 7], inputs: [column] }),
   ).toBe(false);
+});
+
+test("the wasm renderer leaves to JavaScript a step held in double that a later op would amplify", () => {
+  const wasm = createWasmRenderer(runtime);
+  const [x, y] = [input(0, "float32"), input(1, "float32")];
+  const over = (value: Expr): Kernel => ({
+    shape: [1 << 14],
+    inputs: [contiguous, contiguous],
+    value: f32(value),
+    output: { kind: "store", dtype: "float32" },
+    sums: [],
+  });
+  // bceWithLogits' max(x, 0) − x·y at x = 1e4, y = 0.99999988: x·y rounded first is 9999.99902,
+  // so the difference would be 2^-10 = 0.000977 against the exact 1e4 · 2^-23 · 1 = 0.00119.
+  expect(wasm.supports(over(ir.sub(ir.max(x, 0), ir.mul(x, y))))).toBe(false);
+  // 1 − σ(x) with σ(x) = 1 / (1 + exp(−x)) unrounded: σ(17) rounds to 1, so 1 − σ would be 0.
+  const s = ir.div(1, ir.add(1, ir.exp(ir.neg(x))));
+  expect(wasm.supports(over(ir.sub(1, s)))).toBe(false);
+  // A floor, a comparison or a logarithm of a product held in double.
+  expect(wasm.supports(over(ir.floor(ir.mul(x, y))))).toBe(false);
+  expect(wasm.supports(over(ir.select(ir.gt(ir.mul(x, y), 1), x, y)))).toBe(false);
+  expect(wasm.supports(over(ir.log(ir.mul(x, y))))).toBe(false);
+  // What cannot cancel it takes: 1 + exp(−x) (terms of one sign), σ itself, log(1 − x·y) as
+  // log1p(−x·y), and any step of rounded values.
+  expect(wasm.supports(over(ir.add(1, ir.exp(ir.neg(x)))))).toBe(true);
+  expect(wasm.supports(over(s))).toBe(true);
+  expect(wasm.supports(over(ir.log(ir.sub(1, ir.mul(x, y)))))).toBe(true);
+  expect(wasm.supports(over(ir.sub(ir.max(x, 0), f32(ir.mul(x, y)))))).toBe(true);
+});
+
+test("withFusion's renderer option runs the fused kernels on the renderer it names", () => {
+  const seen: string[] = [];
+  for (const renderer of ["javascript", "wasm"] as const) {
+    withFusion("fused", () => seen.push(configureFusion({}).renderer?.name ?? "none"), {
+      renderer,
+    });
+  }
+  expect(seen).toEqual(["javascript", "wasm"]);
+  expect(() => withFusion("fused", () => 0, { renderer: "webgpu" as unknown as "wasm" })).toThrow(
+    'withFusion: renderer must be "javascript" or "wasm", got "webgpu"',
+  );
 });

@@ -13,6 +13,7 @@ import {
   type PoolGeometry,
 } from "./conv.js";
 import { javascriptReductions } from "./javascript-reductions.js";
+import type { Renderer } from "./kernel.js";
 import { gemm } from "./matmul.js";
 import { createWasmBackend } from "./wasm/backend.js";
 import { hasWasmSimd } from "./wasm/runtime.js";
@@ -75,6 +76,11 @@ export interface DenseBackend {
   gatherAlong: Reductions["gatherAlong"];
   /** The adjoint of `gatherAlong`. */
   scatterAddAlong: Reductions["scatterAddAlong"];
+  /**
+   * The renderer of the fused elementwise kernels (lazy fusion) on this backend; absent, the
+   * JavaScript renderer. A backend's renderer may leave kernels to JavaScript's (`supports`).
+   */
+  readonly renderer?: Renderer;
 }
 
 /** The kernels every backend must provide. */
@@ -165,6 +171,15 @@ export function setBackend(backend: DenseBackend | BackendName): DenseBackend {
     if (typeof chosen?.[key] !== "function") {
       throw new Error(`setBackend: backend.${key} must be a function, got ${typeof chosen?.[key]}`);
     }
+  }
+  const renderer = chosen.renderer;
+  if (
+    renderer !== undefined &&
+    (typeof renderer?.supports !== "function" || typeof renderer?.run !== "function")
+  ) {
+    throw new Error(
+      "setBackend: backend.renderer must be a renderer (supports and run functions) or absent",
+    );
   }
   const previous = getBackend();
   current = chosen;

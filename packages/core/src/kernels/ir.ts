@@ -191,7 +191,7 @@ export function isComparison(x: Expr): boolean {
 /**
  * Whether `x` holds a float32 value exactly (not a float32 result held in double precision, which
  * a `convert` would round): float32 inputs and conversions, bools, float32 constants, and choices
- * among them.
+ * among them (selections, minima, maxima).
  *
  * @example
  * const f = input(0, "float32");
@@ -209,6 +209,9 @@ export function isRounded(x: Expr): boolean {
       return isRounded(x.args[0]);
     case "select":
       return isRounded(x.args[1]) && isRounded(x.args[2]);
+    case "min":
+    case "max":
+      return isRounded(x.args[0]) && isRounded(x.args[1]);
     default:
       return x.dtype === "bool";
   }

@@ -2,17 +2,20 @@
  * Lazy fusion as the ops see it: elementwise results of large tensors stay pending (a program),
  * full sums of them stay pending while they are differentiated (a deferred sum), and both are
  * realised when read, or inside a backward pass's own loops (`differentiating`, the one entry point
- * of the engine). Kernels are run by the renderer of `fusion.renderer` where it supports them,
- * else by the JavaScript renderer.
+ * of the engine). Kernels are run by the renderer of `fusion.renderer`, else by the current
+ * backend's (WebAssembly SIMD on the wasm backend), where it supports them, else by the
+ * JavaScript renderer.
  *
  * A later elementwise op on a pending operand of the same shape moves the operand's expression
  * into its own program instead of reading a materialised array, so a chain such as
  * `mul(0.75, pow(p, 2))` runs as one pass, and a full `sum` of a pending tensor runs its program
- * inside the reduction loop. Every step rounds to its op's dtype, so fused results are bit for bit
- * those of op-by-op evaluation (see `fusion.exact`).
+ * inside the reduction loop. Every step rounds to its op's dtype, so fused results are those of
+ * op-by-op evaluation (see `fusion.exact`): bit for bit on the JavaScript renderer, within float32
+ * rounding on WebAssembly's (its `log`, `exp`, `log1p` are within 2 ulp of `Math`'s).
  */
 
 import { allocate, type DataArray, type DType, dtypeOfArray } from "../dtype.js";
+import { getBackend } from "../kernels/backend.js";
 import { type Expr, input, ir } from "../kernels/ir.js";
 import { javascript } from "../kernels/javascript.js";
 import type {
@@ -115,9 +118,13 @@ function fuses(n: number): boolean {
 }
 
 /** Runs `program`'s value (observed: a float32 value rounded where it is summed or scattered) into `output`. */
-/** Runs `kernel` on the configured renderer where it supports the kernel, else on JavaScript's. */
+/**
+ * Runs `kernel` on the configured renderer (`fusion.renderer`, else the backend's) where it
+ * supports the kernel, else on JavaScript's.
+ */
 function render(kernel: Kernel, arrays: KernelArrays): number {
-  const renderer = fusion.renderer.supports(kernel) ? fusion.renderer : javascript;
+  const preferred = fusion.renderer ?? getBackend().renderer ?? javascript;
+  const renderer = preferred.supports(kernel) ? preferred : javascript;
   return renderer.run(kernel, arrays);
 }
 

@@ -6,7 +6,7 @@
 
 import type { DataArray, DType } from "../dtype.js";
 import { type Expr, input, ir, isComparison, substitute, topological } from "../kernels/ir.js";
-import { javascript, javascriptChunk } from "../kernels/javascript.js";
+import { javascriptChunk } from "../kernels/javascript.js";
 import type { InputAccess, Renderer } from "../kernels/kernel.js";
 import { broadcastStrides, type Shape, shapesEqual } from "../shape.js";
 import type { Tensor } from "../tensor.js";
@@ -62,8 +62,8 @@ export const fusion = {
    * about 15 % faster on the focal loss, and observable at the edges of the float32 range.
    */
   exact: true,
-  /** The renderer that runs the kernels. */
-  renderer: javascript as Renderer,
+  /** The renderer that runs the kernels; null: the current backend's (`DenseBackend.renderer`). */
+  renderer: null as Renderer | null,
   maxInputs: 16,
   maxSteps: 64,
 };
@@ -75,7 +75,7 @@ export interface FusionSettings {
   recompute: boolean;
   exact: boolean;
   chunk: number;
-  renderer: Renderer;
+  renderer: Renderer | null;
 }
 
 /**

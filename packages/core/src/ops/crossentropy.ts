@@ -17,6 +17,7 @@ import { checkFloat, checkOptions, scalarTensor } from "./util.js";
  * 0 or 1 only the one logarithm it needs is computed.
  */
 function crossEntropyOf(y: Expr, p: Expr, lo: Expr, hi: Expr): Expr {
+  const rounded = (x: Expr) => ir.convert(x, x.dtype);
   const pc = clipOf(p, lo, hi);
   const logP = ir.log(pc);
   const logQ = ir.log(ir.sub(1, pc));
@@ -26,7 +27,9 @@ function crossEntropyOf(y: Expr, p: Expr, lo: Expr, hi: Expr): Expr {
     ir.select(
       ir.eq(y, 0),
       ir.neg(logQ),
-      ir.neg(ir.add(ir.mul(y, logP), ir.mul(ir.sub(1, y), logQ))),
+      // Each term rounded: they share a sign for targets in [0, 1], so their sum cannot cancel,
+      // and a renderer that rounds every step (WebAssembly's) may take the kernel.
+      ir.neg(ir.add(rounded(ir.mul(y, logP)), rounded(ir.mul(ir.sub(1, y), logQ)))),
     ),
   );
 }

@@ -15,7 +15,7 @@ export {
   shape,
   type TensorConstraints,
 } from "./arbitraries.js";
-export { withFusion } from "./fusion.js";
+export { type WithFusionOptions, withFusion } from "./fusion.js";
 export {
   assertGradcheck,
   assertGradgradcheck,

@@ -1,4 +1,4 @@
-/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col and pooling in wasm, the JavaScript loops for the pools' adjoints, the reductions and the gathers. */
+/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col and pooling in wasm, the fused elementwise kernels in wasm (its renderer), the JavaScript loops for the pools' adjoints, the reductions and the gathers. */
 
 import type { DenseBackend } from "../backend.js";
 import {
@@ -15,6 +15,7 @@ import { wasmColumns } from "./columns.js";
 import { wasmConvolutions } from "./convolution.js";
 import { type GemmThresholds, PER_CHUNK, wasmGemm } from "./gemm.js";
 import { wasmPooling } from "./pooling.js";
+import { createWasmRenderer } from "./renderer.js";
 import { hasRelaxedSimd, WasmRuntime } from "./runtime.js";
 
 /**
@@ -82,5 +83,6 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
     maxPool2dBackward: maxPool2dBackwardInto,
     avgPool2dBackward: avgPool2dBackwardInto,
     ...javascriptReductions,
+    renderer: createWasmRenderer(runtime),
   };
 }

@@ -7,7 +7,7 @@
  */
 
 import { gatherRows, scatterAddRows } from "../gather.js";
-import { type Expr, type IrOp, type Lowerings, topological } from "../ir.js";
+import { type Expr, type IrOp, isRounded, type Lowerings, topological } from "../ir.js";
 import { javascript } from "../javascript.js";
 import {
   type Kernel,
@@ -37,6 +37,83 @@ function renders(x: Expr): boolean {
     default:
       return true;
   }
+}
+
+/** Whether `x` is the constant 1. */
+const isOne = (x: Expr) => x.op === "constant" && x.attr === 1;
+
+/** Whether `x` is 1 − q or 1 + q, which a logarithm of it renders as log1p(∓q) (see `lowerings`). */
+const onePlusMinus = (x: Expr) =>
+  (x.op === "sub" && isOne(x.args[0])) ||
+  (x.op === "add" && (isOne(x.args[0]) || isOne(x.args[1])));
+
+/** What is known of the sign of `x`: 1 (≥ 0, or NaN), −1 (≤ 0, or NaN), 0 (either). */
+function signOf(x: Expr): -1 | 0 | 1 {
+  switch (x.op) {
+    case "constant":
+      return x.attr > 0 || Object.is(x.attr, 0) ? 1 : x.attr < 0 || Object.is(x.attr, -0) ? -1 : 0;
+    case "exp":
+    case "abs":
+    case "sqrt":
+      return 1;
+    case "neg":
+      return (-signOf(x.args[0]) || 0) as -1 | 0 | 1;
+    case "select": {
+      const [a, b] = [signOf(x.args[1]), signOf(x.args[2])];
+      return a === b ? a : 0;
+    }
+    case "mul":
+    case "div": {
+      const product = signOf(x.args[0]) * signOf(x.args[1]);
+      return product as -1 | 0 | 1;
+    }
+    case "pow":
+      return x.args[1].op === "constant" && x.args[1].attr % 2 === 0 ? 1 : 0;
+    default:
+      return 0;
+  }
+}
+
+/** Ops whose result rounding an argument to float32 can move by far more than an ulp of it. */
+const AMPLIFYING = new Set<IrOp>([
+  "add",
+  "sub",
+  "log",
+  "floor",
+  "ceil",
+  "lt",
+  "le",
+  "gt",
+  "ge",
+  "eq",
+  "ne",
+]);
+
+/**
+ * Whether a float32 step that the JavaScript renderer holds in double precision (a step no
+ * `convert` rounds, inside one op's expression) feeds an op that would amplify its rounding here,
+ * where every step rounds: a sum or difference that may cancel (1 − σ(x) for σ near 1, or
+ * max(x, 0) − x·y), a logarithm (near 1), a floor or ceiling, a comparison. Sums of terms of one
+ * known sign (1 + exp(−x)) cannot cancel, and log(1 ± q) is rendered as log1p(±q), which keeps
+ * the relative accuracy of q.
+ */
+function amplifiesRounding(nodes: readonly Expr[]): boolean {
+  const consumers = new Map<Expr, Expr[]>();
+  for (const x of nodes) {
+    for (const a of x.args) consumers.set(a, [...(consumers.get(a) ?? []), x]);
+  }
+  const held = (x: Expr) => x.dtype === "float32" && !isRounded(x);
+  return nodes.some((x) => {
+    if (!AMPLIFYING.has(x.op) || !x.args.some(held)) return false;
+    if (x.op === "log" && onePlusMinus(x.args[0])) return false;
+    if (onePlusMinus(x) && (consumers.get(x) ?? []).every((c) => c.op === "log")) return false;
+    if (x.op === "add" || x.op === "sub") {
+      const [a, b] = [signOf(x.args[0]), signOf(x.args[1])];
+      const agree = x.op === "add" ? a * b : -a * b;
+      if (agree === 1) return false;
+    }
+    return true;
+  });
 }
 
 /** Whether strides over the loop shape `shape` walk memory contiguously (row-major, step 1). */
@@ -135,12 +212,11 @@ function lowerings(
     // log1p(±y), so that rounding 1 − p to float32 does not cost log(1 − p) its digits for small p.
     log: ([a], x) => {
       const [arg] = x.args;
-      const one = (e: Expr) => e.op === "constant" && e.attr === 1;
-      if (arg.op === "sub" && one(arg.args[0])) {
+      if (arg.op === "sub" && isOne(arg.args[0])) {
         return k.unary("log1p", k.unary("neg", lowered(arg.args[1])));
       }
-      if (arg.op === "add" && (one(arg.args[0]) || one(arg.args[1]))) {
-        return k.unary("log1p", lowered(one(arg.args[0]) ? arg.args[1] : arg.args[0]));
+      if (arg.op === "add" && onePlusMinus(arg)) {
+        return k.unary("log1p", lowered(isOne(arg.args[0]) ? arg.args[1] : arg.args[0]));
       }
       return k.unary("log", a);
     },
@@ -241,7 +317,8 @@ export function createWasmRenderer(
           plan.strides[k][plan.shape.length - 1] === 0 ||
           plan.strides[k][plan.shape.length - 1] === 1),
     );
-    return inputsOk && topological([kernel.value, ...kernel.sums]).every(renders);
+    const nodes = topological([kernel.value, ...kernel.sums]);
+    return inputsOk && nodes.every(renders) && !amplifiesRounding(nodes);
   };
 
   const run = (kernel: Kernel, arrays: KernelArrays): number => {
