@@ -8,6 +8,7 @@ import {
   createWasmBackend,
   cumsum,
   type DenseBackend,
+  exp,
   gather,
   gatherNd,
   getBackend,
@@ -22,7 +23,9 @@ import {
   tensor,
 } from "../src/index.js";
 import { backendFromEnvironment, type ConvGeometry } from "../src/kernels/backend.js";
+import { javascript } from "../src/kernels/javascript.js";
 import { javascriptReductions } from "../src/kernels/javascript-reductions.js";
+import type { Renderer } from "../src/kernels/kernel.js";
 import { assemble, FunctionBuilder } from "../src/kernels/wasm/assembler.js";
 import { chunkArguments, WorkerPool } from "../src/kernels/wasm/pool.js";
 import { hasRelaxedSimd } from "../src/kernels/wasm/runtime.js";
@@ -557,6 +560,39 @@ describe("the backend seam beyond products and convolutions", () => {
     const { reduce: _, ...partial } = javascriptBackend;
     expect(() => setBackend(partial as DenseBackend)).toThrow(
       "setBackend: backend.reduce must be a function, got undefined",
+    );
+  });
+
+  it("runs fused kernels on the backend's renderer, and rejects a renderer that is not one", () => {
+    const seen: number[] = [];
+    const counting = {
+      ...javascriptBackend,
+      name: "counting",
+      renderer: {
+        name: "counting",
+        supports: () => true,
+        run: (kernel: Parameters<Renderer["run"]>[0], arrays: Parameters<Renderer["run"]>[1]) => {
+          seen.push(kernel.shape.reduce((a, b) => a * b, 1));
+          return javascript.run(kernel, arrays);
+        },
+      },
+    };
+    const previous = setBackend(counting);
+    try {
+      // exp(0) + 1 = 2 in each of 2^15 elements (above the fusion threshold): one kernel of them.
+      const x = tensor(new Float32Array(1 << 15));
+      expect(add(exp(x), 1).read()[12345]).toBe(2);
+      expect(seen).toEqual([1 << 15]);
+    } finally {
+      setBackend(previous);
+    }
+    expect(() =>
+      setBackend({ ...javascriptBackend, renderer: { name: "half" } as unknown as Renderer }),
+    ).toThrow(
+      "setBackend: backend.renderer must be a renderer (supports and run functions) or absent",
+    );
+    expect(getBackend().renderer?.name ?? "javascript").toBe(
+      previous.renderer?.name ?? "javascript",
     );
   });
 });
