@@ -6,7 +6,12 @@ import { constant, type Expr, input, ir } from "../src/kernels/ir.js";
 import { javascript } from "../src/kernels/javascript.js";
 import type { InputAccess, Kernel } from "../src/kernels/kernel.js";
 import { createWasmRenderer } from "../src/kernels/wasm/renderer.js";
-import { hasRelaxedSimd, WasmRuntime } from "../src/kernels/wasm/runtime.js";
+import {
+  getNumThreads,
+  hasRelaxedSimd,
+  setNumThreads,
+  WasmRuntime,
+} from "../src/kernels/wasm/runtime.js";
 import { configureFusion } from "../src/lazy/index.js";
 import { withFusion } from "../src/testing/index.js";
 
@@ -341,4 +346,43 @@ test("withFusion's renderer option runs the fused kernels on the renderer it nam
   expect(() => withFusion("fused", () => 0, { renderer: "webgpu" as unknown as "wasm" })).toThrow(
     'withFusion: renderer must be "javascript" or "wasm", got "webgpu"',
   );
+});
+
+test("a scatter into disjoint rows splits between threads, with the bits of one thread", () => {
+  // 3000 rows of 64 (192 000 elements, past the elements a thread must get before another
+  // wakes) scattered back into every other row of a [6000, 64] array, which starts non-zero.
+  const wasm = createWasmRenderer(runtime);
+  const index = Int32Array.from({ length: 3000 }, (_, r) => 2 * r);
+  const rows = { index, scale: 64, start: 0 };
+  const source = probabilities(6000 * 64, 12);
+  const value = f32(ir.mul(f32(ir.exp(input(0, "float32"))), 0.5));
+  const kernel = (disjoint: boolean): Kernel => ({
+    shape: [3000, 64],
+    inputs: [{ kind: "rows", dtype: "float32", rows, width: 64, colStride: 1 }],
+    value,
+    output: { kind: "scatter", dtype: "float32", rows, width: 64, disjoint },
+    sums: [],
+  });
+  const results = [1, 2].flatMap((threads) =>
+    [false, true].map((disjoint) => {
+      const before = getNumThreads();
+      setNumThreads(threads);
+      try {
+        const out = probabilities(6000 * 64, 13);
+        wasm.run(kernel(disjoint), { inputs: [source], out, sums: null });
+        return out;
+      } finally {
+        setNumThreads(before);
+      }
+    }),
+  );
+  for (const out of results.slice(1)) expect(apart(out, results[0], 0)).toEqual([]);
+  // Element [2 r, j] gained exp(source[2 r, j]) / 2 (within the 2 ulp of exp); odd rows kept theirs.
+  const start = probabilities(6000 * 64, 13);
+  const at = 2 * 777 * 64 + 5;
+  const gained = Math.fround(Math.exp(source[at]) * 0.5);
+  expect(Math.abs(results[3][at] - Math.fround(start[at] + gained))).toBeLessThanOrEqual(
+    4 * 2 ** -24 * results[3][at],
+  );
+  expect(results[3][at + 64]).toBe(start[at + 64]);
 });

@@ -43,8 +43,9 @@ export type InputAccess =
 /**
  * Where a kernel's value goes: stored in row-major order into an array of `dtype` (`store`),
  * summed in double precision (`sum`), added into an array at row starts, rows of `width` elements
- * (`scatter`, the adjoint of a gather), or stored there (`place`: disjoint rows of a zero buffer,
- * which gives exactly what adding would).
+ * (`scatter`, the adjoint of a gather; `disjoint` when no two rows overlap, so that they may be
+ * added in any order), or stored there (`place`: disjoint rows of a zero buffer, which gives
+ * exactly what adding would).
  */
 export type KernelOutput =
   | { readonly kind: "store"; readonly dtype: DType }
@@ -54,6 +55,7 @@ export type KernelOutput =
       readonly dtype: DType;
       readonly rows: RowStarts;
       readonly width: number;
+      readonly disjoint?: boolean;
     };
 
 /**

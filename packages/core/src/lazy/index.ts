@@ -363,20 +363,28 @@ export function lazyGatherRows(
 /**
  * Adds pending `updates` into `dest` at the row starts `rows`, rows of `width` elements, running the
  * updates' program inside the scatter loop; `false` (nothing done) when `updates` is not pending.
- * With `overwrite`, the caller knows that the rows are disjoint and `dest` is zero there, so the
- * loop stores instead of adding (it never reads `dest`).
+ * `disjoint`: no two rows overlap. With `overwrite` as well, the caller knows that `dest` is zero
+ * there, so the loop stores instead of adding (it never reads `dest`).
  */
 export function scatterPendingRows(
   updates: Tensor,
   rows: RowStarts,
   width: number,
   dest: DataArray,
-  overwrite = false,
+  { disjoint = false, overwrite = false }: { disjoint?: boolean; overwrite?: boolean } = {},
 ): boolean {
   const program = programOf(updates);
   if (program === undefined || width === 0) return false;
+  if (overwrite && !disjoint) {
+    throw new Error("scatterPendingRows: overwrite needs disjoint rows (a zero buffer per row)");
+  }
   const kind = overwrite ? "place" : "scatter";
-  realise(program, { kind, dtype: updates.dtype, rows, width }, dest, pendingTensors.get(updates)!);
+  realise(
+    program,
+    { kind, dtype: updates.dtype, rows, width, disjoint },
+    dest,
+    pendingTensors.get(updates)!,
+  );
   return true;
 }
 

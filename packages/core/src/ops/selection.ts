@@ -342,7 +342,9 @@ export function gatherNd(x: Tensor, indices: Tensor): Tensor {
             // A pending gradient runs its program inside the scatter loop, with no array of its
             // own; into a zero buffer through disjoint rows it stores rather than adds.
             const { rows, slice, disjoint } = own();
-            if (!scatterPendingRows(g, rows, slice, dest, zero && disjoint))
+            if (
+              !scatterPendingRows(g, rows, slice, dest, { disjoint, overwrite: zero && disjoint })
+            )
               getBackend().scatterAddRows(g.read(), rows, slice, dest);
           },
           () => scatterNd(indices, g, x.shape),

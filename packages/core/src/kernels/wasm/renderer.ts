@@ -283,10 +283,10 @@ export interface WasmRendererOptions {
 /**
  * A `Renderer` of float32 elementwise kernels on `runtime`: contiguous, scalar and gathered-row
  * inputs, strided ones read as rows (broadcasts, slices), stores, sums, scatters and places into
- * float32 arrays, split between the runtime's threads by blocks of elements (a scatter, whose rows
- * may repeat, on one thread, unless its rows are few: then they are added in JavaScript from a
- * compact result, as rows that cover a small part of an input are gathered in JavaScript, so that
- * only what is read or written crosses into wasm memory). + − × ÷ √, min,
+ * float32 arrays, split between the runtime's threads by blocks of elements. A scatter whose rows
+ * may repeat runs on one thread, a disjoint one on all. Rows that cover a small part of an input
+ * are gathered in JavaScript, and a scatter or place into few rows is computed compactly and added
+ * in JavaScript, so that only what is read or written crosses into wasm memory. + − × ÷ √, min,
  * max, comparisons and selections give the JavaScript renderer's values bit for bit where every
  * step is converted to float32 (the ops' exact mode), `log`, `log1p` and `exp` within an ulp of
  * them; a chain of float32 steps without conversions rounds at every step here (within float32
@@ -371,8 +371,10 @@ export function createWasmRenderer(
       }
     }
     const alongside = kernel.sums.map((x) => k.sum(values.get(x) as Value));
-    // A scatter's rows may repeat: one thread adds them in order (a compact one adds in JavaScript).
-    const threads = output.kind === "scatter" && compact === null ? 1 : undefined;
+    // A scatter's rows may repeat: unless they are disjoint, one thread adds them in order (a
+    // compact one adds them in JavaScript).
+    const threads =
+      output.kind === "scatter" && output.disjoint !== true && compact === null ? 1 : undefined;
     const sums = runElementwise(runtime, k, threads, compiled);
     if (sums === null) return javascript.run(kernel, arrays);
     if (compact !== null && (output.kind === "scatter" || output.kind === "place")) {
