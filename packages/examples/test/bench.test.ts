@@ -95,6 +95,31 @@ describe("runCase on a focal workload", () => {
     60_000,
   );
 
+  it("cross-checks focalgrad on one thread and on the JavaScript kernels, and PyTorch where python3 imports torch (else says why)", async () => {
+    const rows = await runCase(
+      focalCase(tiny, ["focalgrad-1t", "focalgrad-js", "pytorch-1t", "pytorch-2t"], focal, {
+        seed: 1,
+        timing: { warmup: 0, iterations: 2, maxSeconds: 1 },
+      }),
+      fast,
+    );
+    expect(rows.map((r) => r.impl)).toEqual([
+      "fused",
+      "focalgrad-1t",
+      "focalgrad-js",
+      "pytorch-1t",
+      "pytorch-2t",
+    ]);
+    for (const r of rows.slice(0, 3)) expect(r.skipped).toBeUndefined();
+    for (const r of rows.slice(3)) {
+      // Either PyTorch's loss and gradient passed the cross-check and it timed its runs, or the
+      // row says what is missing.
+      if (r.skipped !== undefined)
+        expect(r.skipped).toMatch(/python3 (cannot import torch|cannot be run)/);
+      else expect(r.timesMs.length).toBeGreaterThanOrEqual(1);
+    }
+  }, 60_000);
+
   it("skips focalgrad with the reason when focal() is unavailable, and still runs the fused loop", async () => {
     const rows = await runCase(focalCase(tiny, ["focalgrad"], "no focal() here"), fast);
     expect(rows[1]).toMatchObject({ impl: "focalgrad", skipped: "no focal() here" });

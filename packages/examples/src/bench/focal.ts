@@ -1,12 +1,16 @@
 /** The focal loss workloads of the benchmark and their implementations: focalgrad, the fused loop, tfjs. */
 
+import { readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
 import type { focal } from "@focalgrad/losses";
 import type * as tfTypes from "@tensorflow/tfjs";
 import { type AnchorBatch, syntheticAnchorBatch } from "../data/anchors.js";
 import { fusedFocal, fusedFocalInto } from "../fused/focal.js";
 import { FusedFocalThreads } from "../fused/threads.js";
 import { type Check, checksums } from "./checks.js";
-import type { Case, Implementation, ImplName, Prepared } from "./run.js";
+import { pytorchMissing, runPytorch } from "./pytorch.js";
+import type { Case, Implementation, ImplName, Prepared, RunOptions } from "./run.js";
+import { isFocalgrad, withSetting } from "./settings.js";
 import { loadTfjs, type TfBackend, tfjsFocal, useBackend } from "./tfjs.js";
 
 /** A focal workload: the anchor tensors of a real detector's classification head. */
@@ -156,6 +160,54 @@ export function focalgradImplementation(
 }
 
 /**
+ * The same loss in PyTorch (`pytorch.py`'s `focal_loss`) on `threads` threads, timed by the script:
+ * the batch handed over as raw float32 files, the gradient read back for the cross-check.
+ */
+export function pytorchFocalImplementation(
+  batch: AnchorBatch,
+  threads: 1 | 2,
+  options: RunOptions,
+): Implementation {
+  return {
+    name: `pytorch-${threads}t`,
+    prepare: async () => {
+      const missing = pytorchMissing();
+      if (missing !== null) return missing;
+      const { result, read: grad } = runPytorch(
+        { workload: "focal", ...focalOptions },
+        threads,
+        options,
+        (dir) => {
+          const files: Record<string, unknown> = { gradPath: path.join(dir, "grad.f32") };
+          for (const [name, t] of [
+            ["yTrue", batch.yTrue],
+            ["yPred", batch.yPred],
+          ] as const) {
+            const file = path.join(dir, `${name}.f32`);
+            writeFileSync(file, t.read() as Float32Array);
+            files[`${name}Path`] = file;
+            files[`${name}Shape`] = [...t.shape];
+          }
+          return files;
+        },
+        (dir) => {
+          const bytes = readFileSync(path.join(dir, "grad.f32"));
+          return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+        },
+      );
+      return {
+        run: () => {
+          throw new Error("pytorch rows are timed by pytorch.py");
+        },
+        check: () => focalChecks(result.loss, grad),
+        recorded: result.threads[String(threads)],
+        dispose: () => {},
+      } satisfies Prepared;
+    },
+  };
+}
+
+/**
  * What tfjs holds at the peak of this loss's forward and backward pass, over the bytes of `yPred`:
  * every forward intermediate stays alive until the gradient is done (`tf.profile` measures 65 ×
  * on voc512, at B = 1 and B = 8 alike).
@@ -234,7 +286,7 @@ export function focalCase(
   workload: FocalWorkload,
   impls: readonly ImplName[],
   focal: FocalFactory | string,
-  options: { batch?: number; seed?: number } = {},
+  options: { batch?: number; seed?: number; timing?: RunOptions } = {},
 ): Case {
   const images = options.batch ?? workload.batch;
   const batch = syntheticAnchorBatch({
@@ -247,9 +299,15 @@ export function focalCase(
     dtype: "float32",
   });
   const implementations: Implementation[] = [fusedImplementation(batch)];
+  const timing = options.timing ?? { warmup: 1, iterations: 5, maxSeconds: 10 };
   for (const name of impls) {
-    if (name === "focalgrad") implementations.push(focalgradImplementation(batch, focal));
-    else if (name === "fused-2t") implementations.push(fusedThreadsImplementation(batch, 2));
+    if (isFocalgrad(name)) {
+      implementations.push(withSetting(name, focalgradImplementation(batch, focal)));
+    } else if (name === "pytorch-1t" || name === "pytorch-2t") {
+      implementations.push(
+        pytorchFocalImplementation(batch, name === "pytorch-1t" ? 1 : 2, timing),
+      );
+    } else if (name === "fused-2t") implementations.push(fusedThreadsImplementation(batch, 2));
     else if (name === "tfjs-cpu") implementations.push(tfjsImplementation(batch, "cpu"));
     else if (name === "tfjs-wasm") implementations.push(tfjsImplementation(batch, "wasm"));
   }

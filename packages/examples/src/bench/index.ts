@@ -80,7 +80,8 @@ function casesOf(
   options: RunOptions,
 ): Case[] {
   const focalWorkload = FOCAL_WORKLOADS.find((w) => w.name === name);
-  if (focalWorkload !== undefined) return [focalCase(focalWorkload, impls, focal, { batch })];
+  if (focalWorkload !== undefined)
+    return [focalCase(focalWorkload, impls, focal, { batch, timing: options })];
   if (name === "trainstep" || name === "mlp") return [trainingCase(name, impls, options)];
   if (name === "detector") {
     return impls.some(isFocalgrad) ? [detectorCase(impls, options)] : [];

@@ -1,6 +1,9 @@
-"""The PyTorch reference of the benchmark's training workloads: the same nets, weights and data
-as focalgrad's (read from a JSON file), one checked step, then timed steps on 1 and 2 threads.
-Prints one JSON object. Optional: the benchmark runs it only where python3 can import torch."""
+"""The PyTorch reference of the benchmark: the training workloads (the same nets, weights and data
+as focalgrad's, read from a JSON file; one checked step, then timed steps) and the focal loss
+workloads (the seed's focal loss on the anchor batch, read from raw float32 files; forward and
+backward to the prediction's gradient, written back as raw float32 for the cross-check), on the
+thread counts asked for. Prints one JSON object. Optional: the benchmark runs it only where
+python3 can import torch."""
 
 import json
 import resource
@@ -52,8 +55,67 @@ def cpu_ms():
     return (usage.ru_utime + usage.ru_stime) * 1000
 
 
+def focal_loss(y_true, y_pred, alpha, gamma):
+    """The seed's focal loss (keras-retinanet's, Keras BCE with clip 1e-7): targets [B, N, C + 1],
+    the last column the anchor state (-1 ignored, 0 background, 1 object); summed over the anchors
+    that are not ignored, over max(1, the object anchors in the batch)."""
+    labels, state = y_true[..., :-1], y_true[..., -1]
+    keep = (state != -1).unsqueeze(-1).to(y_pred.dtype)
+    positive = labels == 1
+    alpha_factor = torch.where(positive, torch.full_like(labels, alpha), torch.full_like(labels, 1 - alpha))
+    weight = alpha_factor * torch.where(positive, 1 - y_pred, y_pred) ** gamma
+    p = y_pred.clamp(1e-7, 1 - 1e-7)
+    bce = -(labels * torch.log(p) + (1 - labels) * torch.log(1 - p))
+    normalizer = (state == 1).sum().clamp(min=1)
+    return (keep * weight * bce).sum() / normalizer
+
+
+def timed(step, spec):
+    """Wall and CPU milliseconds of timed calls of `step` on each of spec's thread counts."""
+    times = {}
+    for threads in spec["threads"]:
+        torch.set_num_threads(threads)
+        for _ in range(spec["warmup"]):
+            step()
+        wall, cpu, spent = [], [], 0.0
+        while len(wall) < spec["iterations"] and (not wall or spent < spec["maxSeconds"] * 1000):
+            c0, t0 = cpu_ms(), time.perf_counter()
+            step()
+            ms = (time.perf_counter() - t0) * 1000
+            wall.append(ms)
+            cpu.append(cpu_ms() - c0)
+            spent += ms
+        times[str(threads)] = {"wallMs": wall, "cpuMs": cpu}
+    return times
+
+
+def focal_main(spec):
+    def read(name):
+        size = 1
+        for d in spec[name + "Shape"]:
+            size *= d
+        return torch.from_file(spec[name + "Path"], size=size, dtype=torch.float32).reshape(spec[name + "Shape"])
+
+    y_true, y_pred = read("yTrue"), read("yPred").clone().requires_grad_(True)
+
+    def step():
+        y_pred.grad = None
+        loss = focal_loss(y_true, y_pred, spec["alpha"], spec["gamma"])
+        loss.backward()
+        return loss.item()
+
+    torch.set_num_threads(1)
+    loss = step()
+    with open(spec["gradPath"], "wb") as out:
+        out.write(y_pred.grad.contiguous().numpy().tobytes())
+    print(json.dumps({"loss": loss, "torch": torch.__version__, "threads": timed(step, spec)}))
+
+
 def main():
     spec = json.load(open(sys.argv[1]))
+    if spec["workload"] == "focal":
+        focal_main(spec)
+        return
     torch.manual_seed(0)
     net = TrainstepNet() if spec["workload"] == "trainstep" else Mlp()
     params = list(net.parameters())
@@ -78,20 +140,7 @@ def main():
 
     torch.set_num_threads(1)
     loss, grad_abs = step()
-    result = {"loss": loss, "gradAbs": grad_abs, "torch": torch.__version__, "threads": {}}
-    for threads in spec["threads"]:
-        torch.set_num_threads(threads)
-        for _ in range(spec["warmup"]):
-            step()
-        wall, cpu, spent = [], [], 0.0
-        while len(wall) < spec["iterations"] and (not wall or spent < spec["maxSeconds"] * 1000):
-            c0, t0 = cpu_ms(), time.perf_counter()
-            step()
-            ms = (time.perf_counter() - t0) * 1000
-            wall.append(ms)
-            cpu.append(cpu_ms() - c0)
-            spent += ms
-        result["threads"][str(threads)] = {"wallMs": wall, "cpuMs": cpu}
+    result = {"loss": loss, "gradAbs": grad_abs, "torch": torch.__version__, "threads": timed(step, spec)}
     print(json.dumps(result))
 
 

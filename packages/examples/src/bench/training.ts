@@ -1,10 +1,5 @@
 /** The training-step workloads of the benchmark: a tiny RetinaNet-shaped conv net and an MLP, one optimiser step each, focalgrad against PyTorch. */
 
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import {
   abs,
   add,
@@ -24,6 +19,7 @@ import {
 } from "@focalgrad/core";
 import { sigmoidFocalLoss } from "@focalgrad/losses";
 import type { Check } from "./checks.js";
+import { pytorchMissing, runPytorch } from "./pytorch.js";
 import type { Case, Implementation, ImplName, Prepared, RunOptions } from "./run.js";
 import { isFocalgrad, withSetting } from "./settings.js";
 
@@ -152,17 +148,6 @@ function focalgradTraining(workload: TrainingWorkload): Implementation {
   };
 }
 
-const PYTHON = "/usr/bin/python3";
-const SCRIPT = fileURLToPath(new URL("../../src/bench/pytorch.py", import.meta.url));
-
-/** Why PyTorch cannot run here, or null when `python3` imports torch. */
-function pytorchMissing(): string | null {
-  const probe = spawnSync(PYTHON, ["-c", "import torch"], { encoding: "utf8" });
-  if (probe.error !== undefined) return `${PYTHON} cannot be run (${probe.error.message})`;
-  if (probe.status !== 0) return `${PYTHON} cannot import torch`;
-  return null;
-}
-
 /** The same net, weights and data in PyTorch (`pytorch.py`), timed by the script itself. */
 function pytorchTraining(
   workload: TrainingWorkload,
@@ -175,48 +160,24 @@ function pytorchTraining(
       const missing = pytorchMissing();
       if (missing !== null) return missing;
       const net = NETS[workload]();
-      const dir = mkdtempSync(path.join(tmpdir(), "focalgrad-bench-"));
-      const specPath = path.join(dir, "spec.json");
-      try {
-        writeFileSync(
-          specPath,
-          JSON.stringify({
-            workload,
-            params: net.params.map((p) => Array.from(p.data)),
-            inputs: net.inputs,
-            scalars: net.scalars,
-            threads: [threads],
-            warmup: options.warmup,
-            iterations: options.iterations,
-            maxSeconds: options.maxSeconds,
-          }),
-        );
-        const run = spawnSync(PYTHON, [SCRIPT, specPath], {
-          encoding: "utf8",
-          maxBuffer: 1 << 24,
-          env: { ...process.env, OMP_NUM_THREADS: String(threads) },
-        });
-        if (run.status !== 0) {
-          throw new Error(
-            `pytorch.py failed (${run.status}): ${run.stderr.trim().split("\n").pop()}`,
-          );
-        }
-        const result = JSON.parse(run.stdout) as {
-          loss: number;
-          gradAbs: number;
-          threads: Record<string, { wallMs: number[]; cpuMs: number[] }>;
-        };
-        return {
-          run: () => {
-            throw new Error("pytorch rows are timed by pytorch.py");
-          },
-          check: () => stepChecks(result.loss, result.gradAbs),
-          recorded: result.threads[String(threads)],
-          dispose: () => {},
-        } satisfies Prepared;
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      const { result } = runPytorch(
+        {
+          workload,
+          params: net.params.map((p) => Array.from(p.data)),
+          inputs: net.inputs,
+          scalars: net.scalars,
+        },
+        threads,
+        options,
+      );
+      return {
+        run: () => {
+          throw new Error("pytorch rows are timed by pytorch.py");
+        },
+        check: () => stepChecks(result.loss, result.gradAbs ?? Number.NaN),
+        recorded: result.threads[String(threads)],
+        dispose: () => {},
+      } satisfies Prepared;
     },
   };
 }
