@@ -659,6 +659,37 @@ describe("worker pool", () => {
     }
   });
 
+  it("runs the functions of modules loaded after it started, on every thread, numbered after its own", () => {
+    const { memory, module, local } = fillModule();
+    const pool = new WorkerPool(module, memory, ["fill", "trap"], 2);
+    const words = new Int32Array(memory.buffer, 0, 600);
+    try {
+      // Two more instances of the same module, loaded one after the other: their fill is fn 2
+      // and fn 4 (each module brings fill and trap). Jobs alternate between all three fills, so
+      // every worker instantiates the loaded modules when a job first names them.
+      const second = new webAssembly!.Instance(module, { env: { memory } }).exports;
+      const third = new webAssembly!.Instance(module, { env: { memory } }).exports;
+      expect(pool.load(module, second, ["fill", "trap"])).toBe(2);
+      expect(pool.load(module, third, ["fill"])).toBe(4);
+      expect(pool.loadedCount).toBe(3);
+      for (let job = 0; job < 60; job++) {
+        const fn = [0, 2, 4][job % 3];
+        pool.run({ fn, args: [0, job * 1000], total: 600, chunks: 6 }, local);
+        for (let w = 0; w < 600; w++) {
+          if (words[w] !== job * 1000 + w) throw new Error(`job ${job}: word ${w} is ${words[w]}`);
+        }
+      }
+      expect(() => pool.run({ fn: 3, args: [], total: 4, chunks: 4 }, local)).toThrow(
+        "WorkerPool.run: a chunk of the kernel trapped",
+      );
+      expect(() => pool.load(module, second, ["nothing"])).toThrow(
+        'WorkerPool.load: the module\'s instance has no function "nothing"',
+      );
+    } finally {
+      pool.close();
+    }
+  });
+
   it("gives chunks ranges in units of a step, cut at a limit, and scratch of their own by index", () => {
     const { memory, module, local } = fillModule();
     const pool = new WorkerPool(module, memory, ["fill", "trap"], 2);

@@ -15,7 +15,7 @@ import {
   type Instruction,
   REGISTER_BYTES,
 } from "./elementwise-module.js";
-import { chunkArguments, type Job, WorkerPool } from "./pool.js";
+import type { Job } from "./pool.js";
 import { align64, FUNCTION_NAMES, getNumThreads, MAX_PAGES, type WasmRuntime } from "./runtime.js";
 import { type WasmModule, webAssembly } from "./webassembly.js";
 
@@ -363,22 +363,17 @@ export class ElementwiseKernel {
 /** Instructions that write arrays or sums: they follow the fused instruction of a compiled kernel. */
 const OUTPUTS = new Set<Instruction>(["store", "place", "scatter", "sum"]);
 
-/** A compiled kernel: its module, its function on this thread, and workers running it (made on first use). */
+/** A compiled kernel: its module and its function on this thread (the runtime's pool runs it on the others). */
 interface CompiledKernel {
   readonly module: WasmModule;
   readonly kernel: (...args: number[]) => void;
-  pool: WorkerPool | null;
 }
 
 /** Compiled kernels of each runtime, by their fused instruction, least recently used first. */
 const compiledKernels = new WeakMap<WasmRuntime, Map<string, CompiledKernel>>();
 
-/**
- * Compiled kernels that keep their workers: each kernel's pool instantiated its module, so a
- * kernel that drops out of the most recent ones closes its pool (and makes a new one if it comes
- * back). Idle workers sleep, they cost memory only.
- */
-const POOLED_KERNELS = 8;
+/** Compiled kernels kept per runtime; the least recently used beyond these are compiled again when they come back. */
+const CACHED_KERNELS = 256;
 
 /** The compiled kernel of `fused` on `runtime` (compiled on first use, then cached). */
 function compiledKernel(runtime: WasmRuntime, fused: FusedInstruction): CompiledKernel {
@@ -396,32 +391,16 @@ function compiledKernel(runtime: WasmRuntime, fused: FusedInstruction): Compiled
     });
     const module = new webAssembly!.Module(bytes);
     const instance = new webAssembly!.Instance(module, { env: { memory: runtime.memory } });
-    compiled = { module, kernel: instance.exports.kernel as CompiledKernel["kernel"], pool: null };
+    compiled = { module, kernel: instance.exports.kernel as CompiledKernel["kernel"] };
   }
-  // Most recently used last; the pools of those beyond the last POOLED_KERNELS are closed.
+  // Most recently used last; the oldest beyond CACHED_KERNELS are dropped.
   known.delete(key);
   known.set(key, compiled);
-  let pooled = known.size;
-  for (const other of known.values()) {
-    if (pooled-- <= POOLED_KERNELS) break;
-    other.pool?.close();
-    other.pool = null;
+  for (const old of known.keys()) {
+    if (known.size <= CACHED_KERNELS) break;
+    known.delete(old);
   }
   return compiled;
-}
-
-/** Runs `job` (its fn is 0, the kernel) on a compiled kernel: here, and on the kernel's workers. */
-function runCompiled(runtime: WasmRuntime, compiled: CompiledKernel, job: Job): void {
-  const workers = getNumThreads() - 1;
-  if (job.chunks === 1 || workers === 0) {
-    for (let c = 0; c < job.chunks; c++) compiled.kernel(...chunkArguments(job, c));
-    return;
-  }
-  if (compiled.pool === null || compiled.pool.size !== workers) {
-    compiled.pool?.close();
-    compiled.pool = new WorkerPool(compiled.module, runtime.memory, ["kernel"], workers);
-  }
-  compiled.pool.run(job, { kernel: compiled.kernel });
 }
 
 /** Elements each thread must get before another is woken (a few hundred microseconds of work). */
@@ -488,8 +467,10 @@ export function runElementwise(
     limit: n,
     scratch: { base: scratchAt, stride: registers * REGISTER_BYTES },
   };
-  if (n > 0 && fused !== null) runCompiled(runtime, compiledKernel(runtime, fused), job);
-  else if (n > 0) runtime.run(job);
+  if (n > 0 && fused !== null) {
+    const { module, kernel: compiledFunction } = compiledKernel(runtime, fused);
+    runtime.runModule(module, compiledFunction, job);
+  } else if (n > 0) runtime.run(job);
   kernel.staged.forEach((staged, k) => {
     if (staged.kind !== "output") return;
     const address = addresses[k] / 4;

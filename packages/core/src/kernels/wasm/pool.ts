@@ -1,6 +1,6 @@
-/** A pool of worker threads that run exported functions of one WebAssembly module over a shared memory, one job at a time, its chunks claimed with Atomics by whichever thread is free first: the dense kernels' pool, and each compiled elementwise kernel's. */
+/** A pool of worker threads that run exported functions of WebAssembly modules over a shared memory, one job at a time, its chunks claimed with Atomics by whichever thread is free first: the runtime's module (the dense kernels) and the modules loaded into it later (the compiled elementwise kernels). */
 
-import { Worker } from "node:worker_threads";
+import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { WasmMemory, WasmModule } from "./webassembly.js";
 
 // Control block (Int32). WAKE moves once per job (workers sleep on it). CLAIM is the job's tag
@@ -39,10 +39,21 @@ const SPIN = 2000;
 // runs the same from the TypeScript sources under vitest and from the built package. It never
 // returns to its event loop: between jobs it polls, then sleeps in Atomics.wait.
 const workerSource = `
-const { workerData } = require("node:worker_threads");
-const { module, memory, control, names } = workerData;
+const { receiveMessageOnPort, workerData } = require("node:worker_threads");
+const { module, memory, control, names, port } = workerData;
 const { exports } = new WebAssembly.Instance(module, { env: { memory } });
 const functions = names.map((name) => exports[name]);
+// Modules loaded later arrive on the port, posted before the first job that runs them: their
+// functions are appended in the order the pool numbered them.
+const lookup = (fn) => {
+  while (functions[fn] === undefined) {
+    const message = receiveMessageOnPort(port);
+    if (message === undefined) return undefined;
+    const loaded = new WebAssembly.Instance(message.message.module, { env: { memory } }).exports;
+    for (const name of message.message.names) functions.push(loaded[name]);
+  }
+  return functions[fn];
+};
 const CLAIM = ${CLAIM}, DONE = ${DONE}, FAILED = ${FAILED}, TAG = ${TAG}, FN = ${FN};
 const CHUNKS = ${CHUNKS}, TOTAL = ${TOTAL}, ARGC = ${ARGC}, ARGS = ${ARGS};
 const STEP = ${STEP}, LIMIT = ${LIMIT}, SCRATCHED = ${SCRATCHED};
@@ -55,7 +66,7 @@ for (;;) {
   Atomics.wait(control, ${WAKE}, seen);
   seen = Atomics.load(control, ${WAKE});
   if (Atomics.load(control, ${STOPPED}) !== 0) break;
-  claimChunks(control, functions);
+  claimChunks(control, lookup);
 }
 `;
 
@@ -66,7 +77,10 @@ for (;;) {
  * done. Shared by the calling thread and the workers (the workers get its source and
  * `chunkArguments`'s, with the constants it names).
  */
-function claimChunks(control: Int32Array, functions: ((...args: number[]) => void)[]): void {
+function claimChunks(
+  control: Int32Array,
+  lookup: (fn: number) => ((...args: number[]) => void) | undefined,
+): void {
   for (;;) {
     const claim = Atomics.add(control, CLAIM, 1);
     const tag = claim >>> 16;
@@ -90,7 +104,7 @@ function claimChunks(control: Int32Array, functions: ((...args: number[]) => voi
     if (Atomics.load(control, TAG) !== tag) return;
     const args = chunkArguments(job, chunk);
     try {
-      functions[fn](...args);
+      (lookup(fn) as (...args: number[]) => void)(...args);
     } catch {
       Atomics.store(control, FAILED, 1);
     }
@@ -105,7 +119,7 @@ function claimChunks(control: Int32Array, functions: ((...args: number[]) => voi
  * so chunks must write disjoint outputs, and a chunk's scratch goes with its index, not a thread.
  */
 export interface Job {
-  /** Index of the function in the pool's `names`. */
+  /** Index of the function: in the pool's `names`, then the functions `load` added, in order. */
   fn: number;
   /** Its i32 arguments before (lo, hi). */
   args: readonly number[];
@@ -139,7 +153,8 @@ export function chunkArguments(job: Job, c: number): number[] {
 }
 
 /**
- * Workers that each instantiate `module` over `memory` (a shared WebAssembly.Memory). `run` wakes
+ * Workers that each instantiate `module` over `memory` (a shared WebAssembly.Memory), and the
+ * modules `load` adds later. `run` wakes
  * them and works on the job itself too: a worker that the scheduler has not let run yet just
  * finds nothing left, so a loaded machine costs no more than one thread. Workers are unref'd: an
  * idle pool never keeps the process alive.
@@ -152,6 +167,9 @@ export function chunkArguments(job: Job, c: number): number[] {
 export class WorkerPool {
   private readonly control = new Int32Array(new SharedArrayBuffer(4 * WORDS));
   private readonly workers: Worker[] = [];
+  private readonly ports: MessagePort[] = [];
+  /** This thread's functions of the modules loaded after the first, numbered after `names`. */
+  private readonly loaded: ((...args: number[]) => void)[] = [];
   private tag = 0;
 
   constructor(
@@ -163,13 +181,44 @@ export class WorkerPool {
   ) {
     this.control[TAG] = -1;
     for (let index = 0; index < size; index++) {
+      const { port1, port2 } = new MessageChannel();
       const worker = new Worker(workerSource, {
         eval: true,
-        workerData: { module, memory, control: this.control, names },
+        workerData: { module, memory, control: this.control, names, port: port2 },
+        transferList: [port2],
       });
       worker.unref();
+      port1.unref();
       this.workers.push(worker);
+      this.ports.push(port1);
     }
+  }
+
+  /** Functions of the modules loaded into the pool besides its first. */
+  get loadedCount(): number {
+    return this.loaded.length;
+  }
+
+  /**
+   * Loads another module over the same memory into every worker: its functions `names` (this
+   * thread's are taken from `local`) become `fn` numbers of this pool, the first of them returned.
+   * The workers instantiate it when a job first asks for one of them.
+   *
+   * @example
+   * const fn = pool.load(kernelModule, instance.exports, ["kernel"]);
+   * pool.run({ fn, args: [], total: 100, chunks: 2 }, runtimeExports);
+   */
+  load(module: WasmModule, local: Record<string, unknown>, names: readonly string[]): number {
+    const first = this.names.length + this.loaded.length;
+    for (const name of names) {
+      const f = local[name];
+      if (typeof f !== "function") {
+        throw new Error(`WorkerPool.load: the module's instance has no function "${name}"`);
+      }
+      this.loaded.push(f as (...args: number[]) => void);
+    }
+    for (const port of this.ports) port.postMessage({ module, names: [...names] });
+    return first;
   }
 
   /** Runs every chunk of `job` on this thread (functions from `local`) and the workers; returns when all are done. Throws if any chunk trapped. */
@@ -202,8 +251,11 @@ export class WorkerPool {
     Atomics.store(control, CLAIM, this.tag << 16);
     Atomics.add(control, WAKE, 1);
     Atomics.notify(control, WAKE, Math.min(this.size, chunks - 1));
-    const functions = this.names.map((name) => local[name] as (...a: number[]) => void);
-    claimChunks(control, functions);
+    const functions = [
+      ...this.names.map((name) => local[name] as (...a: number[]) => void),
+      ...this.loaded,
+    ];
+    claimChunks(control, (f) => functions[f]);
     for (;;) {
       const done = Atomics.load(control, DONE);
       if (done === chunks) break;
@@ -220,6 +272,8 @@ export class WorkerPool {
     Atomics.add(this.control, WAKE, 1);
     Atomics.notify(this.control, WAKE);
     for (const worker of this.workers) void worker.terminate();
+    for (const port of this.ports) port.close();
     this.workers.length = 0;
+    this.ports.length = 0;
   }
 }

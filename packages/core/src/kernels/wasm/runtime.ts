@@ -97,6 +97,13 @@ export function getNumThreads(): number {
   return threads;
 }
 
+/**
+ * Compiled kernels loaded into one pool before it is made anew: every worker keeps an instance of
+ * each (a few kilobytes), so a long run through many distinct kernels restarts its workers now
+ * and then rather than growing without bound.
+ */
+const MAX_LOADED_MODULES = 512;
+
 /** The functions the module exports, in index order (the pool names them by index). */
 export const FUNCTION_NAMES = [
   "micro32",
@@ -141,6 +148,8 @@ export class WasmRuntime {
   readonly module: WasmModule;
   readonly exports: Record<KernelName, (...args: number[]) => void>;
   private pool: WorkerPool | null = null;
+  /** The `fn` of each module loaded into the current pool (`runModule`). */
+  private loadedModules = new WeakMap<WasmModule, number>();
   /** Views onto wasm memory handed to other kernels (im2col blocks), with their byte addresses. */
   private readonly residents = new WeakMap<object, number>();
   /** Bytes at the start of memory that resident views occupy; kernels' scratch starts after. */
@@ -233,11 +242,40 @@ export class WasmRuntime {
       for (let c = 0; c < job.chunks; c++) kernel(...chunkArguments(job, c));
       return;
     }
-    if (this.pool === null || this.pool.size !== threads - 1) {
+    this.poolOfSize().run(job, this.exports);
+  }
+
+  /**
+   * Runs every chunk of `job` on `kernel`, an export of another module over this memory (a compiled
+   * elementwise kernel): here alone when there is one chunk or one thread, else on the runtime's
+   * pool too, into which the module is loaded once (`job.fn` is ignored).
+   */
+  runModule(module: WasmModule, kernel: (...args: number[]) => void, job: Job): void {
+    if (job.chunks === 1 || threads === 1) {
+      for (let c = 0; c < job.chunks; c++) kernel(...chunkArguments(job, c));
+      return;
+    }
+    const pool = this.poolOfSize();
+    let fn = this.loadedModules.get(module);
+    if (fn === undefined) {
+      fn = pool.load(module, { kernel }, ["kernel"]);
+      this.loadedModules.set(module, fn);
+    }
+    pool.run({ ...job, fn }, this.exports);
+  }
+
+  /** The pool of `threads − 1` workers, made anew when the count changed or too many modules were loaded. */
+  private poolOfSize(): WorkerPool {
+    if (
+      this.pool === null ||
+      this.pool.size !== threads - 1 ||
+      this.pool.loadedCount >= MAX_LOADED_MODULES
+    ) {
       this.pool?.close();
       this.pool = new WorkerPool(this.module, this.memory, FUNCTION_NAMES, threads - 1);
+      this.loadedModules = new WeakMap();
     }
-    this.pool.run(job, this.exports);
+    return this.pool;
   }
 
   /** Drops a pool of the wrong size; the next threaded call makes one of the right size. */
