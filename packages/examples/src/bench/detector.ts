@@ -15,20 +15,27 @@ import { isFocalgrad, withSetting } from "./settings.js";
 const TRAIN_IMAGES = 64;
 /** The final evaluation does not run (the run is stopped first), so the held-out set stays tiny. */
 const TEST_IMAGES = 8;
+/**
+ * Steps left untimed besides the warm-ups: V8 keeps tiering up the step's generated loops and
+ * kernels over its first dozen steps. With only 3 warm-ups, whichever row ran first was 70–130 ms
+ * a step slower (2-thread then 1-thread rows: 383 and 250 ms; the other way round: 317 and 240
+ * ms); with 12, the order no longer showed (238 and 234; 251 and 258).
+ */
+const SETTLING_STEPS = 10;
 
 /**
  * Runs `train` with the demo's settings (`pnpm demo` is `train --name demo` with every default)
  * and times each step from one `onStep` to the next, wall and CPU: the batch, the forward pass,
  * the anchor targets, the focal and smooth-L1 losses, backward, gradient clipping and AdamW, as
- * the demo runs them. The first `1 + warmup` steps are untimed; the run is stopped (before its
- * final evaluation) once it has its iterations or has spent its time budget.
+ * the demo runs them. The first `1 + warmup + SETTLING_STEPS` steps are untimed; the run is
+ * stopped (before its final evaluation) once it has its iterations or has spent its time budget.
  */
 function detectorTraining(options: RunOptions): Implementation {
   return {
     name: "focalgrad",
     prepare: async () => {
       const runsDir = mkdtempSync(path.join(tmpdir(), "focalgrad-bench-detector-"));
-      const untimed = 1 + options.warmup;
+      const untimed = 1 + options.warmup + SETTLING_STEPS;
       const wallMs: number[] = [];
       const cpuMs: number[] = [];
       const firstLosses: number[] = [];

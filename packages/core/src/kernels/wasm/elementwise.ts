@@ -405,6 +405,8 @@ function compiledKernel(runtime: WasmRuntime, fused: FusedInstruction): Compiled
 
 /** Elements each thread must get before another is woken (a few hundred microseconds of work). */
 const PER_THREAD = 1 << 16;
+/** Chunks per thread of a threaded kernel (each with a register file of its own). */
+const CHUNKS_PER_THREAD = 4;
 
 /**
  * Runs `kernel` on `runtime`, its blocks split between up to `threads` threads (each block
@@ -426,7 +428,16 @@ export function runElementwise(
   const n = kernel.size;
   const { words, registers, patches, fused } = kernel.finish(compiled);
   const blocks = Math.ceil(n / BLOCK);
-  const parts = Math.max(1, Math.min(threads, blocks, Math.floor(n / PER_THREAD)));
+  // Several chunks per thread, claimed by whichever thread is free: a worker that wakes late
+  // leaves more of them to this thread instead of making it wait for an equal half.
+  const parts =
+    threads <= 1 || n < 2 * PER_THREAD
+      ? 1
+      : Math.min(
+          blocks,
+          CHUNKS_PER_THREAD * threads,
+          Math.floor(n / (PER_THREAD / CHUNKS_PER_THREAD)),
+        );
   // Layout: instructions, each array (16 bytes of slack after it: loads and stores move whole
   // vectors), the block sums, one register file per thread.
   let at = align64(runtime.residentBytes);
@@ -457,7 +468,7 @@ export function runElementwise(
   // The runtime's module has the machine; a compiled kernel's module has the kernel alone.
   const fn = fused === null ? FUNCTION_NAMES.indexOf("elementwise32") : 0;
   const count = words.length / INSTRUCTION_WORDS;
-  // Part t: blocks [⌊t · blocks / parts⌋, ⌊(t + 1) · blocks / parts⌋) with register file t.
+  // Chunk c: blocks [⌊c · blocks / parts⌋, ⌊(c + 1) · blocks / parts⌋) with register file c.
   const job: Job = {
     fn,
     args: [programAt, count],
