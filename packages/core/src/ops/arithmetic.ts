@@ -179,6 +179,10 @@ function powExpression(k: number, dtype: DType): Template {
       return (a) => ir.div(1, asFloat(a));
     case 0.5:
       return (a) => ir.sqrt(asFloat(a));
+    // 1 / √x (the gradient of √x, and of a focal weight with γ = 0.5), with −0 as +0 first:
+    // pow(−0, −0.5) is +∞ as pow(+0, −0.5) is, where 1 / √−0 would be −∞.
+    case -0.5:
+      return (a) => ir.div(1, ir.add(ir.sqrt(asFloat(a)), 0));
     default:
       return (a) => ir.pow(asFloat(a), k);
   }

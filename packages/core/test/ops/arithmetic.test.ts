@@ -27,6 +27,7 @@ import {
   gradcheck,
   shape,
   type TensorConstraints,
+  withFusion,
 } from "../../src/testing/index.js";
 
 const runs = { numRuns: 100 };
@@ -131,7 +132,7 @@ describe("gradients of binary arithmetic (property, float64, broadcasting)", () 
 
   it("pow with a number exponent, positive bases: first and second order", () => {
     const exponent = fc.oneof(
-      fc.constantFrom(-2, -1, 0, 0.5, 1, 2, 3, 4),
+      fc.constantFrom(-2, -1, -0.5, 0, 0.5, 1, 2, 3, 4),
       fc.double({ min: -3, max: 3, noNaN: true, noDefaultInfinity: true }),
     );
     const base = floatTensor(shape({ maxSide: 3 }), { min: 0.3, max: 2 });
@@ -313,6 +314,25 @@ describe("values, broadcasting and dtypes", () => {
     expect(col.grad!.shape).toEqual([2, 1]);
     expect(col.grad!.toArray()).toEqual([[60], [60]]);
     expect(values(row.grad)).toEqual([3, 3, 3]);
+  });
+
+  it("pow(x, −0.5), rendered as 1 / √x, gives Math.pow's float32 values at the edges, fused or not, on both renderers", () => {
+    // pow(±0, −0.5) = +∞, pow(∞, −0.5) = 0, negative bases NaN; 1/√4 = 0.5, 1/√0.25 = 2 exactly.
+    const xs = [0, -0, 1, 4, 0.25, 2, -1, Number.POSITIVE_INFINITY, Number.NaN, 1e-45, 3e38];
+    const want = xs.map((x) => Math.fround(Math.fround(x) ** -0.5));
+    expect(want.slice(0, 5)).toEqual([
+      Number.POSITIVE_INFINITY,
+      Number.POSITIVE_INFINITY,
+      1,
+      0.5,
+      2,
+    ]);
+    for (const mode of ["fused", "opByOp"] as const) {
+      for (const renderer of ["javascript", "wasm"] as const) {
+        const got = withFusion(mode, () => Array.from(pow(tensor(xs), -0.5).read()), { renderer });
+        expect(got).toEqual(want);
+      }
+    }
   });
 
   it("computes pow, square, neg and the extrema by hand", () => {
