@@ -386,3 +386,35 @@ test("a scatter into disjoint rows splits between threads, with the bits of one 
   );
   expect(results[3][at + 64]).toBe(start[at + 64]);
 });
+
+test("compiled selections that branch on their mask give the interpreting machine's bits", () => {
+  // Labels in runs of 8 (vectors of 4 lanes all 1 or all 0, so a compiled kernel computes only
+  // one side of each selection) and, every 97 elements, a vector of both (where it computes
+  // both and picks lane by lane); the machine always computes both. Nested selections with
+  // logarithms on both sides, and a sum beside the store.
+  const n = 4096;
+  const labels = Float32Array.from({ length: n }, (_, i) =>
+    i % 97 < 3 ? i % 2 : Math.floor(i / 8) % 3 === 0 ? 1 : 0,
+  );
+  const p = probabilities(n, 21);
+  const value = focalTerm();
+  const [y, q] = [input(0, "float32"), input(1, "float32")];
+  const nested = f32(
+    ir.select(ir.eq(y, 1), ir.log(q), ir.select(ir.lt(q, 0.5), ir.exp(q), ir.log1p(q))),
+  );
+  for (const v of [value, nested]) {
+    const kernel: Kernel = {
+      shape: [n],
+      inputs: [contiguous, contiguous],
+      value: v,
+      output: { kind: "store", dtype: "float32" },
+      sums: [v],
+    };
+    const [compiled, machine] = [new Float32Array(n), new Float32Array(n)];
+    const [compiledSum, machineSum] = [new Float64Array(1), new Float64Array(1)];
+    renderers[0].wasm.run(kernel, { inputs: [labels, p], out: compiled, sums: compiledSum });
+    renderers[1].wasm.run(kernel, { inputs: [labels, p], out: machine, sums: machineSum });
+    expect(apart(compiled, machine, 0)).toEqual([]);
+    expect(compiledSum[0]).toBe(machineSum[0]);
+  }
+});

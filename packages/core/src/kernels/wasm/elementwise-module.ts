@@ -128,7 +128,19 @@ export interface FusedInstruction {
   readonly outputs: ReadonlyMap<number, number>;
 }
 
-/** One vector (byte offset `i` in every register) of a fused instruction. */
+/** Instructions costly enough that a selection whose side needs one branches to skip it. */
+const HEAVY = new Set<Instruction>(["log", "log1p", "exp"]);
+/** `i32x4.all_true` and `v128.any_true`: whether every lane, or any lane, of a mask is set. */
+const ALL_TRUE = 0xa3;
+const ANY_TRUE = 0x53;
+
+/**
+ * One vector (byte offset `i` in every register) of a fused instruction. A selection with a
+ * costly side (a logarithm or exponential on it) branches on its mask: where the vector's four
+ * lanes all choose one side, only that side is computed (a focal loss's background anchors need
+ * log(1 − p), never log p); otherwise both are, as a `bitselect` of them. Which lanes take which
+ * side is what the mask says either way, so the values are the same bits.
+ */
 function fusedVector(
   f: FunctionBuilder,
   math: VectorMath,
@@ -137,47 +149,98 @@ function fusedVector(
   i: number,
   words: readonly number[],
 ): void {
-  const locals = new Map<number, number>();
   const at = (register: number) => ({ align: 4, offset: register * REGISTER_BYTES });
-  const push = (value: number) => {
-    const local = locals.get(value);
-    if (local !== undefined) {
-      f.get(local);
-      return;
-    }
-    const register = fused.inputs.get(value);
-    if (register === undefined)
-      throw new Error(`fusedVector: value ${value} is read before it is defined`);
-    // Read once per vector: later reads take the local.
-    const loaded = f.local(V128);
-    f.get(scratch).get(i).op(Op.i32Add).simd(Simd.load, at(register)).tee(loaded);
-    locals.set(value, loaded);
+  const lineOf = new Map(fused.lines.map((line) => [line.defines, line]));
+  const heavyMemo = new Map<number, boolean>();
+  const heavy = (value: number): boolean => {
+    const known = heavyMemo.get(value);
+    if (known !== undefined) return known;
+    const line = lineOf.get(value);
+    const result = line !== undefined && (HEAVY.has(line.code) || line.reads.some(heavy));
+    heavyMemo.set(value, result);
+    return result;
   };
-  for (const line of fused.lines) {
-    const { code, reads } = line;
-    if (code === "const" && line.word !== undefined)
-      f.get(words[line.word]).simd(MathSimd.i32x4Splat);
-    else if (code === "const") math.constantBits(line.bits ?? 0);
-    else if (code === "select") {
-      push(reads[1]);
-      push(reads[2]);
-      push(reads[0]);
-      f.simd(MathSimd.bitselect);
-    } else {
-      for (const value of reads) push(value);
-      if (code === "log" || code === "log1p" || code === "exp") math[code]();
-      else if (code in UNARY) f.simd(UNARY[code as keyof typeof UNARY]);
-      else if (code in BINARY) f.simd(BINARY[code as keyof typeof BINARY]);
-      else throw new Error(`fusedVector: ${code} is not a lane-wise instruction`);
+  const branches = (line: FusedInstruction["lines"][number]) =>
+    line.code === "select" && (heavy(line.reads[1]) || heavy(line.reads[2]));
+  // Values needed whatever a branching selection chooses: computed up front, once.
+  const unconditional = new Set<number>();
+  const need = (value: number): void => {
+    if (unconditional.has(value)) return;
+    unconditional.add(value);
+    const line = lineOf.get(value);
+    if (line !== undefined)
+      for (const read of branches(line) ? [line.reads[0]] : line.reads) need(read);
+  };
+  for (const value of fused.outputs.keys()) need(value);
+
+  // Locals holding computed values, innermost branch last; a branch's locals end with it.
+  const scopes: Map<number, number>[] = [new Map()];
+  const lookup = (value: number): number | undefined => {
+    for (let s = scopes.length - 1; s >= 0; s--) {
+      const local = scopes[s].get(value);
+      if (local !== undefined) return local;
     }
+    return undefined;
+  };
+  const inBranch = (body: () => void) => {
+    scopes.push(new Map());
+    body();
+    scopes.pop();
+  };
+  const compute = (value: number): number => {
+    const have = lookup(value);
+    if (have !== undefined) return have;
     const local = f.local(V128);
-    f.set(local);
-    locals.set(line.defines, local);
-  }
+    const line = lineOf.get(value);
+    if (line === undefined) {
+      const register = fused.inputs.get(value);
+      if (register === undefined)
+        throw new Error(`fusedVector: value ${value} is read before it is defined`);
+      f.get(scratch).get(i).op(Op.i32Add).simd(Simd.load, at(register)).set(local);
+    } else if (branches(line)) {
+      const [mask, a, b] = line.reads;
+      const m = compute(mask);
+      const side = (x: number) => inBranch(() => f.get(compute(x)).set(local));
+      f.get(m).simd(ALL_TRUE);
+      f.ifElse(
+        () => side(a),
+        () => {
+          f.get(m).simd(ANY_TRUE);
+          f.ifElse(
+            () =>
+              inBranch(() => {
+                const [la, lb] = [compute(a), compute(b)];
+                f.get(la).get(lb).get(m).simd(MathSimd.bitselect).set(local);
+              }),
+            () => side(b),
+          );
+        },
+      );
+    } else {
+      const { code, reads } = line;
+      const args = code === "select" ? [reads[1], reads[2], reads[0]] : reads;
+      const locals = args.map(compute);
+      if (code === "const" && line.word !== undefined)
+        f.get(words[line.word]).simd(MathSimd.i32x4Splat);
+      else if (code === "const") math.constantBits(line.bits ?? 0);
+      else {
+        for (const l of locals) f.get(l);
+        if (code === "select") f.simd(MathSimd.bitselect);
+        else if (code === "log" || code === "log1p" || code === "exp") math[code]();
+        else if (code in UNARY) f.simd(UNARY[code as keyof typeof UNARY]);
+        else if (code in BINARY) f.simd(BINARY[code as keyof typeof BINARY]);
+        else throw new Error(`fusedVector: ${code} is not a lane-wise instruction`);
+      }
+      f.set(local);
+    }
+    scopes[scopes.length - 1].set(value, local);
+    return local;
+  };
+  for (const line of fused.lines) if (unconditional.has(line.defines)) compute(line.defines);
   for (const [value, register] of fused.outputs) {
     if (fused.inputs.has(value)) continue;
     f.get(scratch).get(i).op(Op.i32Add);
-    push(value);
+    f.get(compute(value));
     f.simd(Simd.store, at(register));
   }
 }
