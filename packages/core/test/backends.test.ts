@@ -307,25 +307,40 @@ describe("wasm convolution kernels", () => {
       outHeight: 24,
       outWidth: 24,
     };
-    for (const g of [batches, rows]) checkConvolution(WASM_BACKENDS[0], g, true);
+    // 32 · 9 = 288 column rows of 32 · 32 pixels: blocks of 28 output rows (258 048 elements),
+    // each block's product split between the threads.
+    const split: ConvGeometry = {
+      ...base,
+      batch: 2,
+      inChannels: 32,
+      inHeight: 32,
+      inWidth: 32,
+      outHeight: 32,
+      outWidth: 32,
+      outChannels: 4,
+    };
+    for (const g of [batches, rows, split]) checkConvolution(WASM_BACKENDS[0], g, true);
     checkConvolution(WASM_BACKENDS[0], batches, false);
     // The same bits on one thread and on two (every chunk of every product split differently).
     const threads = getNumThreads();
     try {
-      const x = Float32Array.from(filled(5 * 4 * 20 * 20, 1));
-      const w = Float32Array.from(filled(4 * 4 * 9, 2));
-      const dy = Float32Array.from(filled(5 * 4 * 20 * 20, 3));
-      const [one, two] = [1, 2].map((n) => {
-        setNumThreads(n);
-        const out = new Float32Array(dy.length);
-        const dx = new Float32Array(x.length);
-        const dw = new Float32Array(w.length);
-        WASM_BACKENDS[0].conv2d(x, w, null, out, batches);
-        WASM_BACKENDS[0].conv2dBackwardInput(dy, w, dx, batches);
-        WASM_BACKENDS[0].conv2dBackwardWeight(x, dy, dw, batches);
-        return [out, dx, dw];
-      });
-      expect(two).toEqual(one);
+      for (const g of [batches, split]) {
+        const image = g.inChannels * g.inHeight * g.inWidth;
+        const x = Float32Array.from(filled(g.batch * image, 1));
+        const w = Float32Array.from(filled(g.outChannels * g.inChannels * 9, 2));
+        const dy = Float32Array.from(filled(g.batch * g.outChannels * g.outHeight * g.outWidth, 3));
+        const [one, two] = [1, 2].map((n) => {
+          setNumThreads(n);
+          const out = new Float32Array(dy.length);
+          const dx = new Float32Array(x.length);
+          const dw = new Float32Array(w.length);
+          WASM_BACKENDS[0].conv2d(x, w, null, out, g);
+          WASM_BACKENDS[0].conv2dBackwardInput(dy, w, dx, g);
+          WASM_BACKENDS[0].conv2dBackwardWeight(x, dy, dw, g);
+          return [out, dx, dw];
+        });
+        expect(two).toEqual(one);
+      }
     } finally {
       setNumThreads(threads);
     }
