@@ -8,7 +8,7 @@ import { type AnchorBatch, syntheticAnchorBatch } from "../data/anchors.js";
 import { fusedFocal, fusedFocalInto } from "../fused/focal.js";
 import { FusedFocalThreads } from "../fused/threads.js";
 import { type Check, checksums } from "./checks.js";
-import { pytorchMissing, runPytorch } from "./pytorch.js";
+import { pytorchImplementation } from "./pytorch.js";
 import type { Case, Implementation, ImplName, Prepared, RunOptions } from "./run.js";
 import { isFocalgrad, withSetting } from "./settings.js";
 import { loadTfjs, type TfBackend, tfjsFocal, useBackend } from "./tfjs.js";
@@ -168,43 +168,29 @@ export function pytorchFocalImplementation(
   threads: 1 | 2,
   options: RunOptions,
 ): Implementation {
-  return {
-    name: `pytorch-${threads}t`,
-    prepare: async () => {
-      const missing = pytorchMissing();
-      if (missing !== null) return missing;
-      const { result, read: grad } = runPytorch(
-        { workload: "focal", ...focalOptions },
-        threads,
-        options,
-        (dir) => {
-          const files: Record<string, unknown> = { gradPath: path.join(dir, "grad.f32") };
-          for (const [name, t] of [
-            ["yTrue", batch.yTrue],
-            ["yPred", batch.yPred],
-          ] as const) {
-            const file = path.join(dir, `${name}.f32`);
-            writeFileSync(file, t.read() as Float32Array);
-            files[`${name}Path`] = file;
-            files[`${name}Shape`] = [...t.shape];
-          }
-          return files;
-        },
-        (dir) => {
-          const bytes = readFileSync(path.join(dir, "grad.f32"));
-          return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-        },
-      );
-      return {
-        run: () => {
-          throw new Error("pytorch rows are timed by pytorch.py");
-        },
-        check: () => focalChecks(result.loss, grad),
-        recorded: result.threads[String(threads)],
-        dispose: () => {},
-      } satisfies Prepared;
+  return pytorchImplementation(
+    threads,
+    options,
+    () => ({ workload: "focal", ...focalOptions }),
+    (result, grad: Float32Array) => focalChecks(result.loss, grad),
+    (dir) => {
+      const files: Record<string, unknown> = { gradPath: path.join(dir, "grad.f32") };
+      for (const [name, t] of [
+        ["yTrue", batch.yTrue],
+        ["yPred", batch.yPred],
+      ] as const) {
+        const file = path.join(dir, `${name}.f32`);
+        writeFileSync(file, t.read() as Float32Array);
+        files[`${name}Path`] = file;
+        files[`${name}Shape`] = [...t.shape];
+      }
+      return files;
     },
-  };
+    (dir) => {
+      const bytes = readFileSync(path.join(dir, "grad.f32"));
+      return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    },
+  );
 }
 
 /**

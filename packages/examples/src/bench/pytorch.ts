@@ -5,13 +5,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { RunOptions } from "./run.js";
+import type { Check } from "./checks.js";
+import type { Implementation, Prepared, RunOptions } from "./run.js";
 
 const PYTHON = "/usr/bin/python3";
 const SCRIPT = fileURLToPath(new URL("../../src/bench/pytorch.py", import.meta.url));
 
 /** Why PyTorch cannot run here, or null when `python3` imports torch. */
-export function pytorchMissing(): string | null {
+function pytorchMissing(): string | null {
   const probe = spawnSync(PYTHON, ["-c", "import torch"], { encoding: "utf8" });
   if (probe.error !== undefined) return `${PYTHON} cannot be run (${probe.error.message})`;
   if (probe.status !== 0) return `${PYTHON} cannot import torch`;
@@ -33,7 +34,7 @@ export interface PytorchResult {
  * @example
  * const { result } = runPytorch({ workload: "mlp", ... }, 1, options);
  */
-export function runPytorch<T>(
+function runPytorch<T>(
   spec: Record<string, unknown>,
   threads: 1 | 2,
   options: RunOptions,
@@ -66,4 +67,38 @@ export function runPytorch<T>(
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A `pytorch-1t` or `pytorch-2t` row: skipped (saying why) where PyTorch is missing, otherwise
+ * `spec()` run by `pytorch.py` at `prepare` (with `files` and `read` as in `runPytorch`), its
+ * checked run's results turned into the row's checks by `checks`, its timings recorded.
+ *
+ * @example
+ * pytorchImplementation(1, options, () => ({ workload: "mlp", ... }), (r) => stepChecks(r.loss, r.gradAbs));
+ */
+export function pytorchImplementation<T>(
+  threads: 1 | 2,
+  options: RunOptions,
+  spec: () => Record<string, unknown>,
+  checks: (result: PytorchResult, read: T) => Check[],
+  files?: (dir: string) => Record<string, unknown>,
+  read?: (dir: string) => T,
+): Implementation {
+  return {
+    name: `pytorch-${threads}t`,
+    prepare: async () => {
+      const missing = pytorchMissing();
+      if (missing !== null) return missing;
+      const run = runPytorch(spec(), threads, options, files, read);
+      return {
+        run: () => {
+          throw new Error("pytorch rows are timed by pytorch.py");
+        },
+        check: () => checks(run.result, run.read),
+        recorded: run.result.threads[String(threads)],
+        dispose: () => {},
+      } satisfies Prepared;
+    },
+  };
 }

@@ -19,7 +19,7 @@ import {
 } from "@focalgrad/core";
 import { sigmoidFocalLoss } from "@focalgrad/losses";
 import type { Check } from "./checks.js";
-import { pytorchMissing, runPytorch } from "./pytorch.js";
+import { pytorchImplementation } from "./pytorch.js";
 import type { Case, Implementation, ImplName, Prepared, RunOptions } from "./run.js";
 import { isFocalgrad, withSetting } from "./settings.js";
 
@@ -154,32 +154,20 @@ function pytorchTraining(
   threads: 1 | 2,
   options: RunOptions,
 ): Implementation {
-  return {
-    name: `pytorch-${threads}t`,
-    prepare: async () => {
-      const missing = pytorchMissing();
-      if (missing !== null) return missing;
+  return pytorchImplementation(
+    threads,
+    options,
+    () => {
       const net = NETS[workload]();
-      const { result } = runPytorch(
-        {
-          workload,
-          params: net.params.map((p) => Array.from(p.data)),
-          inputs: net.inputs,
-          scalars: net.scalars,
-        },
-        threads,
-        options,
-      );
       return {
-        run: () => {
-          throw new Error("pytorch rows are timed by pytorch.py");
-        },
-        check: () => stepChecks(result.loss, result.gradAbs ?? Number.NaN),
-        recorded: result.threads[String(threads)],
-        dispose: () => {},
-      } satisfies Prepared;
+        workload,
+        params: net.params.map((p) => Array.from(p.data)),
+        inputs: net.inputs,
+        scalars: net.scalars,
+      };
     },
-  };
+    (result) => stepChecks(result.loss, result.gradAbs ?? Number.NaN),
+  );
 }
 
 /**

@@ -7,7 +7,14 @@
  */
 
 import { gatherRows, scatterAddRows } from "../gather.js";
-import { type Expr, type IrOp, isRounded, type Lowerings, topological } from "../ir.js";
+import {
+  COMPARISONS,
+  type Expr,
+  type IrOp,
+  isRounded,
+  type Lowerings,
+  topological,
+} from "../ir.js";
 import { javascript } from "../javascript.js";
 import {
   type Kernel,
@@ -75,19 +82,7 @@ function signOf(x: Expr): -1 | 0 | 1 {
 }
 
 /** Ops whose result rounding an argument to float32 can move by far more than an ulp of it. */
-const AMPLIFYING = new Set<IrOp>([
-  "add",
-  "sub",
-  "log",
-  "floor",
-  "ceil",
-  "lt",
-  "le",
-  "gt",
-  "ge",
-  "eq",
-  "ne",
-]);
+const AMPLIFYING = new Set<IrOp>(["add", "sub", "log", "floor", "ceil", ...COMPARISONS]);
 
 /**
  * Whether a float32 step that the JavaScript renderer holds in double precision (a step no
