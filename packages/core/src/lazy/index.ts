@@ -117,7 +117,6 @@ function fuses(n: number): boolean {
   return fusion.enabled && n >= fusion.minSize;
 }
 
-/** Runs `program`'s value (observed: a float32 value rounded where it is summed or scattered) into `output`. */
 /**
  * Runs `kernel` on the configured renderer (`fusion.renderer`, else the backend's) where it
  * supports the kernel, else on JavaScript's.
@@ -128,6 +127,7 @@ function render(kernel: Kernel, arrays: KernelArrays): number {
   return renderer.run(kernel, arrays);
 }
 
+/** Runs `program`'s value (observed: a float32 value rounded where it is summed or scattered) into `output`. */
 function run(
   program: Program,
   value: Expr,

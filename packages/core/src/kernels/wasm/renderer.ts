@@ -95,7 +95,11 @@ const AMPLIFYING = new Set<IrOp>(["add", "sub", "log", "floor", "ceil", ...COMPA
 function amplifiesRounding(nodes: readonly Expr[]): boolean {
   const consumers = new Map<Expr, Expr[]>();
   for (const x of nodes) {
-    for (const a of x.args) consumers.set(a, [...(consumers.get(a) ?? []), x]);
+    for (const a of x.args) {
+      const known = consumers.get(a);
+      if (known === undefined) consumers.set(a, [x]);
+      else known.push(x);
+    }
   }
   const held = (x: Expr) => x.dtype === "float32" && !isRounded(x);
   return nodes.some((x) => {
@@ -121,19 +125,24 @@ function contiguous(shape: Int32Array, strides: Int32Array): boolean {
   return true;
 }
 
+/** Whether a strided read can be taken as rows: its innermost stride is 0 (a broadcast) or 1. */
+function readsAsRows(strides: Int32Array): boolean {
+  const inner = strides[strides.length - 1];
+  return inner === 0 || inner === 1;
+}
+
 /**
- * A strided read as gathered rows: one row per innermost run of the loop `shape`, starting where
- * the strides put it, its columns `strides[last]` apart (0 for a broadcast along the row, 1 for a
- * contiguous row). Null for another inner stride (a column read element by element).
+ * A strided read (`readsAsRows`) as gathered rows: one row per innermost run of the loop `shape`,
+ * starting where the strides put it, its columns `strides[last]` apart (0 for a broadcast along
+ * the row, 1 for a contiguous row).
  */
 function stridedRows(
   shape: Int32Array,
   strides: Int32Array,
   offset: number,
-): { rows: RowStarts; width: number; colStride: number } | null {
+): { rows: RowStarts; width: number; colStride: number } {
   const rank = shape.length;
   const colStride = strides[rank - 1];
-  if (colStride !== 0 && colStride !== 1) return null;
   const width = shape[rank - 1];
   let count = 1;
   for (let d = 0; d < rank - 1; d++) count *= shape[d];
@@ -309,8 +318,7 @@ export function createWasmRenderer(
         input.dtype === "float32" &&
         (input.kind !== "strided" ||
           contiguous(plan.shape, plan.strides[k]) ||
-          plan.strides[k][plan.shape.length - 1] === 0 ||
-          plan.strides[k][plan.shape.length - 1] === 1),
+          readsAsRows(plan.strides[k])),
     );
     const nodes = topological([kernel.value, ...kernel.sums]);
     return inputsOk && nodes.every(renders) && !amplifiesRounding(nodes);
@@ -331,7 +339,7 @@ export function createWasmRenderer(
         if (contiguous(plan.shape, strides)) {
           return k.load(k.input(data.subarray(input.offset, input.offset + n)));
         }
-        const { rows, width, colStride } = stridedRows(plan.shape, strides, input.offset)!;
+        const { rows, width, colStride } = stridedRows(plan.shape, strides, input.offset);
         return readRows(k, data, rows, width, colStride);
       }
       return readRows(k, data, input.rows, input.width, input.colStride);

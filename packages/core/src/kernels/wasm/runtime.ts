@@ -104,6 +104,11 @@ export function getNumThreads(): number {
  */
 const MAX_LOADED_MODULES = 512;
 
+/** Every chunk of `job` on `kernel`, in order, on this thread. */
+function runHere(kernel: (...args: number[]) => void, job: Job): void {
+  for (let c = 0; c < job.chunks; c++) kernel(...chunkArguments(job, c));
+}
+
 /** The functions the module exports, in index order (the pool names them by index). */
 export const FUNCTION_NAMES = [
   "micro32",
@@ -238,8 +243,7 @@ export class WasmRuntime {
    */
   run(job: Job): void {
     if (job.chunks === 1 || threads === 1) {
-      const kernel = this.exports[FUNCTION_NAMES[job.fn]];
-      for (let c = 0; c < job.chunks; c++) kernel(...chunkArguments(job, c));
+      runHere(this.exports[FUNCTION_NAMES[job.fn]], job);
       return;
     }
     this.poolOfSize().run(job, this.exports);
@@ -252,7 +256,7 @@ export class WasmRuntime {
    */
   runModule(module: WasmModule, kernel: (...args: number[]) => void, job: Job): void {
     if (job.chunks === 1 || threads === 1) {
-      for (let c = 0; c < job.chunks; c++) kernel(...chunkArguments(job, c));
+      runHere(kernel, job);
       return;
     }
     const pool = this.poolOfSize();
