@@ -23,6 +23,7 @@ import {
   tensor,
 } from "../src/index.js";
 import { backendFromEnvironment, type ConvGeometry } from "../src/kernels/backend.js";
+import { setColumnBlock } from "../src/kernels/conv.js";
 import { javascript } from "../src/kernels/javascript.js";
 import { javascriptReductions } from "../src/kernels/javascript-reductions.js";
 import type { Renderer } from "../src/kernels/kernel.js";
@@ -342,6 +343,46 @@ describe("wasm convolution kernels", () => {
         expect(two).toEqual(one);
       }
     } finally {
+      setNumThreads(threads);
+    }
+  });
+});
+
+describe("wasm convolution by whole images", () => {
+  // With im2col blocks of at most 40 elements no image fits a batch, so every ungrouped,
+  // non-pointwise convolution (and the stride-1 backward-input pass, itself a convolution) takes
+  // the per-image path, its output rows a few at a time.
+  const manyImages = geometryArb.map((g) => ({ ...g, batch: 2 * g.batch + 3 }));
+  it("is within rounding of float64 and the same bits on 1, 2 and 3 threads, images split between chunks", () => {
+    const previous = setColumnBlock(40);
+    const threads = getNumThreads();
+    try {
+      fc.assert(
+        fc.property(manyImages, fc.boolean(), (g, single) => {
+          setNumThreads(1);
+          checkConvolution(WASM_BACKENDS[0], g, single);
+          const cast = (v: Float64Array) => (single ? Float32Array.from(v) : v);
+          const image = g.inChannels * g.inHeight * g.inWidth;
+          const wSize = g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth;
+          const x = cast(filled(g.batch * image, 1));
+          const w = cast(filled(wSize, 2));
+          const bias = cast(filled(g.outChannels, 3));
+          const dy = cast(filled(g.batch * g.outChannels * g.outHeight * g.outWidth, 4));
+          const runs = [1, 2, 3].map((n) => {
+            setNumThreads(n);
+            const out = single ? new Float32Array(dy.length) : new Float64Array(dy.length);
+            const dx = single ? new Float32Array(x.length) : new Float64Array(x.length);
+            WASM_BACKENDS[0].conv2d(x, w, bias, out, g);
+            WASM_BACKENDS[0].conv2dBackwardInput(dy, w, dx, g);
+            return [out, dx];
+          });
+          expect(runs[1]).toEqual(runs[0]);
+          expect(runs[2]).toEqual(runs[0]);
+        }),
+        { numRuns: 30 },
+      );
+    } finally {
+      setColumnBlock(previous);
       setNumThreads(threads);
     }
   });

@@ -82,15 +82,19 @@ export function setColumnBlock(elements: number | null): number | null {
   return previous;
 }
 
+/** Elements per im2col block: the tests' override, else the backend's `block`. */
+export function columnBlock(block: number): number {
+  return blockOverride ?? block;
+}
+
 /** Output rows per im2col block. */
-function blockRows(g: ConvGeometry, block: number): number {
+export function blockRows(g: ConvGeometry, block: number): number {
   const rowElements = g.inChannels * g.kernelHeight * g.kernelWidth * g.outWidth;
-  const elements = blockOverride ?? block;
-  return Math.max(1, Math.min(g.outHeight, Math.floor(elements / rowElements)));
+  return Math.max(1, Math.min(g.outHeight, Math.floor(columnBlock(block) / rowElements)));
 }
 
 /** A 1 × 1, stride-1, unpadded convolution is a plain product: the image is its own im2col matrix. */
-function isPointwise(g: ConvGeometry): boolean {
+export function isPointwise(g: ConvGeometry): boolean {
   return (
     g.kernelHeight === 1 &&
     g.kernelWidth === 1 &&

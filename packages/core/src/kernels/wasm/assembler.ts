@@ -148,6 +148,11 @@ export class FunctionBuilder {
     return this;
   }
 
+  /** memory.copy (bulk memory) of the (destination, source, byte count) already on the stack. */
+  memoryCopy(): this {
+    return this.op(0xfc, 0x0a, 0x00, 0x00);
+  }
+
   call(functionIndex: number): this {
     this.code.push(Op.call);
     unsignedLeb(functionIndex, this.code);

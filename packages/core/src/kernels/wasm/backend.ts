@@ -53,9 +53,10 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
   const runtime = new WasmRuntime(relaxed);
   const gemm = wasmGemm(runtime, options);
   const columns = wasmColumns(runtime);
-  const batched = wasmConvolutions(runtime, options.perChunk ?? PER_CHUNK);
+  const batched = wasmConvolutions(runtime, options.perChunk ?? PER_CHUNK, COLUMN_BLOCK);
   const pooling = wasmPooling(runtime);
-  // Several images per product where their columns fit a batch, else a block of rows at a time.
+  // Several images per product where their columns fit a batch, else whole images on each
+  // thread, else (pointwise, grouped, or too large for the memory) a block of rows at a time.
   const conv2d: DenseBackend["conv2d"] = (x, w, bias, out, geometry) => {
     if (!batched.conv2d(x, w, bias, out, geometry)) {
       conv2dInto(x, w, bias, out, geometry, gemm, COLUMN_BLOCK, columns);

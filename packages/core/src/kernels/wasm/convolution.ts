@@ -1,8 +1,9 @@
-/** Convolutions on the wasm runtime with several images in one product: the images' im2col columns side by side in wasm memory, so that small planes make one larger product (the weights copied and packed once per batch) instead of one small product per image. */
+/** Convolutions on the wasm runtime: several images in one product where their planes are small (the images' im2col columns side by side, so that small planes make one larger product), and otherwise whole images shared between the threads, each building and multiplying its own columns. */
 
 import type { DataArray } from "../../dtype.js";
-import type { ConvGeometry } from "../conv.js";
-import { packedBytes, productAt } from "./gemm.js";
+import { blockRows, type ConvGeometry, columnBlock, isPointwise } from "../conv.js";
+import { CONV_IMAGES_ARGUMENTS } from "./conv-module.js";
+import { CHUNKS_PER_THREAD, depthBlocks, packedBytes, productAt } from "./gemm.js";
 import { LAYOUTS } from "./gemm-module.js";
 import {
   align64,
@@ -43,10 +44,12 @@ function plan(g: ConvGeometry, single: boolean): Plan | null {
   if (g.groups !== 1) return null;
   const plane = g.outHeight * g.outWidth;
   const depth = g.inChannels * g.kernelHeight * g.kernelWidth;
-  if (depth * plane > BATCH_COLUMNS) return null;
+  // The tests' block override (`setColumnBlock`) sizes the batches too.
+  const limit = columnBlock(BATCH_COLUMNS);
+  if (depth * plane > limit) return null;
   const bytes = single ? 4 : 8;
   const image = g.inChannels * g.inHeight * g.inWidth;
-  const perBatch = Math.max(1, Math.min(g.batch, Math.floor(BATCH_COLUMNS / (depth * plane))));
+  const perBatch = Math.max(1, Math.min(g.batch, Math.floor(limit / (depth * plane))));
   const columnsAt = align64(perBatch * image * bytes);
   return {
     single,
@@ -101,16 +104,108 @@ function columnsOf(
 }
 
 /**
+ * Multiply-adds a chunk of images gets at least, in units of the backend's `perChunk` (a chunk's
+ * im2col and packing come on top of its products, so it needs more work than a chunk of a product).
+ */
+const IMAGE_CHUNK = 4;
+
+/**
+ * out = conv(x, w) + bias (out += conv(x, w) without one) for an ungrouped convolution by whole
+ * images: x, out and the weights go into wasm memory with one copy each, the weights are packed
+ * once, and then each chunk of images (`convImages`) builds its im2col blocks of `block`
+ * elements in scratch of its own and multiplies them, on whichever thread claims it. Returns
+ * false, having done nothing, where the memory cannot hold it.
+ */
+function conv2dByImages(
+  runtime: WasmRuntime,
+  x: DataArray,
+  w: DataArray,
+  bias: DataArray | null,
+  out: DataArray,
+  g: ConvGeometry,
+  block: number,
+  perChunk: number,
+): boolean {
+  const single = out instanceof Float32Array;
+  const { bytes, mr, nr } = single ? LAYOUTS.float32 : LAYOUTS.float64;
+  const m = g.outChannels;
+  const plane = g.outHeight * g.outWidth;
+  const depth = g.inChannels * g.kernelHeight * g.kernelWidth;
+  const image = g.inChannels * g.inHeight * g.inWidth;
+  const rows = blockRows(g, block);
+  const widest = Math.ceil((rows * g.outWidth) / nr) * nr;
+  const mPad = Math.ceil(m / mr) * mr;
+  // Scratch of one chunk: the columns of a block, C with padded rows, the block's B panels.
+  const cOffset = align64(depth * rows * g.outWidth * bytes);
+  const bOffset = align64(cOffset + mPad * widest * bytes);
+  const stride = align64(bOffset + widest * depth * bytes);
+  const threads = getNumThreads();
+  const work = g.batch * m * plane * depth;
+  const chunks =
+    threads === 1
+      ? 1
+      : Math.max(
+          1,
+          Math.min(
+            g.batch,
+            CHUNKS_PER_THREAD * threads,
+            Math.floor(work / Math.max(1, IMAGE_CHUNK * perChunk)),
+          ),
+        );
+  const xAt = align64(runtime.residentBytes);
+  const outAt = align64(xAt + g.batch * image * bytes);
+  const wAt = align64(outAt + g.batch * m * plane * bytes);
+  const aAt = align64(wAt + m * depth * bytes);
+  const scratchAt = align64(aAt + mPad * depth * bytes);
+  if (!runtime.reserve(scratchAt + chunks * stride)) return false;
+  const view = single ? runtime.f32 : runtime.f64;
+  const outBase = outAt / bytes;
+  const outSize = g.batch * m * plane;
+  view.set(x.subarray(0, g.batch * image), xAt / bytes);
+  view.set(w.subarray(0, m * depth), wAt / bytes);
+  if (bias === null) view.set(out.subarray(0, outSize), outBase);
+  else {
+    for (let b = 0; b < g.batch; b++) {
+      for (let co = 0; co < m; co++) {
+        const from = outBase + (b * m + co) * plane;
+        view.fill(bias[co], from, from + plane);
+      }
+    }
+  }
+  const { kc, mc } = depthBlocks(single, depth);
+  const suffix = single ? "32" : "64";
+  runtime.run({
+    fn: FUNCTION_NAMES.indexOf(`packRangeA${suffix}`),
+    args: [wAt, m, depth, depth, 1, kc, aAt],
+    total: mPad / mr,
+    chunks: 1,
+  });
+  const args = [xAt, outAt, aAt, g.inChannels, g.inHeight, g.inWidth, g.outHeight, g.outWidth];
+  args.push(...windowArguments(g), g.dilationHeight, g.dilationWidth);
+  args.push(m, rows, kc, mc, cOffset, bOffset);
+  if (args.length !== CONV_IMAGES_ARGUMENTS) throw new Error("conv2dByImages: argument count");
+  runtime.run({
+    fn: FUNCTION_NAMES.indexOf(`convImages${suffix}`),
+    args,
+    total: g.batch,
+    chunks,
+    scratch: { base: scratchAt, stride },
+  });
+  out.set(view.subarray(outBase, outBase + outSize), 0);
+  return true;
+}
+
+/**
  * `conv2d` and `conv2dBackwardWeight` of the backend interface for ungrouped convolutions whose
- * columns fit a batch; each returns false (having done nothing) otherwise, and the caller takes
- * the row-blocked path. Results are within rounding of the JavaScript kernels' and the same bits
+ * columns fit a batch (and `conv2d` by whole images for the larger ones, but pointwise);
+ * each returns false (having done nothing) otherwise, and the caller takes the row-blocked path. Results are within rounding of the JavaScript kernels' and the same bits
  * on any number of threads.
  *
  * @example
  * const conv = wasmConvolutions(runtime, 1 << 16);
  * conv.conv2d(x, w, bias, out, geometry) || conv2dInto(x, w, bias, out, geometry, gemm);
  */
-export function wasmConvolutions(runtime: WasmRuntime, perChunk: number) {
+export function wasmConvolutions(runtime: WasmRuntime, perChunk: number, block: number) {
   return {
     /** out = conv(x, w) + bias, or out += conv(x, w) without a bias (`conv2dInto`'s contract). */
     conv2d(
@@ -121,7 +216,13 @@ export function wasmConvolutions(runtime: WasmRuntime, perChunk: number) {
       g: ConvGeometry,
     ): boolean {
       const p = plan(g, out instanceof Float32Array);
-      if (p === null) return false;
+      if (p === null) {
+        return (
+          g.groups === 1 &&
+          !isPointwise(g) &&
+          conv2dByImages(runtime, x, w, bias, out, g, block, perChunk)
+        );
+      }
       const { bytes, plane, depth } = p;
       const { mr, nr } = p.single ? LAYOUTS.float32 : LAYOUTS.float64;
       const m = g.outChannels;

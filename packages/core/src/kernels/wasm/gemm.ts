@@ -41,7 +41,7 @@ const PACK_CHUNK = 1 << 15;
  * a core is busy with another process) the threads that are running take its chunks instead of
  * waiting for it.
  */
-const CHUNKS_PER_THREAD = 4;
+export const CHUNKS_PER_THREAD = 4;
 
 /** A product whose operands and C are already in wasm memory, by byte address and element strides. */
 export interface ProductAt {
@@ -61,6 +61,16 @@ export interface ProductAt {
   ldc: number;
   /** First byte free for the packed panels (`packedBytes` of them). */
   scratch: number;
+}
+
+/**
+ * How a product of depth `k` is blocked: depth blocks `kc` (equal, near KC, as the JavaScript
+ * kernel cuts them) and `mc` row panels of A per pass (their panels within MC_BYTES).
+ */
+export function depthBlocks(single: boolean, k: number): { kc: number; mc: number } {
+  const { bytes, mr } = single ? LAYOUTS.float32 : LAYOUTS.float64;
+  const kc = Math.ceil(k / Math.max(1, Math.round(k / KC)));
+  return { kc, mc: Math.max(1, Math.floor(MC_BYTES / (mr * kc * bytes))) };
 }
 
 /** Bytes of packed panels a product of this size needs past its scratch address. */
@@ -93,10 +103,8 @@ export function productAt(
   const nPanels = Math.ceil(n / nr);
   const aAt = align64(p.scratch);
   const bAt = align64(aAt + mPanels * mr * k * bytes);
-  // Equal depth blocks near KC, as the JavaScript kernel cuts them.
-  const kc = Math.ceil(k / Math.max(1, Math.round(k / KC)));
+  const { kc, mc } = depthBlocks(single, k);
   const suffix = single ? "32" : "64";
-  const mc = Math.max(1, Math.floor(MC_BYTES / (mr * kc * bytes)));
   // Chunks along whichever side has more panels.
   const byColumns = nPanels >= mPanels;
   const panels = byColumns ? nPanels : mPanels;

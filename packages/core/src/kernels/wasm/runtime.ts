@@ -4,6 +4,7 @@ import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import type { PoolGeometry } from "../conv.js";
 import { assemble, FunctionBuilder, Simd, V128 } from "./assembler.js";
+import { convImagesFunction } from "./conv-module.js";
 import { elementwiseFunction } from "./elementwise-module.js";
 import { gemmFunctions, LAYOUTS, tilesFunction } from "./gemm-module.js";
 import { im2colFunction, im2colImagesFunction } from "./im2col-module.js";
@@ -135,8 +136,15 @@ export const FUNCTION_NAMES = [
   "packRangeA64",
   "packRangeB64",
   "elementwise32",
+  "convImages32",
+  "convImages64",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
+
+const convCallees = (suffix: "32" | "64") => ({
+  im2col: FUNCTION_NAMES.indexOf(`im2col${suffix}`),
+  tiles: FUNCTION_NAMES.indexOf(`tiles${suffix}`),
+});
 
 const callees = (suffix: "32" | "64") => ({
   gemm: FUNCTION_NAMES.indexOf(`gemm${suffix}`),
@@ -186,6 +194,8 @@ export class WasmRuntime {
       packRangeFunction("packRangeA64", 8, LAYOUTS.float64.mr, FUNCTION_NAMES.indexOf("packA64")),
       packRangeFunction("packRangeB64", 8, LAYOUTS.float64.nr, FUNCTION_NAMES.indexOf("packB64")),
       elementwiseFunction("elementwise32", relaxed),
+      convImagesFunction("convImages32", LAYOUTS.float32, convCallees("32")),
+      convImagesFunction("convImages64", LAYOUTS.float64, convCallees("64")),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
