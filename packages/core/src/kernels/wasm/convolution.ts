@@ -197,7 +197,8 @@ function conv2dByImages(
 
 /**
  * `conv2d` and `conv2dBackwardWeight` of the backend interface for ungrouped convolutions whose
- * columns fit a batch (and `conv2d` by whole images for the larger ones, but pointwise);
+ * columns fit a batch (`conv2d` by whole images for the larger ones, and for all on several
+ * threads, but pointwise ones);
  * each returns false (having done nothing) otherwise, and the caller takes the row-blocked path. Results are within rounding of the JavaScript kernels' and the same bits
  * on any number of threads.
  *
@@ -215,7 +216,10 @@ export function wasmConvolutions(runtime: WasmRuntime, perChunk: number, block: 
       out: DataArray,
       g: ConvGeometry,
     ): boolean {
-      const p = plan(g, out instanceof Float32Array);
+      // On several threads whole images go to each (their columns stay in its cache); batches
+      // of small planes save per-product overheads on one. Both sum each element in the same
+      // order (bias, then the depth blocks of the same kc), so the bits do not depend on the choice.
+      const p = getNumThreads() > 1 ? null : plan(g, out instanceof Float32Array);
       if (p === null) {
         return (
           g.groups === 1 &&
