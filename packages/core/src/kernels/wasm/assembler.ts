@@ -148,6 +148,16 @@ export class FunctionBuilder {
     return this;
   }
 
+  /** Pushes base + (the product of the locals `factors`) · bytes: an element's byte address. */
+  address(base: number, factors: readonly number[], bytes: number): this {
+    this.get(base);
+    factors.forEach((factor, i) => {
+      this.get(factor);
+      if (i > 0) this.op(Op.i32Mul);
+    });
+    return this.i32(bytes).op(Op.i32Mul, Op.i32Add);
+  }
+
   /** memory.copy (bulk memory) of the (destination, source, byte count) already on the stack. */
   memoryCopy(): this {
     return this.op(0xfc, 0x0a, 0x00, 0x00);

@@ -54,16 +54,7 @@ export function convImagesFunction(
       () => f.get(m),
       () => {
         const cRow = () => f.get(cAt).get(co).get(ldc).op(Op.i32Mul, Op.i32Add);
-        const outRow = () =>
-          f
-            .get(block)
-            .get(co)
-            .get(Ho)
-            .op(Op.i32Mul)
-            .get(Wo)
-            .op(Op.i32Mul)
-            .i32(bytes)
-            .op(Op.i32Mul, Op.i32Add);
+        const outRow = () => f.address(block, [co, Ho, Wo], bytes);
         if (toC) {
           cRow();
           outRow();
@@ -82,28 +73,8 @@ export function convImagesFunction(
     () => f.get(lo),
     () => f.get(hi),
     () => {
-      f.get(x)
-        .get(j)
-        .get(C)
-        .op(Op.i32Mul)
-        .get(H)
-        .op(Op.i32Mul)
-        .get(W)
-        .op(Op.i32Mul)
-        .i32(bytes)
-        .op(Op.i32Mul, Op.i32Add)
-        .set(image);
-      f.get(out)
-        .get(j)
-        .get(m)
-        .op(Op.i32Mul)
-        .get(Ho)
-        .op(Op.i32Mul)
-        .get(Wo)
-        .op(Op.i32Mul)
-        .i32(bytes)
-        .op(Op.i32Mul, Op.i32Add)
-        .set(result);
+      f.address(x, [j, C, H, W], bytes).set(image);
+      f.address(out, [j, m, Ho, Wo], bytes).set(result);
       f.forLoop(
         oy0,
         () => f.i32(0),
@@ -117,8 +88,7 @@ export function convImagesFunction(
           padded(() => f.get(n));
           f.i32(bytes).op(Op.i32Mul).set(ldc);
           // This block of out[j]: channel co's rows start at block + co · Ho·Wo · bytes.
-          f.get(result).get(oy0).get(Wo).op(Op.i32Mul).i32(bytes).op(Op.i32Mul, Op.i32Add);
-          f.set(block);
+          f.address(result, [oy0, Wo], bytes).set(block);
           f.get(image).get(scratch).get(C).get(H).get(W).get(Wo);
           for (const w of window) f.get(w);
           f.get(oy0).get(oy1).get(n).i32(bytes).op(Op.i32Mul).call(callees.im2col);

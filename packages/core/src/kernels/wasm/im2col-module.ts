@@ -50,15 +50,7 @@ export function im2colFunction(name: string, bytes: 4 | 8): FunctionBuilder {
     () => f.i32(0),
     () => f.get(C),
     () => {
-      f.get(x)
-        .get(c)
-        .get(H)
-        .op(Op.i32Mul)
-        .get(W)
-        .op(Op.i32Mul)
-        .i32(bytes)
-        .op(Op.i32Mul, Op.i32Add)
-        .set(channel);
+      f.address(x, [c, H, W], bytes).set(channel);
       f.forLoop(
         ky,
         () => f.i32(0),
