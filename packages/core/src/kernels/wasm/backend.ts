@@ -53,12 +53,12 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
   const runtime = new WasmRuntime(relaxed);
   const gemm = wasmGemm(runtime, options);
   const columns = wasmColumns(runtime);
-  const batched = wasmConvolutions(runtime, options.perChunk ?? PER_CHUNK, COLUMN_BLOCK);
+  const convolutions = wasmConvolutions(runtime, options.perChunk ?? PER_CHUNK, COLUMN_BLOCK);
   const pooling = wasmPooling(runtime);
   // Several images per product where their columns fit a batch, else whole images on each
   // thread, else (pointwise, grouped, or too large for the memory) a block of rows at a time.
   const conv2d: DenseBackend["conv2d"] = (x, w, bias, out, geometry) => {
-    if (!batched.conv2d(x, w, bias, out, geometry)) {
+    if (!convolutions.conv2d(x, w, bias, out, geometry)) {
       conv2dInto(x, w, bias, out, geometry, gemm, COLUMN_BLOCK, columns);
     }
   };
@@ -69,7 +69,7 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
     conv2dBackwardInput: (dy, w, dx, geometry) =>
       conv2dBackwardInputInto(dy, w, dx, geometry, gemm, COLUMN_BLOCK, columns, conv2d),
     conv2dBackwardWeight: (x, dy, dw, geometry) => {
-      if (!batched.conv2dBackwardWeight(x, dy, dw, geometry)) {
+      if (!convolutions.conv2dBackwardWeight(x, dy, dw, geometry)) {
         conv2dBackwardWeightInto(x, dy, dw, geometry, gemm, COLUMN_BLOCK, columns);
       }
     },

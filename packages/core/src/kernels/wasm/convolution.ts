@@ -3,7 +3,7 @@
 import type { DataArray } from "../../dtype.js";
 import { blockRows, type ConvGeometry, columnBlock, isPointwise } from "../conv.js";
 import { CONV_IMAGES_ARGUMENTS } from "./conv-module.js";
-import { CHUNKS_PER_THREAD, depthBlocks, packedBytes, productAt } from "./gemm.js";
+import { depthBlocks, packedBytes, productAt, threadChunks } from "./gemm.js";
 import { LAYOUTS } from "./gemm-module.js";
 import {
   align64,
@@ -139,19 +139,7 @@ function conv2dByImages(
   const cOffset = align64(depth * rows * g.outWidth * bytes);
   const bOffset = align64(cOffset + mPad * widest * bytes);
   const stride = align64(bOffset + widest * depth * bytes);
-  const threads = getNumThreads();
-  const work = g.batch * m * plane * depth;
-  const chunks =
-    threads === 1
-      ? 1
-      : Math.max(
-          1,
-          Math.min(
-            g.batch,
-            CHUNKS_PER_THREAD * threads,
-            Math.floor(work / Math.max(1, IMAGE_CHUNK * perChunk)),
-          ),
-        );
+  const chunks = threadChunks(g.batch, g.batch * m * plane * depth, IMAGE_CHUNK * perChunk);
   const xAt = align64(runtime.residentBytes);
   const outAt = align64(xAt + g.batch * image * bytes);
   const wAt = align64(outAt + g.batch * m * plane * bytes);
@@ -197,13 +185,13 @@ function conv2dByImages(
 
 /**
  * `conv2d` and `conv2dBackwardWeight` of the backend interface for ungrouped convolutions whose
- * columns fit a batch (`conv2d` by whole images for the larger ones, and for all on several
- * threads, but pointwise ones);
- * each returns false (having done nothing) otherwise, and the caller takes the row-blocked path. Results are within rounding of the JavaScript kernels' and the same bits
- * on any number of threads.
+ * columns fit a batch of `block`-sized im2col blocks (and `conv2d` by whole images for the larger
+ * ones, and for all on several threads, pointwise ones aside). Each returns false (having done
+ * nothing) otherwise, and the caller takes the row-blocked path. Results are within rounding of
+ * the JavaScript kernels' and the same bits on any number of threads.
  *
  * @example
- * const conv = wasmConvolutions(runtime, 1 << 16);
+ * const conv = wasmConvolutions(runtime, 1 << 16, 1 << 18);
  * conv.conv2d(x, w, bias, out, geometry) || conv2dInto(x, w, bias, out, geometry, gemm);
  */
 export function wasmConvolutions(runtime: WasmRuntime, perChunk: number, block: number) {

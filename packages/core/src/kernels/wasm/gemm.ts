@@ -41,7 +41,21 @@ const PACK_CHUNK = 1 << 15;
  * a core is busy with another process) the threads that are running take its chunks instead of
  * waiting for it.
  */
-export const CHUNKS_PER_THREAD = 4;
+const CHUNKS_PER_THREAD = 4;
+
+/**
+ * Chunks of a job of `units` independent pieces (panels, images) and `work` multiply-adds on the
+ * current threads: one on a single thread, else up to CHUNKS_PER_THREAD per thread, each with
+ * at least `minWork` multiply-adds, never more than the pieces.
+ */
+export function threadChunks(units: number, work: number, minWork: number): number {
+  const threads = getNumThreads();
+  if (threads === 1) return 1;
+  return Math.max(
+    1,
+    Math.min(units, CHUNKS_PER_THREAD * threads, Math.floor(work / Math.max(1, minWork))),
+  );
+}
 
 /** A product whose operands and C are already in wasm memory, by byte address and element strides. */
 export interface ProductAt {
@@ -109,17 +123,7 @@ export function productAt(
   const byColumns = nPanels >= mPanels;
   const panels = byColumns ? nPanels : mPanels;
   const threads = getNumThreads();
-  const chunks =
-    threads === 1
-      ? 1
-      : Math.max(
-          1,
-          Math.min(
-            panels,
-            CHUNKS_PER_THREAD * threads,
-            Math.floor((m * n * k) / Math.max(1, perChunk)),
-          ),
-        );
+  const chunks = threadChunks(panels, m * n * k, perChunk);
   // The operand every chunk reads whole is packed first, its panels shared between the threads
   // when it is large enough to be worth it (the weights of a convolution seldom are).
   const [whole, wholePanels] = byColumns ? ["A", mPanels] : ["B", nPanels];
