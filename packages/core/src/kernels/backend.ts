@@ -1,4 +1,4 @@
-/** The seam between ops and every kernel that is not elementwise (products, convolutions, pools, reductions, gathers): ops call whichever backend is current, so a faster one (WebAssembly SIMD) can replace the plain-JavaScript loops without touching any op. */
+/** The seam between ops and every kernel that is not elementwise (products, convolutions, pools, reductions, gathers): ops (and optimisers) call whichever backend is current, so a faster one (WebAssembly SIMD) can replace the plain-JavaScript loops without touching any op. */
 
 import type { DataArray } from "../dtype.js";
 import {
@@ -15,6 +15,7 @@ import {
 import { javascriptReductions } from "./javascript-reductions.js";
 import type { Renderer } from "./kernel.js";
 import { gemm } from "./matmul.js";
+import { type AdamStep, adamInto } from "./optimizers.js";
 import { createWasmBackend } from "./wasm/backend.js";
 import { hasWasmSimd } from "./wasm/runtime.js";
 
@@ -77,6 +78,16 @@ export interface DenseBackend {
   /** The adjoint of `gatherAlong`. */
   scatterAddAlong: Reductions["scatterAddAlong"];
   /**
+   * A zeroed float64 buffer of `length` elements for an optimiser's state (Adam's moments), where
+   * this backend's optimiser kernels read it in place; it lives as long as the array is referenced.
+   */
+  optimizerState(length: number): Float64Array;
+  /**
+   * Adam's (and AdamW's) update of `param` in place from `grad`, with its moments `m`, `v` (any
+   * float64 arrays: a backend that cannot read them in place must still update them).
+   */
+  adam(param: DataArray, grad: DataArray, m: Float64Array, v: Float64Array, step: AdamStep): void;
+  /**
    * The renderer of the fused elementwise kernels (lazy fusion) on this backend; absent, the
    * JavaScript renderer. A backend's renderer may leave kernels to JavaScript's (`supports`).
    */
@@ -102,6 +113,8 @@ const KERNELS = [
   "scatterAddRows",
   "gatherAlong",
   "scatterAddAlong",
+  "optimizerState",
+  "adam",
 ] as const satisfies readonly (keyof DenseBackend)[];
 
 /**
@@ -124,6 +137,8 @@ export const javascriptBackend: DenseBackend = {
   avgPool2d: avgPool2dInto,
   avgPool2dBackward: avgPool2dBackwardInto,
   ...javascriptReductions,
+  optimizerState: (length) => new Float64Array(length),
+  adam: adamInto,
 };
 
 /** The backends that can be selected by name (`setBackend` or the FOCALGRAD_BACKEND variable). */

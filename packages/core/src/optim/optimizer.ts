@@ -1,6 +1,7 @@
 /** Optimisers (SGD with momentum and Nesterov, Adam, AdamW, RMSprop) that update parameters in place from their `.grad`, with state per parameter that can be saved and restored. */
 
 import { isFloat } from "../dtype.js";
+import { getBackend } from "../kernels/backend.js";
 import { writeInPlace } from "../nn/inplace.js";
 import { checkOptions } from "../ops/util.js";
 import { formatShape, shapesEqual } from "../shape.js";
@@ -206,17 +207,19 @@ export abstract class Optimizer<O extends object = object, H extends LearningRat
         );
       }
       this.hyper = this.groupOf(p).options;
-      const expected = this.initialState(p).map((slot) => slot.length);
+      // Fresh buffers, which live where this optimiser's kernels read them.
+      const buffers = this.initialState(p);
+      const expected = buffers.map((slot) => slot.length);
       const lengths = Array.isArray(slots) ? slots.map((slot) => slot.length) : [];
       if (lengths.join() !== expected.join()) {
         throw new Error(
           `${op}: the buffers of parameter ${key} have lengths [${lengths.join(", ")}], expected [${expected.join(", ")}] for a parameter of shape ${formatShape(p.shape)}`,
         );
       }
-      restored.set(
-        p,
-        slots.map((slot) => Float64Array.from(slot)),
-      );
+      buffers.forEach((buffer, i) => {
+        buffer.set(slots[i]);
+      });
+      restored.set(p, buffers);
     }
     this.paramGroups.forEach((g, i) => {
       g.options.lr = lrs[i];
@@ -464,26 +467,29 @@ export class Adam extends Optimizer<AdamOptions, AdamSettings> {
     return settings;
   }
 
-  /** The first and second moments, and this parameter's step count t. */
+  /**
+   * The first and second moments (where the current backend's Adam reads them in place), and
+   * this parameter's step count t.
+   */
   protected initialState(p: Tensor): Float64Array[] {
-    return [new Float64Array(p.size), new Float64Array(p.size), new Float64Array(1)];
+    const backend = getBackend();
+    return [backend.optimizerState(p.size), backend.optimizerState(p.size), new Float64Array(1)];
   }
 
   protected update(param: Tensor["data"], grad: Tensor["data"], slots: Float64Array[]): void {
     const [m, v, steps] = slots;
     const t = ++steps[0];
     const { lr, beta1, beta2, eps, weightDecay } = this.hyper;
-    const correction1 = 1 - beta1 ** t;
-    const correction2 = 1 - beta2 ** t;
-    const decay = this.decoupled ? 1 - lr * weightDecay : 1;
-    const l2 = this.decoupled ? 0 : weightDecay;
-    for (let i = 0; i < param.length; i++) {
-      const p = param[i] * decay;
-      const g = grad[i] + l2 * param[i];
-      m[i] = beta1 * m[i] + (1 - beta1) * g;
-      v[i] = beta2 * v[i] + (1 - beta2) * g * g;
-      param[i] = p - (lr * (m[i] / correction1)) / (Math.sqrt(v[i] / correction2) + eps);
-    }
+    // lr · m̂ / (√v̂ + ε) with m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ), as one division per element.
+    getBackend().adam(param, grad, m, v, {
+      beta1,
+      beta2,
+      stepSize: lr / (1 - beta1 ** t),
+      scale: 1 / Math.sqrt(1 - beta2 ** t),
+      eps,
+      decay: this.decoupled ? 1 - lr * weightDecay : 1,
+      l2: this.decoupled ? 0 : weightDecay,
+    });
   }
 }
 

@@ -1,4 +1,4 @@
-/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col and pooling in wasm, the fused elementwise kernels in wasm (its renderer), the JavaScript loops for the pools' adjoints, the reductions and the gathers. */
+/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col and pooling in wasm, the fused elementwise kernels in wasm (its renderer), Adam's update with its state in wasm memory, the JavaScript loops for the pools' adjoints, the reductions and the gathers. */
 
 import type { DenseBackend } from "../backend.js";
 import {
@@ -14,6 +14,7 @@ import { javascriptReductions } from "../javascript-reductions.js";
 import { wasmColumns } from "./columns.js";
 import { wasmConvolutions } from "./convolution.js";
 import { type GemmThresholds, PER_CHUNK, wasmGemm } from "./gemm.js";
+import { wasmOptimizers } from "./optimizers.js";
 import { wasmPooling } from "./pooling.js";
 import { createWasmRenderer } from "./renderer.js";
 import { hasRelaxedSimd, WasmRuntime } from "./runtime.js";
@@ -84,6 +85,7 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
     maxPool2dBackward: maxPool2dBackwardInto,
     avgPool2dBackward: avgPool2dBackwardInto,
     ...javascriptReductions,
+    ...wasmOptimizers(runtime),
     renderer: createWasmRenderer(runtime),
   };
 }

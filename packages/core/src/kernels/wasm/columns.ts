@@ -17,8 +17,8 @@ export function wasmColumns(runtime: WasmRuntime): ColumnSource {
     scratch: (size, like, g) => {
       const single = like instanceof Float32Array;
       const bytes = single ? 4 : 8;
-      // The image at 0, then the block; the GEMM's scratch starts after both.
-      const colAt = align64(g.inChannels * g.inHeight * g.inWidth * bytes);
+      // The image just above the heap, then the block; the GEMM's scratch starts after both.
+      const colAt = align64(runtime.heapTop + g.inChannels * g.inHeight * g.inWidth * bytes);
       const end = colAt + size * bytes;
       if (!runtime.reserve(end)) return javascriptColumns.scratch(size, like, g);
       runtime.residentBytes = end;
@@ -32,9 +32,13 @@ export function wasmColumns(runtime: WasmRuntime): ColumnSource {
         return;
       }
       const image = g.inChannels * g.inHeight * g.inWidth;
-      (single ? runtime.f32 : runtime.f64).set(x.subarray(xOffset, xOffset + image), 0);
+      const imageAt = runtime.heapTop;
+      (single ? runtime.f32 : runtime.f64).set(
+        x.subarray(xOffset, xOffset + image),
+        imageAt / (single ? 4 : 8),
+      );
       runtime.exports[single ? "im2col32" : "im2col64"](
-        0,
+        imageAt,
         colAt,
         g.inChannels,
         g.inHeight,

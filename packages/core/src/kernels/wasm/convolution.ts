@@ -40,7 +40,8 @@ interface Plan {
   restAt: number;
 }
 
-function plan(g: ConvGeometry, single: boolean): Plan | null {
+/** The batched layout of `g`, from byte `base` up (above the runtime's heap), or null when it does not batch. */
+function plan(g: ConvGeometry, single: boolean, base: number): Plan | null {
   if (g.groups !== 1) return null;
   const plane = g.outHeight * g.outWidth;
   const depth = g.inChannels * g.kernelHeight * g.kernelWidth;
@@ -50,7 +51,8 @@ function plan(g: ConvGeometry, single: boolean): Plan | null {
   const bytes = single ? 4 : 8;
   const image = g.inChannels * g.inHeight * g.inWidth;
   const perBatch = Math.max(1, Math.min(g.batch, Math.floor(limit / (depth * plane))));
-  const columnsAt = align64(perBatch * image * bytes);
+  const imagesAt = align64(base);
+  const columnsAt = align64(imagesAt + perBatch * image * bytes);
   return {
     single,
     bytes,
@@ -58,7 +60,7 @@ function plan(g: ConvGeometry, single: boolean): Plan | null {
     depth,
     image,
     perBatch,
-    imagesAt: 0,
+    imagesAt,
     columnsAt,
     restAt: align64(columnsAt + depth * perBatch * plane * bytes),
   };
@@ -207,7 +209,7 @@ export function wasmConvolutions(runtime: WasmRuntime, perChunk: number, block: 
       // On several threads whole images go to each (their columns stay in its cache); batches
       // of small planes save per-product overheads on one. Both sum each element in the same
       // order (bias, then the depth blocks of the same kc), so the bits do not depend on the choice.
-      const p = getNumThreads() > 1 ? null : plan(g, out instanceof Float32Array);
+      const p = getNumThreads() > 1 ? null : plan(g, out instanceof Float32Array, runtime.heapTop);
       if (p === null) {
         return (
           g.groups === 1 &&
@@ -275,7 +277,7 @@ export function wasmConvolutions(runtime: WasmRuntime, perChunk: number, block: 
 
     /** dw += conv2d's gradient in w: dy of a batch of images, side by side, times their columns transposed. */
     conv2dBackwardWeight(x: DataArray, dy: DataArray, dw: DataArray, g: ConvGeometry): boolean {
-      const p = plan(g, dw instanceof Float32Array);
+      const p = plan(g, dw instanceof Float32Array, runtime.heapTop);
       if (p === null) return false;
       const { bytes, plane, depth } = p;
       const { mr, nr } = p.single ? LAYOUTS.float32 : LAYOUTS.float64;

@@ -39,17 +39,18 @@ export function wasmPooling(runtime: WasmRuntime) {
     const bytes = single ? 4 : 8;
     const inputs = g.planes * g.inHeight * g.inWidth;
     const outputs = g.planes * g.outHeight * g.outWidth;
-    const outAt = align64(inputs * bytes);
+    const inAt = align64(runtime.heapTop);
+    const outAt = align64(inAt + inputs * bytes);
     const argmaxAt = align64(outAt + outputs * bytes);
     if (!runtime.reserve(argmaxAt + outputs * 4)) return false;
     const view = single ? runtime.f32 : runtime.f64;
-    view.set(x.subarray(0, inputs), 0);
+    view.set(x.subarray(0, inputs), inAt / bytes);
     const sizes = [g.planes, g.inHeight, g.inWidth, g.outHeight, g.outWidth];
     if (kernel === "maxPool" && single && isTwoByTwo(g)) {
-      runtime.exports.maxPool2x2_32(0, outAt, argmaxAt, ...sizes);
+      runtime.exports.maxPool2x2_32(inAt, outAt, argmaxAt, ...sizes);
     } else {
       runtime.exports[`${kernel}${single ? "32" : "64"}`](
-        0,
+        inAt,
         outAt,
         argmaxAt,
         ...sizes,

@@ -8,6 +8,7 @@ import { convImagesFunction } from "./conv-module.js";
 import { elementwiseFunction } from "./elementwise-module.js";
 import { gemmFunctions, LAYOUTS, tilesFunction } from "./gemm-module.js";
 import { im2colFunction, im2colImagesFunction } from "./im2col-module.js";
+import { adamFunction } from "./optim-module.js";
 import { packFunction, packRangeFunction } from "./pack-module.js";
 import { chunkArguments, type Job, WorkerPool } from "./pool.js";
 import { avgPoolFunction, maxPool2x2Function, maxPoolFunction } from "./pool-module.js";
@@ -138,6 +139,8 @@ export const FUNCTION_NAMES = [
   "elementwise32",
   "convImages32",
   "convImages64",
+  "adam32",
+  "adam64",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
@@ -165,7 +168,18 @@ export class WasmRuntime {
   private loadedModules = new WeakMap<WasmModule, number>();
   /** Views onto wasm memory handed to other kernels (im2col blocks), with their byte addresses. */
   private readonly residents = new WeakMap<object, number>();
-  /** Bytes at the start of memory that resident views occupy; kernels' scratch starts after. */
+  /**
+   * Bytes at the start of memory that long-lived buffers occupy (`heapView`): no kernel's
+   * scratch goes below.
+   */
+  heapTop = 0;
+  /** Freed blocks of the heap, by address: [byte address, bytes]. */
+  private readonly freeBlocks: [number, number][] = [];
+  /** Frees a heap block once its view has been collected. */
+  private readonly heap = new FinalizationRegistry<[number, number]>(([at, bytes]) =>
+    this.release(at, bytes),
+  );
+  /** Bytes at the start of memory that the heap and resident views occupy; kernels' scratch starts after. */
   residentBytes = 0;
   f32: Float32Array<ArrayBufferLike> = new Float32Array(0);
   f64: Float64Array<ArrayBufferLike> = new Float64Array(0);
@@ -196,6 +210,8 @@ export class WasmRuntime {
       elementwiseFunction("elementwise32", relaxed),
       convImagesFunction("convImages32", LAYOUTS.float32, convCallees("32")),
       convImagesFunction("convImages64", LAYOUTS.float64, convCallees("64")),
+      adamFunction("adam32", 4),
+      adamFunction("adam64", 8),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
@@ -239,6 +255,59 @@ export class WasmRuntime {
       : new Float64Array(this.memory.buffer, address, length);
     this.residents.set(view, address);
     return view as Float32Array | Float64Array;
+  }
+
+  /**
+   * A zeroed float64 view of `length` elements in the heap at the start of memory, resident (the
+   * kernels read it in place) until it is garbage collected, when its block is freed for the
+   * next. Null when the memory cannot grow that far. Call it between kernels, never while one
+   * runs: a heap that grows moves every kernel's scratch up.
+   *
+   * @example
+   * const moments = runtime.heapView(p.size); // read and written in place by adam32
+   */
+  heapView(length: number): Float64Array | null {
+    const bytes = align64(Math.max(length, 1) * 8);
+    let at = -1;
+    const fit = this.freeBlocks.findIndex(([, size]) => size >= bytes);
+    if (fit >= 0) {
+      const [blockAt, size] = this.freeBlocks[fit];
+      at = blockAt;
+      if (size === bytes) this.freeBlocks.splice(fit, 1);
+      else this.freeBlocks[fit] = [blockAt + bytes, size - bytes];
+    } else {
+      if (!this.reserve(this.heapTop + bytes)) return null;
+      at = this.heapTop;
+      this.heapTop += bytes;
+      this.residentBytes = Math.max(this.residentBytes, this.heapTop);
+    }
+    const view = this.residentView(at, length, false) as Float64Array;
+    view.fill(0);
+    this.heap.register(view, [at, bytes]);
+    return view;
+  }
+
+  /** Returns a heap block to the free list, merged with its neighbours; the heap shrinks when its top block is free. */
+  private release(at: number, bytes: number): void {
+    const blocks = this.freeBlocks;
+    let index = blocks.findIndex(([blockAt]) => blockAt > at);
+    if (index < 0) index = blocks.length;
+    blocks.splice(index, 0, [at, bytes]);
+    const next = blocks[index + 1];
+    if (next !== undefined && at + bytes === next[0]) {
+      blocks[index] = [at, bytes + next[1]];
+      blocks.splice(index + 1, 1);
+    }
+    const previous = blocks[index - 1];
+    if (previous !== undefined && previous[0] + previous[1] === at) {
+      blocks[index - 1] = [previous[0], previous[1] + blocks[index][1]];
+      blocks.splice(index, 1);
+    }
+    const last = blocks[blocks.length - 1];
+    if (last !== undefined && last[0] + last[1] === this.heapTop) {
+      this.heapTop = last[0];
+      blocks.pop();
+    }
   }
 
   /** The byte address of a resident view of the given precision, or -1 for any other array. */

@@ -1,0 +1,79 @@
+/** The optimisers' kernels of the wasm backend: their float64 state kept in wasm memory for good, and Adam's step run there on every core. */
+
+import type { DataArray } from "../../dtype.js";
+import { type AdamStep, adamInto } from "../optimizers.js";
+import { ADAM_SETTINGS } from "./optim-module.js";
+import { align64, FUNCTION_NAMES, getNumThreads, type WasmRuntime } from "./runtime.js";
+
+/** Below this many elements a parameter is updated by the JavaScript loop: the copies in and out would cost more than they save. */
+const MIN_ELEMENTS = 64;
+
+/** Elements per chunk when the update is shared between threads, at the least. */
+const PER_CHUNK = 1 << 15;
+
+/**
+ * `optimizerState` and `adam` of the backend interface on `runtime`. State buffers live in the
+ * runtime's heap, so each step copies only the parameter (in and out) and its gradient (in);
+ * buffers made elsewhere (restored from a `stateDict` before this backend was current, say) are
+ * updated by the JavaScript loop instead, with the same result.
+ *
+ * @example
+ * const { optimizerState, adam } = wasmOptimizers(runtime);
+ * const [m, v] = [optimizerState(p.length), optimizerState(p.length)];
+ * adam(p, g, m, v, step);
+ */
+export function wasmOptimizers(runtime: WasmRuntime) {
+  return {
+    optimizerState: (length: number): Float64Array =>
+      runtime.heapView(length) ?? new Float64Array(length),
+    adam: (param: DataArray, grad: DataArray, m: Float64Array, v: Float64Array, s: AdamStep) => {
+      const n = param.length;
+      const single = param instanceof Float32Array;
+      const mAt = runtime.addressOf(m, false);
+      const vAt = runtime.addressOf(v, false);
+      if (
+        n < MIN_ELEMENTS ||
+        mAt < 0 ||
+        vAt < 0 ||
+        !(single || param instanceof Float64Array) ||
+        grad.constructor !== param.constructor
+      ) {
+        adamInto(param, grad, m, v, s);
+        return;
+      }
+      const bytes = single ? 4 : 8;
+      // The settings, then the parameter and its gradient, each with room for one element more:
+      // the kernel updates two at a time (the heap's blocks are whole cache lines, so the moments
+      // of an odd count have that room too).
+      const settingsAt = align64(runtime.residentBytes);
+      const paramAt = align64(settingsAt + ADAM_SETTINGS.length * 8);
+      const gradAt = align64(paramAt + (n + 1) * bytes);
+      if (!runtime.reserve(gradAt + (n + 1) * bytes)) {
+        adamInto(param, grad, m, v, s);
+        return;
+      }
+      const values: Record<(typeof ADAM_SETTINGS)[number], number> = {
+        ...s,
+        oneMinusBeta1: 1 - s.beta1,
+        oneMinusBeta2: 1 - s.beta2,
+      };
+      runtime.f64.set(
+        ADAM_SETTINGS.map((name) => values[name]),
+        settingsAt / 8,
+      );
+      const view = single ? runtime.f32 : runtime.f64;
+      view.set(param, paramAt / bytes);
+      view.set(grad, gradAt / bytes);
+      const pairs = Math.ceil(n / 2);
+      runtime.run({
+        fn: FUNCTION_NAMES.indexOf(single ? "adam32" : "adam64"),
+        args: [settingsAt, paramAt, gradAt, mAt, vAt],
+        total: pairs,
+        step: 2,
+        limit: n,
+        chunks: Math.max(1, Math.min(pairs, 2 * getNumThreads(), Math.floor(n / PER_CHUNK))),
+      });
+      param.set(view.subarray(paramAt / bytes, paramAt / bytes + n));
+    },
+  };
+}
