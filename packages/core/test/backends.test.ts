@@ -388,6 +388,41 @@ describe("wasm convolution by whole images", () => {
   });
 });
 
+describe("wasm weight gradient by whole images", () => {
+  // Batches of 3 to 23 images: one chunk per image up to 8, then 8 chunks of 2 or 3 images each,
+  // whose partial sums are added in chunk order.
+  const batches = geometryArb.map((g) => ({
+    ...g,
+    batch: 3 + 5 * (g.batch - 1) + (g.inHeight % 4) * 4,
+  }));
+  it("is within rounding of float64 and the same bits on 1, 2 and 3 threads", () => {
+    const threads = getNumThreads();
+    try {
+      fc.assert(
+        fc.property(batches, fc.boolean(), (g, single) => {
+          setNumThreads(1);
+          checkConvolution(WASM_BACKENDS[0], g, single);
+          const cast = (v: Float64Array) => (single ? Float32Array.from(v) : v);
+          const wSize = g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth;
+          const x = cast(filled(g.batch * g.inChannels * g.inHeight * g.inWidth, 1));
+          const dy = cast(filled(g.batch * g.outChannels * g.outHeight * g.outWidth, 4));
+          const runs = [1, 2, 3].map((n) => {
+            setNumThreads(n);
+            const dw = cast(filled(wSize, 5));
+            WASM_BACKENDS[0].conv2dBackwardWeight(x, dy, dw, g);
+            return dw;
+          });
+          expect(runs[1]).toEqual(runs[0]);
+          expect(runs[2]).toEqual(runs[0]);
+        }),
+        { numRuns: 30 },
+      );
+    } finally {
+      setNumThreads(threads);
+    }
+  });
+});
+
 describe("wasm pooling kernels", () => {
   const poolArb = fc
     .record({

@@ -163,6 +163,11 @@ export class FunctionBuilder {
     return this.op(0xfc, 0x0a, 0x00, 0x00);
   }
 
+  /** memory.fill (bulk memory) of the (destination, byte value, byte count) already on the stack. */
+  memoryFill(): this {
+    return this.op(0xfc, 0x0b, 0x00);
+  }
+
   call(functionIndex: number): this {
     this.code.push(Op.call);
     unsignedLeb(functionIndex, this.code);

@@ -1,6 +1,6 @@
-/** The WebAssembly convolution of whole images: for each image of a chunk, im2col of a block of output rows into the chunk's own scratch, then that block's product with the packed weights, so that a thread builds and multiplies the columns it produced (they stay in its own cache). */
+/** The WebAssembly convolutions of whole images, forward and for the weight gradient: for each image of a chunk, im2col into the chunk's own scratch, then the product with it there, so that a thread multiplies the columns it built (they stay in its own cache). */
 
-import { FunctionBuilder, I32, Op } from "./assembler.js";
+import { FunctionBuilder, I32, Op, Simd, V128 } from "./assembler.js";
 import type { GemmLayout } from "./gemm-module.js";
 
 /** Function indices a `convImages` function calls. */
@@ -107,6 +107,114 @@ export function convImagesFunction(
         () => f.get(rows),
       );
     },
+  );
+  return f;
+}
+
+/** Function indices a `weightImages` function calls. */
+export interface WeightCallees {
+  im2col: number;
+  packRangeA: number;
+  tiles: number;
+}
+
+/** The arguments of `weightImages` before the chunk's scratch address and its (lo, hi). */
+export const WEIGHT_IMAGES_ARGUMENTS = 20;
+
+/**
+ * `weightImages(x, dy, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw, m, kc, mc, aOffset,
+ * bOffset, scratch, lo, hi)`: the share of images [lo, hi) of a batch in wasm memory (x[j] at x +
+ * j · C·H·W · bytes, dy[j] at dy + j · m·Ho·Wo · bytes) in the weight gradient, summed into a
+ * partial dw of their own at `scratch` (m rows of ⌈C·kh·kw / nr⌉ · nr elements, zeroed first).
+ * For each image in turn: its whole im2col after the partial, dy[j] packed at scratch + aOffset
+ * (depth blocks of kc over the image's Ho·Wo pixels), and the product partial += dy[j] · colᵀ
+ * (`tiles` by columns, B packed at scratch + bOffset). A thread multiplies the columns it built,
+ * and the partial of a range of images is the same bits whoever computes it.
+ */
+export function weightImagesFunction(
+  name: string,
+  { bytes, mr, nr }: GemmLayout,
+  callees: WeightCallees,
+): FunctionBuilder {
+  const f = new FunctionBuilder(name, new Array(WEIGHT_IMAGES_ARGUMENTS + 3).fill(I32));
+  const [x, dy, C, H, W, Ho, Wo] = [0, 1, 2, 3, 4, 5, 6];
+  const window = [7, 8, 9, 10, 11, 12, 13, 14];
+  const [kh, kw] = window;
+  const [m, kc, mc, aOffset, bOffset, scratch, lo, hi] = [15, 16, 17, 18, 19, 20, 21, 22];
+  const [depth, plane, ldc, col, j] = Array.from({ length: 5 }, () => f.local(I32));
+  /** Pushes ⌈value / width⌉ for the value `value` pushes. */
+  const panels = (value: () => void, width: number) => {
+    value();
+    f.i32(width - 1)
+      .op(Op.i32Add)
+      .i32(width)
+      .op(0x6d); // i32.div_s
+  };
+  f.get(C).get(kh).op(Op.i32Mul).get(kw).op(Op.i32Mul).set(depth);
+  f.get(Ho).get(Wo).op(Op.i32Mul).set(plane);
+  panels(() => f.get(depth), nr);
+  f.i32(nr * bytes)
+    .op(Op.i32Mul)
+    .set(ldc);
+  f.get(scratch).get(m).get(ldc).op(Op.i32Mul, Op.i32Add).set(col);
+  f.get(scratch).i32(0).get(m).get(ldc).op(Op.i32Mul).memoryFill();
+  f.forLoop(
+    j,
+    () => f.get(lo),
+    () => f.get(hi),
+    () => {
+      // im2col(x[j], col, C, H, W, Wo, kh, kw, sh, sw, pt, pl, dh, dw, 0, Ho, Ho·Wo · bytes)
+      f.address(x, [j, C, H, W], bytes).get(col).get(C).get(H).get(W).get(Wo);
+      for (const w of window) f.get(w);
+      f.i32(0).get(Ho).get(plane).i32(bytes).op(Op.i32Mul).call(callees.im2col);
+      // packRangeA(dy[j], m, Ho·Wo, Ho·Wo, 1, kc, scratch + aOffset, 0, ⌈m / mr⌉)
+      f.address(dy, [j, m, plane], bytes).get(m).get(plane).get(plane).i32(1).get(kc);
+      f.get(scratch).get(aOffset).op(Op.i32Add).i32(0);
+      panels(() => f.get(m), mr);
+      f.call(callees.packRangeA);
+      // tiles(aFrom, bFrom, aAt, bAt, cAt, ldc, m, n, k, aRowStride, aColStride, bRowStride,
+      // bColStride, kc, mc, byColumns, lo, hi) with B = colᵀ: element (p, d) at col[d, p].
+      f.i32(0).get(col);
+      f.get(scratch).get(aOffset).op(Op.i32Add);
+      f.get(scratch).get(bOffset).op(Op.i32Add);
+      f.get(scratch).get(ldc).get(m).get(depth).get(plane);
+      f.get(plane).i32(1).i32(1).get(plane);
+      f.get(kc).get(mc).i32(1).i32(0);
+      panels(() => f.get(depth), nr);
+      f.call(callees.tiles);
+    },
+  );
+  return f;
+}
+
+/**
+ * `sumPartials(base, stride, count, lo, hi)`: for elements [lo, hi) (whole vectors), the first
+ * partial at `base` += the other count − 1, each `stride` bytes after the one before, in order.
+ */
+export function sumPartialsFunction(name: string, bytes: 4 | 8): FunctionBuilder {
+  const f = new FunctionBuilder(name, [I32, I32, I32, I32, I32]);
+  const [base, stride, count, lo, hi] = [0, 1, 2, 3, 4];
+  const [i, c, at, sum] = [f.local(I32), f.local(I32), f.local(I32), f.local(V128)];
+  const add = bytes === 4 ? Simd.f32x4Add : Simd.f64x2Add;
+  const vector = { align: 4, offset: 0 };
+  f.forLoop(
+    i,
+    () => f.get(lo),
+    () => f.get(hi),
+    () => {
+      f.address(base, [i], bytes).tee(at).simd(Simd.load, vector).set(sum);
+      f.forLoop(
+        c,
+        () => f.i32(1),
+        () => f.get(count),
+        () => {
+          f.increment(at, () => f.get(stride));
+          f.get(sum).get(at).simd(Simd.load, vector).simd(add).set(sum);
+        },
+      );
+      f.address(base, [i], bytes).get(sum).simd(Simd.store, vector);
+    },
+    16 / bytes,
   );
   return f;
 }

@@ -22,6 +22,18 @@ import {
  */
 const BATCH_COLUMNS = 1 << 16;
 
+/**
+ * The weight gradient goes by whole images up to 2²¹ column elements each (8 MiB of float32: one
+ * image's columns at a time per chunk); larger ones go to the row-blocked path.
+ */
+const WEIGHT_IMAGE_COLUMNS = 1 << 21;
+
+/**
+ * Chunks of the weight gradient: partial sums, each over a fixed range of images, so the count
+ * depends on the batch alone (never on the threads), and adding the partials costs little.
+ */
+const WEIGHT_CHUNKS = 8;
+
 /** The sizes of one batched convolution, and where its pieces sit in wasm memory (bytes). */
 interface Plan {
   single: boolean;
@@ -275,61 +287,75 @@ export function wasmConvolutions(runtime: WasmRuntime, perChunk: number, block: 
       return true;
     },
 
-    /** dw += conv2d's gradient in w: dy of a batch of images, side by side, times their columns transposed. */
+    /**
+     * dw += conv2d's gradient in w, by whole images: a fixed number of chunks of images (it
+     * depends on the batch alone), each summing its images into a partial dw of its own (im2col,
+     * product and all on one thread), then the partials added into dw in chunk order. The same
+     * bits on any number of threads.
+     */
     conv2dBackwardWeight(x: DataArray, dy: DataArray, dw: DataArray, g: ConvGeometry): boolean {
-      const p = plan(g, dw instanceof Float32Array, runtime.heapTop);
-      if (p === null) return false;
-      const { bytes, plane, depth } = p;
-      const { mr, nr } = p.single ? LAYOUTS.float32 : LAYOUTS.float64;
+      if (g.groups !== 1) return false;
+      const single = dw instanceof Float32Array;
+      const { bytes, mr, nr } = single ? LAYOUTS.float32 : LAYOUTS.float64;
+      const plane = g.outHeight * g.outWidth;
+      const depth = g.inChannels * g.kernelHeight * g.kernelWidth;
+      // The tests' block override (`setColumnBlock`) sends larger images to the row blocks too.
+      if (depth * plane > columnBlock(WEIGHT_IMAGE_COLUMNS)) return false;
       const m = g.outChannels;
-      const mPad = Math.ceil(m / mr) * mr;
       const depthPad = Math.ceil(depth / nr) * nr;
-      const dyAt = p.restAt;
-      const cAt = align64(dyAt + m * p.perBatch * plane * bytes);
-      const scratch = align64(cAt + mPad * depthPad * bytes);
-      if (!runtime.reserve(scratch + packedBytes(p.single, m, depth, p.perBatch * plane))) {
-        return false;
-      }
-      const view = p.single ? runtime.f32 : runtime.f64;
-      const cBase = cAt / bytes;
+      const image = g.inChannels * g.inHeight * g.inWidth;
+      const xAt = align64(runtime.heapTop);
+      const dyAt = align64(xAt + g.batch * image * bytes);
+      const scratchAt = align64(dyAt + g.batch * m * plane * bytes);
+      // Each chunk's scratch: its partial dw, one image's columns, dy[j] packed, the columns packed.
+      const partialBytes = m * depthPad * bytes;
+      const aOffset = align64(partialBytes + depth * plane * bytes);
+      const bOffset = align64(aOffset + Math.ceil(m / mr) * mr * plane * bytes);
+      const stride = align64(bOffset + depthPad * plane * bytes);
+      const chunks = Math.min(g.batch, WEIGHT_CHUNKS);
+      if (!runtime.reserve(scratchAt + chunks * stride)) return false;
+      const view = single ? runtime.f32 : runtime.f64;
+      view.set(x.subarray(0, g.batch * image), xAt / bytes);
+      view.set(dy.subarray(0, g.batch * m * plane), dyAt / bytes);
+      const { kc, mc } = depthBlocks(single, plane);
+      runtime.run({
+        fn: FUNCTION_NAMES.indexOf(single ? "weightImages32" : "weightImages64"),
+        args: [
+          xAt,
+          dyAt,
+          g.inChannels,
+          g.inHeight,
+          g.inWidth,
+          g.outHeight,
+          g.outWidth,
+          ...windowArguments(g),
+          g.dilationHeight,
+          g.dilationWidth,
+          m,
+          kc,
+          mc,
+          aOffset,
+          bOffset,
+        ],
+        total: g.batch,
+        chunks,
+        scratch: { base: scratchAt, stride },
+      });
+      // The partials in chunk order into the first, then that into dw.
+      const elements = m * depthPad;
+      const lanes = 16 / bytes;
+      runtime.run({
+        fn: FUNCTION_NAMES.indexOf(single ? "sumPartials32" : "sumPartials64"),
+        args: [scratchAt, stride, chunks],
+        total: elements / lanes,
+        step: lanes,
+        chunks: 1,
+      });
+      const sum = scratchAt / bytes;
       for (let co = 0; co < m; co++) {
-        view.set(dw.subarray(co * depth, (co + 1) * depth), cBase + co * depthPad);
-      }
-      const outImage = m * plane;
-      for (let b0 = 0; b0 < g.batch; b0 += p.perBatch) {
-        const count = Math.min(p.perBatch, g.batch - b0);
-        const k = count * plane;
-        columnsOf(runtime, p, x, g, b0, count);
-        // dy of the batch as one [Cout, count · Ho·Wo] matrix, the images side by side as the columns are.
-        const dyBase = dyAt / bytes;
-        for (let co = 0; co < m; co++) {
-          for (let j = 0; j < count; j++) {
-            const from = (b0 + j) * outImage + co * plane;
-            view.set(dy.subarray(from, from + plane), dyBase + co * k + j * plane);
-          }
-        }
-        productAt(
-          runtime,
-          p.single,
-          {
-            m,
-            n: depth,
-            k,
-            a: dyAt,
-            aRowStride: k,
-            aColStride: 1,
-            b: p.columnsAt,
-            bRowStride: 1,
-            bColStride: k,
-            c: cAt,
-            ldc: depthPad * bytes,
-            scratch,
-          },
-          perChunk,
-        );
-      }
-      for (let co = 0; co < m; co++) {
-        dw.set(view.subarray(cBase + co * depthPad, cBase + co * depthPad + depth), co * depth);
+        const row = sum + co * depthPad;
+        const to = co * depth;
+        for (let d = 0; d < depth; d++) dw[to + d] += view[row + d];
       }
       return true;
     },

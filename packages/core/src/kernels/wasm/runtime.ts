@@ -4,7 +4,7 @@ import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import type { PoolGeometry } from "../conv.js";
 import { assemble, FunctionBuilder, Simd, V128 } from "./assembler.js";
-import { convImagesFunction } from "./conv-module.js";
+import { convImagesFunction, sumPartialsFunction, weightImagesFunction } from "./conv-module.js";
 import { elementwiseFunction } from "./elementwise-module.js";
 import { gemmFunctions, LAYOUTS, tilesFunction } from "./gemm-module.js";
 import { im2colFunction, im2colImagesFunction } from "./im2col-module.js";
@@ -141,11 +141,21 @@ export const FUNCTION_NAMES = [
   "convImages64",
   "adam32",
   "adam64",
+  "weightImages32",
+  "weightImages64",
+  "sumPartials32",
+  "sumPartials64",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
 const convCallees = (suffix: "32" | "64") => ({
   im2col: FUNCTION_NAMES.indexOf(`im2col${suffix}`),
+  tiles: FUNCTION_NAMES.indexOf(`tiles${suffix}`),
+});
+
+const weightCallees = (suffix: "32" | "64") => ({
+  im2col: FUNCTION_NAMES.indexOf(`im2col${suffix}`),
+  packRangeA: FUNCTION_NAMES.indexOf(`packRangeA${suffix}`),
   tiles: FUNCTION_NAMES.indexOf(`tiles${suffix}`),
 });
 
@@ -212,6 +222,10 @@ export class WasmRuntime {
       convImagesFunction("convImages64", LAYOUTS.float64, convCallees("64")),
       adamFunction("adam32", 4),
       adamFunction("adam64", 8),
+      weightImagesFunction("weightImages32", LAYOUTS.float32, weightCallees("32")),
+      weightImagesFunction("weightImages64", LAYOUTS.float64, weightCallees("64")),
+      sumPartialsFunction("sumPartials32", 4),
+      sumPartialsFunction("sumPartials64", 8),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
