@@ -23,10 +23,11 @@ import {
 const BATCH_COLUMNS = 1 << 16;
 
 /**
- * The weight gradient goes by whole images up to 2²¹ column elements each (8 MiB of float32: one
- * image's columns at a time per chunk); larger ones go to the row-blocked path.
+ * The weight gradient goes by whole images up to 2¹⁸ column elements each (1 MiB of float32, the
+ * backend's im2col block: one image's columns, still in cache when they are packed); larger ones
+ * go to the row-blocked path.
  */
-const WEIGHT_IMAGE_COLUMNS = 1 << 21;
+const WEIGHT_IMAGE_COLUMNS = 1 << 18;
 
 /**
  * Chunks of the weight gradient: partial sums, each over a fixed range of images, so the count
