@@ -191,16 +191,25 @@ describe("runCase when an implementation throws", () => {
 
 describe("runCase's timing", () => {
   /** A fake implementation that logs its calls and whose check takes `checkMs`. */
-  function logged(name: "fused" | "focalgrad", calls: string[], checkMs = 0): Implementation {
+  const busy = (ms: number) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until) {}
+  };
+  function logged(
+    name: "fused" | "focalgrad",
+    calls: string[],
+    checkMs = 0,
+    runMs = 0,
+  ): Implementation {
     return {
       name,
       prepare: async () => ({
         run: () => {
           calls.push(name);
+          busy(runMs);
         },
         check: () => {
-          const until = performance.now() + checkMs;
-          while (performance.now() < until) {}
+          busy(checkMs);
           return [{ label: "loss", value: 1, rtol: 1e-4 }];
         },
         dispose: () => {},
@@ -225,6 +234,28 @@ describe("runCase's timing", () => {
     // One warm-up, then three timed iterations, of each.
     expect(calls).toEqual([...new Array(4).fill("fused"), ...new Array(4).fill("focalgrad")]);
     expect(rows.map((r) => r.timesMs.length)).toEqual([3, 3]);
+  });
+
+  it("keeps warming up for warmupSeconds, past the warm-up count, but never without a count", async () => {
+    const calls: string[] = [];
+    // Runs of 5 ms for at least 0.05 s: 10 warm-ups or more instead of 1.
+    await runCase(twoOf(logged("fused", calls, 0, 5), logged("focalgrad", calls, 0, 5)), {
+      warmup: 1,
+      warmupSeconds: 0.05,
+      iterations: 1,
+      maxSeconds: 60,
+    });
+    const runs = calls.filter((c) => c === "focalgrad").length;
+    expect(runs).toBeGreaterThanOrEqual(10 + 1);
+    calls.length = 0;
+    await runCase(twoOf(logged("fused", calls), logged("focalgrad", calls)), {
+      warmup: 0,
+      warmupSeconds: 10,
+      iterations: 1,
+      maxSeconds: 60,
+    });
+    // One timed run each (the cross-check calls check, not run): no warm-up at all.
+    expect(calls).toEqual(["fused", "focalgrad"]);
   });
 
   it("times a row whose one run is far beyond its budget by its cross-check run alone", async () => {

@@ -55,12 +55,17 @@ describe("demo:loss", () => {
 describe("bench", () => {
   it("has its defaults and --quick's, and null for -h / --help", () => {
     const all = parseBenchArguments([])!;
-    expect(all.options).toMatchObject({ iterations: 20, warmup: 3, maxSeconds: 20 });
+    expect(all.options).toMatchObject({
+      iterations: 20,
+      warmup: 3,
+      warmupSeconds: 1,
+      maxSeconds: 20,
+    });
     expect(all.batch).toBeUndefined();
     expect(parseBenchArguments(["--quick"])).toMatchObject({
       workloads: ["voc512", "matmul256"],
       batch: 1,
-      options: { iterations: 5, warmup: 1, maxSeconds: 2 },
+      options: { iterations: 5, warmup: 1, warmupSeconds: 0, maxSeconds: 2 },
     });
     expect(parseBenchArguments(["--workloads", "mlp", "--impls", "focalgrad,fused"])).toMatchObject(
       { workloads: ["mlp"], impls: ["focalgrad", "fused"] },
@@ -75,6 +80,7 @@ describe("bench", () => {
     rejects(["--iterations", "0"], '--iterations: expected an integer >= 1, got "0"');
     rejects(["--warmup", "1.5"], '--warmup: expected an integer >= 0, got "1.5"');
     rejects(["--max-seconds=-1"], '--max-seconds: expected a number >= 0, got "-1"');
+    rejects(["--warmup-seconds", "x"], '--warmup-seconds: expected a number >= 0, got "x"');
     rejects(["--batch", "0"], '--batch: expected an integer >= 1, got "0"');
     rejects(["--workloads", "voc"], /^--workloads: unknown "voc" \(expected some of voc512, /);
     rejects(["--impls", "jax"], /^--impls: unknown "jax" \(expected some of /);

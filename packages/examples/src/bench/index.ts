@@ -49,12 +49,14 @@ Options:
   --iterations <n>     timed iterations per row, at most, an integer >= 1 (default 20)
   --warmup <n>         untimed iterations before timing, besides the cross-check's run, an
                        integer >= 0 (default 3)
+  --warmup-seconds <s> and at least s seconds of them, >= 0 (default 1): worker threads start
+                       and kernels get optimised before a fast row is timed
   --max-seconds <s>    stop timing a row after s seconds once it has one iteration, >= 0 (default 20);
                        a row whose cross-check run alone takes over 2 × s is timed by that run
   --batch <n>          images per focal batch instead of the workload's own (8 for voc512, 2 for
                        coco800), an integer >= 1
-  --quick              voc512 with one image (--batch 1) and matmul256, 5 iterations, 1 warm-up,
-                       2 s per row: under 30 s with tfjs-cpu, whose one full voc512 iteration is ~20 s
+  --quick              voc512 with one image (--batch 1) and matmul256, 5 iterations, 1 warm-up
+                       (no time floor), 2 s per row: under 30 s with tfjs-cpu, whose one full voc512 iteration is ~20 s
   --out <path>         markdown copy of the results (default bench-results/latest.md)
   -h, --help           this text`;
 
@@ -114,6 +116,7 @@ export function parseBenchArguments(argv: readonly string[]): BenchSettings | nu
     impls: { type: "string" },
     iterations: { type: "string" },
     warmup: { type: "string" },
+    "warmup-seconds": { type: "string" },
     "max-seconds": { type: "string" },
     batch: { type: "string" },
     quick: { type: "boolean", default: false },
@@ -137,6 +140,9 @@ export function parseBenchArguments(argv: readonly string[]): BenchSettings | nu
   const options = {
     iterations: count("iterations", values.iterations ?? (quick ? "5" : "20"), 1),
     warmup: count("warmup", values.warmup ?? (quick ? "1" : "3"), 0),
+    warmupSeconds: numberOption("warmup-seconds", values["warmup-seconds"] ?? (quick ? "0" : "1"), {
+      min: 0,
+    })!,
     maxSeconds: numberOption("max-seconds", values["max-seconds"] ?? (quick ? "2" : "20"), {
       min: 0,
     })!,
@@ -180,7 +186,7 @@ async function main(): Promise<void> {
   const facts = machineFacts({
     ...Object.fromEntries(Object.entries(extraFacts).map(([k, v]) => [k.replace("_", "."), v])),
     Command: `bench ${cliArguments().join(" ")}`.trim(),
-    Settings: `${options.iterations} iterations at most, ${options.warmup} warm-up, ${options.maxSeconds} s per row`,
+    Settings: `${options.iterations} iterations at most, ${options.warmup} warm-up (at least ${options.warmupSeconds} s), ${options.maxSeconds} s per row`,
     "Total time": `${seconds.toFixed(1)} s`,
     // Wall times mean little on a loaded machine; the CPU-time columns are steadier then.
     "Load average (1 min)": `${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end, on ${os.cpus().length} logical cores`,

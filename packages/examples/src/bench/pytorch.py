@@ -75,8 +75,13 @@ def timed(step, spec):
     times = {}
     for threads in spec["threads"]:
         torch.set_num_threads(threads)
-        for _ in range(spec["warmup"]):
+        # The warm-up count, and at least warmupSeconds of it (never without a count), as for
+        # the other rows.
+        until = time.perf_counter() + spec.get("warmupSeconds", 0)
+        done = 0
+        while done < spec["warmup"] or (spec["warmup"] > 0 and time.perf_counter() < until):
             step()
+            done += 1
         wall, cpu, spent = [], [], 0.0
         while len(wall) < spec["iterations"] and (not wall or spent < spec["maxSeconds"] * 1000):
             c0, t0 = cpu_ms(), time.perf_counter()

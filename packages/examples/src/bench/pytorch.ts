@@ -51,6 +51,7 @@ function runPytorch<T>(
         ...files(dir),
         threads: [threads],
         warmup: options.warmup,
+        warmupSeconds: options.warmupSeconds ?? 0,
         iterations: options.iterations,
         maxSeconds: options.maxSeconds,
       }),

@@ -75,6 +75,11 @@ export interface Case {
 export interface RunOptions {
   /** Untimed iterations right before timing (the cross-check's own run comes on top). */
   warmup: number;
+  /**
+   * …and at least this many seconds of them (default 0), so that worker threads have started and
+   * the engine has optimised every kernel before a fast row is timed. Ignored when `warmup` is 0.
+   */
+  warmupSeconds?: number;
   /** Timed iterations, at most. */
   iterations: number;
   /** Stop timing a row after this many seconds once it has one iteration; skip warm-ups when one run takes longer. */
@@ -152,7 +157,8 @@ async function time(impl: Prepared, row: Row, warmups: number, options: RunOptio
     return;
   }
   await impl.activate?.();
-  for (let i = 0; i < warmups; i++) impl.run();
+  const warmupEnd = performance.now() + 1000 * (options.warmupSeconds ?? 0);
+  for (let i = 0; i < warmups || (warmups > 0 && performance.now() < warmupEnd); i++) impl.run();
   collect();
   const budgetMs = options.maxSeconds * 1000;
   let spent = 0;
