@@ -18,13 +18,17 @@ export function reduce(
   out: DataArray,
 ): void {
   const wraps = out instanceof Int32Array;
+  if (inner === 1 && kind === "sum" && !wraps) {
+    sumRows(x, outer, length, out);
+    return;
+  }
   if (inner === 1) {
     for (let o = 0; o < outer; o++) {
       const base = o * length;
       if (kind === "sum") {
+        // int32: wrapping at every step (float sums went to sumRows).
         let acc = 0;
-        if (wraps) for (let r = 0; r < length; r++) acc = (acc + x[base + r]) | 0;
-        else for (let r = 0; r < length; r++) acc += x[base + r];
+        for (let r = 0; r < length; r++) acc = (acc + x[base + r]) | 0;
         out[o] = acc;
       } else {
         let acc = kind === "max" ? -Infinity : Infinity;
@@ -63,6 +67,41 @@ export function reduce(
       }
     }
     out.set(acc, o * inner);
+  }
+}
+
+/**
+ * out[o] = the sum of row o of x (`outer` rows of `length`), each in double precision from its
+ * first element to its last. Four rows at a time, so that four independent additions are in
+ * flight instead of one chain: the same sums, about four times sooner.
+ */
+function sumRows(x: DataArray, outer: number, length: number, out: DataArray): void {
+  let o = 0;
+  for (; o + 4 <= outer; o += 4) {
+    const b0 = o * length;
+    const b1 = b0 + length;
+    const b2 = b1 + length;
+    const b3 = b2 + length;
+    let a0 = 0;
+    let a1 = 0;
+    let a2 = 0;
+    let a3 = 0;
+    for (let r = 0; r < length; r++) {
+      a0 += x[b0 + r];
+      a1 += x[b1 + r];
+      a2 += x[b2 + r];
+      a3 += x[b3 + r];
+    }
+    out[o] = a0;
+    out[o + 1] = a1;
+    out[o + 2] = a2;
+    out[o + 3] = a3;
+  }
+  for (; o < outer; o++) {
+    const base = o * length;
+    let acc = 0;
+    for (let r = 0; r < length; r++) acc += x[base + r];
+    out[o] = acc;
   }
 }
 
