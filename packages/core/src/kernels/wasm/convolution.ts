@@ -303,6 +303,8 @@ export function wasmConvolutions(runtime: WasmRuntime, perChunk: number, block: 
       // The tests' block override (`setColumnBlock`) sends larger images to the row blocks too.
       if (depth * plane > columnBlock(WEIGHT_IMAGE_COLUMNS)) return false;
       const m = g.outChannels;
+      // No images, pixels or channels: nothing to add.
+      if (g.batch === 0 || plane === 0 || m * depth === 0) return true;
       const depthPad = Math.ceil(depth / nr) * nr;
       const image = g.inChannels * g.inHeight * g.inWidth;
       const xAt = align64(runtime.heapTop);
