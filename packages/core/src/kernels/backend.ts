@@ -15,7 +15,7 @@ import {
 import { javascriptReductions } from "./javascript-reductions.js";
 import type { Renderer } from "./kernel.js";
 import { gemm } from "./matmul.js";
-import { type AdamStep, adamInto } from "./optimizers.js";
+import { type AdamStep, adamInto, type StateArray } from "./optimizers.js";
 import { createWasmBackend } from "./wasm/backend.js";
 import { hasWasmSimd } from "./wasm/runtime.js";
 
@@ -78,15 +78,16 @@ export interface DenseBackend {
   /** The adjoint of `gatherAlong`. */
   scatterAddAlong: Reductions["scatterAddAlong"];
   /**
-   * A zeroed float64 buffer of `length` elements for an optimiser's state (Adam's moments), where
-   * this backend's optimiser kernels read it in place; it lives as long as the array is referenced.
+   * A zeroed buffer of `length` elements, float32 (`single`) or float64, for an optimiser's state
+   * (Adam's moments), where this backend's optimiser kernels read it in place; it lives as long
+   * as the array is referenced.
    */
-  optimizerState(length: number): Float64Array;
+  optimizerState(length: number, single: boolean): StateArray;
   /**
-   * Adam's (and AdamW's) update of `param` in place from `grad`, with its moments `m`, `v` (any
-   * float64 arrays: a backend that cannot read them in place must still update them).
+   * Adam's (and AdamW's) update of `param` in place from `grad`, with its moments `m`, `v`, in
+   * their precision (any arrays: a backend that cannot read them in place must still update them).
    */
-  adam(param: DataArray, grad: DataArray, m: Float64Array, v: Float64Array, step: AdamStep): void;
+  adam(param: DataArray, grad: DataArray, m: StateArray, v: StateArray, step: AdamStep): void;
   /**
    * The renderer of the fused elementwise kernels (lazy fusion) on this backend; absent, the
    * JavaScript renderer. A backend's renderer may leave kernels to JavaScript's (`supports`).
@@ -137,7 +138,8 @@ export const javascriptBackend: DenseBackend = {
   avgPool2d: avgPool2dInto,
   avgPool2dBackward: avgPool2dBackwardInto,
   ...javascriptReductions,
-  optimizerState: (length) => new Float64Array(length),
+  optimizerState: (length, single) =>
+    single ? new Float32Array(length) : new Float64Array(length),
   adam: adamInto,
 };
 

@@ -2,6 +2,7 @@
 
 import { isFloat } from "../dtype.js";
 import { getBackend } from "../kernels/backend.js";
+import type { StateArray } from "../kernels/optimizers.js";
 import { writeInPlace } from "../nn/inplace.js";
 import { checkOptions } from "../ops/util.js";
 import { formatShape, shapesEqual } from "../shape.js";
@@ -96,7 +97,7 @@ export abstract class Optimizer<O extends object = object, H extends LearningRat
   /** The options of the group being updated, for `update` and `initialState`. */
   protected hyper!: H;
   /** The per-parameter buffers of a subclass (momentum, moments), made by `initialState` on first use. */
-  protected readonly state = new Map<Tensor, Float64Array[]>();
+  protected readonly state = new Map<Tensor, StateArray[]>();
 
   /**
    * Checks `params` (float leaves that require gradients, each once, in one list or in groups)
@@ -197,7 +198,7 @@ export abstract class Optimizer<O extends object = object, H extends LearningRat
       (v) => Number.isInteger(v) && v >= 0,
       "an integer >= 0",
     );
-    const restored = new Map<Tensor, Float64Array[]>();
+    const restored = new Map<Tensor, StateArray[]>();
     for (const [key, slots] of Object.entries(saved.state ?? {})) {
       const index = Number(key);
       const p = this.params[index];
@@ -276,14 +277,10 @@ export abstract class Optimizer<O extends object = object, H extends LearningRat
   }
 
   /** Fresh per-parameter state (buffers of the parameter's size). */
-  protected abstract initialState(p: Tensor): Float64Array[];
+  protected abstract initialState(p: Tensor): StateArray[];
 
   /** Updates `param` in place from `grad`, with this parameter's state `slots`. */
-  protected abstract update(
-    param: Tensor["data"],
-    grad: Tensor["data"],
-    slots: Float64Array[],
-  ): void;
+  protected abstract update(param: Tensor["data"], grad: Tensor["data"], slots: StateArray[]): void;
 }
 
 /** Options of `SGD`: the learning rate (required, as in PyTorch), momentum, decay. */
@@ -468,15 +465,21 @@ export class Adam extends Optimizer<AdamOptions, AdamSettings> {
   }
 
   /**
-   * The first and second moments (where the current backend's Adam reads them in place), and
-   * this parameter's step count t.
+   * The first and second moments in the parameter's precision (float32 for a float32 parameter,
+   * as PyTorch keeps them; where the current backend's Adam reads them in place), and this
+   * parameter's step count t.
    */
-  protected initialState(p: Tensor): Float64Array[] {
+  protected initialState(p: Tensor): StateArray[] {
     const backend = getBackend();
-    return [backend.optimizerState(p.size), backend.optimizerState(p.size), new Float64Array(1)];
+    const single = p.dtype === "float32";
+    return [
+      backend.optimizerState(p.size, single),
+      backend.optimizerState(p.size, single),
+      new Float64Array(1),
+    ];
   }
 
-  protected update(param: Tensor["data"], grad: Tensor["data"], slots: Float64Array[]): void {
+  protected update(param: Tensor["data"], grad: Tensor["data"], slots: StateArray[]): void {
     const [m, v, steps] = slots;
     const t = ++steps[0];
     const { lr, beta1, beta2, eps, weightDecay } = this.hyper;

@@ -1,16 +1,17 @@
 /**
  * The optimisers' update in WebAssembly SIMD: Adam's (and AdamW's) step over a range of a
- * parameter, two elements per f64x2 vector, in float64 with the same operations in the same order
- * as the JavaScript loop (`adamInto`), so the parameter and the moments come out bit for bit the same.
+ * parameter, in f32x4 for float32 (parameter and moments) and f64x2 for float64, with the same
+ * operations in the same order as the JavaScript loop (`adamInto`), so the parameter and the
+ * moments come out bit for bit the same.
  */
 
-import { FunctionBuilder, I32, Simd, V128 } from "./assembler.js";
+import { FunctionBuilder, I32, Op, Simd, V128 } from "./assembler.js";
 
-// SIMD opcodes only this function uses.
-const V128_LOAD64_ZERO = 0x5d;
-const V128_STORE64_LANE = 0x5b;
-const F32X4_DEMOTE_F64X2_ZERO = 0x5e;
-const F64X2_PROMOTE_LOW_F32X4 = 0x5f;
+// Opcodes only this function uses (SIMD ones after the 0xfd prefix).
+const F32_DEMOTE_F64 = 0xb6;
+const F32X4_SQRT = 0xe3;
+const F32X4_SUB = 0xe5;
+const F32X4_DIV = 0xe7;
 const F64X2_SQRT = 0xef;
 const F64X2_SUB = 0xf1;
 const F64X2_DIV = 0xf3;
@@ -32,15 +33,15 @@ export const ADAM_SETTINGS = [
 ] as const;
 
 /**
- * `name(settingsAt, paramAt, gradAt, mAt, vAt, lo, hi)`: for i in [lo, hi), two at a time,
+ * `name(settingsAt, paramAt, gradAt, mAt, vAt, lo, hi)`: for i in [lo, hi), a vector at a time,
  *
  *     x = param[i]; g = grad[i] + l2 · x
- *     m[i] = β₁ · m[i] + (1 − β₁) · g;  v[i] = β₂ · v[i] + (1 − β₂) · g · g
+ *     m[i] = β₁ · m[i] + (1 − β₁) · g;  v[i] = β₂ · v[i] + ((1 − β₂) · g) · g
  *     param[i] = x · decay − (stepSize · m[i]) / (√v[i] · scale + ε)
  *
- * with param and grad of `bytes` (4: float32, widened to float64 and the result rounded back; 8:
- * float64) and the moments float64. lo is even; an odd hi also updates element hi (the caller
- * leaves room for it).
+ * with every array of `bytes` (4: float32 in f32x4, the settings rounded to float32 once; 8:
+ * float64 in f64x2). lo is a multiple of the lanes; a hi that is not also updates the elements
+ * up to the next multiple (the caller leaves room for them).
  */
 export function adamFunction(name: string, bytes: 4 | 8): FunctionBuilder {
   const f = new FunctionBuilder(name, [I32, I32, I32, I32, I32, I32, I32]);
@@ -52,48 +53,61 @@ export function adamFunction(name: string, bytes: 4 | 8): FunctionBuilder {
   const g = f.local(V128);
   const m = f.local(V128);
   const v = f.local(V128);
+  const ops =
+    bytes === 4
+      ? { add: Simd.f32x4Add, sub: F32X4_SUB, mul: Simd.f32x4Mul, div: F32X4_DIV, sqrt: F32X4_SQRT }
+      : {
+          add: Simd.f64x2Add,
+          sub: F64X2_SUB,
+          mul: Simd.f64x2Mul,
+          div: F64X2_DIV,
+          sqrt: F64X2_SQRT,
+        };
   settings.forEach((local, k) => {
-    f.get(settingsAt)
-      .simd(Simd.load64Splat, { align: 3, offset: 8 * k })
-      .set(local);
+    if (bytes === 8) {
+      f.get(settingsAt)
+        .simd(Simd.load64Splat, { align: 3, offset: 8 * k })
+        .set(local);
+    } else {
+      f.get(settingsAt)
+        .memory(Op.f64Load, 3, 8 * k)
+        .op(F32_DEMOTE_F64)
+        .simd(Simd.f32x4Splat);
+      f.set(local);
+    }
   });
-  const vector = { align: bytes === 4 ? 3 : 4, offset: 0 };
-  const loadParameter = (base: number) => {
-    f.address(base, [i], bytes);
-    if (bytes === 4) f.simd(V128_LOAD64_ZERO, vector).simd(F64X2_PROMOTE_LOW_F32X4);
-    else f.simd(Simd.load, vector);
-  };
-  const moment = { align: 4, offset: 0 };
+  const vector = { align: 4, offset: 0 };
+  const load = (base: number) => f.address(base, [i], bytes).simd(Simd.load, vector);
   f.forLoop(
     i,
     () => f.get(lo),
     () => f.get(hi),
     () => {
-      loadParameter(paramAt);
-      f.set(x);
-      loadParameter(gradAt);
-      f.get(l2).get(x).simd(Simd.f64x2Mul).simd(Simd.f64x2Add).set(g);
+      load(paramAt).set(x);
+      load(gradAt);
+      f.get(l2).get(x).simd(ops.mul).simd(ops.add).set(g);
       // m[i] = β₁ · m[i] + (1 − β₁) · g
-      f.address(mAt, [i], 8);
-      f.get(beta1).address(mAt, [i], 8).simd(Simd.load, moment).simd(Simd.f64x2Mul);
-      f.get(oneMinusBeta1).get(g).simd(Simd.f64x2Mul).simd(Simd.f64x2Add).tee(m);
-      f.simd(Simd.store, moment);
+      f.address(mAt, [i], bytes);
+      f.get(beta1);
+      load(mAt).simd(ops.mul);
+      f.get(oneMinusBeta1).get(g).simd(ops.mul).simd(ops.add).tee(m);
+      f.simd(Simd.store, vector);
       // v[i] = β₂ · v[i] + ((1 − β₂) · g) · g
-      f.address(vAt, [i], 8);
-      f.get(beta2).address(vAt, [i], 8).simd(Simd.load, moment).simd(Simd.f64x2Mul);
-      f.get(oneMinusBeta2).get(g).simd(Simd.f64x2Mul).get(g).simd(Simd.f64x2Mul);
-      f.simd(Simd.f64x2Add).tee(v);
-      f.simd(Simd.store, moment);
+      f.address(vAt, [i], bytes);
+      f.get(beta2);
+      load(vAt).simd(ops.mul);
+      f.get(oneMinusBeta2).get(g).simd(ops.mul).get(g).simd(ops.mul);
+      f.simd(ops.add).tee(v);
+      f.simd(Simd.store, vector);
       // param[i] = x · decay − (stepSize · m) / (√v · scale + ε)
       f.address(paramAt, [i], bytes);
-      f.get(x).get(decay).simd(Simd.f64x2Mul);
-      f.get(stepSize).get(m).simd(Simd.f64x2Mul);
-      f.get(v).simd(F64X2_SQRT).get(scale).simd(Simd.f64x2Mul).get(eps).simd(Simd.f64x2Add);
-      f.simd(F64X2_DIV).simd(F64X2_SUB);
-      if (bytes === 4) f.simd(F32X4_DEMOTE_F64X2_ZERO).simd(V128_STORE64_LANE, vector).op(0);
-      else f.simd(Simd.store, vector);
+      f.get(x).get(decay).simd(ops.mul);
+      f.get(stepSize).get(m).simd(ops.mul);
+      f.get(v).simd(ops.sqrt).get(scale).simd(ops.mul).get(eps).simd(ops.add);
+      f.simd(ops.div).simd(ops.sub);
+      f.simd(Simd.store, vector);
     },
-    2,
+    16 / bytes,
   );
   return f;
 }

@@ -1,7 +1,7 @@
-/** The optimisers' kernels of the wasm backend: their float64 state kept in wasm memory for good, and Adam's step run there on every core. */
+/** The optimisers' kernels of the wasm backend: their state kept in wasm memory for good, and Adam's step run there on every core. */
 
 import type { DataArray } from "../../dtype.js";
-import { type AdamStep, adamInto } from "../optimizers.js";
+import { type AdamStep, adamInto, type StateArray } from "../optimizers.js";
 import { ADAM_SETTINGS } from "./optim-module.js";
 import { align64, FUNCTION_NAMES, getNumThreads, type WasmRuntime } from "./runtime.js";
 
@@ -24,13 +24,14 @@ const PER_CHUNK = 1 << 15;
  */
 export function wasmOptimizers(runtime: WasmRuntime) {
   return {
-    optimizerState: (length: number): Float64Array =>
-      runtime.heapView(length) ?? new Float64Array(length),
-    adam: (param: DataArray, grad: DataArray, m: Float64Array, v: Float64Array, s: AdamStep) => {
+    optimizerState: (length: number, single: boolean): StateArray =>
+      runtime.heapView(length, single) ??
+      (single ? new Float32Array(length) : new Float64Array(length)),
+    adam: (param: DataArray, grad: DataArray, m: StateArray, v: StateArray, s: AdamStep) => {
       const n = param.length;
       const single = param instanceof Float32Array;
-      const mAt = runtime.addressOf(m, false);
-      const vAt = runtime.addressOf(v, false);
+      const mAt = runtime.addressOf(m, single);
+      const vAt = runtime.addressOf(v, single);
       if (
         n < MIN_ELEMENTS ||
         mAt < 0 ||
@@ -42,13 +43,14 @@ export function wasmOptimizers(runtime: WasmRuntime) {
         return;
       }
       const bytes = single ? 4 : 8;
-      // The settings, then the parameter and its gradient, each with room for one element more:
-      // the kernel updates two at a time (the heap's blocks are whole cache lines, so the moments
-      // of an odd count have that room too).
+      const lanes = 16 / bytes;
+      // The settings, then the parameter and its gradient, each with room for a vector more: the
+      // kernel updates a vector at a time (the heap's blocks are whole cache lines, so the
+      // moments have that room too).
       const settingsAt = align64(runtime.residentBytes);
       const paramAt = align64(settingsAt + ADAM_SETTINGS.length * 8);
-      const gradAt = align64(paramAt + (n + 1) * bytes);
-      if (!runtime.reserve(gradAt + (n + 1) * bytes)) {
+      const gradAt = align64(paramAt + (n + lanes) * bytes);
+      if (!runtime.reserve(gradAt + (n + lanes) * bytes)) {
         adamInto(param, grad, m, v, s);
         return;
       }
@@ -64,14 +66,14 @@ export function wasmOptimizers(runtime: WasmRuntime) {
       const view = single ? runtime.f32 : runtime.f64;
       view.set(param, paramAt / bytes);
       view.set(grad, gradAt / bytes);
-      const pairs = Math.ceil(n / 2);
+      const vectors = Math.ceil(n / lanes);
       runtime.run({
         fn: FUNCTION_NAMES.indexOf(single ? "adam32" : "adam64"),
         args: [settingsAt, paramAt, gradAt, mAt, vAt],
-        total: pairs,
-        step: 2,
+        total: vectors,
+        step: lanes,
         limit: n,
-        chunks: Math.max(1, Math.min(pairs, 2 * getNumThreads(), Math.floor(n / PER_CHUNK))),
+        chunks: Math.max(1, Math.min(vectors, 2 * getNumThreads(), Math.floor(n / PER_CHUNK))),
       });
       param.set(view.subarray(paramAt / bytes, paramAt / bytes + n));
     },

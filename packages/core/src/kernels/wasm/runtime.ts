@@ -272,16 +272,17 @@ export class WasmRuntime {
   }
 
   /**
-   * A zeroed float64 view of `length` elements in the heap at the start of memory, resident (the
-   * kernels read it in place) until it is garbage collected, when its block is freed for the
-   * next. Null when the memory cannot grow that far. Call it between kernels, never while one
+   * A zeroed float32 (`single`) or float64 view of `length` elements in the heap at the start of
+   * memory, resident (the kernels read it in place) until it is garbage collected, when its block
+   * is freed for the next. Blocks are whole cache lines, so a kernel may run a vector past the
+   * end. Null when the memory cannot grow that far. Call it between kernels, never while one
    * runs: a heap that grows moves every kernel's scratch up.
    *
    * @example
-   * const moments = runtime.heapView(p.size); // read and written in place by adam32
+   * const moments = runtime.heapView(p.size, true); // read and written in place by adam32
    */
-  heapView(length: number): Float64Array | null {
-    const bytes = align64(Math.max(length, 1) * 8);
+  heapView(length: number, single: boolean): Float32Array | Float64Array | null {
+    const bytes = align64(Math.max(length, 1) * (single ? 4 : 8));
     let at = -1;
     const fit = this.freeBlocks.findIndex(([, size]) => size >= bytes);
     if (fit >= 0) {
@@ -295,7 +296,7 @@ export class WasmRuntime {
       this.heapTop += bytes;
       this.residentBytes = Math.max(this.residentBytes, this.heapTop);
     }
-    const view = this.residentView(at, length, false) as Float64Array;
+    const view = this.residentView(at, length, single);
     view.fill(0);
     this.heap.register(view, [at, bytes]);
     return view;
