@@ -35,6 +35,20 @@ const WEIGHT_IMAGE_COLUMNS = 1 << 18;
  */
 const WEIGHT_CHUNKS = 8;
 
+/** C, H, W, Ho, Wo, the window and the dilation: the geometry as the whole-image kernels take it. */
+function imageArguments(g: ConvGeometry): number[] {
+  return [
+    g.inChannels,
+    g.inHeight,
+    g.inWidth,
+    g.outHeight,
+    g.outWidth,
+    ...windowArguments(g),
+    g.dilationHeight,
+    g.dilationWidth,
+  ];
+}
+
 /** The sizes of one batched convolution, and where its pieces sit in wasm memory (bytes). */
 interface Plan {
   single: boolean;
@@ -100,14 +114,7 @@ function columnsOf(
     args: [
       p.imagesAt,
       p.columnsAt,
-      g.inChannels,
-      g.inHeight,
-      g.inWidth,
-      g.outHeight,
-      g.outWidth,
-      ...windowArguments(g),
-      g.dilationHeight,
-      g.dilationWidth,
+      ...imageArguments(g),
       p.image * p.bytes,
       p.plane * p.bytes,
       count * p.plane * p.bytes,
@@ -326,14 +333,7 @@ export function wasmConvolutions(runtime: WasmRuntime, perChunk: number, block: 
         args: [
           xAt,
           dyAt,
-          g.inChannels,
-          g.inHeight,
-          g.inWidth,
-          g.outHeight,
-          g.outWidth,
-          ...windowArguments(g),
-          g.dilationHeight,
-          g.dilationWidth,
+          ...imageArguments(g),
           m,
           kc,
           mc,
