@@ -330,16 +330,7 @@ export function wasmConvolutions(runtime: WasmRuntime, perChunk: number, block: 
       const { kc, mc } = depthBlocks(single, plane);
       runtime.run({
         fn: FUNCTION_NAMES.indexOf(single ? "weightImages32" : "weightImages64"),
-        args: [
-          xAt,
-          dyAt,
-          ...imageArguments(g),
-          m,
-          kc,
-          mc,
-          aOffset,
-          bOffset,
-        ],
+        args: [xAt, dyAt, ...imageArguments(g), m, kc, mc, aOffset, bOffset],
         total: g.batch,
         chunks,
         scratch: { base: scratchAt, stride },
