@@ -3,6 +3,15 @@
 import { FunctionBuilder, I32, Op, Simd, V128 } from "./assembler.js";
 import type { GemmLayout } from "./gemm-module.js";
 
+/** Pushes ⌈value / width⌉ for the non-negative value `value` pushes. */
+function pushCeilDivide(f: FunctionBuilder, value: () => void, width: number): void {
+  value();
+  f.i32(width - 1)
+    .op(Op.i32Add)
+    .i32(width)
+    .op(0x6d); // i32.div_s
+}
+
 /** Function indices a `convImages` function calls. */
 export interface ConvCallees {
   im2col: number;
@@ -38,13 +47,8 @@ export function convImagesFunction(
   );
   /** Pushes ⌈value / nr⌉ · nr for the value `value` pushes. */
   const padded = (value: () => void) => {
-    value();
-    f.i32(nr - 1)
-      .op(Op.i32Add)
-      .i32(nr)
-      .op(0x6d) // i32.div_s
-      .i32(nr)
-      .op(Op.i32Mul);
+    pushCeilDivide(f, value, nr);
+    f.i32(nr).op(Op.i32Mul);
   };
   /** Copies the block's rows of out[j] into C (`toC`) or back, n elements per output channel. */
   const copyRows = (toC: boolean) =>
@@ -142,14 +146,7 @@ export function weightImagesFunction(
   const [kh, kw] = window;
   const [m, kc, mc, aOffset, bOffset, scratch, lo, hi] = [15, 16, 17, 18, 19, 20, 21, 22];
   const [depth, plane, ldc, col, j] = Array.from({ length: 5 }, () => f.local(I32));
-  /** Pushes ⌈value / width⌉ for the value `value` pushes. */
-  const panels = (value: () => void, width: number) => {
-    value();
-    f.i32(width - 1)
-      .op(Op.i32Add)
-      .i32(width)
-      .op(0x6d); // i32.div_s
-  };
+  const panels = (value: () => void, width: number) => pushCeilDivide(f, value, width);
   f.get(C).get(kh).op(Op.i32Mul).get(kw).op(Op.i32Mul).set(depth);
   f.get(Ho).get(Wo).op(Op.i32Mul).set(plane);
   panels(() => f.get(depth), nr);

@@ -2,7 +2,7 @@
 
 import type { DataArray } from "../../dtype.js";
 import { blockRows, type ConvGeometry, columnBlock, isPointwise } from "../conv.js";
-import { CONV_IMAGES_ARGUMENTS } from "./conv-module.js";
+import { CONV_IMAGES_ARGUMENTS, WEIGHT_IMAGES_ARGUMENTS } from "./conv-module.js";
 import { depthBlocks, packedBytes, productAt, threadChunks } from "./gemm.js";
 import { LAYOUTS } from "./gemm-module.js";
 import {
@@ -328,9 +328,13 @@ export function wasmConvolutions(runtime: WasmRuntime, perChunk: number, block: 
       view.set(x.subarray(0, g.batch * image), xAt / bytes);
       view.set(dy.subarray(0, g.batch * m * plane), dyAt / bytes);
       const { kc, mc } = depthBlocks(single, plane);
+      const args = [xAt, dyAt, ...imageArguments(g), m, kc, mc, aOffset, bOffset];
+      if (args.length !== WEIGHT_IMAGES_ARGUMENTS) {
+        throw new Error("conv2dBackwardWeight: argument count");
+      }
       runtime.run({
         fn: FUNCTION_NAMES.indexOf(single ? "weightImages32" : "weightImages64"),
-        args: [xAt, dyAt, ...imageArguments(g), m, kc, mc, aOffset, bOffset],
+        args,
         total: g.batch,
         chunks,
         scratch: { base: scratchAt, stride },
