@@ -23,9 +23,33 @@ const constructors = {
   bool: Uint8Array,
 } satisfies { [D in DType]: { new (n: number): DataArrayOf[D] } };
 
-/** A new zero-filled array of `n` elements for `dtype`. */
+/**
+ * Where arrays of at least `PLACED_BYTES` come from when a backend places them (`setPlacement`):
+ * a zeroed array of `n` elements of `dtype`, or null to leave it to JavaScript memory.
+ */
+export type Placement = <D extends DType>(dtype: D, n: number) => DataArrayOf[D] | null;
+
+/** Arrays this large or larger are offered to the placement (smaller ones cost little to copy). */
+export const PLACED_BYTES = 1 << 16;
+
+let placement: Placement | null = null;
+
+/**
+ * @internal Sets where large arrays come from (the backend module sets it: the wasm backend puts
+ * them in its memory, so that its kernels read and write them in place); null: JavaScript memory.
+ */
+export function setPlacement(placed: Placement | null): void {
+  placement = placed;
+}
+
+/** A new zero-filled array of `n` elements for `dtype`, where the backend places large ones. */
 export function allocate<D extends DType>(dtype: D, n: number): DataArrayOf[D] {
-  return new constructors[dtype](n) as DataArrayOf[D];
+  const Made = constructors[dtype];
+  if (placement !== null && n * Made.BYTES_PER_ELEMENT >= PLACED_BYTES) {
+    const placed = placement(dtype, n);
+    if (placed !== null) return placed;
+  }
+  return new Made(n) as DataArrayOf[D];
 }
 
 /**

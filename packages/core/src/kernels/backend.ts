@@ -1,6 +1,6 @@
 /** The seam between ops and every kernel that is not elementwise (products, convolutions, pools, reductions, gathers): ops (and optimisers) call whichever backend is current, so a faster one (WebAssembly SIMD) can replace the plain-JavaScript loops without touching any op. */
 
-import type { DataArray } from "../dtype.js";
+import { type DataArray, type Placement, setPlacement } from "../dtype.js";
 import {
   avgPool2dBackwardInto,
   avgPool2dInto,
@@ -93,6 +93,12 @@ export interface DenseBackend {
    * JavaScript renderer. A backend's renderer may leave kernels to JavaScript's (`supports`).
    */
   readonly renderer?: Renderer;
+  /**
+   * Where a tensor's large arrays go while this backend is in force: zeroed arrays in memory its
+   * kernels read and write in place (freed with the tensor, as any array is), or null to leave
+   * one to JavaScript memory. Absent: JavaScript memory.
+   */
+  readonly allocate?: Placement;
 }
 
 /** The kernels every backend must provide. */
@@ -198,6 +204,11 @@ export function setBackend(backend: DenseBackend | BackendName): DenseBackend {
       "setBackend: backend.renderer must be a renderer (supports and run functions) or absent",
     );
   }
+  if (chosen.allocate !== undefined && typeof chosen.allocate !== "function") {
+    throw new Error(
+      `setBackend: backend.allocate must be a function or absent, got ${typeof chosen.allocate}`,
+    );
+  }
   const previous = getBackend();
   current = chosen;
   return previous;
@@ -218,3 +229,6 @@ export function getBackend(): DenseBackend {
 }
 
 export type { ConvGeometry, PoolGeometry };
+
+// Large arrays of new tensors go where the backend in force puts them (the wasm backend: its memory).
+setPlacement((dtype, n) => getBackend().allocate?.(dtype, n) ?? null);

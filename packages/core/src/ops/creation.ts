@@ -121,8 +121,10 @@ export function tensor(values: Values, options?: TensorOptions): Tensor {
     ArrayBuffer.isView(values) &&
     dtypeOfArray(values) === dtype &&
     !(dtype === "bool" && (values as Uint8Array).some((v) => v > 1));
-  if (copyable) data = (values as unknown as DataArray).slice();
-  else {
+  if (copyable) {
+    data = allocate(dtype, flat.length);
+    data.set(values as unknown as DataArray);
+  } else {
     data = allocate(dtype, flat.length);
     // bool is "not 0", as in cast(): NaN is true (a plain truthiness test would make it false).
     for (let i = 0; i < flat.length; i++) {

@@ -17,7 +17,7 @@ import { type GemmThresholds, PER_CHUNK, wasmGemm } from "./gemm.js";
 import { wasmOptimizers } from "./optimizers.js";
 import { wasmPooling } from "./pooling.js";
 import { createWasmRenderer } from "./renderer.js";
-import { hasRelaxedSimd, WasmRuntime } from "./runtime.js";
+import { hasRelaxedSimd, MAX_TENSOR_BYTES, TENSOR_BUDGET, WasmRuntime } from "./runtime.js";
 
 /**
  * Elements per im2col block on this backend: larger than the JavaScript backend's, because each
@@ -33,6 +33,13 @@ export interface WasmBackendOptions extends GemmThresholds {
    * Default: when the runtime validates it.
    */
   relaxed?: boolean;
+  /**
+   * Bytes of tensor data kept in wasm memory, where the kernels read and write it in place
+   * (arrays of 64 KiB and more; beyond the budget, new ones go to JavaScript memory). The memory
+   * grows to hold them and does not shrink. 0 keeps every tensor in JavaScript memory. Default
+   * 512 MiB.
+   */
+  tensorBytes?: number;
 }
 
 /**
@@ -51,7 +58,14 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
   if (relaxed && !hasRelaxedSimd()) {
     throw new Error("createWasmBackend: relaxed is true but this runtime has no relaxed SIMD");
   }
+  const tensorBytes = options.tensorBytes ?? TENSOR_BUDGET;
+  if (!(Number.isInteger(tensorBytes) && tensorBytes >= 0 && tensorBytes <= MAX_TENSOR_BYTES)) {
+    throw new Error(
+      `createWasmBackend: tensorBytes must be an integer in [0, ${MAX_TENSOR_BYTES}], got ${tensorBytes}`,
+    );
+  }
   const runtime = new WasmRuntime(relaxed);
+  runtime.tensorBudget = tensorBytes;
   const gemm = wasmGemm(runtime, options);
   const columns = wasmColumns(runtime);
   const convolutions = wasmConvolutions(runtime, options.perChunk ?? PER_CHUNK, COLUMN_BLOCK);
@@ -87,5 +101,6 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
     ...javascriptReductions,
     ...wasmOptimizers(runtime),
     renderer: createWasmRenderer(runtime),
+    allocate: (dtype, n) => (tensorBytes > 0 ? runtime.tensorArray(dtype, n) : null),
   };
 }

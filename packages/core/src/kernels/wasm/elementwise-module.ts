@@ -434,12 +434,31 @@ export function elementwiseFunction(
         loadVector(pa);
         f.simd(MathSimd.bitselect).simd(Simd.store, { align: 4, offset: 0 });
       }),
-    store: () =>
-      vectors(() => {
-        f.get(w[2]).get(b).i32(4).op(Op.i32Mul, Op.i32Add).get(i).op(Op.i32Add);
-        loadVector(pd);
-        f.simd(Simd.store, { align: 2, offset: 0 });
-      }),
+    // Whole vectors, then the last partial one lane by lane: an array written in place (a
+    // tensor's data in the heap) has no slack after it.
+    store: () => {
+      f.forLoop(
+        i,
+        () => f.i32(0),
+        () => f.get(len).i32(-4).op(I32_AND).i32(4).op(Op.i32Mul),
+        () => {
+          f.get(w[2]).get(b).i32(4).op(Op.i32Mul, Op.i32Add).get(i).op(Op.i32Add);
+          loadVector(pd);
+          f.simd(Simd.store, { align: 2, offset: 0 });
+        },
+        16,
+      );
+      f.forLoop(
+        k,
+        () => f.get(len).i32(-4).op(I32_AND),
+        () => f.get(len),
+        () => {
+          f.get(w[2]).get(b).get(k).op(Op.i32Add).i32(4).op(Op.i32Mul, Op.i32Add);
+          f.get(pd).get(k).i32(4).op(Op.i32Mul, Op.i32Add).memory(Op.f32Load, 2, 0);
+          f.memory(Op.f32Store, 2, 0);
+        },
+      );
+    },
     place: () => rowRuns(() => moveRun(false, false)),
     scatter: () => rowRuns(() => moveRun(false, true)),
     sum: () => {

@@ -19,6 +19,18 @@ import type { Job } from "./pool.js";
 import { align64, FUNCTION_NAMES, getNumThreads, MAX_PAGES, type WasmRuntime } from "./runtime.js";
 import { type WasmModule, webAssembly } from "./webassembly.js";
 
+/** The smallest and largest entries of `index` (+∞ and −∞ when it is empty). */
+function extremes(index: Int32Array): [number, number] {
+  let low = Number.POSITIVE_INFINITY;
+  let high = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < index.length; i++) {
+    const r = index[i];
+    if (r < low) low = r;
+    if (r > high) high = r;
+  }
+  return [low, high];
+}
+
 /** A value of a kernel: one float32 per element (or a mask of all ones or zeros). */
 export interface Value {
   readonly id: number;
@@ -156,16 +168,20 @@ export class ElementwiseKernel {
     }
     const length = this.staged[array.id].data.length;
     const lastColumn = (width - 1) * colStride;
-    for (const r of rows.index) {
+    const outside = (r: number) => {
       const first = rows.start + r * rows.scale;
-      if (
-        Math.min(first, first + lastColumn) < 0 ||
-        Math.max(first, first + lastColumn) >= length
-      ) {
-        fail(
-          `row ${r} (elements ${first} to ${first + lastColumn}) is outside the array of ${length}`,
-        );
-      }
+      return (
+        Math.min(first, first + lastColumn) < 0 || Math.max(first, first + lastColumn) >= length
+      );
+    };
+    // Every row lies inside when the lowest and the highest do (one pass, then the culprit).
+    const [low, high] = extremes(rows.index);
+    if (rows.index.length > 0 && (outside(low) || outside(high))) {
+      const r = rows.index.find(outside) as number;
+      const first = rows.start + r * rows.scale;
+      fail(
+        `row ${r} (elements ${first} to ${first + lastColumn}) is outside the array of ${length}`,
+      );
     }
     const index = this.stage({ kind: "rows", data: rows.index }).id;
     return [index, rows.scale, rows.start, width, colStride];
@@ -403,6 +419,23 @@ function compiledKernel(runtime: WasmRuntime, fused: FusedInstruction): Compiled
   return compiled;
 }
 
+/**
+ * The byte address of each staged array that already lies in `runtime`'s memory and can be used
+ * where it is, or -1 for one to copy: every array in that memory, except an output that an input
+ * overlaps (threads would read what others have written).
+ */
+function inPlace(runtime: WasmRuntime, staged: readonly Staged[]): number[] {
+  const at = staged.map((array) => runtime.placeOf(array.data));
+  const end = (k: number) => at[k] + staged[k].data.byteLength;
+  return at.map((address, k) => {
+    if (address < 0 || staged[k].kind !== "output") return address;
+    const read = staged.some(
+      (other, j) => other.kind !== "output" && at[j] >= 0 && at[j] < end(k) && address < end(j),
+    );
+    return read ? -1 : address;
+  });
+}
+
 /** Elements each thread must get before another is woken (a few hundred microseconds of work). */
 const PER_THREAD = 1 << 16;
 /** Chunks per thread of a threaded kernel (each with a register file of its own). */
@@ -438,12 +471,16 @@ export function runElementwise(
           CHUNKS_PER_THREAD * threads,
           Math.floor(n / (PER_THREAD / CHUNKS_PER_THREAD)),
         );
-  // Layout: instructions, each array (16 bytes of slack after it: loads and stores move whole
+  // Arrays already in this memory (tensors' data in the heap) are read and written where they
+  // are; the others are copied in (and outputs back). An output read by an input too is copied.
+  const resident = inPlace(runtime, kernel.staged);
+  // Layout: instructions, each array to copy (16 bytes of slack after it: loads move whole
   // vectors), the block sums, one register file per thread.
   let at = align64(runtime.residentBytes);
   const programAt = at;
   at = align64(at + words.length * 4);
-  const addresses = kernel.staged.map((staged) => {
+  const addresses = kernel.staged.map((staged, k) => {
+    if (resident[k] >= 0) return resident[k];
     const here = at;
     at = align64(at + staged.data.length * 4 + 16);
     return here;
@@ -460,7 +497,10 @@ export function runElementwise(
   heap.set(words, programAt / 4);
   kernel.staged.forEach((staged, k) => {
     const address = addresses[k] / 4;
-    if (staged.kind === "rows") heap.set(staged.data, address);
+    if (resident[k] >= 0) {
+      // A place writes its rows into zeros: the rest of the array must be zeros too.
+      if (staged.kind === "output" && staged.initial === "zeros") staged.data.fill(0);
+    } else if (staged.kind === "rows") heap.set(staged.data, address);
     else if (staged.kind === "input" || staged.initial === "values")
       runtime.f32.set(staged.data, address);
     else runtime.f32.fill(0, address, address + staged.data.length);
@@ -483,7 +523,7 @@ export function runElementwise(
     runtime.runModule(module, compiledFunction, job);
   } else if (n > 0) runtime.run(job);
   kernel.staged.forEach((staged, k) => {
-    if (staged.kind !== "output") return;
+    if (staged.kind !== "output" || resident[k] >= 0) return;
     const address = addresses[k] / 4;
     staged.data.set(runtime.f32.subarray(address, address + staged.data.length));
   });

@@ -2,6 +2,8 @@
 
 import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import type { DataArrayOf, DType } from "../../dtype.js";
 import type { PoolGeometry } from "../conv.js";
 import { assemble, FunctionBuilder, Simd, V128 } from "./assembler.js";
 import { convImagesFunction, sumPartialsFunction, weightImagesFunction } from "./conv-module.js";
@@ -165,6 +167,48 @@ const callees = (suffix: "32" | "64") => ({
   packB: FUNCTION_NAMES.indexOf(`packB${suffix}`),
 });
 
+/** A `FinalizationRegistry` that can also run its callbacks now (`reclaim`), where V8 allows. */
+interface Reclaiming<T> {
+  readonly registry: FinalizationRegistry<T>;
+  /** Runs the callbacks of targets collected so far; nothing where the runtime cannot. */
+  readonly reclaim: () => void;
+}
+
+/**
+ * A finalisation registry whose callbacks can run synchronously. A registry's callbacks normally
+ * wait for the event loop, so a training loop that never yields would see none of its blocks
+ * freed; V8's `cleanupSome` runs them at once. It sits behind a flag that only affects realms
+ * made after it is set, so the registry comes from a fresh one. Elsewhere, callbacks run when the
+ * loop yields.
+ */
+function reclaimingRegistry<T>(callback: (held: T) => void): Reclaiming<T> {
+  let Registry: typeof FinalizationRegistry = FinalizationRegistry;
+  try {
+    setFlagsFromString("--harmony-weak-refs-with-cleanup-some");
+    const other = runInNewContext("FinalizationRegistry") as typeof FinalizationRegistry;
+    if (typeof (other.prototype as { cleanupSome?: unknown }).cleanupSome === "function") {
+      Registry = other;
+    }
+  } catch {
+    // Not V8, or flags are locked: callbacks run when the event loop turns.
+  }
+  const registry = new Registry<T>(callback);
+  const cleanupSome = (registry as { cleanupSome?: () => void }).cleanupSome;
+  return { registry, reclaim: () => cleanupSome?.call(registry) };
+}
+
+const ARRAYS = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int32: Int32Array,
+  bool: Uint8Array,
+} satisfies { [D in DType]: { BYTES_PER_ELEMENT: number } };
+
+/** Bytes of tensor data the heap holds at most by default (`WasmRuntime.tensorBudget`). */
+export const TENSOR_BUDGET = 512 * 1024 * 1024;
+/** The largest tensor budget: half the memory, the other half for the kernels' scratch. */
+export const MAX_TENSOR_BYTES = 1024 * 1024 * 1024;
+
 /**
  * One compiled module, its memory, an instance on this thread and (once a kernel asks for more
  * than one thread) a pool of workers instantiating the same module over the same memory.
@@ -176,19 +220,24 @@ export class WasmRuntime {
   private pool: WorkerPool | null = null;
   /** The `fn` of each module loaded into the current pool (`runModule`). */
   private loadedModules = new WeakMap<WasmModule, number>();
-  /** Views onto wasm memory handed to other kernels (im2col blocks), with their byte addresses. */
-  private readonly residents = new WeakMap<object, number>();
+  /** Every `ArrayBuffer` object this memory has had (a shared memory gets a new one when it grows). */
+  private readonly buffers = new WeakSet<object>();
   /**
-   * Bytes at the start of memory that long-lived buffers occupy (`heapView`): no kernel's
-   * scratch goes below.
+   * Bytes at the start of memory that long-lived buffers occupy (`heapView`, `tensorArray`): no
+   * kernel's scratch goes below.
    */
   heapTop = 0;
   /** Freed blocks of the heap, by address: [byte address, bytes]. */
   private readonly freeBlocks: [number, number][] = [];
-  /** Frees a heap block once its view has been collected. */
-  private readonly heap = new FinalizationRegistry<[number, number]>(([at, bytes]) =>
-    this.release(at, bytes),
-  );
+  /** Frees a heap block once its view has been collected: [byte address, bytes, a tensor's]. */
+  private readonly heap = reclaimingRegistry<[number, number, boolean]>(([at, bytes, tensor]) => {
+    if (tensor) this.tensorBytes -= bytes;
+    this.release(at, bytes);
+  });
+  /** Bytes of the heap that tensors' arrays hold (`tensorArray`). */
+  tensorBytes = 0;
+  /** Bytes of tensor data the heap may hold; beyond it, `tensorArray` gives null. */
+  tensorBudget = TENSOR_BUDGET;
   /** Bytes at the start of memory that the heap and resident views occupy; kernels' scratch starts after. */
   residentBytes = 0;
   f32: Float32Array<ArrayBufferLike> = new Float32Array(0);
@@ -243,6 +292,7 @@ export class WasmRuntime {
 
   private refreshViews(): void {
     const buffer = this.memory.buffer;
+    this.buffers.add(buffer);
     if (this.f32.buffer !== buffer || this.f32.length * 4 !== buffer.byteLength) {
       this.f32 = new Float32Array(buffer);
       this.f64 = new Float64Array(buffer);
@@ -259,16 +309,31 @@ export class WasmRuntime {
   }
 
   /**
-   * A float32 (or float64) view of `length` elements at byte `address`, remembered as resident:
-   * a kernel given it reads it in place instead of copying it in. It stays valid when the memory
-   * grows (a shared memory keeps its backing store).
+   * A float32 (or float64) view of `length` elements at byte `address`: a kernel given it (or any
+   * other view onto this memory) reads it in place instead of copying it in. It stays valid when
+   * the memory grows (a shared memory keeps its backing store).
    */
   residentView(address: number, length: number, single: boolean): Float32Array | Float64Array {
-    const view = single
+    this.refreshViews();
+    return single
       ? new Float32Array(this.memory.buffer, address, length)
       : new Float64Array(this.memory.buffer, address, length);
-    this.residents.set(view, address);
-    return view as Float32Array | Float64Array;
+  }
+
+  /** A heap block of `bytes` (whole cache lines): its byte address, or -1 when the memory cannot grow that far. */
+  private block(bytes: number): number {
+    const fit = this.freeBlocks.findIndex(([, size]) => size >= bytes);
+    if (fit >= 0) {
+      const [at, size] = this.freeBlocks[fit];
+      if (size === bytes) this.freeBlocks.splice(fit, 1);
+      else this.freeBlocks[fit] = [at + bytes, size - bytes];
+      return at;
+    }
+    if (!this.reserve(this.heapTop + bytes)) return -1;
+    const at = this.heapTop;
+    this.heapTop += bytes;
+    this.residentBytes = Math.max(this.residentBytes, this.heapTop);
+    return at;
   }
 
   /**
@@ -283,23 +348,39 @@ export class WasmRuntime {
    */
   heapView(length: number, single: boolean): Float32Array | Float64Array | null {
     const bytes = align64(Math.max(length, 1) * (single ? 4 : 8));
-    let at = -1;
-    const fit = this.freeBlocks.findIndex(([, size]) => size >= bytes);
-    if (fit >= 0) {
-      const [blockAt, size] = this.freeBlocks[fit];
-      at = blockAt;
-      if (size === bytes) this.freeBlocks.splice(fit, 1);
-      else this.freeBlocks[fit] = [blockAt + bytes, size - bytes];
-    } else {
-      if (!this.reserve(this.heapTop + bytes)) return null;
-      at = this.heapTop;
-      this.heapTop += bytes;
-      this.residentBytes = Math.max(this.residentBytes, this.heapTop);
-    }
+    const at = this.block(bytes);
+    if (at < 0) return null;
     const view = this.residentView(at, length, single);
     view.fill(0);
-    this.heap.register(view, [at, bytes]);
+    this.heap.registry.register(view, [at, bytes, false]);
     return view;
+  }
+
+  /**
+   * A zeroed array of `length` elements of `dtype` in the heap, for a tensor's data: the kernels
+   * read and write it in place, and its block is freed once it is garbage collected. Null when
+   * the tensors' arrays would pass `tensorBudget` even after freeing the blocks of arrays
+   * collected so far, or when the memory cannot grow that far: the caller then allocates in
+   * JavaScript memory. Call it between kernels, as `heapView`.
+   *
+   * @example
+   * const data = runtime.tensorArray("float32", 1 << 20) ?? new Float32Array(1 << 20);
+   */
+  tensorArray<D extends DType>(dtype: D, length: number): DataArrayOf[D] | null {
+    const Made = ARRAYS[dtype];
+    const bytes = align64(Math.max(length, 1) * Made.BYTES_PER_ELEMENT);
+    if (this.tensorBytes + bytes > this.tensorBudget) {
+      this.heap.reclaim();
+      if (this.tensorBytes + bytes > this.tensorBudget) return null;
+    }
+    const at = this.block(bytes);
+    if (at < 0) return null;
+    this.refreshViews();
+    const view = new Made(this.memory.buffer as ArrayBuffer, at, length);
+    view.fill(0);
+    this.tensorBytes += bytes;
+    this.heap.registry.register(view, [at, bytes, true]);
+    return view as DataArrayOf[D];
   }
 
   /** Returns a heap block to the free list, merged with its neighbours; the heap shrinks when its top block is free. */
@@ -325,10 +406,15 @@ export class WasmRuntime {
     }
   }
 
-  /** The byte address of a resident view of the given precision, or -1 for any other array. */
-  addressOf(array: object, single: boolean): number {
-    if (array instanceof Float32Array !== single) return -1;
-    return this.residents.get(array) ?? -1;
+  /** The byte address in this memory of `array`'s first element, or -1 when it lies elsewhere. */
+  placeOf(array: ArrayBufferView): number {
+    return this.buffers.has(array.buffer) ? array.byteOffset : -1;
+  }
+
+  /** The byte address of a float32 (`single`) or float64 array in this memory, or -1 for any other array. */
+  addressOf(array: ArrayBufferView, single: boolean): number {
+    if (!(single ? array instanceof Float32Array : array instanceof Float64Array)) return -1;
+    return this.placeOf(array);
   }
 
   /**
