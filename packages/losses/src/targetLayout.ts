@@ -1,6 +1,22 @@
 /** The keras-retinanet target layout `[B, N, C + 1]` (labels, then the anchor state): checks and normalisers. */
 
-import { cast, equal, isFloat, maximum, reshape, slice, sum, type Tensor } from "@focalgrad/core";
+import {
+  broadcastTo,
+  cast,
+  equal,
+  greaterEqual,
+  isFloat,
+  lessEqual,
+  logicalAnd,
+  logicalNot,
+  logicalOr,
+  maximum,
+  notEqual,
+  reshape,
+  slice,
+  sum,
+  type Tensor,
+} from "@focalgrad/core";
 import { checkFloatArg, checkNumericArg, checkRank, checkTensorArg } from "./common.js";
 
 function shapeText(shape: readonly number[]): string {
@@ -48,6 +64,8 @@ export function checkAnchorTargets(
         `of ${predName}, then the anchor state), got ${target.shape[2]} (yTrue ${shapeText(target.shape)})`,
     );
   }
+  // One fused pass counts what is out of place; only a bad batch is walked again to name the first.
+  if (misplacedTargets(target, columns, labelsInUnitInterval) === 0) return columns;
   const data = target.read();
   const stride = columns + 1;
   for (let base = 0, anchor = 0; base < data.length; base += stride, anchor++) {
@@ -71,6 +89,27 @@ export function checkAnchorTargets(
     }
   }
   return columns;
+}
+
+/**
+ * How many entries of `yTrue [B, N, C + 1]` break its layout: anchor states other than -1, 0 and 1
+ * (counted once per column), and (with `labelsInUnitInterval`) labels outside [0, 1] or NaN of
+ * anchors that are not ignored. One lazy sum of elementwise ops, so one fused kernel.
+ */
+function misplacedTargets(yTrue: Tensor, columns: number, labelsInUnitInterval: boolean): number {
+  const [batch, anchors] = yTrue.shape;
+  const column = slice(yTrue, [0, 0, columns], [batch, anchors, 1]);
+  // Every comparison over [B, N, C] (the state a broadcast view), so that they fuse into one kernel.
+  const state = labelsInUnitInterval ? broadcastTo(column, [batch, anchors, columns]) : column;
+  const badState = logicalAnd(
+    logicalAnd(notEqual(state, -1), notEqual(state, 0)),
+    notEqual(state, 1),
+  );
+  if (!labelsInUnitInterval) return sum(cast(badState, "float32")).item();
+  const labels = slice(yTrue, [0, 0, 0], [batch, anchors, columns]);
+  const inside = logicalAnd(greaterEqual(labels, 0), lessEqual(labels, 1));
+  const badLabel = logicalAnd(notEqual(state, -1), logicalNot(inside));
+  return sum(cast(logicalOr(badState, badLabel), "float32")).item();
 }
 
 /** Validates an anchor state tensor `[B, N]` holding only -1, 0 and 1. */
