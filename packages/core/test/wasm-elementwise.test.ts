@@ -209,6 +209,31 @@ describe.each(runtimes)("the elementwise machine on $path", ({ runtime, compiled
     );
   });
 
+  test("a gather of broadcast rows (columns 0 apart) repeats each row's element across it", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 300 }), // rows
+        fc.integer({ min: 1, max: 23 }), // width
+        fc.integer(),
+        (rows, width, seed) => {
+          const source = values(rows * 3, seed);
+          const index = Int32Array.from({ length: rows }, (_, r) => rows - 1 - r);
+          const n = rows * width;
+          const out = new Float32Array(n);
+          const k = new ElementwiseKernel(n);
+          k.store(
+            k.gather(k.input(source), { index, scale: 3, start: 1 }, width, 0),
+            k.output(out),
+          );
+          run(k, 1);
+          const want = Array.from(out, (_, e) => source[1 + 3 * index[Math.floor(e / width)]]);
+          expect(sameBits(out, want)).toEqual([]);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
   test.each(SIZES)("sums are the double-precision sums of the float32 values, size %i", (n) => {
     // Finite values only: the order of a double sum of n float32 values changes it by at most
     // n · 2^-53 · Σ|x|.

@@ -17,7 +17,7 @@ import {
   where,
 } from "@focalgrad/core";
 import { checkAlpha, checkExponent, checkLossOptions } from "./common.js";
-import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
+import { checkAnchorTargets } from "./targetLayout.js";
 
 /** Options of `focal` and `focalFromLogits`: the class weight and the focusing exponent. */
 export interface FocalOptions {
@@ -67,12 +67,15 @@ export function focal(options: FocalOptions = {}): (yTrue: Tensor, yPred: Tensor
   const alpha = checkAlpha("focal", options.alpha ?? 0.25);
   const gamma = checkExponent("focal", "gamma", options.gamma ?? 2);
   return (yTrue, yPred) => {
-    const classes = checkAnchorTargets("focal", yTrue, yPred, {
+    const {
+      columns: classes,
+      values: labels,
+      anchorState,
+    } = checkAnchorTargets("focal", yTrue, yPred, {
       predWhat: "probabilities",
       labelsInUnitInterval: true,
     });
     const dtype = yPred.dtype;
-    const { values: labels, anchorState } = splitAnchorTargets(yTrue, classes);
     const asPredDtype = (t: Tensor) => (t.dtype === dtype ? t : cast(t, dtype));
 
     // Object anchors: positives weighted by alpha and (1 - p)^gamma, negatives by 1 - alpha and p^gamma.

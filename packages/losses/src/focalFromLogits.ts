@@ -20,7 +20,7 @@ import {
 } from "@focalgrad/core";
 import { checkAlpha, checkExponent, checkLossOptions } from "./common.js";
 import type { FocalOptions } from "./focal.js";
-import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
+import { checkAnchorTargets } from "./targetLayout.js";
 
 /** `sigmoid(x) ** gamma` as `exp(gamma · logSigmoid(x))`: finite, with a finite gradient, for any x. */
 function sigmoidPower(x: Tensor, gamma: number): Tensor {
@@ -55,13 +55,16 @@ export function focalFromLogits(
   const alpha = checkAlpha("focalFromLogits", options.alpha ?? 0.25);
   const gamma = checkExponent("focalFromLogits", "gamma", options.gamma ?? 2);
   return (yTrue, logits) => {
-    const classes = checkAnchorTargets("focalFromLogits", yTrue, logits, {
+    const {
+      columns: classes,
+      values: labels,
+      anchorState,
+    } = checkAnchorTargets("focalFromLogits", yTrue, logits, {
       predName: "logits",
       predWhat: "logits",
       labelsInUnitInterval: true,
     });
     const dtype = logits.dtype;
-    const { values: labels, anchorState } = splitAnchorTargets(yTrue, classes);
     const asLogitDtype = (t: Tensor) => (t.dtype === dtype ? t : cast(t, dtype));
 
     const objectIndices = argwhere(equal(anchorState, 1));

@@ -22,7 +22,7 @@ import {
   checkRank,
   describeTensor,
 } from "./common.js";
-import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
+import { checkAnchorTargets } from "./targetLayout.js";
 
 /** Options of `ohem`: the size of each image's minibatch, the NMS threshold and the 1:3 variant. */
 export interface OhemOptions {
@@ -146,7 +146,11 @@ export function ohem(
 ): (yTrue: Tensor, logits: Tensor, anchors: Tensor) => Tensor {
   const rule = checkOhemOptions(options);
   return (yTrue, logits, anchors) => {
-    const classes = checkAnchorTargets("ohem", yTrue, logits, {
+    const {
+      columns: classes,
+      values,
+      anchorState,
+    } = checkAnchorTargets("ohem", yTrue, logits, {
       predName: "logits",
       predWhat: "logits",
       labelsInUnitInterval: true,
@@ -161,7 +165,6 @@ export function ohem(
     }
     checkBoxValues("ohem", "anchors", anchors, true);
     const dtype = logits.dtype;
-    const { values, anchorState } = splitAnchorTargets(yTrue, classes);
     const labels = values.dtype === dtype ? values : cast(values, dtype);
 
     // Scores, outside the graph: the selection takes no gradient. Ignored anchors' labels may

@@ -18,7 +18,7 @@ import {
   where,
 } from "@focalgrad/core";
 import { checkAlpha, checkExponent, checkLossOptions } from "./common.js";
-import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
+import { checkAnchorTargets } from "./targetLayout.js";
 
 /** Options of `retinanetFocal`: class weight, focusing exponent and the positive-label cutoff. */
 export interface RetinanetFocalOptions {
@@ -61,12 +61,15 @@ export function retinanetFocal(
     throw new Error(`retinanetFocal: cutoff must be in [0, 1], got ${String(cutoff)}`);
   }
   return (yTrue, yPred) => {
-    const classes = checkAnchorTargets("retinanetFocal", yTrue, yPred, {
+    const {
+      columns: classes,
+      values: labels,
+      anchorState,
+    } = checkAnchorTargets("retinanetFocal", yTrue, yPred, {
       predWhat: "probabilities",
       labelsInUnitInterval: true,
     });
     const dtype = yPred.dtype;
-    const { values: labels, anchorState } = splitAnchorTargets(yTrue, classes);
 
     const indices = argwhere(notEqual(anchorState, -1));
     const gathered = gatherNd(labels, indices);

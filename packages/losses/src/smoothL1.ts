@@ -17,7 +17,7 @@ import {
   where,
 } from "@focalgrad/core";
 import { checkLossOptions } from "./common.js";
-import { checkAnchorTargets, splitAnchorTargets } from "./targetLayout.js";
+import { checkAnchorTargets } from "./targetLayout.js";
 
 /** Options of `smoothL1`: the sharpness sigma. */
 export interface SmoothL1Options {
@@ -54,12 +54,15 @@ export function smoothL1(options: SmoothL1Options = {}): (yTrue: Tensor, yPred: 
   }
   const sigmaSquared = sigma * sigma;
   return (yTrue, yPred) => {
-    const columns = checkAnchorTargets("smoothL1", yTrue, yPred, {
+    const {
+      columns,
+      values: targets,
+      anchorState,
+    } = checkAnchorTargets("smoothL1", yTrue, yPred, {
       predWhat: "regression outputs",
       labelsInUnitInterval: false,
     });
     const dtype = yPred.dtype;
-    const { values: targets, anchorState } = splitAnchorTargets(yTrue, columns);
 
     const indices = argwhere(equal(anchorState, 1));
     const regression = gatherNd(yPred, indices);

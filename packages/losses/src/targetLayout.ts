@@ -23,18 +23,28 @@ function shapeText(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
 }
 
+/** `yTrue [B, N, C + 1]` checked and split: its first C columns, its anchor state, and C. */
+export interface AnchorTargets {
+  /** The first C columns (labels or regression targets), `[B, N, C]`. */
+  values: Tensor;
+  /** The anchor state column, `[B, N]`. */
+  anchorState: Tensor;
+  /** The number of columns C of the predictions. */
+  columns: number;
+}
+
 /**
- * Checks `yTrue [B, N, C + 1]` against `yPred [B, N, C]` and, in one loop over `yTrue`'s data,
- * that every anchor state is -1, 0 or 1 and (with `labelsInUnitInterval`) that the labels of every
+ * Checks `yTrue [B, N, C + 1]` against `yPred [B, N, C]` and, in one pass over `yTrue`, that
+ * every anchor state is -1, 0 or 1 and (with `labelsInUnitInterval`) that the labels of every
  * anchor that is not ignored lie in [0, 1]. Labels of ignored anchors are never read, so they may
- * hold anything. Returns the number of columns `C` of `yPred`.
+ * hold anything. Returns `yTrue` split (`splitAnchorTargets`) and the number of columns `C`.
  */
 export function checkAnchorTargets(
   op: string,
   yTrue: unknown,
   yPred: unknown,
   options: { predName?: string; predWhat: string; labelsInUnitInterval: boolean },
-): number {
+): AnchorTargets {
   const { predName = "yPred", predWhat, labelsInUnitInterval } = options;
   const pred = checkFloatArg(op, predName, yPred, predWhat);
   const target = checkNumericArg(op, "yTrue", yTrue);
@@ -64,8 +74,9 @@ export function checkAnchorTargets(
         `of ${predName}, then the anchor state), got ${target.shape[2]} (yTrue ${shapeText(target.shape)})`,
     );
   }
+  const split = { ...splitAnchorTargets(target, columns), columns };
   // One fused pass counts what is out of place; only a bad batch is walked again to name the first.
-  if (misplacedTargets(target, columns, labelsInUnitInterval) === 0) return columns;
+  if (misplacedTargets(split, labelsInUnitInterval) === 0) return split;
   const data = target.read();
   const stride = columns + 1;
   for (let base = 0, anchor = 0; base < data.length; base += stride, anchor++) {
@@ -88,25 +99,25 @@ export function checkAnchorTargets(
       }
     }
   }
-  return columns;
+  return split;
 }
 
 /**
- * How many entries of `yTrue [B, N, C + 1]` break its layout: anchor states other than -1, 0 and 1
+ * How many entries of the split `yTrue [B, N, C + 1]` break its layout: anchor states other than -1, 0 and 1
  * (counted once per column), and (with `labelsInUnitInterval`) labels outside [0, 1] or NaN of
  * anchors that are not ignored. One lazy sum of elementwise ops, so one fused kernel.
  */
-function misplacedTargets(yTrue: Tensor, columns: number, labelsInUnitInterval: boolean): number {
-  const [batch, anchors] = yTrue.shape;
-  const column = slice(yTrue, [0, 0, columns], [batch, anchors, 1]);
+function misplacedTargets(targets: AnchorTargets, labelsInUnitInterval: boolean): number {
+  const { values: labels, anchorState, columns } = targets;
+  const [batch, anchors] = anchorState.shape;
   // Every comparison over [B, N, C] (the state a broadcast view), so that they fuse into one kernel.
+  const column = reshape(anchorState, [batch, anchors, 1]);
   const state = labelsInUnitInterval ? broadcastTo(column, [batch, anchors, columns]) : column;
   const badState = logicalAnd(
     logicalAnd(notEqual(state, -1), notEqual(state, 0)),
     notEqual(state, 1),
   );
   if (!labelsInUnitInterval) return sum(cast(badState, "float32")).item();
-  const labels = slice(yTrue, [0, 0, 0], [batch, anchors, columns]);
   const inside = logicalAnd(greaterEqual(labels, 0), lessEqual(labels, 1));
   const badLabel = logicalAnd(notEqual(state, -1), logicalNot(inside));
   return sum(cast(logicalOr(badState, badLabel), "float32")).item();

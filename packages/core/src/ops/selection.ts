@@ -81,7 +81,7 @@ export function argwhere(cond: Tensor): Tensor {
   const data = cond.read();
   let count = 0;
   for (let i = 0; i < data.length; i++) if (data[i] !== 0) count++;
-  const positions = new Int32Array(count);
+  const positions = allocate("int32", count);
   for (let i = 0, k = 0; k < count; i++) if (data[i] !== 0) positions[k++] = i;
   // The coordinates are written out only if something reads them: a gatherNd through them uses
   // the flat positions.

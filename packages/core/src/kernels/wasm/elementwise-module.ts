@@ -364,8 +364,26 @@ export function elementwiseFunction(
         ),
       );
     };
+    // A broadcast row (columns 0 apart) into registers: its one element splatted into whole vectors.
+    const splatted = () => {
+      f.get(w[7]).op(Op.i32Eqz);
+      f.ifElse(() =>
+        f.forLoop(
+          k,
+          () => f.i32(0),
+          () => f.get(segment).i32(-4).op(I32_AND),
+          () => {
+            lane();
+            f.get(at).simd(Simd.load32Splat, { align: 2, offset: 0 });
+            f.simd(Simd.store, { align: 2, offset: 0 });
+          },
+          4,
+        ),
+      );
+    };
     f.i32(0).set(k);
     whole();
+    if (toRegister) splatted();
     f.forLoop(
       k,
       () => f.get(k),

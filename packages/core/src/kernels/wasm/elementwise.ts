@@ -19,8 +19,22 @@ import type { Job } from "./pool.js";
 import { align64, FUNCTION_NAMES, getNumThreads, MAX_PAGES, type WasmRuntime } from "./runtime.js";
 import { type WasmModule, webAssembly } from "./webassembly.js";
 
+/** The extremes of row tables that are never written (`constantRows`). */
+const knownExtremes = new WeakMap<Int32Array, [number, number]>();
+
+/**
+ * Marks `table` as a row table that is never written, so that its extremes are found once. Only
+ * for tables of the renderer's own (a gather's indices may change between calls).
+ */
+export function constantRows(table: Int32Array): void {
+  knownExtremes.delete(table);
+  knownExtremes.set(table, extremes(table));
+}
+
 /** The smallest and largest entries of `index` (+∞ and −∞ when it is empty). */
 function extremes(index: Int32Array): [number, number] {
+  const known = knownExtremes.get(index);
+  if (known !== undefined) return known;
   let low = Number.POSITIVE_INFINITY;
   let high = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < index.length; i++) {
@@ -104,6 +118,8 @@ export class ElementwiseKernel {
   private readonly varying = new Set<number>();
   /** Number of sums the kernel accumulates. */
   sums = 0;
+  /** Each row table's extremes and its staged copy: a table several gathers share goes in once. */
+  private readonly tables = new Map<Int32Array, { extremes: [number, number]; staged: number }>();
 
   constructor(readonly size: number) {
     if (!Number.isInteger(size) || size < 0 || size >= 2 ** 31) {
@@ -175,7 +191,15 @@ export class ElementwiseKernel {
       );
     };
     // Every row lies inside when the lowest and the highest do (one pass, then the culprit).
-    const [low, high] = extremes(rows.index);
+    let known = this.tables.get(rows.index);
+    if (known === undefined) {
+      known = {
+        extremes: extremes(rows.index),
+        staged: this.stage({ kind: "rows", data: rows.index }).id,
+      };
+      this.tables.set(rows.index, known);
+    }
+    const [low, high] = known.extremes;
     if (rows.index.length > 0 && (outside(low) || outside(high))) {
       const r = rows.index.find(outside) as number;
       const first = rows.start + r * rows.scale;
@@ -183,8 +207,7 @@ export class ElementwiseKernel {
         `row ${r} (elements ${first} to ${first + lastColumn}) is outside the array of ${length}`,
       );
     }
-    const index = this.stage({ kind: "rows", data: rows.index }).id;
-    return [index, rows.scale, rows.start, width, colStride];
+    return [known.staged, rows.scale, rows.start, width, colStride];
   }
 
   /** Checks that `array` has one element per element of the kernel. */

@@ -6,6 +6,7 @@
  * as do strided inputs whose innermost stride is not 0 or 1.
  */
 
+import { allocate } from "../../dtype.js";
 import { gatherRows, scatterAddRows } from "../gather.js";
 import {
   COMPARISONS,
@@ -23,7 +24,7 @@ import {
   type Renderer,
   type RowStarts,
 } from "../kernel.js";
-import { ElementwiseKernel, runElementwise, type Value } from "./elementwise.js";
+import { constantRows, ElementwiseKernel, runElementwise, type Value } from "./elementwise.js";
 import type { WasmRuntime } from "./runtime.js";
 
 /** Integer exponents that `pow` is rendered for, as repeated products (`pow(x, 0)` is 1, NaN too). */
@@ -146,6 +147,11 @@ function stridedRows(
   const width = shape[rank - 1];
   let count = 1;
   for (let d = 0; d < rank - 1; d++) count *= shape[d];
+  // One outer axis: rows evenly apart, through the table 0, 1, 2, … scaled by its stride.
+  if (rank <= 2) {
+    const scale = rank === 2 ? strides[0] : 0;
+    return { rows: { index: countingTable(count), scale, start: offset }, width, colStride };
+  }
   const index = new Int32Array(count);
   const at = new Int32Array(Math.max(0, rank - 1));
   let start = 0;
@@ -160,6 +166,26 @@ function stridedRows(
     }
   }
   return { rows: { index, scale: 1, start: offset }, width, colStride };
+}
+
+/** The tables 0, 1, …, n − 1 handed out, by n (one array for all, the same view for each n). */
+const countingTables = new Map<number, Int32Array>();
+let counting: Int32Array = new Int32Array(0);
+
+/** The row table 0, 1, …, n − 1: a view of one shared array, made once for each n. */
+function countingTable(n: number): Int32Array {
+  const known = countingTables.get(n);
+  if (known !== undefined) return known;
+  if (counting.length < n) {
+    counting = allocate("int32", Math.max(n, 2 * counting.length));
+    for (let i = 0; i < counting.length; i++) counting[i] = i;
+    countingTables.clear();
+  }
+  if (countingTables.size >= 64) countingTables.clear();
+  const table = counting.subarray(0, n);
+  constantRows(table);
+  countingTables.set(n, table);
+  return table;
 }
 
 /**
