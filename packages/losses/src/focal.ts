@@ -67,11 +67,7 @@ export function focal(options: FocalOptions = {}): (yTrue: Tensor, yPred: Tensor
   const alpha = checkAlpha("focal", options.alpha ?? 0.25);
   const gamma = checkExponent("focal", "gamma", options.gamma ?? 2);
   return (yTrue, yPred) => {
-    const {
-      columns: classes,
-      values: labels,
-      anchorState,
-    } = checkAnchorTargets("focal", yTrue, yPred, {
+    const { values: labels, anchorState } = checkAnchorTargets("focal", yTrue, yPred, {
       predWhat: "probabilities",
       labelsInUnitInterval: true,
     });

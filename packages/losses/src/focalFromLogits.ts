@@ -55,11 +55,7 @@ export function focalFromLogits(
   const alpha = checkAlpha("focalFromLogits", options.alpha ?? 0.25);
   const gamma = checkExponent("focalFromLogits", "gamma", options.gamma ?? 2);
   return (yTrue, logits) => {
-    const {
-      columns: classes,
-      values: labels,
-      anchorState,
-    } = checkAnchorTargets("focalFromLogits", yTrue, logits, {
+    const { values: labels, anchorState } = checkAnchorTargets("focalFromLogits", yTrue, logits, {
       predName: "logits",
       predWhat: "logits",
       labelsInUnitInterval: true,

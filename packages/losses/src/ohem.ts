@@ -146,11 +146,7 @@ export function ohem(
 ): (yTrue: Tensor, logits: Tensor, anchors: Tensor) => Tensor {
   const rule = checkOhemOptions(options);
   return (yTrue, logits, anchors) => {
-    const {
-      columns: classes,
-      values,
-      anchorState,
-    } = checkAnchorTargets("ohem", yTrue, logits, {
+    const { values, anchorState } = checkAnchorTargets("ohem", yTrue, logits, {
       predName: "logits",
       predWhat: "logits",
       labelsInUnitInterval: true,

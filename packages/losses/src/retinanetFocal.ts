@@ -61,11 +61,7 @@ export function retinanetFocal(
     throw new Error(`retinanetFocal: cutoff must be in [0, 1], got ${String(cutoff)}`);
   }
   return (yTrue, yPred) => {
-    const {
-      columns: classes,
-      values: labels,
-      anchorState,
-    } = checkAnchorTargets("retinanetFocal", yTrue, yPred, {
+    const { values: labels, anchorState } = checkAnchorTargets("retinanetFocal", yTrue, yPred, {
       predWhat: "probabilities",
       labelsInUnitInterval: true,
     });

@@ -54,11 +54,7 @@ export function smoothL1(options: SmoothL1Options = {}): (yTrue: Tensor, yPred: 
   }
   const sigmaSquared = sigma * sigma;
   return (yTrue, yPred) => {
-    const {
-      columns,
-      values: targets,
-      anchorState,
-    } = checkAnchorTargets("smoothL1", yTrue, yPred, {
+    const { values: targets, anchorState } = checkAnchorTargets("smoothL1", yTrue, yPred, {
       predWhat: "regression outputs",
       labelsInUnitInterval: false,
     });

@@ -1,6 +1,6 @@
 /** Vectorised float32 transcendentals for WebAssembly SIMD (`log`, `log1p`, `exp` over f32x4), emitted inline into generated functions: Cephes-style range reduction and polynomials, within 2 ulp of the correctly rounded result over the whole float32 range, with IEEE special values. */
 
-import { type FunctionBuilder, Simd, V128 } from "./assembler.js";
+import { type FunctionBuilder, Op, Simd, V128 } from "./assembler.js";
 
 /** The SIMD opcodes only these functions use (the others are in the assembler's table). */
 export const MathSimd = {
@@ -22,6 +22,9 @@ export const MathSimd = {
   f32x4Min: 0xe8,
   i32x4TruncSatF32x4S: 0xf8,
   f32x4ConvertI32x4S: 0xfa,
+  f32x4Ne: 0x42,
+  i32x4LtU: 0x3a,
+  i32x4AllTrue: 0xa3,
 } as const;
 
 /** The bits of the quiet NaN the functions return for arguments outside their domain. */
@@ -112,14 +115,39 @@ export class VectorMath {
     }
   }
 
-  /** Horner's scheme: Σ coefficients[i] · x^(n−1−i), x in a local. */
+  /**
+   * Σ coefficients[i] · x^(n−1−i), x in a local, by Estrin's scheme: the low half plus x^h times
+   * the high half, each half the same way, so that the chain of dependent multiply-adds is
+   * log2(n) long instead of n (Horner's), and the vector units work on the halves side by side.
+   */
   private polynomial(x: number, coefficients: readonly number[]): void {
-    this.constant(coefficients[0]);
-    for (const c of coefficients.slice(1)) {
-      this.f.get(x);
-      this.constant(c);
-      this.madd();
-    }
+    const f = this.f;
+    const lowestFirst = [...coefficients].reverse();
+    this.withLocals(3, (...squares) => {
+      // powers[j] holds x^(2^j): x itself, then x², x⁴, x⁸ as far as the degree needs.
+      const powers = [x];
+      for (let j = 1; 2 ** j < lowestFirst.length && j <= squares.length; j++) {
+        f.get(powers[j - 1])
+          .get(powers[j - 1])
+          .simd(Simd.f32x4Mul)
+          .set(squares[j - 1]);
+        powers.push(squares[j - 1]);
+      }
+      const emit = (from: number, count: number): void => {
+        if (count === 1) {
+          this.constant(lowestFirst[from]);
+          return;
+        }
+        // The largest power of two below count: p = low(x) + x^half · high(x).
+        let half = 1;
+        while (2 * half < count) half *= 2;
+        emit(from + half, count - half);
+        f.get(powers[Math.log2(half)]);
+        emit(from, half);
+        this.madd();
+      };
+      emit(0, lowestFirst.length);
+    });
   }
 
   /** Pushes `mask ? a : b` (lane-wise; `mask` all ones or all zeros per lane), each pushed by its callback. */
@@ -197,31 +225,56 @@ export class VectorMath {
     );
   }
 
+  /**
+   * Runs `slow` unless every lane of `x` has bits b with b − `low` below `span` (unsigned): the
+   * lanes in a range of ordinary values, where the special cases cannot arise. One compare and a
+   * branch instead of the selections of the special cases, on vectors that need none of them.
+   */
+  private unlessOrdinary(x: number, low: number, span: number, slow: () => void): void {
+    const f = this.f;
+    f.get(x);
+    this.constantBits(low);
+    f.simd(MathSimd.i32x4Sub);
+    this.constantBits(span);
+    f.simd(MathSimd.i32x4LtU).simd(MathSimd.i32x4AllTrue).op(Op.i32Eqz);
+    f.ifElse(slow);
+  }
+
   /** log(x) (natural logarithm) of the f32x4 on the stack. */
   log(): void {
     const f = this.f;
     this.withLocals(4, (x, subnormal, t, result) => {
       f.set(x);
-      // A subnormal x is scaled by 2^25 into the normal range (exactly); k is 25 too large then.
-      f.get(x);
-      this.constant(2 ** -126);
-      f.simd(MathSimd.f32x4Lt).set(subnormal);
-      this.select(
-        () => {
-          f.get(x);
-          this.constant(2 ** 25);
-          f.simd(Simd.f32x4Mul);
-        },
-        () => f.get(x),
-        () => f.get(subnormal),
-      );
-      f.set(t);
-      f.get(subnormal);
-      this.constantBits(-25);
-      f.simd(MathSimd.and).set(subnormal);
-      this.logCore(t, subnormal, -1, result);
-      this.logSpecials(x, result);
+      // Positive normal finite lanes only (bits 0x00800000 … 0x7f7fffff): no scaling, no specials.
+      this.logCore(x, -1, -1, result);
+      this.unlessOrdinary(x, 0x00800000, 0x7f000000, () => this.logSlow(x, subnormal, t, result));
+      f.get(result);
     });
+  }
+
+  /** log of `x` with subnormal, zero, negative, infinite and NaN lanes, into `result`. */
+  private logSlow(x: number, subnormal: number, t: number, result: number): void {
+    const f = this.f;
+    // A subnormal x is scaled by 2^25 into the normal range (exactly); k is 25 too large then.
+    f.get(x);
+    this.constant(2 ** -126);
+    f.simd(MathSimd.f32x4Lt).set(subnormal);
+    this.select(
+      () => {
+        f.get(x);
+        this.constant(2 ** 25);
+        f.simd(Simd.f32x4Mul);
+      },
+      () => f.get(x),
+      () => f.get(subnormal),
+    );
+    f.set(t);
+    f.get(subnormal);
+    this.constantBits(-25);
+    f.simd(MathSimd.and).set(subnormal);
+    this.logCore(t, subnormal, -1, result);
+    this.logSpecials(x, result);
+    f.set(result);
   }
 
   /**
@@ -254,18 +307,32 @@ export class VectorMath {
       );
       f.get(u).simd(MathSimd.f32x4Div).set(correction);
       this.logCore(u, -1, correction, result);
-      this.logSpecials(u, result);
-      f.set(result);
-      // log1p(±0) = ±0: the sum above would lose the sign of −0.
-      this.select(
-        () => f.get(x),
-        () => f.get(result),
-        () => {
-          f.get(x);
-          this.constant(0);
-          f.simd(MathSimd.f32x4Eq);
-        },
-      );
+      // Lanes with u positive and finite (bits 1 … 0x7f7fffff) and x not ±0 need nothing more.
+      f.get(x);
+      this.constant(0);
+      f.simd(MathSimd.f32x4Ne);
+      f.get(u);
+      this.constantBits(1);
+      f.simd(MathSimd.i32x4Sub);
+      this.constantBits(0x7f7fffff);
+      f.simd(MathSimd.i32x4LtU).simd(MathSimd.and);
+      f.simd(MathSimd.i32x4AllTrue).op(Op.i32Eqz);
+      f.ifElse(() => {
+        this.logSpecials(u, result);
+        f.set(result);
+        // log1p(±0) = ±0: the sum above would lose the sign of −0.
+        this.select(
+          () => f.get(x),
+          () => f.get(result),
+          () => {
+            f.get(x);
+            this.constant(0);
+            f.simd(MathSimd.f32x4Eq);
+          },
+        );
+        f.set(result);
+      });
+      f.get(result);
     });
   }
 
