@@ -522,11 +522,13 @@ export function runElementwise(
     const address = addresses[k] / 4;
     if (resident[k] >= 0) {
       // A place writes its rows into zeros: the rest of the array must be zeros too.
-      if (staged.kind === "output" && staged.initial === "zeros") staged.data.fill(0);
+      if (staged.kind === "output" && staged.initial === "zeros") {
+        runtime.exports.zero(resident[k], staged.data.byteLength);
+      }
     } else if (staged.kind === "rows") heap.set(staged.data, address);
     else if (staged.kind === "input" || staged.initial === "values")
       runtime.f32.set(staged.data, address);
-    else runtime.f32.fill(0, address, address + staged.data.length);
+    else runtime.exports.zero(addresses[k], staged.data.byteLength);
   });
   // The runtime's module has the machine; a compiled kernel's module has the kernel alone.
   const fn = fused === null ? FUNCTION_NAMES.indexOf("elementwise32") : 0;
