@@ -32,11 +32,15 @@ export function wasmColumns(runtime: WasmRuntime): ColumnSource {
         return;
       }
       const image = g.inChannels * g.inHeight * g.inWidth;
-      const imageAt = runtime.heapTop;
-      (single ? runtime.f32 : runtime.f64).set(
-        x.subarray(xOffset, xOffset + image),
-        imageAt / (single ? 4 : 8),
-      );
+      // An image already in wasm memory (a tensor's data in the heap) is read where it is.
+      const resident = runtime.placeOf(x);
+      const imageAt = resident < 0 ? runtime.heapTop : resident + xOffset * (single ? 4 : 8);
+      if (resident < 0) {
+        (single ? runtime.f32 : runtime.f64).set(
+          x.subarray(xOffset, xOffset + image),
+          imageAt / (single ? 4 : 8),
+        );
+      }
       runtime.exports[single ? "im2col32" : "im2col64"](
         imageAt,
         colAt,

@@ -106,13 +106,18 @@ function columnsOf(
   b0: number,
   count: number,
 ): void {
-  const view = p.single ? runtime.f32 : runtime.f64;
-  view.set(x.subarray(b0 * p.image, (b0 + count) * p.image), p.imagesAt / p.bytes);
+  // Images already in wasm memory (a tensor's data in the heap) are read where they are.
+  const resident = runtime.placeOf(x);
+  const imagesAt = resident < 0 ? p.imagesAt : resident + b0 * p.image * p.bytes;
+  if (resident < 0) {
+    const view = p.single ? runtime.f32 : runtime.f64;
+    view.set(x.subarray(b0 * p.image, (b0 + count) * p.image), p.imagesAt / p.bytes);
+  }
   const elements = count * p.depth * p.plane;
   runtime.run({
     fn: FUNCTION_NAMES.indexOf(p.single ? "im2colImages32" : "im2colImages64"),
     args: [
-      p.imagesAt,
+      imagesAt,
       p.columnsAt,
       ...imageArguments(g),
       p.image * p.bytes,
@@ -162,19 +167,26 @@ function conv2dByImages(
   const bOffset = align64(cOffset + mPad * widest * bytes);
   const stride = align64(bOffset + widest * depth * bytes);
   const chunks = threadChunks(g.batch, g.batch * m * plane * depth, IMAGE_CHUNK * perChunk);
-  const xAt = align64(runtime.residentBytes);
-  const outAt = align64(xAt + g.batch * image * bytes);
-  const wAt = align64(outAt + g.batch * m * plane * bytes);
+  // x and out already in wasm memory (tensors' data in the heap) are used where they are: the
+  // kernel copies exactly each block's rows between out and its C.
+  const xResident = runtime.placeOf(x);
+  const outResident = runtime.placeOf(out);
+  const xStage = align64(runtime.residentBytes);
+  const outStage = align64(xStage + (xResident < 0 ? g.batch * image * bytes : 0));
+  const wAt = align64(outStage + (outResident < 0 ? g.batch * m * plane * bytes : 0));
   const aAt = align64(wAt + m * depth * bytes);
   const scratchAt = align64(aAt + mPad * depth * bytes);
   if (!runtime.reserve(scratchAt + chunks * stride)) return false;
+  const xAt = xResident < 0 ? xStage : xResident;
+  const outAt = outResident < 0 ? outStage : outResident;
   const view = single ? runtime.f32 : runtime.f64;
   const outBase = outAt / bytes;
   const outSize = g.batch * m * plane;
-  view.set(x.subarray(0, g.batch * image), xAt / bytes);
+  if (xResident < 0) view.set(x.subarray(0, g.batch * image), xAt / bytes);
   view.set(w.subarray(0, m * depth), wAt / bytes);
-  if (bias === null) view.set(out.subarray(0, outSize), outBase);
-  else {
+  if (bias === null) {
+    if (outResident < 0) view.set(out.subarray(0, outSize), outBase);
+  } else {
     for (let b = 0; b < g.batch; b++) {
       for (let co = 0; co < m; co++) {
         const from = outBase + (b * m + co) * plane;
@@ -201,7 +213,7 @@ function conv2dByImages(
     chunks,
     scratch: { base: scratchAt, stride },
   });
-  out.set(view.subarray(outBase, outBase + outSize), 0);
+  if (outResident < 0) out.set(view.subarray(outBase, outBase + outSize), 0);
   return true;
 }
 
@@ -314,9 +326,14 @@ export function wasmConvolutions(runtime: WasmRuntime, perChunk: number, block: 
       if (g.batch === 0 || plane === 0 || m * depth === 0) return true;
       const depthPad = Math.ceil(depth / nr) * nr;
       const image = g.inChannels * g.inHeight * g.inWidth;
-      const xAt = align64(runtime.heapTop);
-      const dyAt = align64(xAt + g.batch * image * bytes);
-      const scratchAt = align64(dyAt + g.batch * m * plane * bytes);
+      // x and dy already in wasm memory are read where they are.
+      const xResident = runtime.placeOf(x);
+      const dyResident = runtime.placeOf(dy);
+      const xStage = align64(runtime.heapTop);
+      const dyStage = align64(xStage + (xResident < 0 ? g.batch * image * bytes : 0));
+      const scratchAt = align64(dyStage + (dyResident < 0 ? g.batch * m * plane * bytes : 0));
+      const xAt = xResident < 0 ? xStage : xResident;
+      const dyAt = dyResident < 0 ? dyStage : dyResident;
       // Each chunk's scratch: its partial dw, one image's columns, dy[j] packed, the columns packed.
       const partialBytes = m * depthPad * bytes;
       const aOffset = align64(partialBytes + depth * plane * bytes);
@@ -325,8 +342,8 @@ export function wasmConvolutions(runtime: WasmRuntime, perChunk: number, block: 
       const chunks = Math.min(g.batch, WEIGHT_CHUNKS);
       if (!runtime.reserve(scratchAt + chunks * stride)) return false;
       const view = single ? runtime.f32 : runtime.f64;
-      view.set(x.subarray(0, g.batch * image), xAt / bytes);
-      view.set(dy.subarray(0, g.batch * m * plane), dyAt / bytes);
+      if (xResident < 0) view.set(x.subarray(0, g.batch * image), xAt / bytes);
+      if (dyResident < 0) view.set(dy.subarray(0, g.batch * m * plane), dyAt / bytes);
       const { kc, mc } = depthBlocks(single, plane);
       const args = [xAt, dyAt, ...imageArguments(g), m, kc, mc, aOffset, bOffset];
       if (args.length !== WEIGHT_IMAGES_ARGUMENTS) {

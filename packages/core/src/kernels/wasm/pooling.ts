@@ -1,4 +1,4 @@
-/** Max and average pooling on the wasm runtime: the input copied in, the generated loops, the results copied out. */
+/** Max and average pooling on the wasm runtime: the input copied in (unless it is in wasm memory already), the generated loops, the results copied out. */
 
 import type { DataArray } from "../../dtype.js";
 import type { PoolGeometry } from "../conv.js";
@@ -39,12 +39,15 @@ export function wasmPooling(runtime: WasmRuntime) {
     const bytes = single ? 4 : 8;
     const inputs = g.planes * g.inHeight * g.inWidth;
     const outputs = g.planes * g.outHeight * g.outWidth;
-    const inAt = align64(runtime.heapTop);
-    const outAt = align64(inAt + inputs * bytes);
+    // An input already in wasm memory (a tensor's data in the heap) is read where it is.
+    const resident = runtime.placeOf(x);
+    const inStage = align64(runtime.heapTop);
+    const outAt = align64(inStage + (resident < 0 ? inputs * bytes : 0));
     const argmaxAt = align64(outAt + outputs * bytes);
     if (!runtime.reserve(argmaxAt + outputs * 4)) return false;
     const view = single ? runtime.f32 : runtime.f64;
-    view.set(x.subarray(0, inputs), inAt / bytes);
+    const inAt = resident < 0 ? inStage : resident;
+    if (resident < 0) view.set(x.subarray(0, inputs), inAt / bytes);
     const sizes = [g.planes, g.inHeight, g.inWidth, g.outHeight, g.outWidth];
     if (kernel === "maxPool" && single && isTwoByTwo(g)) {
       runtime.exports.maxPool2x2_32(inAt, outAt, argmaxAt, ...sizes);
