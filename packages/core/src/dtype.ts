@@ -25,9 +25,14 @@ const constructors = {
 
 /**
  * Where arrays of at least `PLACED_BYTES` come from when a backend places them (`setPlacement`):
- * a zeroed array of `n` elements of `dtype`, or null to leave it to JavaScript memory.
+ * an array of `n` elements of `dtype`, zeroed unless `zeroed` is false (then its elements are
+ * whatever its memory held), or null to leave it to JavaScript memory.
  */
-export type Placement = <D extends DType>(dtype: D, n: number) => DataArrayOf[D] | null;
+export type Placement = <D extends DType>(
+  dtype: D,
+  n: number,
+  zeroed?: boolean,
+) => DataArrayOf[D] | null;
 
 /** Arrays this large or larger are offered to the placement (smaller ones cost little to copy). */
 export const PLACED_BYTES = 1 << 16;
@@ -42,11 +47,15 @@ export function setPlacement(placed: Placement | null): void {
   placement = placed;
 }
 
-/** A new zero-filled array of `n` elements for `dtype`, where the backend places large ones. */
-export function allocate<D extends DType>(dtype: D, n: number): DataArrayOf[D] {
+/**
+ * A new zero-filled array of `n` elements for `dtype`, where the backend places large ones. With
+ * `zeroed` false, for a caller that writes every element before anything reads one, a placed
+ * array is not cleared first (JavaScript's arrays always are).
+ */
+export function allocate<D extends DType>(dtype: D, n: number, zeroed = true): DataArrayOf[D] {
   const Made = constructors[dtype];
   if (placement !== null && n * Made.BYTES_PER_ELEMENT >= PLACED_BYTES) {
-    const placed = placement(dtype, n);
+    const placed = placement(dtype, n, zeroed);
     if (placed !== null) return placed;
   }
   return new Made(n) as DataArrayOf[D];

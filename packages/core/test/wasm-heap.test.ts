@@ -68,6 +68,18 @@ describe("the heap's tensor arrays", () => {
     expect(runtime.placeOf(new Float32Array(4))).toBe(-1);
   });
 
+  test("are left as their memory was when asked not to be zeroed (for callers that write every element)", () => {
+    const runtime = new WasmRuntime(false);
+    const x = values(5000, 7);
+    const k = new ElementwiseKernel(x.length);
+    k.store(k.unary("neg", k.load(k.input(x))), k.output(new Float32Array(x.length)));
+    runElementwise(runtime, k, 1);
+    // The first block of the heap is where that kernel's scratch (its program, then x) was.
+    const unzeroed = runtime.tensorArray("float32", 5000, false) as Float32Array;
+    expect(unzeroed.some((v) => v !== 0)).toBe(true);
+    expect((runtime.tensorArray("float32", 5000) as Float32Array).every((v) => v === 0)).toBe(true);
+  });
+
   test("stop at the budget: beyond it the caller gets null", () => {
     const runtime = new WasmRuntime(false);
     runtime.tensorBudget = 1 << 20;

@@ -231,4 +231,4 @@ export function getBackend(): DenseBackend {
 export type { ConvGeometry, PoolGeometry };
 
 // Large arrays of new tensors go where the backend in force puts them (the wasm backend: its memory).
-setPlacement((dtype, n) => getBackend().allocate?.(dtype, n) ?? null);
+setPlacement((dtype, n, zeroed) => getBackend().allocate?.(dtype, n, zeroed) ?? null);

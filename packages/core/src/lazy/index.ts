@@ -103,7 +103,8 @@ function pendingTensor(
     () => {
       pendingTensors.delete(t);
       if (kind === "sum") return scalarData(dtype, realise(program, { kind: "sum" }, null, state));
-      const out = allocate(dtype, sizeOf(program.shape));
+      // A store writes every element.
+      const out = allocate(dtype, sizeOf(program.shape), false);
       realise(program, { kind: "store", dtype }, out, state);
       return out;
     },
@@ -212,7 +213,7 @@ function eager(
     operands.map((t, k) => input(k, t.dtype)),
     dtype,
   );
-  const out = allocate(dtype, sizeOf(shape));
+  const out = allocate(dtype, sizeOf(shape), false);
   run({ shape, inputs, value, steps: 1 }, value, { kind: "store", dtype }, out);
   return new Tensor(out, shape, dtype);
 }

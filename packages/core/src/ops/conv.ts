@@ -238,7 +238,8 @@ function windowAttributes(
 /** The forward product, recorded with rules that are the two backward ops. */
 function convolve(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const dtype = x.dtype;
-  const out = allocate(dtype, g.batch * g.outChannels * g.outHeight * g.outWidth);
+  // With a bias, conv2d sets every element (to the bias, then adds); without, it adds into zeros.
+  const out = allocate(dtype, g.batch * g.outChannels * g.outHeight * g.outWidth, bias === null);
   getBackend().conv2d(x.read(), w.read(), bias === null ? null : bias.read(), out, g);
   const result = new Tensor(out, [g.batch, g.outChannels, g.outHeight, g.outWidth], dtype);
   const inputs = bias === null ? [x, w] : [x, w, bias];
@@ -362,7 +363,7 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const g = poolGeometry("maxPool2d", x, options);
   const [batch, channels] = x.shape;
   const outShape = [batch, channels, g.outHeight, g.outWidth];
-  const out = allocate(x.dtype, g.planes * g.outHeight * g.outWidth);
+  const out = allocate(x.dtype, g.planes * g.outHeight * g.outWidth, false);
   const argmax = new Int32Array(out.length);
   getBackend().maxPool2d(x.read(), out, argmax, g);
   const result = new Tensor(out, outShape, x.dtype);
@@ -411,7 +412,7 @@ export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
 
 function averagePool(x: Tensor, g: PoolGeometry): Tensor {
   const [batch, channels] = x.shape;
-  const out = allocate(x.dtype, g.planes * g.outHeight * g.outWidth);
+  const out = allocate(x.dtype, g.planes * g.outHeight * g.outWidth, false);
   getBackend().avgPool2d(x.read(), out, g);
   const result = new Tensor(out, [batch, channels, g.outHeight, g.outWidth], x.dtype);
   return record(

@@ -101,6 +101,7 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
     ...javascriptReductions,
     ...wasmOptimizers(runtime),
     renderer: createWasmRenderer(runtime),
-    allocate: (dtype, n) => (tensorBytes > 0 ? runtime.tensorArray(dtype, n) : null),
+    allocate: (dtype, n, zeroed) =>
+      tensorBytes > 0 ? runtime.tensorArray(dtype, n, zeroed ?? true) : null,
   };
 }

@@ -369,7 +369,8 @@ export class WasmRuntime {
   }
 
   /**
-   * A zeroed array of `length` elements of `dtype` in the heap, for a tensor's data: the kernels
+   * An array of `length` elements of `dtype` in the heap (zeroed unless `zeroed` is false: then it
+   * holds what its block held), for a tensor's data: the kernels
    * read and write it in place, and its block is freed once it is garbage collected. Null when
    * the tensors' arrays would pass `tensorBudget` even after freeing the blocks of arrays
    * collected so far, or when the memory cannot grow that far: the caller then allocates in
@@ -378,7 +379,7 @@ export class WasmRuntime {
    * @example
    * const data = runtime.tensorArray("float32", 1 << 20) ?? new Float32Array(1 << 20);
    */
-  tensorArray<D extends DType>(dtype: D, length: number): DataArrayOf[D] | null {
+  tensorArray<D extends DType>(dtype: D, length: number, zeroed = true): DataArrayOf[D] | null {
     const Made = ARRAYS[dtype];
     const bytes = align64(Math.max(length, 1) * Made.BYTES_PER_ELEMENT);
     if (this.tensorBytes + bytes > this.tensorBudget) {
@@ -389,7 +390,7 @@ export class WasmRuntime {
     if (at < 0) return null;
     this.refreshViews();
     const view = new Made(this.memory.buffer as ArrayBuffer, at, length);
-    this.exports.zero(at, bytes);
+    if (zeroed) this.exports.zero(at, bytes);
     this.tensorBytes += bytes;
     this.heap.registry.register(view, [at, bytes, true]);
     return view as DataArrayOf[D];
