@@ -119,6 +119,24 @@ describe("the heap's tensor arrays", () => {
     }
   });
 
+  test("memoryStats counts the tensor data a wasm backend holds and its peak since a reset", () => {
+    const backend = createWasmBackend({ relaxed: false });
+    const stats = backend.memoryStats as NonNullable<DenseBackend["memoryStats"]>;
+    expect(stats()).toEqual({ bytes: 0, peakBytes: 0 });
+    const kept = [backend.allocate?.("float32", 1 << 16), backend.allocate?.("float64", 1 << 14)];
+    // 256 KiB and 128 KiB, whole cache lines already.
+    expect(stats({ resetPeak: true })).toEqual({ bytes: 393216, peakBytes: 393216 });
+    expect(stats()).toEqual({ bytes: 393216, peakBytes: 393216 });
+    expect(kept.every((a) => a !== null)).toBe(true);
+    expect(javascriptBackend.memoryStats).toBeUndefined();
+    expect(() => setBackend({ ...backend, memoryStats: 1 as unknown as () => never })).toThrow(
+      "setBackend: backend.memoryStats must be a function or absent, got number",
+    );
+    expect(() => setBackend({ ...backend, allocate: "x" as unknown as () => null })).toThrow(
+      "setBackend: backend.allocate must be a function or absent, got string",
+    );
+  });
+
   test("createWasmBackend checks tensorBytes, and 0 keeps every array in JavaScript memory", () => {
     expect(() => createWasmBackend({ tensorBytes: -1 })).toThrow(
       "createWasmBackend: tensorBytes must be an integer in [0, 1073741824], got -1",

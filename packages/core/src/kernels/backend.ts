@@ -99,6 +99,12 @@ export interface DenseBackend {
    * one to JavaScript memory. Absent: JavaScript memory.
    */
   readonly allocate?: Placement;
+  /**
+   * Bytes of tensor data in the backend's own memory (`allocate`'s arrays not yet collected) and
+   * the most there has been since the last `resetPeak` (as `torch.cuda.max_memory_allocated`).
+   * Absent for a backend that keeps nothing of its own.
+   */
+  memoryStats?(options?: { resetPeak?: boolean }): { bytes: number; peakBytes: number };
 }
 
 /** The kernels every backend must provide. */
@@ -202,6 +208,11 @@ export function setBackend(backend: DenseBackend | BackendName): DenseBackend {
   ) {
     throw new Error(
       "setBackend: backend.renderer must be a renderer (supports and run functions) or absent",
+    );
+  }
+  if (chosen.memoryStats !== undefined && typeof chosen.memoryStats !== "function") {
+    throw new Error(
+      `setBackend: backend.memoryStats must be a function or absent, got ${typeof chosen.memoryStats}`,
     );
   }
   if (chosen.allocate !== undefined && typeof chosen.allocate !== "function") {

@@ -39,12 +39,25 @@ export function withSetting(name: FocalgradName, implementation: Implementation)
       await apply();
       const prepared = await implementation.prepare();
       if (typeof prepared === "string") return prepared;
+      // Tensors in the backend's own memory (wasm) are blocks of a memory grown before the check,
+      // which the process's counters do not see again: the backend's own peak counts them.
+      let backendPeak = 0;
       return {
         ...prepared,
         activate: async () => {
           await apply();
           await prepared.activate?.();
         },
+        check: async (probe) => {
+          const stats = getBackend().memoryStats?.bind(getBackend());
+          const before = stats?.({ resetPeak: true });
+          const checks = await prepared.check(probe);
+          if (stats !== undefined && before !== undefined) {
+            backendPeak = stats().peakBytes - before.bytes;
+          }
+          return checks;
+        },
+        trackedPeakBytes: () => Math.max(backendPeak, prepared.trackedPeakBytes?.() ?? 0),
       };
     },
   };

@@ -103,5 +103,12 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
     renderer: createWasmRenderer(runtime),
     allocate: (dtype, n, zeroed) =>
       tensorBytes > 0 ? runtime.tensorArray(dtype, n, zeroed ?? true) : null,
+    memoryStats: ({ resetPeak = false } = {}) => {
+      // Collected arrays' blocks first, so that the figures count live tensors only.
+      runtime.reclaim();
+      const stats = { bytes: runtime.tensorBytes, peakBytes: runtime.peakTensorBytes };
+      if (resetPeak) runtime.peakTensorBytes = runtime.tensorBytes;
+      return stats;
+    },
   };
 }

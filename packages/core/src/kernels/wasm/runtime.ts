@@ -247,6 +247,8 @@ export class WasmRuntime {
   });
   /** Bytes of the heap that tensors' arrays hold (`tensorArray`). */
   tensorBytes = 0;
+  /** The most `tensorBytes` has been since the runtime was made or `peakTensorBytes` was last reset. */
+  peakTensorBytes = 0;
   /** Bytes of tensor data the heap may hold; beyond it, `tensorArray` gives null. */
   tensorBudget = TENSOR_BUDGET;
   /** Bytes at the start of memory that the heap and resident views occupy; kernels' scratch starts after. */
@@ -392,6 +394,7 @@ export class WasmRuntime {
     const view = new Made(this.memory.buffer as ArrayBuffer, at, length);
     if (zeroed) this.exports.zero(at, bytes);
     this.tensorBytes += bytes;
+    this.peakTensorBytes = Math.max(this.peakTensorBytes, this.tensorBytes);
     this.heap.registry.register(view, [at, bytes, true]);
     return view as DataArrayOf[D];
   }
@@ -417,6 +420,11 @@ export class WasmRuntime {
       this.heapTop = last[0];
       blocks.pop();
     }
+  }
+
+  /** Frees the heap blocks of arrays collected so far (where the runtime can run finalisers now). */
+  reclaim(): void {
+    this.heap.reclaim();
   }
 
   /** The byte address in this memory of `array`'s first element, or -1 when it lies elsewhere. */
