@@ -6,9 +6,17 @@
  */
 
 export { DataLoader, type DataLoaderOptions } from "./data.js";
-export { type DataArray, DTYPES, type DType, isFloat, promoteTypes } from "./dtype.js";
+export {
+  type DataArray,
+  DTYPES,
+  type DType,
+  isFloat,
+  type Placement,
+  promoteTypes,
+} from "./dtype.js";
 export { grad, valueAndGrad } from "./engine.js";
 export {
+  type BackendMemory,
   type BackendName,
   type ConvGeometry,
   type DenseBackend,

@@ -75,7 +75,7 @@ const exactUnary: Record<Exclude<UnaryOp, "log" | "log1p" | "exp">, (a: number) 
   trunc: Math.trunc,
 };
 const arithmetic: Record<
-  "add" | "sub" | "mul" | "div" | "min" | "max",
+  "add" | "sub" | "mul" | "div" | "min" | "max" | "pmin" | "pmax",
   (a: number, b: number) => number
 > = {
   add: (a, b) => a + b,
@@ -84,6 +84,9 @@ const arithmetic: Record<
   div: (a, b) => a / b,
   min: Math.min,
   max: Math.max,
+  // The pseudo-minimum and maximum: the first operand unless the second compares below (above) it.
+  pmin: (a, b) => (b < a ? b : a),
+  pmax: (a, b) => (a < b ? b : a),
 };
 const comparisons: Record<
   "lt" | "le" | "gt" | "ge" | "eq" | "ne",
@@ -147,6 +150,22 @@ describe.each(runtimes)("the elementwise machine on $path", ({ runtime, compiled
         op,
       ).toEqual([]);
     }
+  });
+
+  test("andnot keeps a where the mask is false and gives +0 where it is true", () => {
+    const n = 1001;
+    const [x, y] = [values(n, 15), values(n, 16)];
+    const out = new Float32Array(n);
+    const k = new ElementwiseKernel(n);
+    const [a, b] = [k.load(k.input(x)), k.load(k.input(y))];
+    k.store(k.binary("andnot", a, k.binary("lt", a, b)), k.output(out));
+    run(k, 1);
+    expect(
+      sameBits(
+        out,
+        Array.from(x, (v, i) => (v < y[i] ? 0 : v)),
+      ),
+    ).toEqual([]);
   });
 
   test("select, or and constants: where(x < y or x is NaN, 2x, y)", () => {

@@ -104,7 +104,15 @@ export interface DenseBackend {
    * the most there has been since the last `resetPeak` (as `torch.cuda.max_memory_allocated`).
    * Absent for a backend that keeps nothing of its own.
    */
-  memoryStats?(options?: { resetPeak?: boolean }): { bytes: number; peakBytes: number };
+  memoryStats?(options?: { resetPeak?: boolean }): BackendMemory;
+}
+
+/** What `DenseBackend.memoryStats` reports. */
+export interface BackendMemory {
+  /** Bytes of tensor data in the backend's memory now (blocks of collected tensors freed first). */
+  bytes: number;
+  /** The most `bytes` has been since the backend was made or its peak was last reset. */
+  peakBytes: number;
 }
 
 /** The kernels every backend must provide. */

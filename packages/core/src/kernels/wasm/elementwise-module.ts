@@ -25,7 +25,9 @@ export const INSTRUCTION_WORDS = 8;
  *   `rows`: element e = row ⌊e / width⌋, column c, at element `start + rows[row] · scale + c ·
  *   colStride` of the float32 array at `at`.
  * - unary `op r, ra`; binary `op r, ra, rb`; comparisons give lanes of all ones (true) or zeros,
- *   `and`/`or` combine them bitwise, and `select r, rmask, ra, rb` is `mask ? a : b`.
+ *   `and`/`or` combine them bitwise, `andnot r, ra, rb` is a AND NOT b (a where b's lanes are
+ *   zeros, else +0), `pmin`/`pmax` are b < a ? b : a and a < b ? b : a (one instruction each,
+ *   unlike min and max), and `select r, rmask, ra, rb` is `mask ? a : b`.
  * - `store ra, at`: element e of the float32 array at `at` = a.
  * - `place ra, at, rows, scale, start, width, colStride` (`scatter`: += a): the inverse of
  *   `gather`, into distinct rows.
@@ -59,6 +61,9 @@ export const INSTRUCTIONS = [
   "ne",
   "and",
   "or",
+  "andnot",
+  "pmin",
+  "pmax",
   "select",
   "store",
   "place",
@@ -90,6 +95,9 @@ const BINARY = {
   ne: 0x42,
   and: MathSimd.and,
   or: MathSimd.or,
+  andnot: 0x4f,
+  pmin: 0xea,
+  pmax: 0xeb,
 } satisfies Partial<Record<Instruction, number>>;
 
 // Scalar opcodes only this function uses.

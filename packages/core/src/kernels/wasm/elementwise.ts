@@ -97,7 +97,10 @@ export type BinaryOp =
   | "eq"
   | "ne"
   | "and"
-  | "or";
+  | "or"
+  | "andnot"
+  | "pmin"
+  | "pmax";
 
 /**
  * A fused float32 kernel over `size` elements, built instruction by instruction. Values are in

@@ -276,8 +276,34 @@ function lowerings(
     or: ([a, b]) => k.binary("or", a, b),
     // A mask's all-ones lanes are a NaN as float32, which equals nothing; its zero lanes equal 0.
     not: ([a]) => k.binary("eq", a, k.constant(0)),
-    select: ([condition, a, b]) => k.select(condition, a, b),
+    select: ([condition, a, b], x) => selection(k, x, condition, a, b),
   };
+}
+
+/** Whether `x` is the constant +0 (all bits zero). */
+const isPlusZero = (x: Expr) => x.op === "constant" && Object.is(x.attr, 0);
+
+/**
+ * `select(condition, a, b)` of node `x`, in fewer instructions where its form allows, each the
+ * same bits as the selection: a choice against +0 is a bitwise mask (`cond ? a : 0` is a AND
+ * mask), and a selection by a comparison of its own two sides is a pseudo-minimum or maximum
+ * (`a < b ? b : a` is pmax(a, b), NaN lanes keeping a as both do). A side with a logarithm or an
+ * exponential keeps the selection, which the compiled kernel turns into a branch that skips it
+ * when no lane needs it.
+ */
+function selection(k: ElementwiseKernel, x: Expr, condition: Value, a: Value, b: Value): Value {
+  const [test, ax, bx] = x.args;
+  if (ax.heavy || bx.heavy) return k.select(condition, a, b);
+  if (isPlusZero(ax)) return k.binary("andnot", b, condition);
+  if (isPlusZero(bx)) return k.binary("and", a, condition);
+  if (test.op === "lt" || test.op === "gt") {
+    const [p, q] = test.args;
+    const lt = test.op === "lt";
+    // p < q ? q : p = pmax(p, q); p < q ? p : q = pmin(q, p); and the mirror images for >.
+    if (ax === q && bx === p) return k.binary(lt ? "pmax" : "pmin", b, a);
+    if (ax === p && bx === q) return k.binary(lt ? "pmin" : "pmax", b, a);
+  }
+  return k.select(condition, a, b);
 }
 
 /**
