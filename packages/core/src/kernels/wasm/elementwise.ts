@@ -65,8 +65,11 @@ export interface KernelRows {
 type Staged =
   | { kind: "input"; data: Float32Array }
   | { kind: "rows"; data: Int32Array }
-  /** `initial`: the array's values are read before the kernel adds into them (scatter). */
-  | { kind: "output"; data: Float32Array; initial: "zeros" | "values" };
+  /**
+   * `initial`: the array's values are read before the kernel adds into them (scatter), or not;
+   * `placed`: a place writes some of its elements, so the others must be zeros.
+   */
+  | { kind: "output"; data: Float32Array; initial: "zeros" | "values"; placed?: boolean };
 
 /** An instruction's words, with the words that hold a value (register) or an array (address). */
 interface Line {
@@ -291,6 +294,8 @@ export class ElementwiseKernel {
       width,
       colStride,
     );
+    const target = this.staged[array.id];
+    if (!add && target.kind === "output") target.placed = true;
     this.line(
       add ? "scatter" : "place",
       [a, array, { id: index }, ...rest],
@@ -525,13 +530,14 @@ export function runElementwise(
     const address = addresses[k] / 4;
     if (resident[k] >= 0) {
       // A place writes its rows into zeros: the rest of the array must be zeros too.
-      if (staged.kind === "output" && staged.initial === "zeros") {
+      if (staged.kind === "output" && staged.placed === true) {
         runtime.exports.zero(resident[k], staged.data.byteLength);
       }
     } else if (staged.kind === "rows") heap.set(staged.data, address);
     else if (staged.kind === "input" || staged.initial === "values")
       runtime.f32.set(staged.data, address);
-    else runtime.exports.zero(addresses[k], staged.data.byteLength);
+    // A store writes every element; only a place leaves some to the zeros.
+    else if (staged.placed === true) runtime.exports.zero(addresses[k], staged.data.byteLength);
   });
   // The runtime's module has the machine; a compiled kernel's module has the kernel alone.
   const fn = fused === null ? FUNCTION_NAMES.indexOf("elementwise32") : 0;
