@@ -384,10 +384,10 @@ export class WasmRuntime {
   tensorArray<D extends DType>(dtype: D, length: number, zeroed = true): DataArrayOf[D] | null {
     const Made = ARRAYS[dtype];
     const bytes = align64(Math.max(length, 1) * Made.BYTES_PER_ELEMENT);
-    if (this.tensorBytes + bytes > this.tensorBudget) {
-      this.heap.reclaim();
-      if (this.tensorBytes + bytes > this.tensorBudget) return null;
-    }
+    // Blocks of arrays collected since the last call first: reusing memory already touched is
+    // cheaper than growing into fresh pages, and a loop that never yields frees nothing otherwise.
+    if (!this.freeBlocks.some(([, size]) => size >= bytes)) this.heap.reclaim();
+    if (this.tensorBytes + bytes > this.tensorBudget) return null;
     const at = this.block(bytes);
     if (at < 0) return null;
     this.refreshViews();
