@@ -311,13 +311,15 @@ function selection(k: ElementwiseKernel, x: Expr, condition: Value, a: Value, b:
  * small part of it with contiguous columns, gathered here first so that only they are copied in.
  */
 function readRows(
+  runtime: WasmRuntime,
   k: ElementwiseKernel,
   data: Float32Array,
   rows: RowStarts,
   width: number,
   colStride: number,
 ): Value {
-  if (colStride === 1 && sparse(rows, width, data.length)) {
+  // An array in wasm memory already is gathered where it is, however few its rows.
+  if (colStride === 1 && runtime.placeOf(data) < 0 && sparse(rows, width, data.length)) {
     const compact = new Float32Array(rows.index.length * width);
     gatherRows(data, rows, width, compact);
     return k.load(k.input(compact));
@@ -392,9 +394,9 @@ export function createWasmRenderer(
           return k.load(k.input(data.subarray(input.offset, input.offset + n)));
         }
         const { rows, width, colStride } = stridedRows(plan.shape, strides, input.offset);
-        return readRows(k, data, rows, width, colStride);
+        return readRows(runtime, k, data, rows, width, colStride);
       }
-      return readRows(k, data, input.rows, input.width, input.colStride);
+      return readRows(runtime, k, data, input.rows, input.width, input.colStride);
     });
     const values = new Map<Expr, Value>();
     const lower = lowerings(k, inputs, (x) => values.get(x) as Value);
@@ -409,13 +411,16 @@ export function createWasmRenderer(
     else if (output.kind === "store") {
       k.store(value, k.output((arrays.out as Float32Array).subarray(0, n)));
     }
-    // Rows that touch a small part of the output are computed compactly and added (or, into the
-    // zero buffer of a place, stored) in JavaScript, in row order, as the wasm scatter would.
+    // Rows that touch a small part of an output in JavaScript memory are computed compactly and
+    // added (or, into the zero buffer of a place, stored) in JavaScript, in row order, as the wasm
+    // scatter would.
     let compact: Float32Array | null = null;
     if (output.kind === "scatter" || output.kind === "place") {
       const dest = arrays.out as Float32Array;
       const scatter = output.kind === "scatter";
-      if (sparse(output.rows, output.width, dest.length)) {
+      // A scatter into an array in wasm memory adds where it is (a place would zero it all first).
+      const inPlace = scatter && runtime.placeOf(dest) >= 0;
+      if (!inPlace && sparse(output.rows, output.width, dest.length)) {
         compact = new Float32Array(n);
         k.store(value, k.output(compact));
       } else {
