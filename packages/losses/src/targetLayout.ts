@@ -76,7 +76,7 @@ export function checkAnchorTargets(
   }
   const split = { ...splitAnchorTargets(target, columns), columns };
   // One fused pass counts what is out of place; only a bad batch is walked again to name the first.
-  if (misplacedTargets(split, labelsInUnitInterval) === 0) return split;
+  if (misplacedTargets(target, split, labelsInUnitInterval) === 0) return split;
   const data = target.read();
   const stride = columns + 1;
   for (let base = 0, anchor = 0; base < data.length; base += stride, anchor++) {
@@ -103,24 +103,27 @@ export function checkAnchorTargets(
 }
 
 /**
- * How many entries of the split `yTrue [B, N, C + 1]` break its layout: anchor states other than -1, 0 and 1
+ * How many entries of `yTrue [B, N, C + 1]` (and `targets`, its split) break its layout: anchor states other than -1, 0 and 1
  * (counted once per column), and (with `labelsInUnitInterval`) labels outside [0, 1] or NaN of
  * anchors that are not ignored. One lazy sum of elementwise ops, so one fused kernel.
  */
-function misplacedTargets(targets: AnchorTargets, labelsInUnitInterval: boolean): number {
-  const { values: labels, anchorState, columns } = targets;
-  const [batch, anchors] = anchorState.shape;
-  // Every comparison over [B, N, C] (the state a broadcast view), so that they fuse into one kernel.
+function misplacedTargets(
+  yTrue: Tensor,
+  targets: AnchorTargets,
+  labelsInUnitInterval: boolean,
+): number {
+  const { anchorState } = targets;
+  const [batch, anchors, width] = yTrue.shape;
   const column = reshape(anchorState, [batch, anchors, 1]);
-  const state = labelsInUnitInterval ? broadcastTo(column, [batch, anchors, columns]) : column;
-  const badState = logicalAnd(
-    logicalAnd(notEqual(state, -1), notEqual(state, 0)),
-    notEqual(state, 1),
-  );
-  if (!labelsInUnitInterval) return sum(cast(badState, "float32")).item();
-  const inside = logicalAnd(greaterEqual(labels, 0), lessEqual(labels, 1));
+  const badStateOf = (state: Tensor) =>
+    logicalAnd(logicalAnd(notEqual(state, -1), notEqual(state, 0)), notEqual(state, 1));
+  if (!labelsInUnitInterval) return sum(cast(badStateOf(column), "float32")).item();
+  // Over the whole of yTrue, read in order, with the state a broadcast view, so that every
+  // comparison fuses into one kernel: the state column is in [0, 1] where it is 0 or 1.
+  const state = broadcastTo(column, [batch, anchors, width]);
+  const inside = logicalAnd(greaterEqual(yTrue, 0), lessEqual(yTrue, 1));
   const badLabel = logicalAnd(notEqual(state, -1), logicalNot(inside));
-  return sum(cast(logicalOr(badState, badLabel), "float32")).item();
+  return sum(cast(logicalOr(badStateOf(state), badLabel), "float32")).item();
 }
 
 /** Validates an anchor state tensor `[B, N]` holding only -1, 0 and 1. */
