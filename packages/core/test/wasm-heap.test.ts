@@ -38,14 +38,19 @@ function values(n: number, seed: number): Float32Array {
   return out;
 }
 
+/** A new runtime after one kernel, so that the memory above its (empty) heap holds non-zero scratch. */
+function runtimeWithScratch(seed: number): WasmRuntime {
+  const runtime = new WasmRuntime(false);
+  const x = values(5000, seed);
+  const k = new ElementwiseKernel(x.length);
+  k.store(k.unary("neg", k.load(k.input(x))), k.output(new Float32Array(x.length)));
+  runElementwise(runtime, k, 1);
+  return runtime;
+}
+
 describe("the heap's tensor arrays", () => {
   test("are zeroed arrays of the dtype's type, in wasm memory, also where a kernel's scratch was", () => {
-    const runtime = new WasmRuntime(false);
-    // A kernel first, so that the memory above the heap holds its (non-zero) scratch.
-    const x = values(5000, 1);
-    const k = new ElementwiseKernel(x.length);
-    k.store(k.unary("neg", k.load(k.input(x))), k.output(new Float32Array(x.length)));
-    runElementwise(runtime, k, 1);
+    const runtime = runtimeWithScratch(1);
     const made = [
       runtime.tensorArray("float32", 3000),
       runtime.tensorArray("float64", 1000),
@@ -69,11 +74,7 @@ describe("the heap's tensor arrays", () => {
   });
 
   test("are left as their memory was when asked not to be zeroed (for callers that write every element)", () => {
-    const runtime = new WasmRuntime(false);
-    const x = values(5000, 7);
-    const k = new ElementwiseKernel(x.length);
-    k.store(k.unary("neg", k.load(k.input(x))), k.output(new Float32Array(x.length)));
-    runElementwise(runtime, k, 1);
+    const runtime = runtimeWithScratch(7);
     // The first block of the heap is where that kernel's scratch (its program, then x) was.
     const unzeroed = runtime.tensorArray("float32", 5000, false) as Float32Array;
     expect(unzeroed.some((v) => v !== 0)).toBe(true);
