@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   add,
   argmax,
+  argwhere,
   createWasmBackend,
   cumsum,
   type DenseBackend,
@@ -13,6 +14,7 @@ import {
   gatherNd,
   getBackend,
   getNumThreads,
+  greater,
   javascriptBackend,
   max,
   maxPool2d,
@@ -544,6 +546,48 @@ describe("wasm 2 × 2 max-pool", () => {
   });
 });
 
+describe("argwhere's positions on the wasm backends", () => {
+  /** The positions of the non-zero bytes, by the definition. */
+  const expected = (mask: ArrayLike<number>) => {
+    const at: number[] = [];
+    for (let i = 0; i < mask.length; i++) if (mask[i] !== 0) at.push(i);
+    return at;
+  };
+
+  it("are the definition's for bool arrays in wasm memory of any length and density", () => {
+    for (const backend of WASM_BACKENDS) {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 0, max: 40_000 }),
+          fc.constantFrom(0, 0.01, 0.5, 0.97, 1),
+          fc.integer(),
+          (n, density, seed) => {
+            const mask = backend.allocate?.("bool", n, true) as Uint8Array;
+            let s = seed >>> 0;
+            for (let i = 0; i < n; i++) {
+              s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+              // Any non-zero byte is true, not only 1.
+              mask[i] = s / 2 ** 32 < density ? 1 + (s & 0x7f) : 0;
+            }
+            expect([...backend.nonzeroPositions(mask)]).toEqual(expected(mask));
+          },
+        ),
+        { numRuns: 40 },
+      );
+    }
+  });
+
+  it("fall back to the JavaScript loop for arrays in JavaScript memory and for numbers", () => {
+    const backend = WASM_BACKENDS[0];
+    const mask = Uint8Array.from({ length: 5000 }, (_, i) => (i % 7 === 3 ? 1 : 0));
+    expect([...backend.nonzeroPositions(mask)]).toEqual(expected(mask));
+    // NaN is not 0, so it counts, as in NumPy's nonzero.
+    const numbers = Float32Array.of(0, Number.NaN, -0, 2, 0);
+    expect([...backend.nonzeroPositions(numbers)]).toEqual([1, 3]);
+    expect([...javascriptBackend.nonzeroPositions(numbers)]).toEqual([1, 3]);
+  });
+});
+
 describe("backend selection", () => {
   it("selects built-in backends by name and returns the previous one", () => {
     const before = getBackend();
@@ -587,10 +631,10 @@ describe("the backend seam beyond products and convolutions", () => {
       ...(Object.keys(javascriptReductions) as (keyof typeof javascriptReductions)[]),
     ] as const;
     for (const name of kernels) {
-      const kernel = base[name] as (...args: unknown[]) => void;
+      const kernel = base[name] as (...args: unknown[]) => unknown;
       (traced as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
         calls.add(name);
-        kernel(...args);
+        return kernel(...args);
       };
     }
     const previous = setBackend(traced);
@@ -614,6 +658,12 @@ describe("the backend seam beyond products and convolutions", () => {
       );
       sum(add(loss, sum(cumsum(x, 1)))).backward();
       expect(argmax(x, { axis: 1 }).toArray()).toEqual([1, 2]);
+      // 5, 4 and 6 are the entries above 3: at [0, 1], [1, 0] and [1, 2].
+      expect(argwhere(greater(x, 3)).toArray()).toEqual([
+        [0, 1],
+        [1, 0],
+        [1, 2],
+      ]);
       const pooled = tensor(
         [
           [

@@ -77,6 +77,8 @@ export interface DenseBackend {
   gatherAlong: Reductions["gatherAlong"];
   /** The adjoint of `gatherAlong`. */
   scatterAddAlong: Reductions["scatterAddAlong"];
+  /** The positions of the non-zero entries, in increasing order (`argwhere`). */
+  nonzeroPositions: Reductions["nonzeroPositions"];
   /**
    * A zeroed buffer of `length` elements, float32 (`single`) or float64, for an optimiser's state
    * (Adam's moments), where this backend's optimiser kernels read it in place; it lives as long
@@ -134,6 +136,7 @@ const KERNELS = [
   "scatterAddRows",
   "gatherAlong",
   "scatterAddAlong",
+  "nonzeroPositions",
   "optimizerState",
   "adam",
 ] as const satisfies readonly (keyof DenseBackend)[];

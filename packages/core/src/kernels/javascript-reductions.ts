@@ -8,6 +8,7 @@ import {
   scatterAddAxis,
   scatterAddRows,
 } from "./gather.js";
+import { nonzeroPositions } from "./positions.js";
 import { argReduce, cumulativeSum, reduce } from "./reduce.js";
 
 /**
@@ -28,4 +29,5 @@ export const javascriptReductions = {
   scatterAddRows,
   gatherAlong,
   scatterAddAlong,
+  nonzeroPositions,
 };

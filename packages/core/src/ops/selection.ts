@@ -78,11 +78,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
  */
 export function argwhere(cond: Tensor): Tensor {
   checkTensor("argwhere", "cond", cond);
-  const data = cond.read();
-  let count = 0;
-  for (let i = 0; i < data.length; i++) if (data[i] !== 0) count++;
-  const positions = allocate("int32", count);
-  for (let i = 0, k = 0; k < count; i++) if (data[i] !== 0) positions[k++] = i;
+  const positions = getBackend().nonzeroPositions(cond.read());
   // The coordinates are written out only if something reads them: a gatherNd through them uses
   // the flat positions.
   return pendingCoordinates(positions, cond.shape);

@@ -1,4 +1,4 @@
-/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col and pooling in wasm, the fused elementwise kernels in wasm (its renderer), Adam's update with its state in wasm memory, the JavaScript loops for the pools' adjoints, the reductions and the gathers. */
+/** The WebAssembly backend: the SIMD GEMM (on every core) under the convolutions, im2col and pooling in wasm, the fused elementwise kernels in wasm (its renderer), Adam's update with its state in wasm memory, the JavaScript loops for the pools' adjoints, the reductions and the gathers, argwhere's positions in wasm. */
 
 import type { DenseBackend } from "../backend.js";
 import {
@@ -16,6 +16,7 @@ import { wasmConvolutions } from "./convolution.js";
 import { type GemmThresholds, PER_CHUNK, wasmGemm } from "./gemm.js";
 import { wasmOptimizers } from "./optimizers.js";
 import { wasmPooling } from "./pooling.js";
+import { wasmPositions } from "./positions.js";
 import { createWasmRenderer } from "./renderer.js";
 import { hasRelaxedSimd, MAX_TENSOR_BYTES, TENSOR_BUDGET, WasmRuntime } from "./runtime.js";
 
@@ -70,6 +71,7 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
   const columns = wasmColumns(runtime);
   const convolutions = wasmConvolutions(runtime, options.perChunk ?? PER_CHUNK, COLUMN_BLOCK);
   const pooling = wasmPooling(runtime);
+  const positions = wasmPositions(runtime);
   // Several images per product where their columns fit a batch, else whole images on each
   // thread, else (pointwise, grouped, or too large for the memory) a block of rows at a time.
   const conv2d: DenseBackend["conv2d"] = (x, w, bias, out, geometry) => {
@@ -99,6 +101,8 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
     maxPool2dBackward: maxPool2dBackwardInto,
     avgPool2dBackward: avgPool2dBackwardInto,
     ...javascriptReductions,
+    nonzeroPositions: (data) =>
+      positions.nonzeroPositions(data) ?? javascriptReductions.nonzeroPositions(data),
     ...wasmOptimizers(runtime),
     renderer: createWasmRenderer(runtime),
     allocate: (dtype, n, zeroed) =>

@@ -5,7 +5,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { DataArrayOf, DType } from "../../dtype.js";
 import type { PoolGeometry } from "../conv.js";
-import { assemble, FunctionBuilder, I32, Simd, V128 } from "./assembler.js";
+import { assemble, FunctionBuilder, I32, Op, Simd, V128 } from "./assembler.js";
 import { convImagesFunction, sumPartialsFunction, weightImagesFunction } from "./conv-module.js";
 import { elementwiseFunction } from "./elementwise-module.js";
 import { gemmFunctions, LAYOUTS, tilesFunction } from "./gemm-module.js";
@@ -14,6 +14,7 @@ import { adamFunction } from "./optim-module.js";
 import { packFunction, packRangeFunction } from "./pack-module.js";
 import { chunkArguments, type Job, WorkerPool } from "./pool.js";
 import { avgPoolFunction, maxPool2x2Function, maxPoolFunction } from "./pool-module.js";
+import { countNonzeroFunction, nonzeroPositionsFunction } from "./positions-module.js";
 import { type WasmMemory, type WasmModule, webAssembly } from "./webassembly.js";
 
 const PAGE = 65536;
@@ -148,6 +149,9 @@ export const FUNCTION_NAMES = [
   "sumPartials32",
   "sumPartials64",
   "zero",
+  "extremes32",
+  "countNonzero8",
+  "nonzeroPositions8",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
@@ -175,6 +179,59 @@ const callees = (suffix: "32" | "64") => ({
 function zeroFunction(): FunctionBuilder {
   const f = new FunctionBuilder("zero", [I32, I32]);
   f.get(0).i32(0).get(1).op(0xfc, 0x0b, 0x00);
+  return f;
+}
+
+/**
+ * `extremes32(address, count) → (low, high)`: the smallest and largest of `count ≥ 1` int32 at
+ * `address`, four lanes at a time (`i32x4.min_s`, `max_s`), then the lanes and the last few.
+ */
+function extremesFunction(): FunctionBuilder {
+  const f = new FunctionBuilder("extremes32", [I32, I32], [I32, I32]);
+  const [at, count] = [0, 1];
+  const [i, low, high, x] = [f.local(I32), f.local(I32), f.local(I32), f.local(I32)];
+  const [lows, highs] = [f.local(V128), f.local(V128)];
+  const I32_LOAD = 0x28;
+  const I32_AND = 0x71;
+  const [MIN_S, MAX_S, EXTRACT] = [0xb6, 0xb8, 0x1b];
+  const load = () => f.get(at).get(i).op(Op.i32Add).simd(Simd.load, { align: 2, offset: 0 });
+  f.get(at).simd(Simd.load32Splat, { align: 2, offset: 0 }).tee(lows).set(highs);
+  const vectorBytes = () => f.get(count).i32(-4).op(I32_AND).i32(4).op(Op.i32Mul);
+  f.forLoop(
+    i,
+    () => f.i32(0),
+    vectorBytes,
+    () => {
+      f.get(lows);
+      load();
+      f.simd(MIN_S).set(lows);
+      f.get(highs);
+      load();
+      f.simd(MAX_S).set(highs);
+    },
+    16,
+  );
+  // The lanes, then the elements after the last whole vector, one at a time.
+  f.get(lows).simd(EXTRACT).op(0).set(low);
+  f.get(highs).simd(EXTRACT).op(0).set(high);
+  const fold = (value: () => void) => {
+    value();
+    f.set(x);
+    f.get(x).get(low).get(x).get(low).op(Op.i32LtS, Op.select).set(low);
+    f.get(x).get(high).get(x).get(high).op(Op.i32GtS, Op.select).set(high);
+  };
+  for (let lane = 1; lane < 4; lane++) {
+    fold(() => f.get(lows).simd(EXTRACT).op(lane));
+    fold(() => f.get(highs).simd(EXTRACT).op(lane));
+  }
+  f.forLoop(
+    i,
+    vectorBytes,
+    () => f.get(count).i32(4).op(Op.i32Mul),
+    () => fold(() => f.get(at).get(i).op(Op.i32Add).memory(I32_LOAD, 2, 0)),
+    4,
+  );
+  f.get(low).get(high);
   return f;
 }
 
@@ -289,6 +346,9 @@ export class WasmRuntime {
       sumPartialsFunction("sumPartials32", 4),
       sumPartialsFunction("sumPartials64", 8),
       zeroFunction(),
+      extremesFunction(),
+      countNonzeroFunction(),
+      nonzeroPositionsFunction(),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
@@ -425,6 +485,18 @@ export class WasmRuntime {
   /** Frees the heap blocks of arrays collected so far (where the runtime can run finalisers now). */
   reclaim(): void {
     this.heap.reclaim();
+  }
+
+  /**
+   * The smallest and largest entries of `table`, an int32 array in this memory with at least one
+   * element (in wasm, four at a time), or null for a table elsewhere.
+   */
+  extremesOf(table: Int32Array): [number, number] | null {
+    const at = this.placeOf(table);
+    if (at < 0 || table.length === 0) return null;
+    const extremes = this.exports.extremes32 as unknown as (at: number, n: number) => number[];
+    const [low, high] = extremes(at, table.length);
+    return [low, high];
   }
 
   /** The byte address in this memory of `array`'s first element, or -1 when it lies elsewhere. */
