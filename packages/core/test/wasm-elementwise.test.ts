@@ -85,7 +85,9 @@ const arithmetic: Record<
   min: Math.min,
   max: Math.max,
   // The pseudo-minimum and maximum: the first operand unless the second compares below (above) it.
+  // biome-ignore lint/complexity/useMathMinMax: not Math.min: a NaN or −0 operand keeps the first
   pmin: (a, b) => (b < a ? b : a),
+  // biome-ignore lint/complexity/useMathMinMax: not Math.max, for the same reason
   pmax: (a, b) => (a < b ? b : a),
 };
 const comparisons: Record<
@@ -149,6 +151,19 @@ describe.each(runtimes)("the elementwise machine on $path", ({ runtime, compiled
         ),
         op,
       ).toEqual([]);
+      // The same mask stored as bools: a byte of 1 or 0 per element, 16 at a time then the rest,
+      // on two threads (whose chunks end where blocks do), nothing written past the end.
+      const bools = new Uint8Array(n + 3).fill(7);
+      const b = new ElementwiseKernel(n);
+      b.storeMask(
+        b.binary(op as BinaryOp, b.load(b.input(x)), b.load(b.input(y))),
+        b.output(bools.subarray(0, n)),
+      );
+      run(b, 2);
+      expect([...bools.subarray(0, n)], op).toEqual(
+        Array.from(x, (a, i) => (reference(a, y[i]) ? 1 : 0)),
+      );
+      expect([...bools.subarray(n)]).toEqual([7, 7, 7]);
     }
   });
 
@@ -323,6 +338,14 @@ describe.each(runtimes)("the elementwise machine on $path", ({ runtime, compiled
   });
 });
 
+test("ElementwiseKernel stores masks into bool arrays only", () => {
+  const k = new ElementwiseKernel(4);
+  const mask = k.binary("eq", k.constant(1), k.constant(1));
+  expect(() => k.storeMask(mask, k.output(new Float32Array(4)))).toThrow(
+    "ElementwiseKernel.storeMask: the array must be a Uint8Array (bool)",
+  );
+});
+
 test("ElementwiseKernel rejects a size that is not an element count", () => {
   expect(() => new ElementwiseKernel(-1)).toThrow(
     "ElementwiseKernel: size must be an integer in [0, 2^31), got -1",
@@ -356,4 +379,32 @@ test("ElementwiseKernel rejects arrays and row tables that do not cover the kern
     "ElementwiseKernel.scatter: row -1 (elements -3 to -1) is outside the array of 12",
   );
   expect(() => k.gather(source, rows([0, 3]), 3, 1)).not.toThrow();
+});
+
+test("the extremes of long row tables in wasm memory are found in wasm, with the JavaScript scan's results", () => {
+  // Lengths around the vector width and the threshold, a table of one entry, negative entries.
+  for (const n of [1, 3, 4, 5, 17, 4095, 4096, 4099, 50_001]) {
+    const table = plain.tensorArray("int32", n) as Int32Array;
+    let s = n;
+    for (let i = 0; i < n; i++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      table[i] = (s % 2001) - 1000;
+    }
+    table[n - 1] = -5000; // the smallest in the scalar tail (or the only one)
+    if (n > 2) table[n >> 1] = 7000;
+    expect(plain.extremesOf(table)).toEqual([Math.min(...table), Math.max(...table)]);
+  }
+  expect(plain.extremesOf(new Int32Array(8))).toBeNull();
+  expect(plain.extremesOf(plain.tensorArray("int32", 0) as Int32Array)).toBeNull();
+  // A kernel that knows its runtime checks a resident table of 5000 rows this way: row 4999 is
+  // 1000, whose row of 3 (elements 3000 to 3002) lies outside an array of 3000.
+  const k = new ElementwiseKernel(15_000, plain);
+  const rows = plain.tensorArray("int32", 5000) as Int32Array;
+  for (let i = 0; i < 5000; i++) rows[i] = i % 1000;
+  rows[4999] = 1000;
+  expect(() =>
+    k.gather(k.input(new Float32Array(3000)), { index: rows, scale: 3, start: 0 }, 3, 1),
+  ).toThrow(
+    "ElementwiseKernel.gather: row 1000 (elements 3000 to 3002) is outside the array of 3000",
+  );
 });

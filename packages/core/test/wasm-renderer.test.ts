@@ -151,7 +151,7 @@ describe.each(renderers)("the wasm renderer ($name)", ({ wasm }) => {
     expect(gotSums[0]).toBeCloseTo(wantSums[0], 9);
   });
 
-  test("strided inputs: broadcasts along and across rows, and slices, as the JavaScript renderer", () => {
+  test("strided inputs: broadcasts along and across rows, slices and columns, as the JavaScript renderer", () => {
     // The loop is [64, 9]: a is a [64, 10] array read without its last column (rows 10 apart), b
     // a row of 9 broadcast down (strides [0, 1]), c a column of 64 broadcast across (strides [1, 0]).
     const a = probabilities(640, 9);
@@ -195,6 +195,45 @@ describe.each(renderers)("the wasm renderer ($name)", ({ wasm }) => {
     wasm.run(kernel, { inputs: [a, b, c], out: got, sums: null });
     javascript.run(kernel, { inputs: [a, b, c], out: want, sums: null });
     expect(apart(got, want, 0)).toEqual([]);
+    // Columns read element by element: a seen transposed ([10, 64], strides [1, 10]; element
+    // [i, j] is a[10 j + i]), and a's column 3 from its last row up (offset 633, stride −10).
+    const columns: [Kernel, number][] = [
+      [
+        {
+          shape: [10, 64],
+          inputs: [access([1, 10]), access([0, 0]), access([1, 0])],
+          value,
+          output: { kind: "store", dtype: "float32" },
+          sums: [],
+        },
+        640,
+      ],
+      [
+        {
+          shape: [64],
+          inputs: [access([-10], 633), access([0]), access([1])],
+          value,
+          output: { kind: "store", dtype: "float32" },
+          sums: [],
+        },
+        64,
+      ],
+    ];
+    for (const [column, size] of columns) {
+      expect(wasm.supports(column)).toBe(true);
+      const [got, want] = [new Float32Array(size), new Float32Array(size)];
+      wasm.run(column, { inputs: [a, b, c], out: got, sums: null });
+      javascript.run(column, { inputs: [a, b, c], out: want, sums: null });
+      expect(apart(got, want, 0)).toEqual([]);
+    }
+    // Element [7, 21] of the transposed read is a[217] · b[0] − c[7]; element 5 of the reversed
+    // column is a[633 − 50] · b[0] − c[5].
+    const transposed = new Float32Array(640);
+    wasm.run(columns[0][0], { inputs: [a, b, c], out: transposed, sums: null });
+    expect(transposed[64 * 7 + 21]).toBe(Math.fround(Math.fround(a[217] * b[0]) - c[7]));
+    const reversed = new Float32Array(64);
+    wasm.run(columns[1][0], { inputs: [a, b, c], out: reversed, sums: null });
+    expect(reversed[5]).toBe(Math.fround(Math.fround(a[583] * b[0]) - c[5]));
   });
 
   test("random chains of exact float32 steps give the JavaScript renderer's bits", () => {
@@ -275,6 +314,18 @@ describe.each(renderers)("the wasm renderer ($name)", ({ wasm }) => {
     const total = wasm.run(kernel, { inputs: [p, labels], out: null, sums: null });
     expect(total).toBe(javascript.run(kernel, { inputs: [p, labels], out: null, sums: null }));
     expect(total).toBeGreaterThan(0);
+    // The mask itself stored as a bool array (what equal() or greater() gives), and a bool
+    // constant: the JavaScript renderer's bytes.
+    for (const value of [mask, ir.and(mask, constant(1, "bool"))]) {
+      const stored: Kernel = { ...kernel, value, output: { kind: "store", dtype: "bool" } };
+      expect(wasm.supports(stored)).toBe(true);
+      const [got, want] = [new Uint8Array(n), new Uint8Array(n)];
+      wasm.run(stored, { inputs: [p, labels], out: got, sums: null });
+      javascript.run(stored, { inputs: [p, labels], out: want, sums: null });
+      expect(got).toEqual(want);
+      // Element 4 (not a multiple of 3: label 0) is p[4] < 0.5, p[4] not being NaN.
+      expect(got[4]).toBe(p[4] < 0.5 ? 1 : 0);
+    }
   });
 });
 
@@ -300,11 +351,6 @@ test("the wasm renderer leaves to JavaScript what it has no float32 vector form 
   want.set(x.map((v) => Math.tanh(v)));
   expect(apart(got, want, 0)).toEqual([]);
   expect(wasm.supports(over(f32(ir.pow(f, 0.5))))).toBe(false);
-  // A column read element by element (inner stride 2: a transposed or a strided slice's view).
-  const column: InputAccess = { kind: "strided", dtype: "float32", strides: [1, 2], offset: 0 };
-  expect(
-    wasm.supports({ ...over(f32(ir.exp(f))), shape: [1 << 7, 1 << 7], inputs: [column] }),
-  ).toBe(false);
 });
 
 test("the wasm renderer leaves to JavaScript a step held in double that a later op would amplify", () => {

@@ -29,6 +29,8 @@ export const INSTRUCTION_WORDS = 8;
  *   zeros, else +0), `pmin`/`pmax` are b < a ? b : a and a < b ? b : a (one instruction each,
  *   unlike min and max), and `select r, rmask, ra, rb` is `mask ? a : b`.
  * - `store ra, at`: element e of the float32 array at `at` = a.
+ * - `storeMask ra, at`: byte e of the bool array at `at` = 1 where a's lane is set, else 0 (a a
+ *   mask, as comparisons give).
  * - `place ra, at, rows, scale, start, width, colStride` (`scatter`: += a): the inverse of
  *   `gather`, into distinct rows.
  * - `sum ra, at, k, count`: the block's sum of a, in double precision in a fixed order, to the
@@ -66,6 +68,7 @@ export const INSTRUCTIONS = [
   "pmax",
   "select",
   "store",
+  "storeMask",
   "place",
   "scatter",
   "sum",
@@ -111,6 +114,11 @@ const BR_TABLE = 0x0e;
 const F64X2_PROMOTE_LOW = 0x5f;
 const F64X2_EXTRACT_LANE = 0x21;
 const I8X16_SHUFFLE = 0x0d;
+const I32_SHR_U = 0x76;
+const I32_STORE8 = 0x3a;
+const I8X16_SPLAT = 0x0f;
+const I16X8_NARROW_I32X4_S = 0x85;
+const I8X16_NARROW_I16X8_S = 0x65;
 /** The shuffle that moves lanes 2, 3 of an f32x4 to lanes 0, 1. */
 const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
 
@@ -482,6 +490,36 @@ export function elementwiseFunction(
           f.get(w[2]).get(b).get(k).op(Op.i32Add).i32(4).op(Op.i32Mul, Op.i32Add);
           f.get(pd).get(k).i32(4).op(Op.i32Mul, Op.i32Add).memory(Op.f32Load, 2, 0);
           f.memory(Op.f32Store, 2, 0);
+        },
+      );
+    },
+    // Sixteen lanes at a time: their masks narrowed to bytes (all ones stays all ones, zero
+    // zero, by signed saturation) and AND 1; then the last few lane by lane.
+    storeMask: () => {
+      f.forLoop(
+        i,
+        () => f.i32(0),
+        () => f.get(len).i32(-16).op(I32_AND).i32(4).op(Op.i32Mul),
+        () => {
+          f.get(w[2]).get(b).op(Op.i32Add).get(i).i32(2).op(I32_SHR_U, Op.i32Add);
+          for (let v = 0; v < 4; v++) {
+            plus(pd, i).simd(Simd.load, { align: 4, offset: 16 * v });
+            if (v % 2 === 1) f.simd(I16X8_NARROW_I32X4_S);
+          }
+          f.simd(I8X16_NARROW_I16X8_S);
+          f.i32(1).simd(I8X16_SPLAT).simd(MathSimd.and);
+          f.simd(Simd.store, { align: 0, offset: 0 });
+        },
+        64,
+      );
+      f.forLoop(
+        k,
+        () => f.get(len).i32(-16).op(I32_AND),
+        () => f.get(len),
+        () => {
+          f.get(w[2]).get(b).get(k).op(Op.i32Add, Op.i32Add);
+          f.get(pd).get(k).i32(4).op(Op.i32Mul, Op.i32Add).memory(I32_LOAD, 2, 0);
+          f.i32(1).op(I32_AND).memory(I32_STORE8, 0, 0);
         },
       );
     },

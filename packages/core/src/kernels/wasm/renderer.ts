@@ -1,9 +1,8 @@
 /**
  * The WebAssembly renderer of elementwise kernels: the IR lowered to the elementwise machine's
  * f32x4 instructions, compiled into a module per kernel and run on the wasm runtime's memory and
- * threads. It renders float32 kernels; float64 and int32 ones, and the ops without a float32
- * vector form here (`tanh`, `round`, `imul`, `pow` but by 0 … 4), stay on the JavaScript renderer,
- * as do strided inputs whose innermost stride is not 0 or 1.
+ * threads. It renders float32 kernels (and float32 comparisons stored as bools); float64 and int32 ones, and the ops without a float32
+ * vector form here (`tanh`, `round`, `imul`, `pow` but by 0 … 4), stay on the JavaScript renderer.
  */
 
 import { allocate } from "../../dtype.js";
@@ -126,16 +125,11 @@ function contiguous(shape: Int32Array, strides: Int32Array): boolean {
   return true;
 }
 
-/** Whether a strided read can be taken as rows: its innermost stride is 0 (a broadcast) or 1. */
-function readsAsRows(strides: Int32Array): boolean {
-  const inner = strides[strides.length - 1];
-  return inner === 0 || inner === 1;
-}
-
 /**
- * A strided read (`readsAsRows`) as gathered rows: one row per innermost run of the loop `shape`,
- * starting where the strides put it, its columns `strides[last]` apart (0 for a broadcast along
- * the row, 1 for a contiguous row).
+ * A strided read as gathered rows: one row per innermost run of the loop `shape`, starting where
+ * the strides put it, its columns `strides[last]` apart (0 for a broadcast along the row, which
+ * is gathered as splats, 1 for a contiguous row, moved by whole vectors, any other stride, such as
+ * a column of a wider array, element by element).
  */
 function stridedRows(
   shape: Int32Array,
@@ -365,15 +359,10 @@ export function createWasmRenderer(
     for (const d of kernel.shape) size *= d;
     if (size < minSize) return false;
     const { output } = kernel;
-    if (output.kind !== "sum" && output.dtype !== "float32") return false;
-    const plan = layout(kernel);
-    const inputsOk = kernel.inputs.every(
-      (input, k) =>
-        input.dtype === "float32" &&
-        (input.kind !== "strided" ||
-          contiguous(plan.shape, plan.strides[k]) ||
-          readsAsRows(plan.strides[k])),
-    );
+    // Outputs: float32 arrays, or a bool array stored from the masks of comparisons.
+    const stored = output.kind === "store" && output.dtype === "bool";
+    if (output.kind !== "sum" && output.dtype !== "float32" && !stored) return false;
+    const inputsOk = kernel.inputs.every((input) => input.dtype === "float32");
     const nodes = topological([kernel.value, ...kernel.sums]);
     return inputsOk && nodes.every(renders) && !amplifiesRounding(nodes);
   };
@@ -383,7 +372,7 @@ export function createWasmRenderer(
     if (!supports(kernel)) return javascript.run(kernel, arrays);
     let n = 1;
     for (const d of kernel.shape) n *= d;
-    const k = new ElementwiseKernel(n);
+    const k = new ElementwiseKernel(n, runtime);
     const plan = layout(kernel);
     const inputs = kernel.inputs.map((input, index) => {
       const data = arrays.inputs[index] as Float32Array;
@@ -408,7 +397,9 @@ export function createWasmRenderer(
     const { output } = kernel;
     let total = -1;
     if (output.kind === "sum") total = k.sum(value);
-    else if (output.kind === "store") {
+    else if (output.kind === "store" && output.dtype === "bool") {
+      k.storeMask(value, k.output((arrays.out as Uint8Array).subarray(0, n)));
+    } else if (output.kind === "store") {
       k.store(value, k.output((arrays.out as Float32Array).subarray(0, n)));
     }
     // Rows that touch a small part of an output in JavaScript memory are computed compactly and
