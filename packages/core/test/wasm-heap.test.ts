@@ -222,6 +222,25 @@ describe("kernels on arrays in wasm memory", () => {
     }
   });
 
+  test("a place into an array said to be zeroed writes its rows only; one into zeros zeroes the rest", () => {
+    const n = 4096;
+    const rows = { index: Int32Array.of(3, 1), scale: 8, start: 0 };
+    const source = inHeap(values(16, 5));
+    for (const initial of ["zeros", "zeroed"] as const) {
+      // Rows 1 and 3 of a [4, 8] view: elements 8–11 and 24–27 (width 4), the rest 9 as a witness.
+      const out = inHeap(new Float32Array(n).fill(9));
+      const k = new ElementwiseKernel(8);
+      const g = k.gather(k.input(source), { index: Int32Array.of(0, 1), scale: 4, start: 0 }, 4, 1);
+      k.place(g, k.output(out, initial), rows, 4, 1);
+      runElementwise(runtime, k, 1, true);
+      const rest = initial === "zeros" ? 0 : 9;
+      const want = Array.from({ length: n }, (_, e) =>
+        e >= 24 && e < 28 ? source[e - 24] : e >= 8 && e < 12 ? source[e - 8 + 4] : rest,
+      );
+      expect(Array.from(out)).toEqual(want);
+    }
+  });
+
   test("an output that an input reads too is copied: a reversed gather into its own array", () => {
     const n = 1000;
     const a = inHeap(values(n, 4));

@@ -75,13 +75,14 @@ type Staged =
   | { kind: "input"; data: Float32Array }
   | { kind: "rows"; data: Int32Array }
   /**
-   * `initial`: the array's values are read before the kernel adds into them (scatter), or not;
-   * `placed`: a place writes some of its elements, so the others must be zeros.
+   * `initial`: the array's values are read before the kernel adds into them (scatter), or not
+   * ("zeros"; "zeroed": and they are zeros already); `placed`: a place writes some of its
+   * elements, so the others must be zeros.
    */
   | {
       kind: "output";
       data: Float32Array | Uint8Array;
-      initial: "zeros" | "values";
+      initial: "zeros" | "zeroed" | "values";
       placed?: boolean;
     };
 
@@ -163,9 +164,14 @@ export class ElementwiseKernel {
 
   /**
    * A float32 array written (store, place; its other elements are zeros) or added into (scatter),
-   * or a bool array written by `storeMask`.
+   * or a bool array written by `storeMask`. `"zeroed"` promises that the array holds zeros
+   * already (a place's zero buffer): a place into it where it lies in wasm memory writes its rows
+   * and nothing else, instead of zeroing the whole array first.
    */
-  output(data: Float32Array | Uint8Array, initial: "zeros" | "values" = "zeros"): KernelArray {
+  output(
+    data: Float32Array | Uint8Array,
+    initial: "zeros" | "zeroed" | "values" = "zeros",
+  ): KernelArray {
     return this.stage({ kind: "output", data, initial });
   }
 
@@ -570,8 +576,9 @@ export function runElementwise(
   kernel.staged.forEach((staged, k) => {
     const address = addresses[k] / 4;
     if (resident[k] >= 0) {
-      // A place writes its rows into zeros: the rest of the array must be zeros too.
-      if (staged.kind === "output" && staged.placed === true) {
+      // A place writes its rows into zeros: the rest of the array must be zeros too, unless the
+      // caller says it is.
+      if (staged.kind === "output" && staged.placed === true && staged.initial === "zeros") {
         runtime.exports.zero(resident[k], staged.data.byteLength);
       }
     } else if (staged.kind === "rows") heap.set(staged.data, address);

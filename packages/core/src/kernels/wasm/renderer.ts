@@ -415,7 +415,8 @@ export function createWasmRenderer(
         compact = new Float32Array(n);
         k.store(value, k.output(compact));
       } else {
-        const out = k.output(dest, scatter ? "values" : "zeros");
+        // A place's destination is a zero buffer (the kernel's contract): only its rows are written.
+        const out = k.output(dest, scatter ? "values" : "zeroed");
         // Placing gives what adding into the zero buffer would: −0 + 0 is +0.
         const placed = scatter ? value : k.binary("add", value, k.constant(0));
         k.place(placed, out, output.rows, output.width, 1, scatter);
