@@ -408,3 +408,26 @@ test("the extremes of long row tables in wasm memory are found in wasm, with the
     "ElementwiseKernel.gather: row 1000 (elements 3000 to 3002) is outside the array of 3000",
   );
 });
+
+test("the runtime's fill sets exactly the elements asked, a vector at a time and then the rest", () => {
+  // Scratch above the heap's arrays, as the kernels use it: its first element in either view.
+  const bytes = Math.ceil(plain.residentBytes / 64) * 64;
+  plain.reserve(bytes + 8 * 1100);
+  for (const single of [true, false]) {
+    const at = bytes / (single ? 4 : 8);
+    for (const [from, to] of [
+      [0, 0],
+      [3, 4],
+      [5, 12],
+      [16, 1043],
+    ]) {
+      const region = () => (single ? plain.f32 : plain.f64).subarray(at, at + 1100);
+      region().fill(7);
+      plain.fill(single, 0.1, at + from, at + to);
+      // 0.1 rounded to float32 in the float32 view; every element outside [from, to) keeps 7.
+      const value = single ? Math.fround(0.1) : 0.1;
+      const want = Array.from({ length: 1100 }, (_, i) => (i >= from && i < to ? value : 7));
+      expect(Array.from(region())).toEqual(want);
+    }
+  }
+});

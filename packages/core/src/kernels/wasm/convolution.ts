@@ -190,7 +190,7 @@ function conv2dByImages(
     for (let b = 0; b < g.batch; b++) {
       for (let co = 0; co < m; co++) {
         const from = outBase + (b * m + co) * plane;
-        view.fill(bias[co], from, from + plane);
+        runtime.fill(single, bias[co], from, from + plane);
       }
     }
   }
@@ -269,7 +269,7 @@ export function wasmConvolutions(runtime: WasmRuntime, perChunk: number, block: 
         const cBase = cAt / bytes;
         for (let co = 0; co < m; co++) {
           const row = cBase + co * ldc;
-          if (bias !== null) view.fill(bias[co], row, row + n);
+          if (bias !== null) runtime.fill(p.single, bias[co], row, row + n);
           else {
             for (let j = 0; j < count; j++) {
               const from = (b0 + j) * outImage + co * plane;

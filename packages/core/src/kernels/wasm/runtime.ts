@@ -5,7 +5,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { DataArrayOf, DType } from "../../dtype.js";
 import type { PoolGeometry } from "../conv.js";
-import { assemble, FunctionBuilder, I32, Op, Simd, V128 } from "./assembler.js";
+import { assemble, F32, F64, FunctionBuilder, I32, Op, Simd, V128 } from "./assembler.js";
 import { convImagesFunction, sumPartialsFunction, weightImagesFunction } from "./conv-module.js";
 import { elementwiseFunction } from "./elementwise-module.js";
 import { gemmFunctions, LAYOUTS, tilesFunction } from "./gemm-module.js";
@@ -150,6 +150,8 @@ export const FUNCTION_NAMES = [
   "sumPartials64",
   "zero",
   "extremes32",
+  "fill32",
+  "fill64",
   "countNonzero8",
   "nonzeroPositions8",
 ] as const;
@@ -179,6 +181,48 @@ const callees = (suffix: "32" | "64") => ({
 function zeroFunction(): FunctionBuilder {
   const f = new FunctionBuilder("zero", [I32, I32]);
   f.get(0).i32(0).get(1).op(0xfc, 0x0b, 0x00);
+  return f;
+}
+
+/**
+ * `fill32(address, count, value)` (`fill64`: float64): `count` copies of `value` from `address`,
+ * a vector at a time. A typed array's `fill` on a shared memory takes about twice as long.
+ */
+function fillFunction(name: string, bytes: 4 | 8): FunctionBuilder {
+  const f = new FunctionBuilder(name, [I32, I32, bytes === 4 ? F32 : F64]);
+  const [at, count, value] = [0, 1, 2];
+  const [i, end] = [f.local(I32), f.local(I32)];
+  const splat = f.local(V128);
+  const I32_AND = 0x71;
+  f.get(value)
+    .simd(bytes === 4 ? Simd.f32x4Splat : Simd.f64x2Splat)
+    .set(splat);
+  // end = the bytes of whole vectors, then the vectors, then the last elements one at a time.
+  f.get(count)
+    .i32(bytes === 4 ? -4 : -2)
+    .op(I32_AND)
+    .i32(bytes)
+    .op(Op.i32Mul)
+    .set(end);
+  f.forLoop(
+    i,
+    () => f.i32(0),
+    () => f.get(end),
+    () => {
+      f.get(at).get(i).op(Op.i32Add).get(splat).simd(Simd.store, { align: 0, offset: 0 });
+    },
+    16,
+  );
+  f.forLoop(
+    i,
+    () => f.get(end),
+    () => f.get(count).i32(bytes).op(Op.i32Mul),
+    () => {
+      f.get(at).get(i).op(Op.i32Add).get(value);
+      f.memory(bytes === 4 ? Op.f32Store : Op.f64Store, bytes === 4 ? 2 : 3, 0);
+    },
+    bytes,
+  );
   return f;
 }
 
@@ -347,6 +391,8 @@ export class WasmRuntime {
       sumPartialsFunction("sumPartials64", 8),
       zeroFunction(),
       extremesFunction(),
+      fillFunction("fill32", 4),
+      fillFunction("fill64", 8),
       countNonzeroFunction(),
       nonzeroPositionsFunction(),
     ];
@@ -485,6 +531,16 @@ export class WasmRuntime {
   /** Frees the heap blocks of arrays collected so far (where the runtime can run finalisers now). */
   reclaim(): void {
     this.heap.reclaim();
+  }
+
+  /**
+   * Elements [from, to) of the float32 (`single`) or float64 view of this memory set to `value`,
+   * as `f32.fill(value, from, to)` (or `f64`'s) would, in wasm.
+   */
+  fill(single: boolean, value: number, from: number, to: number): void {
+    if (to <= from) return;
+    if (single) this.exports.fill32(4 * from, to - from, value);
+    else this.exports.fill64(8 * from, to - from, value);
   }
 
   /**
