@@ -105,7 +105,6 @@ const BINARY = {
 
 // Scalar opcodes only this function uses.
 const I32_LOAD = 0x28;
-const I32_AND = 0x71;
 const I32_DIV_U = 0x6e;
 const F32_ADD = 0x92;
 const F64_ADD = 0xa0;
@@ -358,7 +357,7 @@ export function elementwiseFunction(
         f.forLoop(
           k,
           () => f.i32(0),
-          () => f.get(segment).i32(-4).op(I32_AND),
+          () => f.get(segment).i32(-4).op(Op.i32And),
           () => {
             if (toRegister) {
               lane();
@@ -387,7 +386,7 @@ export function elementwiseFunction(
         f.forLoop(
           k,
           () => f.i32(0),
-          () => f.get(segment).i32(-4).op(I32_AND),
+          () => f.get(segment).i32(-4).op(Op.i32And),
           () => {
             lane();
             f.get(at).simd(Simd.load32Splat, { align: 2, offset: 0 });
@@ -474,7 +473,7 @@ export function elementwiseFunction(
       f.forLoop(
         i,
         () => f.i32(0),
-        () => f.get(len).i32(-4).op(I32_AND).i32(4).op(Op.i32Mul),
+        () => f.get(len).i32(-4).op(Op.i32And).i32(4).op(Op.i32Mul),
         () => {
           f.get(w[2]).get(b).i32(4).op(Op.i32Mul, Op.i32Add).get(i).op(Op.i32Add);
           loadVector(pd);
@@ -484,7 +483,7 @@ export function elementwiseFunction(
       );
       f.forLoop(
         k,
-        () => f.get(len).i32(-4).op(I32_AND),
+        () => f.get(len).i32(-4).op(Op.i32And),
         () => f.get(len),
         () => {
           f.get(w[2]).get(b).get(k).op(Op.i32Add).i32(4).op(Op.i32Mul, Op.i32Add);
@@ -499,7 +498,7 @@ export function elementwiseFunction(
       f.forLoop(
         i,
         () => f.i32(0),
-        () => f.get(len).i32(-16).op(I32_AND).i32(4).op(Op.i32Mul),
+        () => f.get(len).i32(-16).op(Op.i32And).i32(4).op(Op.i32Mul),
         () => {
           f.get(w[2]).get(b).op(Op.i32Add).get(i).i32(2).op(I32_SHR_U, Op.i32Add);
           for (let v = 0; v < 4; v++) {
@@ -514,12 +513,12 @@ export function elementwiseFunction(
       );
       f.forLoop(
         k,
-        () => f.get(len).i32(-16).op(I32_AND),
+        () => f.get(len).i32(-16).op(Op.i32And),
         () => f.get(len),
         () => {
           f.get(w[2]).get(b).get(k).op(Op.i32Add, Op.i32Add);
           f.get(pd).get(k).i32(4).op(Op.i32Mul, Op.i32Add).memory(I32_LOAD, 2, 0);
-          f.i32(1).op(I32_AND).memory(I32_STORE8, 0, 0);
+          f.i32(1).op(Op.i32And).memory(I32_STORE8, 0, 0);
         },
       );
     },
@@ -531,7 +530,7 @@ export function elementwiseFunction(
       f.forLoop(
         i,
         () => f.i32(0),
-        () => f.get(len).i32(-4).op(I32_AND).i32(4).op(Op.i32Mul),
+        () => f.get(len).i32(-4).op(Op.i32And).i32(4).op(Op.i32Mul),
         () => {
           f.get(low);
           loadVector(pd);
@@ -546,7 +545,7 @@ export function elementwiseFunction(
       );
       f.forLoop(
         k,
-        () => f.get(len).i32(-4).op(I32_AND),
+        () => f.get(len).i32(-4).op(Op.i32And),
         () => f.get(len),
         () => {
           f.get(tail);
@@ -577,7 +576,7 @@ export function elementwiseFunction(
         () => f.get(to).get(b).op(Op.i32Sub),
       );
       f.set(len);
-      f.get(len).i32(3).op(Op.i32Add).i32(-4).op(I32_AND).i32(4).op(Op.i32Mul).set(bytes);
+      f.get(len).i32(3).op(Op.i32Add).i32(-4).op(Op.i32And).i32(4).op(Op.i32Mul).set(bytes);
       f.get(program)
         .get(count)
         .i32(INSTRUCTION_WORDS * 4)

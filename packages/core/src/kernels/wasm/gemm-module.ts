@@ -149,7 +149,7 @@ function loopNest(
         () => f.get(k).get(pc).op(Op.i32Sub),
       );
       f.set(kcLen);
-      f.get(pc).op(Op.i32Eqz).get(accumulate).op(Op.i32Eqz, 0x71).set(first); // i32.and
+      f.get(pc).op(Op.i32Eqz).get(accumulate).op(Op.i32Eqz, Op.i32And).set(first);
       f.get(ap)
         .get(pc)
         .get(mPanels)

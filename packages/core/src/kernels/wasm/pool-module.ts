@@ -9,7 +9,6 @@ const F32_GT = 0x5e;
 const F64_EQ = 0x61;
 const F64_NE = 0x62;
 const F64_GT = 0x64;
-const I32_AND = 0x71;
 const I32_OR = 0x72;
 const I32_STORE = 0x36;
 const F64_ADD = 0xa0;
@@ -129,7 +128,7 @@ export function maxPoolFunction(name: string, bytes: 4 | 8): FunctionBuilder {
       // If v > best || (v is NaN && best is not): best = v, at = index. Selects, not a branch:
       // on real activations the comparison goes either way at random.
       f.get(v).get(best).op(gt);
-      f.get(v).get(v).op(ne).get(best).get(best).op(eq, I32_AND, I32_OR).set(wins);
+      f.get(v).get(v).op(ne).get(best).get(best).op(eq, Op.i32And, I32_OR).set(wins);
       f.get(v).get(best).get(wins).op(Op.select).set(best);
       f.get(index).get(at).get(wins).op(Op.select).set(at);
     });
@@ -235,7 +234,12 @@ export function maxPool2x2Function(name: string): FunctionBuilder {
     delta();
     f.op(Op.i32Add).i32(4).op(Op.i32Mul, Op.i32Add).memory(Op.f32Load, 2, 0).set(value);
     f.get(value).get(bestScalar).op(F32_GT);
-    f.get(value).get(value).op(F32_NE).get(bestScalar).get(bestScalar).op(F32_EQ, I32_AND, I32_OR);
+    f.get(value)
+      .get(value)
+      .op(F32_NE)
+      .get(bestScalar)
+      .get(bestScalar)
+      .op(F32_EQ, Op.i32And, I32_OR);
     f.set(wins);
     f.get(value).get(bestScalar).get(wins).op(Op.select).set(bestScalar);
     f.get(index);

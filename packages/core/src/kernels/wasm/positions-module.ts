@@ -4,7 +4,6 @@ import { FunctionBuilder, I32, Op, Simd, V128 } from "./assembler.js";
 
 const I32_LOAD8_U = 0x2d;
 const I32_STORE = 0x36;
-const I32_AND = 0x71;
 const I32_CTZ = 0x68;
 const I32_POPCNT = 0x69;
 const I8X16_NE = 0x24;
@@ -33,7 +32,7 @@ export function countNonzeroFunction(): FunctionBuilder {
   const f = new FunctionBuilder("countNonzero8", [I32, I32], [I32]);
   const [at, n] = [0, 1];
   const [i, count] = [f.local(I32), f.local(I32)];
-  const whole = () => f.get(n).i32(-16).op(I32_AND);
+  const whole = () => f.get(n).i32(-16).op(Op.i32And);
   f.forLoop(
     i,
     () => f.i32(0),
@@ -70,7 +69,7 @@ export function nonzeroPositionsFunction(): FunctionBuilder {
   const [at, n, out] = [0, 1, 2];
   const [i, mask, first] = [f.local(I32), f.local(I32), f.local(I32)];
   const position = f.local(V128);
-  const whole = () => f.get(n).i32(-16).op(I32_AND);
+  const whole = () => f.get(n).i32(-16).op(Op.i32And);
   /** out[·] = value pushed by `value`; out advances by one position. */
   const emit = (value: () => void) => {
     f.get(out);
@@ -102,7 +101,7 @@ export function nonzeroPositionsFunction(): FunctionBuilder {
           f.get(mask).op(Op.i32Eqz, Op.brIf, 1);
           f.get(mask).op(I32_CTZ).set(first);
           emit(() => f.get(i).get(first).op(Op.i32Add));
-          f.get(mask).get(mask).i32(1).op(Op.i32Sub, I32_AND).set(mask);
+          f.get(mask).get(mask).i32(1).op(Op.i32Sub, Op.i32And).set(mask);
           f.op(Op.br, 0, Op.end, Op.end);
         },
       );

@@ -1,8 +1,9 @@
 /**
  * The WebAssembly renderer of elementwise kernels: the IR lowered to the elementwise machine's
  * f32x4 instructions, compiled into a module per kernel and run on the wasm runtime's memory and
- * threads. It renders float32 kernels (and float32 comparisons stored as bools); float64 and int32 ones, and the ops without a float32
- * vector form here (`tanh`, `round`, `imul`, `pow` but by 0 … 4), stay on the JavaScript renderer.
+ * threads. It renders float32 kernels (and float32 comparisons stored as bools); float64 and
+ * int32 ones, and the ops without a float32 vector form here (`tanh`, `round`, `imul`, `pow` but
+ * by 0 … 4), stay on the JavaScript renderer.
  */
 
 import { allocate } from "../../dtype.js";

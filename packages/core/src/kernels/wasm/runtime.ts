@@ -193,14 +193,13 @@ function fillFunction(name: string, bytes: 4 | 8): FunctionBuilder {
   const [at, count, value] = [0, 1, 2];
   const [i, end] = [f.local(I32), f.local(I32)];
   const splat = f.local(V128);
-  const I32_AND = 0x71;
   f.get(value)
     .simd(bytes === 4 ? Simd.f32x4Splat : Simd.f64x2Splat)
     .set(splat);
   // end = the bytes of whole vectors, then the vectors, then the last elements one at a time.
   f.get(count)
     .i32(bytes === 4 ? -4 : -2)
-    .op(I32_AND)
+    .op(Op.i32And)
     .i32(bytes)
     .op(Op.i32Mul)
     .set(end);
@@ -236,11 +235,10 @@ function extremesFunction(): FunctionBuilder {
   const [i, low, high, x] = [f.local(I32), f.local(I32), f.local(I32), f.local(I32)];
   const [lows, highs] = [f.local(V128), f.local(V128)];
   const I32_LOAD = 0x28;
-  const I32_AND = 0x71;
   const [MIN_S, MAX_S, EXTRACT] = [0xb6, 0xb8, 0x1b];
   const load = () => f.get(at).get(i).op(Op.i32Add).simd(Simd.load, { align: 2, offset: 0 });
   f.get(at).simd(Simd.load32Splat, { align: 2, offset: 0 }).tee(lows).set(highs);
-  const vectorBytes = () => f.get(count).i32(-4).op(I32_AND).i32(4).op(Op.i32Mul);
+  const vectorBytes = () => f.get(count).i32(-4).op(Op.i32And).i32(4).op(Op.i32Mul);
   f.forLoop(
     i,
     () => f.i32(0),
