@@ -546,6 +546,134 @@ describe("wasm 2 × 2 max-pool", () => {
   });
 });
 
+describe("the max-pool's adjoint on the wasm backends", () => {
+  afterEach(() => setNumThreads(2));
+  type Geometry = Parameters<DenseBackend["maxPool2d"]>[3];
+  const geometry = (planes: number, size: number, k: number, s: number, pad: number): Geometry => {
+    const outSize = Math.floor((size + 2 * pad - k) / s) + 1;
+    return {
+      planes,
+      inHeight: size,
+      inWidth: size,
+      outHeight: outSize,
+      outWidth: outSize,
+      kernelHeight: k,
+      kernelWidth: k,
+      strideHeight: s,
+      strideWidth: s,
+      padTop: pad,
+      padLeft: pad,
+    };
+  };
+  /** Arrays in `backend`'s wasm memory (where the adjoint runs in wasm), filled from `values`. */
+  const resident = (
+    backend: DenseBackend,
+    dtype: "float32" | "float64",
+    values: ArrayLike<number>,
+  ) => {
+    const array = backend.allocate?.(dtype, values.length, false);
+    if (array === null || array === undefined) throw new Error("the backend kept no array");
+    array.set(values);
+    return array as Float32Array | Float64Array;
+  };
+  /** The winners maxPool2d gives for values with ties (a small set), as an int32 array in wasm memory. */
+  const winners = (backend: DenseBackend, g: Geometry, seed: number) => {
+    const x = Float64Array.from(filled(g.planes * g.inHeight * g.inWidth, seed), (v) =>
+      Math.round(v * 4),
+    );
+    const outputs = g.planes * g.outHeight * g.outWidth;
+    const argmax = backend.allocate?.("int32", outputs, false) as Int32Array;
+    javascriptBackend.maxPool2d(x, new Float64Array(outputs), argmax, g);
+    return argmax;
+  };
+
+  for (const backend of WASM_BACKENDS) {
+    for (const dtype of ["float32", "float64"] as const) {
+      it(`${backend.name}, ${dtype}: adds in the JavaScript loop's order, the same bits on 1 and 2 threads`, () => {
+        // Overlapping 3 × 3 windows (an element wins up to 9 of them, its sum in window order),
+        // a padded 3 × 3 stride 2, and the plain 2 × 2: 256 planes, so that 2 threads get
+        // several chunks of whole planes.
+        for (const g of [
+          geometry(256, 16, 3, 1, 1),
+          geometry(256, 17, 3, 2, 1),
+          geometry(256, 32, 2, 2, 0),
+        ]) {
+          const outputs = g.planes * g.outHeight * g.outWidth;
+          const argmax = winners(backend, g, 7);
+          const dyValues = filled(outputs, 3);
+          const dxValues = filled(g.planes * g.inHeight * g.inWidth, 5);
+          const expected =
+            dtype === "float32" ? Float32Array.from(dxValues) : Float64Array.from(dxValues);
+          javascriptBackend.maxPool2dBackward(
+            dtype === "float32" ? Float32Array.from(dyValues) : dyValues,
+            argmax,
+            expected,
+            g,
+          );
+          for (const threads of [1, 2]) {
+            setNumThreads(threads);
+            const dy = resident(backend, dtype, dyValues);
+            const dx = resident(backend, dtype, dxValues);
+            backend.maxPool2dBackward(dy, argmax, dx, g);
+            const same = Buffer.from(dx.buffer, dx.byteOffset, dx.byteLength).equals(
+              Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength),
+            );
+            if (!same) {
+              const at = dx.findIndex((v, i) => !Object.is(v, expected[i]));
+              throw new Error(`${threads} threads, dx[${at}]: ${dx[at]} vs ${expected[at]}`);
+            }
+          }
+        }
+      });
+    }
+
+    it(`${backend.name}: max-pools into outputs and winners in wasm memory in place, as the JavaScript loop`, () => {
+      for (const g of [geometry(3, 9, 3, 2, 1), geometry(5, 12, 2, 2, 0)]) {
+        const outputs = g.planes * g.outHeight * g.outWidth;
+        const x = resident(
+          backend,
+          "float32",
+          Float32Array.from(filled(g.planes * 81 * 2, 9), (v) => Math.round(v * 8)).subarray(
+            0,
+            g.planes * g.inHeight * g.inWidth,
+          ),
+        );
+        const out = resident(backend, "float32", new Float32Array(outputs).fill(Number.NaN));
+        const argmax = backend.allocate?.("int32", outputs, false) as Int32Array;
+        argmax.fill(-1);
+        const [expected, expectedArgmax] = [new Float32Array(outputs), new Int32Array(outputs)];
+        backend.maxPool2d(x, out, argmax, g);
+        javascriptBackend.maxPool2d(x, expected, expectedArgmax, g);
+        expect(Array.from(out)).toEqual(Array.from(expected));
+        expect(Array.from(argmax)).toEqual(Array.from(expectedArgmax));
+      }
+    });
+
+    it(`${backend.name}: a winner outside its own plane is a named error, not a write elsewhere`, () => {
+      const g = geometry(4, 8, 2, 2, 0);
+      const argmax = winners(backend, g, 1);
+      // Output 0 of plane 2 (elements 128 … 191 of x) sent to element 0, in plane 0; then one past
+      // the end of x.
+      for (const bad of [0, 4 * 64]) {
+        const wrong = backend.allocate?.("int32", argmax.length, false) as Int32Array;
+        wrong.set(argmax);
+        wrong[2 * 16] = bad;
+        const dx = resident(backend, "float32", new Float32Array(4 * 64));
+        const dy = resident(backend, "float32", new Float32Array(4 * 16).fill(1));
+        expect(() => backend.maxPool2dBackward(dy, wrong, dx, g)).toThrow(
+          /maxPool2dBackward: a winner in argmax lies outside its own plane of x/,
+        );
+      }
+      // Arrays of the wrong size for the geometry, too.
+      const dx = resident(backend, "float32", new Float32Array(4 * 64));
+      const short = resident(backend, "float32", new Float32Array(4 * 16 - 1));
+      expect(() => backend.maxPool2dBackward(short, argmax, dx, g)).toThrow(
+        /maxPool2dBackward: expected 64 gradients and winners and 256 inputs, got 63, 64 and 256/,
+      );
+    });
+  }
+});
+
 describe("argwhere's positions on the wasm backends", () => {
   /** The positions of the non-zero bytes, by the definition. */
   const expected = (mask: ArrayLike<number>) => {

@@ -53,8 +53,11 @@ export interface DenseBackend {
    * (the first maximum in row-major window order; the first NaN wins).
    */
   maxPool2d(x: DataArray, out: DataArray, argmax: Int32Array, geometry: PoolGeometry): void;
-  /** dx += the adjoint of maxPool2d applied to dy: each dy[o] added at dx[argmax[o]]. */
-  maxPool2dBackward(dy: DataArray, argmax: Int32Array, dx: DataArray): void;
+  /**
+   * dx += the adjoint of maxPool2d applied to dy: each dy[o] added at dx[argmax[o]], in increasing
+   * o; `argmax` is what maxPool2d gave for `geometry` (each winner in its own plane).
+   */
+  maxPool2dBackward(dy: DataArray, argmax: Int32Array, dx: DataArray, geometry: PoolGeometry): void;
   /** out = the mean of each window, the zero padding counted (divides by kh · kw). */
   avgPool2d(x: DataArray, out: DataArray, geometry: PoolGeometry): void;
   /** dx += the adjoint of avgPool2d applied to dy. */

@@ -364,24 +364,31 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const [batch, channels] = x.shape;
   const outShape = [batch, channels, g.outHeight, g.outWidth];
   const out = allocate(x.dtype, g.planes * g.outHeight * g.outWidth, false);
-  const argmax = new Int32Array(out.length);
+  // Where the backend keeps tensors' data (wasm memory), the winners go there too: the adjoint
+  // then reads them in place.
+  const argmax = allocate("int32", out.length, false);
   getBackend().maxPool2d(x.read(), out, argmax, g);
   const result = new Tensor(out, outShape, x.dtype);
   return record(
     "maxPool2d",
     result,
     [x],
-    [(dy) => maxPoolBackward(dy, argmax, x.shape)],
+    [(dy) => maxPoolBackward(dy, argmax, x.shape, g)],
     undefined,
     windowAttributes(g, [g.kernelHeight, g.kernelWidth]),
   );
 }
 
 /** dx of shape `shape` with every dy[o] added at the flat position argmax[o]; its gradient gathers there. */
-function maxPoolBackward(dy: Tensor, argmax: Int32Array, shape: readonly number[]): Tensor {
+function maxPoolBackward(
+  dy: Tensor,
+  argmax: Int32Array,
+  shape: readonly number[],
+  g: PoolGeometry,
+): Tensor {
   const size = shape.reduce((a, b) => a * b, 1);
   const dx = allocate(dy.dtype, size);
-  getBackend().maxPool2dBackward(dy.read(), argmax, dx);
+  getBackend().maxPool2dBackward(dy.read(), argmax, dx, g);
   const result = new Tensor(dx, shape, dy.dtype);
   return record(
     "maxPool2dBackward",

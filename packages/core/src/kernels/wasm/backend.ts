@@ -97,8 +97,13 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
       if (!pooling.avgPool2d(x, out, geometry)) avgPool2dInto(x, out, geometry);
     },
     // The pools' adjoints scatter with one addition per element: copying dy, the winners and dx
-    // into wasm memory and back would cost several times the JavaScript loop.
-    maxPool2dBackward: maxPool2dBackwardInto,
+    // into wasm memory and back would cost several times the JavaScript loop, so the max-pool's
+    // runs in wasm only on arrays there already (tensors' data), and the average-pool's in JavaScript.
+    maxPool2dBackward: (dy, argmax, dx, geometry) => {
+      if (!pooling.maxPool2dBackward(dy, argmax, dx, geometry)) {
+        maxPool2dBackwardInto(dy, argmax, dx);
+      }
+    },
     avgPool2dBackward: avgPool2dBackwardInto,
     ...javascriptReductions,
     nonzeroPositions: (data) =>

@@ -170,6 +170,52 @@ export function avgPoolFunction(name: string, bytes: 4 | 8): FunctionBuilder {
   return f;
 }
 
+const I32_LOAD = 0x28;
+const I32_GE_U = 0x4f;
+const F32_ADD = 0x92;
+const UNREACHABLE = 0x00;
+
+/**
+ * `maxPoolAdjoint(dy, argmax, dx, planeIn, planeOut, lo, hi)` (byte addresses dy, argmax, dx):
+ * dx[argmax[o]] += dy[o] for the outputs o of planes [lo, hi), in increasing o (the JavaScript
+ * loop's order, so overlapping windows add in the same order and give the same bits). A winner
+ * must lie in its own plane, [p · planeIn, (p + 1) · planeIn): then planes never share an element
+ * of dx, so chunks of whole planes may run at once; one that does not traps (`unreachable`)
+ * instead of writing elsewhere in memory.
+ */
+export function maxPoolAdjointFunction(name: string, bytes: 4 | 8): FunctionBuilder {
+  const f = new FunctionBuilder(name, new Array(7).fill(I32));
+  const [dy, argmax, dx, planeIn, planeOut, lo, hi] = [0, 1, 2, 3, 4, 5, 6];
+  const [p, o, end, base, index, at] = Array.from({ length: 6 }, () => f.local(I32));
+  const align = bytes === 4 ? 2 : 3;
+  const [load, store] = bytes === 4 ? [Op.f32Load, Op.f32Store] : [Op.f64Load, Op.f64Store];
+  f.forLoop(
+    p,
+    () => f.get(lo),
+    () => f.get(hi),
+    () => {
+      f.get(p).get(planeIn).op(Op.i32Mul).set(base);
+      f.get(p).get(planeOut).op(Op.i32Mul).tee(o).get(planeOut).op(Op.i32Add).set(end);
+      f.forLoop(
+        o,
+        () => f.get(o),
+        () => f.get(end),
+        () => {
+          f.get(argmax).get(o).i32(4).op(Op.i32Mul, Op.i32Add).memory(I32_LOAD, 2, 0).set(index);
+          // (index − base) as unsigned ≥ planeIn: outside the plane (below it too).
+          f.get(index).get(base).op(Op.i32Sub).get(planeIn).op(I32_GE_U);
+          f.ifElse(() => f.op(UNREACHABLE));
+          f.get(dx).get(index).i32(bytes).op(Op.i32Mul, Op.i32Add).set(at);
+          f.get(at).get(at).memory(load, align, 0);
+          f.get(dy).get(o).i32(bytes).op(Op.i32Mul, Op.i32Add).memory(load, align, 0);
+          f.op(bytes === 4 ? F32_ADD : F64_ADD).memory(store, align, 0);
+        },
+      );
+    },
+  );
+  return f;
+}
+
 // SIMD opcodes only the 2 × 2 max-pool uses.
 const V128_CONST = 0x0c;
 const I8X16_SHUFFLE = 0x0d;

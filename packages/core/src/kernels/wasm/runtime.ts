@@ -13,7 +13,12 @@ import { im2colFunction, im2colImagesFunction } from "./im2col-module.js";
 import { adamFunction } from "./optim-module.js";
 import { packFunction, packRangeFunction } from "./pack-module.js";
 import { chunkArguments, type Job, WorkerPool } from "./pool.js";
-import { avgPoolFunction, maxPool2x2Function, maxPoolFunction } from "./pool-module.js";
+import {
+  avgPoolFunction,
+  maxPool2x2Function,
+  maxPoolAdjointFunction,
+  maxPoolFunction,
+} from "./pool-module.js";
 import { countNonzeroFunction, nonzeroPositionsFunction } from "./positions-module.js";
 import { type WasmMemory, type WasmModule, webAssembly } from "./webassembly.js";
 
@@ -154,6 +159,8 @@ export const FUNCTION_NAMES = [
   "fill64",
   "countNonzero8",
   "nonzeroPositions8",
+  "maxPoolAdjoint32",
+  "maxPoolAdjoint64",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
@@ -393,6 +400,8 @@ export class WasmRuntime {
       fillFunction("fill64", 8),
       countNonzeroFunction(),
       nonzeroPositionsFunction(),
+      maxPoolAdjointFunction("maxPoolAdjoint32", 4),
+      maxPoolAdjointFunction("maxPoolAdjoint64", 8),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
