@@ -1,6 +1,6 @@
 /** The WebAssembly packing routine: copies an operand, already in wasm memory, into the panels the GEMM micro-kernel reads. */
 
-import { FunctionBuilder, I32, Op, Simd } from "./assembler.js";
+import { FunctionBuilder, I32, Op, Simd, V128 } from "./assembler.js";
 
 /**
  * `pack(src, rows, depth, rowStride, depthStride, kc, dst, panels, skip)`: op(X)[rows × depth],
@@ -142,9 +142,12 @@ export function packFunction(name: string, bytes: 4 | 8, width: number): Functio
                   .i32(bytes)
                   .op(Op.i32Mul, Op.i32Add)
                   .set(start);
+                f.i32(0).set(p);
+                if (bytes === 4)
+                  transposeRuns(f, { start, o, p, kcLen, live, rowStride, depthStride }, width);
                 f.forLoop(
                   p,
-                  () => f.i32(0),
+                  () => f.get(p),
                   () => f.get(kcLen),
                   () => {
                     f.get(start).set(s);
@@ -174,6 +177,82 @@ export function packFunction(name: string, bytes: 4 | 8, width: number): Functio
     () => f.get(kc),
   );
   return f;
+}
+
+/** i8x16.shuffle and the bytes of 32-bit lanes: lanes 0–3 of the first operand, 4–7 of the second. */
+const I8X16_SHUFFLE = 0x0d;
+const lanes = (picks: readonly number[]) =>
+  picks.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+
+/**
+ * The float32 panel rows of a strided operand whose depth is contiguous (depthStride 1: each of
+ * the panel's `width` rows is a run along the depth, as dy's rows and the im2col rows are in the
+ * weight gradient), four depth steps at a time: each 4 × 4 block (four rows, four steps) loaded
+ * as four vectors, transposed by eight shuffles, and stored as four panel rows. Only full panels
+ * (`live` = width); it advances `p`, `start` and `o` past what it wrote, and the caller's loop
+ * does the rest one element at a time.
+ */
+function transposeRuns(
+  f: FunctionBuilder,
+  at: {
+    start: number;
+    o: number;
+    p: number;
+    kcLen: number;
+    live: number;
+    rowStride: number;
+    depthStride: number;
+  },
+  width: number,
+): void {
+  const { start, o, p, kcLen, live, rowStride, depthStride } = at;
+  const v = Array.from({ length: 4 }, () => f.local(V128));
+  const [a, b, c, d] = Array.from({ length: 4 }, () => f.local(V128));
+  const rowBytes = f.local(I32);
+  f.get(depthStride).i32(1).op(Op.i32Eq).get(live).i32(width).op(Op.i32Eq).op(Op.i32And);
+  f.ifElse(() => {
+    f.get(rowStride).i32(4).op(Op.i32Mul).set(rowBytes);
+    f.op(Op.block, 0x40, Op.loop, 0x40);
+    f.get(p).i32(4).op(Op.i32Add).get(kcLen).op(Op.i32GtS, Op.brIf, 1);
+    for (let g = 0; g < width / 4; g++) {
+      // v[i] = the four steps p … p + 3 of row 4g + i: start + (4g + i) · rowStride · 4.
+      for (let i = 0; i < 4; i++) {
+        f.get(start)
+          .get(rowBytes)
+          .i32(4 * g + i)
+          .op(Op.i32Mul, Op.i32Add);
+        f.simd(Simd.load, { align: 2, offset: 0 }).set(v[i]);
+      }
+      const shuffle = (x: number, y: number, picks: number[], into: number) => {
+        f.get(x)
+          .get(y)
+          .simd(I8X16_SHUFFLE)
+          .op(...lanes(picks))
+          .set(into);
+      };
+      shuffle(v[0], v[1], [0, 4, 1, 5], a); // v0[0] v1[0] v0[1] v1[1]
+      shuffle(v[2], v[3], [0, 4, 1, 5], b); // v2[0] v3[0] v2[1] v3[1]
+      shuffle(v[0], v[1], [2, 6, 3, 7], c); // v0[2] v1[2] v0[3] v1[3]
+      shuffle(v[2], v[3], [2, 6, 3, 7], d); // v2[2] v3[2] v2[3] v3[3]
+      // Panel row k (step p + k) gets lane k of the four rows, at o + k · width · 4 + 16g.
+      const store = (k: number, x: number, y: number, picks: number[]) => {
+        f.get(o);
+        f.get(x)
+          .get(y)
+          .simd(I8X16_SHUFFLE)
+          .op(...lanes(picks));
+        f.simd(Simd.store, { align: 4, offset: k * width * 4 + 16 * g });
+      };
+      store(0, a, b, [0, 1, 4, 5]);
+      store(1, a, b, [2, 3, 6, 7]);
+      store(2, c, d, [0, 1, 4, 5]);
+      store(3, c, d, [2, 3, 6, 7]);
+    }
+    f.increment(p, 4);
+    f.increment(start, 16);
+    f.increment(o, 4 * width * 4);
+    f.op(Op.br, 0, Op.end, Op.end);
+  });
 }
 
 /**
