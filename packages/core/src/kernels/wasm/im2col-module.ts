@@ -8,7 +8,7 @@ import { FunctionBuilder, I32, Op, Simd } from "./assembler.js";
  * image, col[(c · kh + ky) · kw + kx, (oy − oy0) · Wo + ox] = x[c, oy·sh − pt + ky·dh,
  * ox·sw − pl + kx·dw], 0 in the padding, where row r of col starts at byte col + r · rowBytes
  * ((oy1 − oy0) · Wo · bytes for a block of its own; more when several images' columns sit side
- * by side in one matrix). Unit-stride rows move 16 bytes at a time.
+ * by side in one matrix). Unit-stride rows move 16 bytes at a time (the last few as one more vector ending at the run's end, over some already written), and whole padding rows are zeroed by vectors.
  */
 export function im2colFunction(name: string, bytes: 4 | 8): FunctionBuilder {
   const f = new FunctionBuilder(name, new Array(17).fill(I32));
@@ -34,6 +34,20 @@ export function im2colFunction(name: string, bytes: 4 | 8): FunctionBuilder {
       f.zero(bytes);
       f.memory(store, align, 0);
     });
+  /** col[o + ox] = 0 for the whole output row: whole vectors, then element by element. */
+  const zeroRow = () => {
+    f.i32(0).set(ox);
+    f.op(Op.block, 0x40, Op.loop, 0x40);
+    f.get(ox).i32(lanes).op(Op.i32Add).get(Wo).op(Op.i32GtS, Op.brIf, 1);
+    at(o, ox);
+    f.zeroVector().simd(Simd.store, { align: 0, offset: 0 });
+    f.increment(ox, lanes);
+    f.op(Op.br, 0, Op.end, Op.end);
+    zeroRange(
+      () => f.get(ox),
+      () => f.get(Wo),
+    );
+  };
   /** ceil(value / stride) for value > 0, with value pushed by `value`. */
   const ceilDiv = (value: () => void) => {
     value();
@@ -95,75 +109,82 @@ export function im2colFunction(name: string, bytes: 4 | 8): FunctionBuilder {
                 () => {
                   f.get(oy).get(sh).op(Op.i32Mul).get(rowShift).op(Op.i32Add).tee(iy);
                   f.i32(0).op(Op.i32LtS).get(iy).get(H).op(Op.i32GeS, 0x72); // i32.or
-                  f.ifElse(
-                    () =>
-                      zeroRange(
-                        () => f.i32(0),
-                        () => f.get(Wo),
-                      ),
-                    () => {
-                      f.get(channel)
-                        .get(iy)
-                        .get(W)
-                        .op(Op.i32Mul)
-                        .get(colShift)
-                        .op(Op.i32Add)
-                        .i32(bytes)
-                        .op(Op.i32Mul, Op.i32Add)
-                        .set(src);
-                      zeroRange(
-                        () => f.i32(0),
-                        () => f.get(lo),
-                      );
-                      f.get(sw)
-                        .i32(1)
-                        .op(Op.i32Eq)
-                        .ifElse(
-                          () => {
-                            // Whole vectors while they fit, then element by element.
-                            f.get(lo).set(ox);
-                            f.op(Op.block, 0x40, Op.loop, 0x40);
-                            f.get(ox).i32(lanes).op(Op.i32Add).get(hi).op(Op.i32GtS, Op.brIf, 1);
+                  f.ifElse(zeroRow, () => {
+                    f.get(channel)
+                      .get(iy)
+                      .get(W)
+                      .op(Op.i32Mul)
+                      .get(colShift)
+                      .op(Op.i32Add)
+                      .i32(bytes)
+                      .op(Op.i32Mul, Op.i32Add)
+                      .set(src);
+                    zeroRange(
+                      () => f.i32(0),
+                      () => f.get(lo),
+                    );
+                    f.get(sw)
+                      .i32(1)
+                      .op(Op.i32Eq)
+                      .ifElse(
+                        () => {
+                          // Whole vectors while they fit, then element by element.
+                          f.get(lo).set(ox);
+                          f.op(Op.block, 0x40, Op.loop, 0x40);
+                          f.get(ox).i32(lanes).op(Op.i32Add).get(hi).op(Op.i32GtS, Op.brIf, 1);
+                          at(o, ox);
+                          at(src, ox);
+                          f.simd(Simd.load, { align: 0, offset: 0 }).simd(Simd.store, {
+                            align: 0,
+                            offset: 0,
+                          });
+                          f.increment(ox, lanes);
+                          f.op(Op.br, 0, Op.end, Op.end);
+                          // The last few as one more vector ending at hi, over some already
+                          // written (the same values again), when the run is that long.
+                          f.get(ox).get(hi).op(Op.i32LtS);
+                          f.get(hi).get(lo).op(Op.i32Sub).i32(lanes).op(Op.i32GeS, Op.i32And);
+                          f.ifElse(() => {
+                            f.get(hi).i32(lanes).op(Op.i32Sub).set(ox);
                             at(o, ox);
                             at(src, ox);
                             f.simd(Simd.load, { align: 0, offset: 0 }).simd(Simd.store, {
                               align: 0,
                               offset: 0,
                             });
-                            f.increment(ox, lanes);
-                            f.op(Op.br, 0, Op.end, Op.end);
-                            f.op(Op.block, 0x40, Op.loop, 0x40);
-                            f.get(ox).get(hi).op(Op.i32GeS, Op.brIf, 1);
-                            at(o, ox);
-                            at(src, ox);
-                            f.memory(load, align, 0).memory(store, align, 0);
-                            f.increment(ox, 1);
-                            f.op(Op.br, 0, Op.end, Op.end);
-                          },
-                          () =>
-                            f.forLoop(
-                              ox,
-                              () => f.get(lo),
-                              () => f.get(hi),
-                              () => {
-                                at(o, ox);
-                                f.get(src)
-                                  .get(ox)
-                                  .get(sw)
-                                  .op(Op.i32Mul)
-                                  .i32(bytes)
-                                  .op(Op.i32Mul, Op.i32Add)
-                                  .memory(load, align, 0)
-                                  .memory(store, align, 0);
-                              },
-                            ),
-                        );
-                      zeroRange(
-                        () => f.get(hi),
-                        () => f.get(Wo),
+                            f.get(hi).set(ox);
+                          });
+                          f.op(Op.block, 0x40, Op.loop, 0x40);
+                          f.get(ox).get(hi).op(Op.i32GeS, Op.brIf, 1);
+                          at(o, ox);
+                          at(src, ox);
+                          f.memory(load, align, 0).memory(store, align, 0);
+                          f.increment(ox, 1);
+                          f.op(Op.br, 0, Op.end, Op.end);
+                        },
+                        () =>
+                          f.forLoop(
+                            ox,
+                            () => f.get(lo),
+                            () => f.get(hi),
+                            () => {
+                              at(o, ox);
+                              f.get(src)
+                                .get(ox)
+                                .get(sw)
+                                .op(Op.i32Mul)
+                                .i32(bytes)
+                                .op(Op.i32Mul, Op.i32Add)
+                                .memory(load, align, 0)
+                                .memory(store, align, 0);
+                            },
+                          ),
                       );
-                    },
-                  );
+                    zeroRange(
+                      () => f.get(hi),
+                      () => f.get(Wo),
+                    );
+                  });
                   f.increment(o, () => f.get(Wo).i32(bytes).op(Op.i32Mul));
                 },
               );
