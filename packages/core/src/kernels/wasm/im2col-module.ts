@@ -8,7 +8,9 @@ import { FunctionBuilder, I32, Op, Simd } from "./assembler.js";
  * image, col[(c · kh + ky) · kw + kx, (oy − oy0) · Wo + ox] = x[c, oy·sh − pt + ky·dh,
  * ox·sw − pl + kx·dw], 0 in the padding, where row r of col starts at byte col + r · rowBytes
  * ((oy1 − oy0) · Wo · bytes for a block of its own; more when several images' columns sit side
- * by side in one matrix). Unit-stride rows move 16 bytes at a time (the last few as one more vector ending at the run's end, over some already written), and whole padding rows are zeroed by vectors.
+ * by side in one matrix). Unit-stride rows move 16 bytes at a time (the last few as one more
+ * vector ending at the run's end, over some already written), and whole padding rows are zeroed
+ * by vectors.
  */
 export function im2colFunction(name: string, bytes: 4 | 8): FunctionBuilder {
   const f = new FunctionBuilder(name, new Array(17).fill(I32));
