@@ -50,10 +50,15 @@ export function im2colFunction(name: string, bytes: 4 | 8): FunctionBuilder {
       () => f.get(Wo),
     );
   };
-  /** ceil(value / stride) for value > 0, with value pushed by `value`. */
+  /** ceil(value / stride) for value > 0, with value pushed by `value` (no division for stride 1). */
   const ceilDiv = (value: () => void) => {
     value();
-    f.get(sw).op(Op.i32Add).i32(1).op(Op.i32Sub).get(sw).op(0x6d); // i32.div_s
+    f.set(v);
+    f.get(sw).i32(1).op(Op.i32Ne);
+    f.ifElse(() => {
+      f.get(v).get(sw).op(Op.i32Add).i32(1).op(Op.i32Sub).get(sw).op(0x6d).set(v); // i32.div_s
+    });
+    f.get(v);
   };
   const minWo = () => {
     // stack: a → min(a, Wo)
