@@ -674,6 +674,59 @@ describe("the max-pool's adjoint on the wasm backends", () => {
   }
 });
 
+describe("row sums on the wasm backends", () => {
+  afterEach(() => setNumThreads(2));
+  const sumsArb = fc.record({
+    outer: fc.integer({ min: 1, max: 70 }),
+    extra: fc.integer({ min: 0, max: 300 }),
+    single: fc.boolean(),
+    residentOut: fc.boolean(),
+    seed: fc.integer({ min: 1, max: 1000 }),
+  });
+  for (const backend of WASM_BACKENDS) {
+    it(`${backend.name}: sums rows of arrays in wasm memory to the JavaScript loop's bits on 1 and 2 threads`, () => {
+      fc.assert(
+        fc.property(sumsArb, ({ outer, extra, single, residentOut, seed }) => {
+          // At least 2¹⁴ elements (smaller sums stay in JavaScript).
+          const length = Math.ceil((1 << 14) / outer) + extra;
+          const dtype = single ? "float32" : "float64";
+          const x = backend.allocate?.(dtype, outer * length, false) as Float32Array | Float64Array;
+          // Values of very different sizes, so that the order of the additions shows in the bits.
+          x.set(filled(outer * length, seed).map((v, i) => v * 2 ** ((i * 7) % 40)));
+          const expected = single ? new Float32Array(outer) : new Float64Array(outer);
+          javascriptBackend.reduce("sum", x, outer, length, 1, expected);
+          for (const threads of [1, 2]) {
+            setNumThreads(threads);
+            const out = residentOut
+              ? (backend.allocate?.(dtype, outer, false) as Float32Array | Float64Array)
+              : single
+                ? new Float32Array(outer)
+                : new Float64Array(outer);
+            out.fill(Number.NaN);
+            backend.reduce("sum", x, outer, length, 1, out);
+            expect(Array.from(out)).toEqual(Array.from(expected));
+          }
+        }),
+        { numRuns: 40 },
+      );
+      // 512 rows of 8192: four chunks on two threads.
+      const x = backend.allocate?.("float32", 512 * 8192, false) as Float32Array;
+      x.set(filled(x.length, 3));
+      const [expected, out] = [new Float32Array(512), new Float32Array(512)];
+      javascriptBackend.reduce("sum", x, 512, 8192, 1, expected);
+      backend.reduce("sum", x, 512, 8192, 1, out);
+      expect(Array.from(out)).toEqual(Array.from(expected));
+    });
+
+    it(`${backend.name}: a row count beyond the array is a named error, not a read past it`, () => {
+      const x = backend.allocate?.("float32", 1 << 15, false) as Float32Array;
+      expect(() => backend.reduce("sum", x, 5, 1 << 13, 1, new Float32Array(5))).toThrow(
+        /reduce: expected 40960 elements and 5 outputs, got 32768 and 5/,
+      );
+    });
+  }
+});
+
 describe("argwhere's positions on the wasm backends", () => {
   /** The positions of the non-zero bytes, by the definition. */
   const expected = (mask: ArrayLike<number>) => {

@@ -17,6 +17,7 @@ import { type GemmThresholds, PER_CHUNK, wasmGemm } from "./gemm.js";
 import { wasmOptimizers } from "./optimizers.js";
 import { wasmPooling } from "./pooling.js";
 import { wasmPositions } from "./positions.js";
+import { wasmReductions } from "./reductions.js";
 import { createWasmRenderer } from "./renderer.js";
 import { hasRelaxedSimd, MAX_TENSOR_BYTES, TENSOR_BUDGET, WasmRuntime } from "./runtime.js";
 
@@ -72,6 +73,7 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
   const convolutions = wasmConvolutions(runtime, options.perChunk ?? PER_CHUNK, COLUMN_BLOCK);
   const pooling = wasmPooling(runtime);
   const positions = wasmPositions(runtime);
+  const reductions = wasmReductions(runtime);
   // Several images per product where their columns fit a batch, else whole images on each
   // thread, else (pointwise, grouped, or too large for the memory) a block of rows at a time.
   const conv2d: DenseBackend["conv2d"] = (x, w, bias, out, geometry) => {
@@ -106,6 +108,11 @@ export function createWasmBackend(options: WasmBackendOptions = {}): DenseBacken
     },
     avgPool2dBackward: avgPool2dBackwardInto,
     ...javascriptReductions,
+    // Row sums (a bias gradient's) in wasm on arrays there already; the rest in JavaScript.
+    reduce: (kind, x, outer, length, inner, out) => {
+      if (kind === "sum" && inner === 1 && reductions.sumRows(x, outer, length, out)) return;
+      javascriptReductions.reduce(kind, x, outer, length, inner, out);
+    },
     nonzeroPositions: (data) =>
       positions.nonzeroPositions(data) ?? javascriptReductions.nonzeroPositions(data),
     ...wasmOptimizers(runtime),

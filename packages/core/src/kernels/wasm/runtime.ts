@@ -20,6 +20,7 @@ import {
   maxPoolFunction,
 } from "./pool-module.js";
 import { countNonzeroFunction, nonzeroPositionsFunction } from "./positions-module.js";
+import { sumRowsFunction } from "./reduce-module.js";
 import { type WasmMemory, type WasmModule, webAssembly } from "./webassembly.js";
 
 const PAGE = 65536;
@@ -161,6 +162,8 @@ export const FUNCTION_NAMES = [
   "nonzeroPositions8",
   "maxPoolAdjoint32",
   "maxPoolAdjoint64",
+  "sumRows32",
+  "sumRows64",
 ] as const;
 export type KernelName = (typeof FUNCTION_NAMES)[number];
 
@@ -402,6 +405,8 @@ export class WasmRuntime {
       nonzeroPositionsFunction(),
       maxPoolAdjointFunction("maxPoolAdjoint32", 4),
       maxPoolAdjointFunction("maxPoolAdjoint64", 8),
+      sumRowsFunction("sumRows32", 4),
+      sumRowsFunction("sumRows64", 8),
     ];
     functions.forEach((f, i) => {
       if (f.name !== FUNCTION_NAMES[i]) throw new Error(`WasmRuntime: ${f.name} is not at ${i}`);
