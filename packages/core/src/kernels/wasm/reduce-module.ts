@@ -53,9 +53,11 @@ export function sumRowsFunction(name: string, bytes: 4 | 8): FunctionBuilder {
     r,
     () => f.i32(0),
     () => f.get(length),
-    () => sums.forEach((sum, k) => accumulate(sum, rows[k])),
+    () => {
+      for (let k = 0; k < 4; k++) accumulate(sums[k], rows[k]);
+    },
   );
-  sums.forEach((sum, k) => write(k, sum));
+  for (let k = 0; k < 4; k++) write(k, sums[k]);
   f.increment(o, 4);
   f.op(Op.br, 0, Op.end, Op.end);
   // The last few one at a time.
