@@ -75,18 +75,32 @@ describe("wasm Adam", () => {
             steps(lr, decoupled, decay).forEach((s, t) => {
               adamInto(expected, grads[t], m, v, s);
             });
-            for (const count of [1, 2, 3]) {
+            // The parameter and gradients copied into wasm memory and back, and in place there
+            // (tensors' data; whole vectors only: 64 and 1000 elements).
+            for (const [count, resident] of [
+              [1, false],
+              [2, false],
+              [3, false],
+              [1, true],
+              [2, true],
+            ] as const) {
               setNumThreads(count);
-              const p = param.slice();
+              const inMemory = (values: Float32Array | Float64Array) => {
+                const array = backend.allocate?.(dtype, n, false) as Float32Array | Float64Array;
+                array.set(values);
+                return array;
+              };
+              const p = resident ? inMemory(param) : param.slice();
+              const g = resident ? grads.map(inMemory) : grads;
               const [mw, vw] = [
                 backend.optimizerState(n, single),
                 backend.optimizerState(n, single),
               ];
               expect([...mw, ...vw].every((x) => x === 0)).toBe(true);
               steps(lr, decoupled, decay).forEach((s, t) => {
-                backend.adam(p, grads[t], mw, vw, s);
+                backend.adam(p, g[t], mw, vw, s);
               });
-              const label = `n ${n}, lr ${lr}, decoupled ${decoupled}, ${count} threads`;
+              const label = `n ${n}, lr ${lr}, decoupled ${decoupled}, ${count} threads, in wasm memory ${resident}`;
               expect(firstDifference(p, expected), label).toBe(-1);
               expect(firstDifference(mw, m), label).toBe(-1);
               expect(firstDifference(vw, v), label).toBe(-1);

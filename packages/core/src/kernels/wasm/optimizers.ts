@@ -13,7 +13,8 @@ const PER_CHUNK = 1 << 15;
 
 /**
  * `optimizerState` and `adam` of the backend interface on `runtime`. State buffers live in the
- * runtime's heap, so each step copies only the parameter (in and out) and its gradient (in);
+ * runtime's heap, so each step copies at most the parameter (in and out) and its gradient (in),
+ * and neither when they are tensors' data in wasm memory already;
  * buffers made elsewhere (restored from a `stateDict` before this backend was current, say) are
  * updated by the JavaScript loop instead, with the same result.
  *
@@ -44,13 +45,20 @@ export function wasmOptimizers(runtime: WasmRuntime) {
       }
       const bytes = single ? 4 : 8;
       const lanes = 16 / bytes;
-      // The settings, then the parameter and its gradient, each with room for a vector more: the
-      // kernel updates a vector at a time (the heap's blocks are whole cache lines, so the
-      // moments have that room too).
+      // The kernel updates a vector at a time: a parameter or gradient already in wasm memory
+      // (a tensor's data) is used in place when its length is whole vectors (else its last vector
+      // would run past it, perhaps into another array); the others are copied in (and the
+      // parameter out), each with room for a vector more. (The heap's blocks are whole cache
+      // lines, so the moments have that room.)
+      const inPlace = (array: DataArray) =>
+        n % lanes === 0 ? runtime.addressOf(array, single) : -1;
+      const [paramResident, gradResident] = [inPlace(param), inPlace(grad)];
       const settingsAt = align64(runtime.residentBytes);
-      const paramAt = align64(settingsAt + ADAM_SETTINGS.length * 8);
-      const gradAt = align64(paramAt + (n + lanes) * bytes);
-      if (!runtime.reserve(gradAt + (n + lanes) * bytes)) {
+      const paramStage = align64(settingsAt + ADAM_SETTINGS.length * 8);
+      const gradStage = align64(paramStage + (paramResident < 0 ? (n + lanes) * bytes : 0));
+      const paramAt = paramResident < 0 ? paramStage : paramResident;
+      const gradAt = gradResident < 0 ? gradStage : gradResident;
+      if (!runtime.reserve(gradStage + (n + lanes) * bytes)) {
         adamInto(param, grad, m, v, s);
         return;
       }
@@ -64,8 +72,8 @@ export function wasmOptimizers(runtime: WasmRuntime) {
         settingsAt / 8,
       );
       const view = single ? runtime.f32 : runtime.f64;
-      view.set(param, paramAt / bytes);
-      view.set(grad, gradAt / bytes);
+      if (paramResident < 0) view.set(param, paramAt / bytes);
+      if (gradResident < 0) view.set(grad, gradAt / bytes);
       const vectors = Math.ceil(n / lanes);
       runtime.run({
         fn: FUNCTION_NAMES.indexOf(single ? "adam32" : "adam64"),
@@ -75,7 +83,7 @@ export function wasmOptimizers(runtime: WasmRuntime) {
         limit: n,
         chunks: Math.max(1, Math.min(vectors, 2 * getNumThreads(), Math.floor(n / PER_CHUNK))),
       });
-      param.set(view.subarray(paramAt / bytes, paramAt / bytes + n));
+      if (paramResident < 0) param.set(view.subarray(paramAt / bytes, paramAt / bytes + n));
     },
   };
 }
