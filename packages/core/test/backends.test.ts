@@ -157,6 +157,45 @@ describe("wasm gemm", () => {
     }
   }
 
+  for (const backend of WASM_BACKENDS) {
+    it(`${backend.name}: adds into a C in wasm memory in place where its rows are whole tiles, elsewhere through a copy`, () => {
+      // C in the backend's memory with rows n apart from offset 3: in place when m is a multiple of
+      // 4 and n of the B panel (8 float32, 4 float64), copied otherwise; its neighbours untouched.
+      for (const single of [true, false]) {
+        const dtype = single ? "float32" : "float64";
+        for (const [m, n, k] of [
+          [8, 16, 33],
+          [64, 256, 100],
+          [12, 8, 7],
+          [5, 16, 9],
+          [8, 10, 300],
+        ]) {
+          // Operands rounded to the dtype first, so that the float64 reference sees the same values.
+          const rounded = (x: Float64Array) =>
+            single ? Float64Array.from(Float32Array.from(x)) : x;
+          const a = rounded(filled(m * k, m + k));
+          const b = rounded(filled(k * n, n + k));
+          const start = filled(m * n + 6, 9).map((v) => Math.round(8 * v));
+          const exact = start.slice();
+          javascriptBackend.gemm(m, n, k, a, 0, k, 1, b, 0, n, 1, exact, 3, n);
+          const magnitude = abs(start);
+          javascriptBackend.gemm(m, n, k, abs(a), 0, k, 1, abs(b), 0, n, 1, magnitude, 3, n);
+          const results = [1, 2].map((threads) => {
+            setNumThreads(threads);
+            const c = backend.allocate?.(dtype, m * n + 6, false) as Float32Array | Float64Array;
+            c.set(start);
+            const cast = (x: Float64Array) => (single ? Float32Array.from(x) : x);
+            backend.gemm(m, n, k, cast(a), 0, k, 1, cast(b), 0, n, 1, c, 3, n);
+            expectWithinRounding(c, exact, magnitude, k, single ? F32_UNIT : F64_UNIT);
+            for (const i of [0, 1, 2, m * n + 3, m * n + 4, m * n + 5]) expect(c[i]).toBe(start[i]);
+            return Array.from(c);
+          });
+          expect(results[1]).toEqual(results[0]);
+        }
+      }
+    });
+  }
+
   it("splits large products between threads with the default thresholds, the same bits", () => {
     const backend = createWasmBackend();
     const p = { m: 96, n: 130, k: 200, transposeA: false, transposeB: false };

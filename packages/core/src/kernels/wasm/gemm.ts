@@ -194,8 +194,13 @@ export function wasmGemm(
     const bResident = runtime.addressOf(b, single);
     const aStage = align64(runtime.residentBytes);
     const bStage = align64(aStage + (aResident < 0 ? aSpan * bytes : 0));
-    const cAt = align64(bStage + (bResident < 0 ? bSpan * bytes : 0));
-    const scratch = align64(cAt + mPad * nPad * bytes);
+    // C in wasm memory already, its rows contiguous and whole tiles (no padding needed), is added
+    // into where it is; otherwise it is copied in with padded rows and back.
+    const cResident = runtime.addressOf(c, single);
+    const cInPlace = cResident >= 0 && cRowStride === n && nPad === n && mPad === m;
+    const cStage = align64(bStage + (bResident < 0 ? bSpan * bytes : 0));
+    const cAt = cInPlace ? cResident + cOffset * bytes : cStage;
+    const scratch = align64(cStage + (cInPlace ? 0 : mPad * nPad * bytes));
     if (m * n * k <= minProduct || !runtime.reserve(scratch + packedBytes(single, m, n, k))) {
       javascriptGemm(...args);
       return;
@@ -210,8 +215,8 @@ export function wasmGemm(
     const cBase = cAt / bytes;
     // Rows that are contiguous on both sides (conv outputs of a whole plane) move as one block.
     const contiguous = cRowStride === n && nPad === n;
-    if (contiguous) view.set(c.subarray(cOffset, cOffset + m * n), cBase);
-    else {
+    if (!cInPlace && contiguous) view.set(c.subarray(cOffset, cOffset + m * n), cBase);
+    else if (!cInPlace) {
       for (let i = 0; i < m; i++) {
         const row = cOffset + i * cRowStride;
         view.set(c.subarray(row, row + n), cBase + i * nPad);
@@ -236,8 +241,8 @@ export function wasmGemm(
       },
       perChunk,
     );
-    if (contiguous) c.set(view.subarray(cBase, cBase + m * n), cOffset);
-    else {
+    if (!cInPlace && contiguous) c.set(view.subarray(cBase, cBase + m * n), cOffset);
+    else if (!cInPlace) {
       for (let i = 0; i < m; i++) {
         const from = cBase + i * nPad;
         c.set(view.subarray(from, from + n), cOffset + i * cRowStride);
