@@ -9,6 +9,7 @@ export type ValueType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
 
 /** One-byte opcodes used by the kernels. */
 export const Op = {
+  unreachable: 0x00,
   block: 0x02,
   loop: 0x03,
   if: 0x04,
@@ -21,9 +22,11 @@ export const Op = {
   localGet: 0x20,
   localSet: 0x21,
   localTee: 0x22,
+  i32Load: 0x28,
   f32Load: 0x2a,
   f64Load: 0x2b,
   f32Store: 0x38,
+  i32Store: 0x36,
   f64Store: 0x39,
   i32Const: 0x41,
   i32Eqz: 0x45,
@@ -33,16 +36,22 @@ export const Op = {
   i32GtS: 0x4a,
   i32LeS: 0x4c,
   i32GeS: 0x4e,
+  i32GeU: 0x4f,
   i32Add: 0x6a,
   i32Sub: 0x6b,
   i32Mul: 0x6c,
   i32And: 0x71,
   i32Shl: 0x74,
+  f32Add: 0x92,
+  f64Add: 0xa0,
+  f32DemoteF64: 0xb6,
+  f64PromoteF32: 0xbb,
 } as const;
 
 /** SIMD (0xfd-prefixed) opcodes; the relaxed ones (≥ 0x100) need the relaxed-SIMD proposal. */
 export const Simd = {
   load: 0x00,
+  i8x16Shuffle: 0x0d,
   load32Splat: 0x09,
   load64Splat: 0x0a,
   store: 0x0b,

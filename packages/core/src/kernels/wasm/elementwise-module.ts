@@ -104,15 +104,10 @@ const BINARY = {
 } satisfies Partial<Record<Instruction, number>>;
 
 // Scalar opcodes only this function uses.
-const I32_LOAD = 0x28;
 const I32_DIV_U = 0x6e;
-const F32_ADD = 0x92;
-const F64_ADD = 0xa0;
-const F64_PROMOTE = 0xbb;
 const BR_TABLE = 0x0e;
 const F64X2_PROMOTE_LOW = 0x5f;
 const F64X2_EXTRACT_LANE = 0x21;
-const I8X16_SHUFFLE = 0x0d;
 const I32_SHR_U = 0x76;
 const I32_STORE8 = 0x3a;
 const I8X16_SPLAT = 0x0f;
@@ -335,7 +330,7 @@ export function elementwiseFunction(
     // at = data + 4 · (start + rows[row] · scale + column · colStride)
     f.get(w[2]);
     f.get(w[5]);
-    f.get(w[3]).get(row).i32(4).op(Op.i32Mul, Op.i32Add).memory(I32_LOAD, 2, 0);
+    f.get(w[3]).get(row).i32(4).op(Op.i32Mul, Op.i32Add).memory(Op.i32Load, 2, 0);
     f.get(w[4]).op(Op.i32Mul, Op.i32Add);
     f.get(column).get(w[7]).op(Op.i32Mul, Op.i32Add);
     f.i32(4).op(Op.i32Mul, Op.i32Add).set(at);
@@ -416,7 +411,7 @@ export function elementwiseFunction(
           }
           lane();
           f.memory(Op.f32Load, 2, 0);
-          if (combine) f.op(F32_ADD);
+          if (combine) f.op(Op.f32Add);
         }
         f.memory(Op.f32Store, 2, 0);
       },
@@ -517,7 +512,7 @@ export function elementwiseFunction(
         () => f.get(len),
         () => {
           f.get(w[2]).get(b).get(k).op(Op.i32Add, Op.i32Add);
-          f.get(pd).get(k).i32(4).op(Op.i32Mul, Op.i32Add).memory(I32_LOAD, 2, 0);
+          f.get(pd).get(k).i32(4).op(Op.i32Mul, Op.i32Add).memory(Op.i32Load, 2, 0);
           f.i32(1).op(Op.i32And).memory(I32_STORE8, 0, 0);
         },
       );
@@ -538,7 +533,7 @@ export function elementwiseFunction(
           f.get(high);
           loadVector(pd);
           loadVector(pd);
-          f.simd(I8X16_SHUFFLE).op(...HIGH_HALF);
+          f.simd(Simd.i8x16Shuffle).op(...HIGH_HALF);
           f.simd(F64X2_PROMOTE_LOW).simd(Simd.f64x2Add).set(high);
         },
         16,
@@ -550,7 +545,7 @@ export function elementwiseFunction(
         () => {
           f.get(tail);
           f.get(pd).get(k).i32(4).op(Op.i32Mul, Op.i32Add).memory(Op.f32Load, 2, 0);
-          f.op(F64_PROMOTE, F64_ADD).set(tail);
+          f.op(Op.f64PromoteF32, Op.f64Add).set(tail);
         },
       );
       // at + 8 · (b / BLOCK · count + k) = ((lane 0 + lane 1) of low + (…) of high) + tail
@@ -560,9 +555,9 @@ export function elementwiseFunction(
       for (const v of [low, high]) {
         f.get(v).simd(F64X2_EXTRACT_LANE).op(0);
         f.get(v).simd(F64X2_EXTRACT_LANE).op(1);
-        f.op(F64_ADD);
+        f.op(Op.f64Add);
       }
-      f.op(F64_ADD).get(tail).op(F64_ADD).memory(Op.f64Store, 3, 0);
+      f.op(Op.f64Add).get(tail).op(Op.f64Add).memory(Op.f64Store, 3, 0);
     },
   };
 
@@ -589,7 +584,7 @@ export function elementwiseFunction(
         () => {
           w.forEach((word, index) => {
             f.get(pc)
-              .memory(I32_LOAD, 2, index * 4)
+              .memory(Op.i32Load, 2, index * 4)
               .set(word);
           });
           register(w[1], pd);

@@ -194,10 +194,12 @@ export function wasmGemm(
     const bResident = runtime.addressOf(b, single);
     const aStage = align64(runtime.residentBytes);
     const bStage = align64(aStage + (aResident < 0 ? aSpan * bytes : 0));
-    // C in wasm memory already, its rows contiguous and whole tiles (no padding needed), is added
-    // into where it is; otherwise it is copied in with padded rows and back.
+    // Rows that are contiguous on both sides (conv outputs of a whole plane) move as one block;
+    // such a C in wasm memory already, of whole tiles (no padding needed), is added into where it
+    // is. Any other C is copied in with padded rows and back.
+    const contiguous = cRowStride === n && nPad === n;
     const cResident = runtime.addressOf(c, single);
-    const cInPlace = cResident >= 0 && cRowStride === n && nPad === n && mPad === m;
+    const cInPlace = contiguous && mPad === m && cResident >= 0;
     const cStage = align64(bStage + (bResident < 0 ? bSpan * bytes : 0));
     const cAt = cInPlace ? cResident + cOffset * bytes : cStage;
     const scratch = align64(cStage + (cInPlace ? 0 : mPad * nPad * bytes));
@@ -213,10 +215,8 @@ export function wasmGemm(
     if (bResident < 0) view.set(b.subarray(bOffset, bOffset + bSpan), bStage / bytes);
     // C comes in too, so that the kernel adds into it and the result goes back as plain copies.
     const cBase = cAt / bytes;
-    // Rows that are contiguous on both sides (conv outputs of a whole plane) move as one block.
-    const contiguous = cRowStride === n && nPad === n;
-    if (!cInPlace && contiguous) view.set(c.subarray(cOffset, cOffset + m * n), cBase);
-    else if (!cInPlace) {
+    if (contiguous && !cInPlace) view.set(c.subarray(cOffset, cOffset + m * n), cBase);
+    else if (!contiguous) {
       for (let i = 0; i < m; i++) {
         const row = cOffset + i * cRowStride;
         view.set(c.subarray(row, row + n), cBase + i * nPad);
@@ -241,8 +241,9 @@ export function wasmGemm(
       },
       perChunk,
     );
-    if (!cInPlace && contiguous) c.set(view.subarray(cBase, cBase + m * n), cOffset);
-    else if (!cInPlace) {
+    if (cInPlace) return;
+    if (contiguous) c.set(view.subarray(cBase, cBase + m * n), cOffset);
+    else {
       for (let i = 0; i < m; i++) {
         const from = cBase + i * nPad;
         c.set(view.subarray(from, from + n), cOffset + i * cRowStride);

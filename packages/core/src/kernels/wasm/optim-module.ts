@@ -8,7 +8,6 @@
 import { FunctionBuilder, I32, Op, Simd, V128 } from "./assembler.js";
 
 // Opcodes only this function uses (SIMD ones after the 0xfd prefix).
-const F32_DEMOTE_F64 = 0xb6;
 const F32X4_SQRT = 0xe3;
 const F32X4_SUB = 0xe5;
 const F32X4_DIV = 0xe7;
@@ -71,7 +70,7 @@ export function adamFunction(name: string, bytes: 4 | 8): FunctionBuilder {
     } else {
       f.get(settingsAt)
         .memory(Op.f64Load, 3, 8 * k)
-        .op(F32_DEMOTE_F64)
+        .op(Op.f32DemoteF64)
         .simd(Simd.f32x4Splat);
       f.set(local);
     }

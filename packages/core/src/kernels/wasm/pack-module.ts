@@ -179,8 +179,7 @@ export function packFunction(name: string, bytes: 4 | 8, width: number): Functio
   return f;
 }
 
-/** i8x16.shuffle and the bytes of 32-bit lanes: lanes 0–3 of the first operand, 4–7 of the second. */
-const I8X16_SHUFFLE = 0x0d;
+/** The bytes of 32-bit lanes for i8x16.shuffle: lanes 0–3 of the first operand, 4–7 of the second. */
 const lanes = (picks: readonly number[]) =>
   picks.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
 
@@ -226,7 +225,7 @@ function transposeRuns(
       const shuffle = (x: number, y: number, picks: number[], into: number) => {
         f.get(x)
           .get(y)
-          .simd(I8X16_SHUFFLE)
+          .simd(Simd.i8x16Shuffle)
           .op(...lanes(picks))
           .set(into);
       };
@@ -239,7 +238,7 @@ function transposeRuns(
         f.get(o);
         f.get(x)
           .get(y)
-          .simd(I8X16_SHUFFLE)
+          .simd(Simd.i8x16Shuffle)
           .op(...lanes(picks));
         f.simd(Simd.store, { align: 4, offset: k * width * 4 + 16 * g });
       };

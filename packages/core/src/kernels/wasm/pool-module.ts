@@ -10,13 +10,9 @@ const F64_EQ = 0x61;
 const F64_NE = 0x62;
 const F64_GT = 0x64;
 const I32_OR = 0x72;
-const I32_STORE = 0x36;
-const F64_ADD = 0xa0;
 const F64_MUL = 0xa2;
 const F64_DIV = 0xa3;
-const F32_DEMOTE = 0xb6;
 const F64_CONVERT_I32 = 0xb7;
-const F64_PROMOTE = 0xbb;
 
 /** Locals and loops shared by both pools: planes, output rows and columns, the clipped window. */
 function windows(
@@ -133,7 +129,7 @@ export function maxPoolFunction(name: string, bytes: 4 | 8): FunctionBuilder {
       f.get(index).get(at).get(wins).op(Op.select).set(at);
     });
     f.get(out).get(w.o).i32(bytes).op(Op.i32Mul, Op.i32Add).get(best).memory(store, align, 0);
-    f.get(argmax).get(w.o).i32(4).op(Op.i32Mul, Op.i32Add).get(at).memory(I32_STORE, 2, 0);
+    f.get(argmax).get(w.o).i32(4).op(Op.i32Mul, Op.i32Add).get(at).memory(Op.i32Store, 2, 0);
   });
   return f;
 }
@@ -159,21 +155,16 @@ export function avgPoolFunction(name: string, bytes: 4 | 8): FunctionBuilder {
     eachElement(f, w, (index) => {
       f.get(total);
       f.get(x).get(index).i32(bytes).op(Op.i32Mul, Op.i32Add).memory(load, align, 0);
-      if (bytes === 4) f.op(F64_PROMOTE);
-      f.op(F64_ADD).set(total);
+      if (bytes === 4) f.op(Op.f64PromoteF32);
+      f.op(Op.f64Add).set(total);
     });
     f.get(out).get(w.o).i32(bytes).op(Op.i32Mul, Op.i32Add);
     f.get(total).get(scale).op(F64_MUL);
-    if (bytes === 4) f.op(F32_DEMOTE);
+    if (bytes === 4) f.op(Op.f32DemoteF64);
     f.memory(store, align, 0);
   });
   return f;
 }
-
-const I32_LOAD = 0x28;
-const I32_GE_U = 0x4f;
-const F32_ADD = 0x92;
-const UNREACHABLE = 0x00;
 
 /**
  * `maxPoolAdjoint(dy, argmax, dx, planeIn, planeOut, lo, hi)` (byte addresses dy, argmax, dx):
@@ -201,14 +192,14 @@ export function maxPoolAdjointFunction(name: string, bytes: 4 | 8): FunctionBuil
         () => f.get(o),
         () => f.get(end),
         () => {
-          f.get(argmax).get(o).i32(4).op(Op.i32Mul, Op.i32Add).memory(I32_LOAD, 2, 0).set(index);
+          f.get(argmax).get(o).i32(4).op(Op.i32Mul, Op.i32Add).memory(Op.i32Load, 2, 0).set(index);
           // (index − base) as unsigned ≥ planeIn: outside the plane (below it too).
-          f.get(index).get(base).op(Op.i32Sub).get(planeIn).op(I32_GE_U);
-          f.ifElse(() => f.op(UNREACHABLE));
+          f.get(index).get(base).op(Op.i32Sub).get(planeIn).op(Op.i32GeU);
+          f.ifElse(() => f.op(Op.unreachable));
           f.get(dx).get(index).i32(bytes).op(Op.i32Mul, Op.i32Add).set(at);
           f.get(at).get(at).memory(load, align, 0);
           f.get(dy).get(o).i32(bytes).op(Op.i32Mul, Op.i32Add).memory(load, align, 0);
-          f.op(bytes === 4 ? F32_ADD : F64_ADD).memory(store, align, 0);
+          f.op(bytes === 4 ? Op.f32Add : Op.f64Add).memory(store, align, 0);
         },
       );
     },
@@ -218,7 +209,6 @@ export function maxPoolAdjointFunction(name: string, bytes: 4 | 8): FunctionBuil
 
 // SIMD opcodes only the 2 × 2 max-pool uses.
 const V128_CONST = 0x0c;
-const I8X16_SHUFFLE = 0x0d;
 const I32X4_SPLAT = 0x11;
 const F32X4_EQ = 0x41;
 const F32X4_NE = 0x42;
@@ -301,7 +291,7 @@ export function maxPool2x2Function(name: string): FunctionBuilder {
     };
     load(0);
     load(16);
-    f.simd(I8X16_SHUFFLE).op(...lanes);
+    f.simd(Simd.i8x16Shuffle).op(...lanes);
   };
   f.i32(0).set(o);
   f.forLoop(
@@ -354,7 +344,7 @@ export function maxPool2x2Function(name: string): FunctionBuilder {
           f.get(out).get(o).i32(4).op(Op.i32Mul, Op.i32Add).get(bestScalar);
           f.memory(Op.f32Store, 2, 0);
           f.get(argmax).get(o).i32(4).op(Op.i32Mul, Op.i32Add).get(atScalar);
-          f.memory(I32_STORE, 2, 0);
+          f.memory(Op.i32Store, 2, 0);
           f.increment(o, 1);
           f.increment(ox, 1);
           f.op(Op.br, 0, Op.end, Op.end);

@@ -3,7 +3,6 @@
 import { FunctionBuilder, I32, Op, Simd, V128 } from "./assembler.js";
 
 const I32_LOAD8_U = 0x2d;
-const I32_STORE = 0x36;
 const I32_CTZ = 0x68;
 const I32_POPCNT = 0x69;
 const I8X16_NE = 0x24;
@@ -74,7 +73,7 @@ export function nonzeroPositionsFunction(): FunctionBuilder {
   const emit = (value: () => void) => {
     f.get(out);
     value();
-    f.memory(I32_STORE, 2, 0);
+    f.memory(Op.i32Store, 2, 0);
     f.increment(out, 4);
   };
   f.forLoop(

@@ -2,11 +2,6 @@
 
 import { F64, FunctionBuilder, I32, Op } from "./assembler.js";
 
-// Scalar opcodes only this kernel uses.
-const F64_ADD = 0xa0;
-const F32_DEMOTE = 0xb6;
-const F64_PROMOTE = 0xbb;
-
 /**
  * `sumRows(x, out, length, lo, hi)` (byte addresses x, out; floats of `bytes`): out[o] = the sum
  * of row o of x (`length` elements from x + o · length · bytes) for rows [lo, hi), accumulated in
@@ -26,15 +21,15 @@ export function sumRowsFunction(name: string, bytes: 4 | 8): FunctionBuilder {
   /** Adds the element at `row` to `sum`, and moves `row` on by one element. */
   const accumulate = (sum: number, row: number) => {
     f.get(sum).get(row).memory(load, align, 0);
-    if (bytes === 4) f.op(F64_PROMOTE);
-    f.op(F64_ADD).set(sum);
+    if (bytes === 4) f.op(Op.f64PromoteF32);
+    f.op(Op.f64Add).set(sum);
     f.increment(row, bytes);
   };
   /** out[o + k] = sum, in the output's precision. */
   const write = (k: number, sum: number) => {
     f.get(out).get(o).i32(k).op(Op.i32Add).i32(bytes).op(Op.i32Mul, Op.i32Add);
     f.get(sum);
-    if (bytes === 4) f.op(F32_DEMOTE);
+    if (bytes === 4) f.op(Op.f32DemoteF64);
     f.memory(store, align, 0);
   };
   f.get(length).i32(bytes).op(Op.i32Mul).set(rowBytes);

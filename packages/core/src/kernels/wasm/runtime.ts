@@ -244,7 +244,6 @@ function extremesFunction(): FunctionBuilder {
   const [at, count] = [0, 1];
   const [i, low, high, x] = [f.local(I32), f.local(I32), f.local(I32), f.local(I32)];
   const [lows, highs] = [f.local(V128), f.local(V128)];
-  const I32_LOAD = 0x28;
   const [MIN_S, MAX_S, EXTRACT] = [0xb6, 0xb8, 0x1b];
   const load = () => f.get(at).get(i).op(Op.i32Add).simd(Simd.load, { align: 2, offset: 0 });
   f.get(at).simd(Simd.load32Splat, { align: 2, offset: 0 }).tee(lows).set(highs);
@@ -280,7 +279,7 @@ function extremesFunction(): FunctionBuilder {
     i,
     vectorBytes,
     () => f.get(count).i32(4).op(Op.i32Mul),
-    () => fold(() => f.get(at).get(i).op(Op.i32Add).memory(I32_LOAD, 2, 0)),
+    () => fold(() => f.get(at).get(i).op(Op.i32Add).memory(Op.i32Load, 2, 0)),
     4,
   );
   f.get(low).get(high);
