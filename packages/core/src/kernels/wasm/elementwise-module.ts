@@ -92,12 +92,12 @@ const BINARY = {
   max: Simd.f32x4Max,
   lt: MathSimd.f32x4Lt,
   le: 0x45,
-  gt: 0x44,
+  gt: Simd.f32x4Gt,
   ge: MathSimd.f32x4Ge,
-  eq: MathSimd.f32x4Eq,
-  ne: 0x42,
-  and: MathSimd.and,
-  or: MathSimd.or,
+  eq: Simd.f32x4Eq,
+  ne: Simd.f32x4Ne,
+  and: Simd.v128And,
+  or: Simd.v128Or,
   andnot: 0x4f,
   pmin: 0xea,
   pmax: 0xeb,
@@ -220,7 +220,7 @@ function fusedVector(
             () =>
               inBranch(() => {
                 const [la, lb] = [compute(a), compute(b)];
-                f.get(la).get(lb).get(m).simd(MathSimd.bitselect).set(local);
+                f.get(la).get(lb).get(m).simd(Simd.v128Bitselect).set(local);
               }),
             () => side(b),
           );
@@ -231,11 +231,11 @@ function fusedVector(
       const args = code === "select" ? [reads[1], reads[2], reads[0]] : reads;
       const locals = args.map(compute);
       if (code === "const" && line.word !== undefined)
-        f.get(words[line.word]).simd(MathSimd.i32x4Splat);
+        f.get(words[line.word]).simd(Simd.i32x4Splat);
       else if (code === "const") math.constantBits(line.bits ?? 0);
       else {
         for (const l of locals) f.get(l);
-        if (code === "select") f.simd(MathSimd.bitselect);
+        if (code === "select") f.simd(Simd.v128Bitselect);
         else if (code === "log" || code === "log1p" || code === "exp") math[code]();
         else if (code in UNARY) f.simd(UNARY[code as keyof typeof UNARY]);
         else if (code in BINARY) f.simd(BINARY[code as keyof typeof BINARY]);
@@ -428,7 +428,7 @@ export function elementwiseFunction(
     const: () =>
       vectors(() => {
         plus(pd, i);
-        f.get(w[2]).simd(MathSimd.i32x4Splat).simd(Simd.store, { align: 4, offset: 0 });
+        f.get(w[2]).simd(Simd.i32x4Splat).simd(Simd.store, { align: 4, offset: 0 });
       }),
     gather: () => rowRuns(() => moveRun(true, false)),
     neg: unary(() => f.simd(UNARY.neg)),
@@ -460,7 +460,7 @@ export function elementwiseFunction(
         loadVector(pb);
         loadVector(pm);
         loadVector(pa);
-        f.simd(MathSimd.bitselect).simd(Simd.store, { align: 4, offset: 0 });
+        f.simd(Simd.v128Bitselect).simd(Simd.store, { align: 4, offset: 0 });
       }),
     // Whole vectors, then the last partial one lane by lane: an array written in place (a
     // tensor's data in the heap) has no slack after it.
@@ -501,7 +501,7 @@ export function elementwiseFunction(
             if (v % 2 === 1) f.simd(I16X8_NARROW_I32X4_S);
           }
           f.simd(I8X16_NARROW_I16X8_S);
-          f.i32(1).simd(I8X16_SPLAT).simd(MathSimd.and);
+          f.i32(1).simd(I8X16_SPLAT).simd(Simd.v128And);
           f.simd(Simd.store, { align: 0, offset: 0 });
         },
         64,

@@ -2,27 +2,19 @@
 
 import { type FunctionBuilder, Op, Simd, V128 } from "./assembler.js";
 
-/** The SIMD opcodes only these functions use (the others are in the assembler's table). */
+/** SIMD opcodes the assembler's table lacks: these functions' own, and the elementwise kernels' arithmetic. */
 export const MathSimd = {
-  i32x4Splat: 0x11,
-  v128Const: 0x0c,
-  and: 0x4e,
-  or: 0x50,
-  bitselect: 0x52,
-  f32x4Eq: 0x41,
   f32x4Lt: 0x43,
   f32x4Ge: 0x46,
   f32x4Nearest: 0x6a,
   i32x4Shl: 0xab,
   i32x4ShrS: 0xac,
-  i32x4Add: 0xae,
   i32x4Sub: 0xb1,
   f32x4Sub: 0xe5,
   f32x4Div: 0xe7,
   f32x4Min: 0xe8,
   i32x4TruncSatF32x4S: 0xf8,
   f32x4ConvertI32x4S: 0xfa,
-  f32x4Ne: 0x42,
   i32x4LtU: 0x3a,
   i32x4AllTrue: 0xa3,
 } as const;
@@ -100,7 +92,7 @@ export class VectorMath {
     for (let lane = 0; lane < 4; lane++) {
       for (let b = 0; b < 4; b++) bytes.push((bits >>> (8 * b)) & 0xff);
     }
-    this.f.simd(MathSimd.v128Const).op(...bytes);
+    this.f.simd(Simd.v128Const).op(...bytes);
     return this;
   }
 
@@ -155,7 +147,7 @@ export class VectorMath {
     a();
     b();
     mask();
-    this.f.simd(MathSimd.bitselect);
+    this.f.simd(Simd.v128Bitselect);
   }
 
   /**
@@ -174,7 +166,7 @@ export class VectorMath {
       f.get(t).get(k).i32(23).simd(MathSimd.i32x4Shl).simd(MathSimd.i32x4Sub);
       this.constant(1);
       f.simd(MathSimd.f32x4Sub).set(m); // m now holds f = m − 1
-      if (exponent >= 0) f.get(k).get(exponent).simd(MathSimd.i32x4Add).set(k);
+      if (exponent >= 0) f.get(k).get(exponent).simd(Simd.i32x4Add).set(k);
       f.get(k).simd(MathSimd.f32x4ConvertI32x4S).set(k); // k as a float from here on
       f.get(m).get(m).simd(Simd.f32x4Mul).set(z);
       // y = f · z · P(f) + k · LN2_LO − z / 2 (+ correction)
@@ -215,13 +207,13 @@ export class VectorMath {
     this.select(
       () => this.constant(-Infinity),
       () => f.get(result),
-      is(0, MathSimd.f32x4Eq),
+      is(0, Simd.f32x4Eq),
     );
     f.set(result);
     this.select(
       () => this.constant(Infinity),
       () => f.get(result),
-      is(Infinity, MathSimd.f32x4Eq),
+      is(Infinity, Simd.f32x4Eq),
     );
   }
 
@@ -271,7 +263,7 @@ export class VectorMath {
     f.set(t);
     f.get(subnormal);
     this.constantBits(-25);
-    f.simd(MathSimd.and).set(subnormal);
+    f.simd(Simd.v128And).set(subnormal);
     this.logCore(t, subnormal, -1, result);
     this.logSpecials(x, result);
     f.set(result);
@@ -310,12 +302,12 @@ export class VectorMath {
       // Lanes with u positive and finite (bits 1 … 0x7f7fffff) and x not ±0 need nothing more.
       f.get(x);
       this.constant(0);
-      f.simd(MathSimd.f32x4Ne);
+      f.simd(Simd.f32x4Ne);
       f.get(u);
       this.constantBits(1);
       f.simd(MathSimd.i32x4Sub);
       this.constantBits(0x7f7fffff);
-      f.simd(MathSimd.i32x4LtU).simd(MathSimd.and);
+      f.simd(MathSimd.i32x4LtU).simd(Simd.v128And);
       f.simd(MathSimd.i32x4AllTrue).op(Op.i32Eqz);
       f.ifElse(() => {
         this.logSpecials(u, result);
@@ -327,7 +319,7 @@ export class VectorMath {
           () => {
             f.get(x);
             this.constant(0);
-            f.simd(MathSimd.f32x4Eq);
+            f.simd(Simd.f32x4Eq);
           },
         );
         f.set(result);
@@ -369,7 +361,7 @@ export class VectorMath {
       const power = (exponent: () => void) => {
         exponent();
         this.constantBits(127);
-        f.simd(MathSimd.i32x4Add).i32(23).simd(MathSimd.i32x4Shl).simd(Simd.f32x4Mul);
+        f.simd(Simd.i32x4Add).i32(23).simd(MathSimd.i32x4Shl).simd(Simd.f32x4Mul);
       };
       f.get(n).i32(1).simd(MathSimd.i32x4ShrS).set(z); // z now holds n >> 1
       power(() => f.get(z));

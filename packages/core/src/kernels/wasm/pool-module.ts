@@ -207,17 +207,6 @@ export function maxPoolAdjointFunction(name: string, bytes: 4 | 8): FunctionBuil
   return f;
 }
 
-// SIMD opcodes only the 2 × 2 max-pool uses.
-const V128_CONST = 0x0c;
-const I32X4_SPLAT = 0x11;
-const F32X4_EQ = 0x41;
-const F32X4_NE = 0x42;
-const F32X4_GT = 0x44;
-const V128_AND = 0x4e;
-const V128_OR = 0x50;
-const V128_BITSELECT = 0x52;
-const I32X4_ADD = 0xae;
-
 /** The bytes of four little-endian i32 lanes. */
 function lanes32(values: readonly number[]): number[] {
   return values.flatMap((v) => [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >> 24) & 0xff]);
@@ -243,7 +232,7 @@ export function maxPool2x2Function(name: string): FunctionBuilder {
   const odd = even.map((b) => b + 4);
   const splat = (push: () => void) => {
     push();
-    f.simd(I32X4_SPLAT);
+    f.simd(Simd.i32x4Splat);
   };
   splat(() => f.i32(1));
   f.set(right);
@@ -251,18 +240,18 @@ export function maxPool2x2Function(name: string): FunctionBuilder {
   f.set(below);
   splat(() => f.get(W).i32(1).op(Op.i32Add));
   f.set(belowRight);
-  f.simd(V128_CONST).op(...lanes32([0, 2, 4, 6]));
+  f.simd(Simd.v128Const).op(...lanes32([0, 2, 4, 6]));
   f.set(offsets);
   /** best, at = the later element where it wins (vectors): value on the stack, its index in `indexVector`. */
   const stepVector = (indexVector: () => void) => {
     f.set(v0);
     // wins = v0 > best | (v0 ≠ v0 & best = best)
-    f.get(v0).get(best).simd(F32X4_GT);
-    f.get(v0).get(v0).simd(F32X4_NE).get(best).get(best).simd(F32X4_EQ).simd(V128_AND);
-    f.simd(V128_OR).set(v1);
-    f.get(v0).get(best).get(v1).simd(V128_BITSELECT).set(best);
+    f.get(v0).get(best).simd(Simd.f32x4Gt);
+    f.get(v0).get(v0).simd(Simd.f32x4Ne).get(best).get(best).simd(Simd.f32x4Eq).simd(Simd.v128And);
+    f.simd(Simd.v128Or).set(v1);
+    f.get(v0).get(best).get(v1).simd(Simd.v128Bitselect).set(best);
     indexVector();
-    f.get(at).get(v1).simd(V128_BITSELECT).set(at);
+    f.get(at).get(v1).simd(Simd.v128Bitselect).set(at);
   };
   /** The same for one window: the element at `index` + `delta`. */
   const stepScalar = (delta: () => void) => {
@@ -314,16 +303,16 @@ export function maxPool2x2Function(name: string): FunctionBuilder {
           f.get(row).get(ox).i32(2).op(Op.i32Mul, Op.i32Add).tee(index);
           f.i32(4).op(Op.i32Mul).get(x).op(Op.i32Add).set(address);
           splat(() => f.get(index));
-          f.get(offsets).simd(I32X4_ADD).set(ia);
+          f.get(offsets).simd(Simd.i32x4Add).set(ia);
           halves(false, even);
           f.set(best);
           f.get(ia).set(at);
           halves(false, odd);
-          stepVector(() => f.get(ia).get(right).simd(I32X4_ADD));
+          stepVector(() => f.get(ia).get(right).simd(Simd.i32x4Add));
           halves(true, even);
-          stepVector(() => f.get(ia).get(below).simd(I32X4_ADD));
+          stepVector(() => f.get(ia).get(below).simd(Simd.i32x4Add));
           halves(true, odd);
-          stepVector(() => f.get(ia).get(belowRight).simd(I32X4_ADD));
+          stepVector(() => f.get(ia).get(belowRight).simd(Simd.i32x4Add));
           f.get(out).get(o).i32(4).op(Op.i32Mul, Op.i32Add).get(best);
           f.simd(Simd.store, { align: 2, offset: 0 });
           f.get(argmax).get(o).i32(4).op(Op.i32Mul, Op.i32Add).get(at);

@@ -7,9 +7,6 @@ const I32_CTZ = 0x68;
 const I32_POPCNT = 0x69;
 const I8X16_NE = 0x24;
 const I8X16_BITMASK = 0x64;
-const I32X4_SPLAT = 0x11;
-const I32X4_ADD = 0xae;
-const V128_CONST = 0x0c;
 
 /** Pushes the bitmask of the non-zero bytes of the 16 at byte address `at` + `i` (bit j: byte j). */
 function nonzeroMask(f: FunctionBuilder, at: number, i: number): void {
@@ -23,7 +20,7 @@ function lanes(f: FunctionBuilder, first: number): void {
   for (let lane = 0; lane < 4; lane++) {
     for (let b = 0; b < 4; b++) bytes.push(((first + lane) >>> (8 * b)) & 0xff);
   }
-  f.simd(V128_CONST).op(...bytes);
+  f.simd(Simd.v128Const).op(...bytes);
 }
 
 /** `countNonzero8(at, n) → count`: how many of the `n` bytes at `at` are not zero. */
@@ -86,11 +83,11 @@ export function nonzeroPositionsFunction(): FunctionBuilder {
       f.ifElse(
         () => {
           // All sixteen: i, i + 1, …, i + 15 as four vectors.
-          f.get(i).simd(I32X4_SPLAT).set(position);
+          f.get(i).simd(Simd.i32x4Splat).set(position);
           for (let v = 0; v < 4; v++) {
             f.get(out).get(position);
             lanes(f, 4 * v);
-            f.simd(I32X4_ADD).simd(Simd.store, { align: 2, offset: 16 * v });
+            f.simd(Simd.i32x4Add).simd(Simd.store, { align: 2, offset: 16 * v });
           }
           f.increment(out, 64);
         },
